@@ -1,0 +1,167 @@
+"""Exports: frames as lossless PNG with a JSON sidecar, scores as CSV, the challenge's format.
+
+Every write is atomic (temporary file, then rename) and never replaces an existing file unless
+asked to. The PNG holds the original pixels at native resolution; an overlay copy is optional.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import SimpleITK as sitk
+
+from . import __version__
+from .fileio import ExportError, atomic_write
+from .sweep import Sweep
+
+CHALLENGE_FRAME_JSON = "fetal-abdomen-frame-number.json"
+CHALLENGE_MASK = "fetal-abdomen-segmentation.mha"
+SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
+
+# The sidecar's fields, declared once: (name, description). The help text and the tests use this table.
+SIDECAR_FIELDS = (
+    ("source", "path of the sweep file the frame comes from"),
+    ("source_sha256", "content hash of the sweep's pixels"),
+    ("frame", "0-based frame index in the volume"),
+    ("sweep", "1-based sweep number"),
+    ("frame_in_sweep", "0-based frame index within its sweep"),
+    ("score", "the model's score of this frame"),
+    ("threshold", "the threshold a frame must reach to count as good"),
+    ("good", "whether the score reaches the threshold"),
+    ("model", "the model's name"),
+    ("model_identity", "hash identifying the model's weights and adapter"),
+    ("demo_model", "true when the demo model (synthetic data, not for clinical use) scored it"),
+    ("pixel_spacing_mm", "[x, y] pixel spacing in millimetres"),
+    ("frame_size_px", "[width, height] of the PNG"),
+    ("ac_mm", "abdominal circumference measured on the model's mask, when there is one"),
+    ("app_version", "fetal-iqa version"),
+    ("exported_at", "UTC time of the export"),
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    identity: str
+    threshold: float
+    is_demo: bool = False
+
+
+def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None) -> dict:
+    slot = sweep.layout.sweep_of(frame)
+    good = None if score is None or math.isnan(score) else bool(score >= model.threshold)
+    values = {
+        "source": str(sweep.source),
+        "source_sha256": sweep.content_hash,
+        "frame": int(frame),
+        "sweep": slot.number,
+        "frame_in_sweep": int(frame - slot.start),
+        "score": None if good is None else round(float(score), 6),
+        "threshold": model.threshold,
+        "good": good,
+        "model": model.name,
+        "model_identity": model.identity,
+        "demo_model": model.is_demo,
+        "pixel_spacing_mm": list(sweep.spacing_mm),
+        "frame_size_px": list(sweep.frame_size),
+        "ac_mm": None if ac_mm is None else round(ac_mm, 2),
+        "app_version": __version__,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    assert list(values) == [name for name, _ in SIDECAR_FIELDS]
+    return values
+
+
+def frame_basename(sweep: Sweep, frame: int) -> str:
+    slot = sweep.layout.sweep_of(frame)
+    stem = sweep.source.name.split(".")[0] or "sweep"
+    return f"{stem}_frame{frame:03d}_sweep{slot.number}"
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ExportError("The frame could not be encoded as PNG.")
+    return encoded.tobytes()
+
+
+def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, out_dir: str | Path,
+                 overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False) -> list[Path]:
+    """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
+
+    The sidecar is checked before anything is written, so that a refused export writes nothing.
+    """
+    if sweep.layout.padding[frame]:
+        raise ExportError(f"Frame {frame} is padding, not an image; nothing was exported.")
+    out_dir = Path(out_dir)
+    base = frame_basename(sweep, frame)
+    targets = [out_dir / f"{base}.png", out_dir / f"{base}.json"]
+    if overlay is not None:
+        targets.append(out_dir / f"{base}_overlay.png")
+    if not overwrite:
+        taken = [str(p) for p in targets if p.exists()]
+        if taken:
+            raise ExportError(f"'{taken[0]}' already exists; nothing was overwritten.")
+    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
+    written = [atomic_write(targets[0], lambda f: f.write(_png_bytes(sweep.frames[frame])), overwrite)]
+    written.append(atomic_write(targets[1], lambda f: f.write(document), overwrite))
+    if overlay is not None:
+        written.append(atomic_write(targets[2], lambda f: f.write(_png_bytes(overlay)), overwrite))
+    return written
+
+
+def score_rows(sweep: Sweep, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):
+    """The CSV rows, one per frame: frame, sweep, padding, score, good[, mask_area_px]."""
+    for frame in range(sweep.n_frames):
+        padding = bool(sweep.layout.padding[frame])
+        score = scores[frame]
+        scored = not padding and not np.isnan(score)
+        row = [frame, sweep.layout.sweep_of(frame).number, int(padding),
+               f"{score:.6f}" if scored else "", int(scored and score >= threshold) if not padding else 0]
+        if mask_area_px is not None:
+            row.append("" if not scored else int(mask_area_px[frame]))
+        yield row
+
+
+def write_scores_csv(path: str | Path, sweep: Sweep, scores: np.ndarray, threshold: float,
+                     mask_area_px: np.ndarray | None = None, overwrite: bool = False) -> Path:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(SCORE_COLUMNS + (("mask_area_px",) if mask_area_px is not None else ()))
+    writer.writerows(score_rows(sweep, scores, threshold, mask_area_px))
+    return atomic_write(path, lambda f: f.write(text.getvalue().encode()), overwrite)
+
+
+def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: np.ndarray | None,
+                           shape: tuple[int, int, int], spacing_mm: tuple[float, float], overwrite: bool = False) -> Path:
+    """The challenge's per-case output: chosen frame (0-based, -1 for none) and a 0/1 mask volume
+    of the case's shape, zero except on the chosen frame."""
+    case_dir = Path(out_dir) / case_id
+    volume = np.zeros(shape, np.uint8)
+    if frame >= 0 and mask is not None:
+        volume[frame] = (mask > 0).astype(np.uint8)
+    image = sitk.GetImageFromArray(volume)
+    image.SetSpacing((spacing_mm[0], spacing_mm[1], 1.0))
+    with_suffix = case_dir / CHALLENGE_MASK
+
+    def write_mha(file):
+        # SimpleITK writes to paths only: write next to the target, then stream it through
+        temp = with_suffix.with_name(f".{CHALLENGE_MASK}.itk.mha")
+        try:
+            sitk.WriteImage(image, str(temp), True)
+            file.write(temp.read_bytes())
+        finally:
+            temp.unlink(missing_ok=True)
+
+    case_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(with_suffix, write_mha, overwrite)
+    atomic_write(case_dir / CHALLENGE_FRAME_JSON, lambda f: f.write(json.dumps(int(frame)).encode()), overwrite)
+    return case_dir

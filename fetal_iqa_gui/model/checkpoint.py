@@ -1,0 +1,169 @@
+"""Checkpoints: our adapter format, and import of the paper's PyTorch Lightning `.ckpt` files.
+
+Our format is one `.safetensors` file: the trained tensors (LoRA, head or decoder; the tower too
+in a full-model checkpoint) under our model's state-dict names, and a JSON document in the
+safetensors metadata (`fetal_iqa`): task, model config, base-weights sha256, threshold,
+preprocessing, training metrics, version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .networks import FetalCLIPClassifier, FetalCLIPSegmenter
+from .tower import ModelLoadError, build_visual, check_state
+
+FORMAT_VERSION = 1
+METADATA_KEY = "fetal_iqa"
+TASKS = ("classification", "segmentation")
+
+
+def build_model(task: str, config: dict) -> torch.nn.Module:
+    """A model of `task` on a randomly initialised tower of `config`, LoRA applied."""
+    visual = build_visual(config)
+    if task == "classification":
+        return FetalCLIPClassifier(visual, config["embed_dim"])
+    if task == "segmentation":
+        return FetalCLIPSegmenter(visual)
+    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict, full_model: bool = False) -> None:
+    """Write our format atomically. Adapter-only unless `full_model` (then the tower is included)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if not full_model:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.") or "lora_" in k}
+    document = dict(metadata, format_version=FORMAT_VERSION, task=model.task, full_model=full_model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False) as tmp:
+        temp_path = Path(tmp.name)
+    try:
+        save_file(state, str(temp_path), metadata={METADATA_KEY: json.dumps(document)})
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and the metadata document of one of our checkpoints."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(path, "the file does not exist", "Check the --adapter path or Settings.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(path, f"it is not a readable safetensors file ({error})",
+                             "The file may be truncated; copy it again.") from None
+    if METADATA_KEY not in header:
+        raise ModelLoadError(path, "it is a safetensors file but not a fetal-iqa checkpoint (no metadata)")
+    try:
+        metadata = json.loads(header[METADATA_KEY])
+    except ValueError:
+        raise ModelLoadError(path, "its metadata is damaged") from None
+    if metadata.get("task") not in TASKS:
+        raise ModelLoadError(path, f"unknown task {metadata.get('task')!r} in its metadata")
+    if metadata.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelLoadError(path, "it was written by a newer fetal-iqa", "Update fetal-iqa.")
+    return state, metadata
+
+
+def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, full_model: bool) -> None:
+    """Load a checkpoint's tensors; an adapter leaves the (already loaded) tower as it is."""
+    own = model.state_dict()
+    if not full_model:
+        own = {k: v for k, v in own.items() if not k.startswith("encoder.") or "lora_" in k}
+    check_state(own, state, path)
+    model.load_state_dict(state, strict=full_model)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's Lightning checkpoints, loaded without Lightning and without running pickled code.
+
+class PlainAttributeDict(dict):
+    """Stands in for Lightning's AttributeDict (hyper-parameters): a plain dict."""
+
+
+# Lightning's non-tensor objects that such files hold, mapped to plain containers.
+_LIGHTNING_STAND_INS = [
+    (PlainAttributeDict, "lightning.fabric.utilities.data.AttributeDict"),
+    (PlainAttributeDict, "lightning_fabric.utilities.data.AttributeDict"),
+    (PlainAttributeDict, "pytorch_lightning.utilities.parsing.AttributeDict"),
+    (PlainAttributeDict, "lightning.pytorch.utilities.parsing.AttributeDict"),
+]
+
+_PREFIX_MAPS = {
+    "classification": [("encoder.base_model.model.", "encoder.base_model.model."), ("classifier.", "classifier."),
+                       ("output.", "classifier.")],
+    "segmentation": [("encoder.base_model.model.transformer.visual_encoder.", "encoder.base_model.model."),
+                     ("decoder.", "decoder."), ("output.", "decoder.")],
+}
+
+
+def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, torch.Tensor], dict]:
+    """(task, our state dict, hyper-parameters) of a `.ckpt` saved by the paper's code."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(path, "the file does not exist", "Check the --adapter path or Settings.")
+    try:
+        with torch.serialization.safe_globals(_LIGHTNING_STAND_INS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        match = re.search(r"GLOBAL ([\w.]+)", str(error))
+        name = match.group(1) if match else "an unknown type"
+        raise ModelLoadError(path, f"it holds a Python object of type {name} that fetal-iqa does not load "
+                             "(loading it would run code from the file)",
+                             "Save the model's state_dict alone, or use `fetal-iqa train`.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({_short(error)})") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ModelLoadError(path, "it has no state_dict: not a Lightning checkpoint")
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    task = _guess_task(state)
+    if task is None:
+        raise ModelLoadError(path, "it holds neither the paper's ClassificationModel nor its SegmentationModel "
+                             "(no 'classifier.' or 'decoder.' weights)")
+    mapped = {}
+    for key, value in state.items():
+        for old, new in _PREFIX_MAPS[task]:
+            if key.startswith(old):
+                mapped[new + key[len(old):]] = value
+                break
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    return task, mapped, hparams
+
+
+def _guess_task(state: dict) -> str | None:
+    if any(k.startswith(("decoder.decoder0", "output.decoder0")) for k in state):
+        return "segmentation"
+    if any(k.startswith(("classifier.", "output.")) for k in state):
+        return "classification"
+    return None
+
+
+def config_from_state(state: dict[str, torch.Tensor]) -> dict:
+    """The tower's open_clip config, read off its tensors' shapes (for checkpoints without one)."""
+    prefix = "encoder.base_model.model."
+    conv = state[prefix + "conv1.weight"]
+    width, patch = conv.shape[0], conv.shape[-1]
+    positions = state[prefix + "positional_embedding"].shape[0] - 1
+    grid = int(round(positions ** 0.5))
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.", k)))
+    return {"embed_dim": state[prefix + "proj"].shape[1],
+            "vision_cfg": {"image_size": grid * patch, "layers": layers, "width": width, "patch_size": patch}}
+
+
+def _short(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__

@@ -1,0 +1,171 @@
+"""From what the user names (weights, config, adapter, or the demo) to a model ready to score."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS, MODEL_WEIGHTS_DIR
+from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
+from .networks import (SEG_GOOD_FRACTION, FetalCLIPClassifier, FetalCLIPSegmenter, merge_for_inference)
+from .tower import ModelLoadError, build_visual, load_config, load_visual_weights
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS = {
+    "classification": MODEL_WEIGHTS_DIR / "demo_cls.safetensors",
+    "segmentation": MODEL_WEIGHTS_DIR / "demo_seg.safetensors",
+}
+DEMO_LABEL = "Demo model: trained on synthetic sweeps, not for clinical use"
+_HASH_LIMIT = 64 << 20  # larger files are identified by name, size and time, not by content
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user chose: the demo model, or FetalCLIP weights + config + an adapter."""
+
+    weights: Path | None = None
+    config: Path | None = None
+    adapter: Path | None = None
+    demo: str | None = None  # a task name: use that demo model
+    verify_sha256: bool = False
+
+    @classmethod
+    def demo_model(cls, task: str = "classification") -> "ModelSpec":
+        return cls(demo=task)
+
+    def describe(self) -> str:
+        if self.demo:
+            return f"demo ({self.demo})"
+        return Path(self.adapter).name if self.adapter else "FetalCLIP (no adapter)"
+
+
+@dataclass
+class LoadedModel:
+    """A merged, eval-mode model and what the app needs to know about it."""
+
+    module: nn.Module
+    task: str
+    threshold: float
+    name: str
+    identity: str
+    is_demo: bool = False
+    metadata: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.task == "segmentation"
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores (n,) float in [0, 1] and, for SEG, the 224 x 224 masks (n, 224, 224) bool.
+
+        CLS scores are sigmoid probabilities; SEG scores are the predicted abdomen area as a
+        fraction of the frame (good at >= 1 %, the paper's rule).
+        """
+        output = self.module(images).float()
+        if not self.is_segmentation:
+            return torch.sigmoid(output).cpu().numpy(), None
+        masks = (output[:, 0] > 0).cpu().numpy()  # sigmoid > 0.5
+        return masks.reshape(len(masks), -1).mean(axis=1), masks
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Build and load the model `spec` names, merged for inference; raises `ModelLoadError`."""
+    if spec.demo:
+        path = DEMO_MODELS.get(spec.demo)
+        if path is None:
+            raise ModelLoadError(None, f"there is no demo model for the task {spec.demo!r}")
+        if not path.exists():
+            raise ModelLoadError(path, "the demo model is not installed",
+                                 "Regenerate it with `fetal-iqa train-demo` (see the README).")
+        return _load_ours(spec, path, demo=True)
+    if spec.adapter is None:
+        raise ModelLoadError(spec.weights, "FetalCLIP's weights alone cannot score frames: a trained adapter is needed",
+                             "Give an adapter (--adapter, or Settings), or use the demo model.")
+    adapter = Path(spec.adapter)
+    if adapter.suffix == ".ckpt":
+        return _load_lightning(spec, adapter)
+    return _load_ours(spec, adapter, demo=False)
+
+
+def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
+    state, metadata = read_checkpoint(path)
+    task = metadata["task"]
+    config = load_config(spec.config) if spec.config else metadata.get("config")
+    if config is None:
+        config = load_config(FETALCLIP_CONFIG)
+    warnings = []
+    if metadata.get("full_model"):
+        model = build_model(task, config)
+        base_identity = "included"
+    else:
+        weights = Path(spec.weights) if spec.weights else FETALCLIP_WEIGHTS
+        visual = build_visual(config)
+        warning = load_visual_weights(visual, weights, spec.verify_sha256)
+        if warning:
+            warnings.append(warning)
+        model = FetalCLIPClassifier(visual, config["embed_dim"]) if task == "classification" else FetalCLIPSegmenter(visual)
+        base_identity = _file_identity(weights)
+    load_into(model, state, path, full_model=bool(metadata.get("full_model")))
+    name = DEMO_LABEL if demo else metadata.get("name") or f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"
+    return _ready(model, task, metadata, name, f"{task}:{_file_identity(path)}:{base_identity}", demo, warnings)
+
+
+def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
+    task, state, hparams = read_lightning_checkpoint(path)
+    try:
+        config = load_config(spec.config) if spec.config else config_from_state(state)
+    except (KeyError, ValueError):
+        raise ModelLoadError(path, "the tower's shape cannot be read from it", "Give its config with --config.") from None
+    model = build_model(task, config)
+    load_into(model, state, path, full_model=True)
+    metadata = {"source": "paper's Lightning checkpoint", "hyper_parameters": _plain(hparams), "config": config}
+    name = f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"
+    return _ready(model, task, metadata, name, f"{task}:{_file_identity(path)}", False, [])
+
+
+def _ready(model, task, metadata, name, identity, demo, warnings) -> LoadedModel:
+    merge_for_inference(model)
+    model.eval().requires_grad_(False)
+    default = 0.5 if task == "classification" else SEG_GOOD_FRACTION
+    threshold = float(metadata.get("threshold", default))
+    log.info("model ready: %s (%s)", name, identity)
+    return LoadedModel(model, task, threshold, name, identity, demo, metadata, warnings)
+
+
+def _file_identity(path: Path) -> str:
+    """Content hash for small files; name, size and modification time for large ones."""
+    path = Path(path)
+    stat = path.stat()
+    if stat.st_size <= _HASH_LIMIT:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def default_spec() -> ModelSpec:
+    """The demo model unless real weights and an adapter are in model_weights/."""
+    adapters = sorted(p for p in MODEL_WEIGHTS_DIR.glob("*") if p.suffix in (".safetensors", ".ckpt")
+                      and p not in DEMO_MODELS.values())
+    if FETALCLIP_WEIGHTS.exists() and adapters:
+        return ModelSpec(weights=FETALCLIP_WEIGHTS, adapter=adapters[0])
+    return ModelSpec.demo_model()
+
+
+def real_weights_configured() -> bool:
+    return FETALCLIP_WEIGHTS.exists() or bool(os.environ.get("FETAL_IQA_WEIGHTS"))

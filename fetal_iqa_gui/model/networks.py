@@ -1,0 +1,188 @@
+"""FetalCLIP_CLS and FetalCLIP_SEG: the paper's two models on the FetalCLIP vision tower.
+
+Both wrap the tower in the paper's LoRA (peft: r 8, alpha 16, dropout 0.1, targets c_fc, c_proj,
+out_proj). Module names follow the paper's code (`encoder`, `classifier`, `decoder` and the
+UNETR block names) so that its checkpoints map onto ours key for key.
+
+The out_proj quirk: torch's MultiheadAttention reads `out_proj.weight` directly, and peft's
+wrapper hands it the base weight, so the out_proj adapters never enter the forward pass. The
+paper's model computed exactly that; `merge_for_inference` keeps it so.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+
+SEG_INPUT_CHANNELS = 3
+SEG_INIT_FILTERS = 32
+SEG_GRID = 14  # the decoder's token grid: hidden states are resized to 14 x 14
+SEG_GOOD_FRACTION = 0.01  # a frame is good when >= 1 % of its 224 x 224 pixels are abdomen
+
+
+def lora_config() -> LoraConfig:
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, bias="none",
+                      target_modules=["c_fc", "c_proj", "out_proj"])
+
+
+def with_lora(visual: nn.Module) -> PeftModel:
+    """The tower frozen, with the paper's LoRA adapters (which are trainable)."""
+    for parameter in visual.parameters():
+        parameter.requires_grad = False
+    return get_peft_model(visual, lora_config())
+
+
+def tower_of(encoder: nn.Module) -> nn.Module:
+    """The open_clip VisionTransformer inside an encoder, wrapped by peft or merged."""
+    return encoder.get_base_model() if isinstance(encoder, PeftModel) else encoder
+
+
+class FetalCLIPClassifier(nn.Module):
+    """FetalCLIP_CLS: tower + LoRA, a linear head on the image embedding, one logit per frame."""
+
+    task = "classification"
+
+    def __init__(self, visual: nn.Module, embed_dim: int, lora: bool = True):
+        super().__init__()
+        self.encoder = with_lora(visual) if lora else visual
+        self.classifier = nn.Linear(embed_dim, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(images)).squeeze(-1)
+
+
+class FetalCLIPSegmenter(nn.Module):
+    """FetalCLIP_SEG: frozen tower's hidden states (blocks n//i - 1, i = 1..4) into a UNETR decoder."""
+
+    task = "segmentation"
+
+    def __init__(self, visual: nn.Module, lora: bool = True):
+        super().__init__()
+        self.encoder = with_lora(visual) if lora else visual
+        self.decoder = UNETR(visual.transformer.width, 1, SEG_INPUT_CHANNELS, SEG_INIT_FILTERS)
+
+    def hidden_states(self, images: torch.Tensor) -> list[torch.Tensor]:
+        tower = tower_of(self.encoder)
+        blocks = tower.transformer.resblocks
+        picked = sorted({len(blocks) // i - 1 for i in range(1, 5)})
+        captured: dict[int, torch.Tensor] = {}
+        hooks = [blocks[i].register_forward_hook(lambda _m, _in, out, i=i: captured.__setitem__(i, out))
+                 for i in picked]
+        try:
+            with torch.no_grad():  # the paper's encoder never trains in SEG
+                self.encoder(images)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        grid_h, grid_w = tower.grid_size
+        states = []
+        for i in picked:
+            tokens = captured[i]
+            if not tower.transformer.batch_first:
+                tokens = tokens.transpose(0, 1)
+            tokens = tokens[:, -grid_h * grid_w:]  # the patch tokens: CLS dropped
+            grid = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, grid_h, grid_w)
+            states.append(F.interpolate(grid, size=(SEG_GRID, SEG_GRID), mode="bilinear", align_corners=False))
+        return states
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Mask logits, (n, 1, 224, 224)."""
+        return self.decoder([images, *self.hidden_states(images)])
+
+
+def merge_for_inference(model: nn.Module) -> nn.Module:
+    """Fold the LoRA adapters into the tower's weights (same outputs, plain ViT speed), in place.
+
+    The out_proj adapters are dropped, not merged: the original forward pass never applied them.
+    """
+    if not isinstance(model.encoder, PeftModel):
+        return model
+    for name, module in model.encoder.named_modules():
+        if name.endswith("out_proj") and hasattr(module, "lora_B"):
+            for adapter in module.lora_B.values():
+                nn.init.zeros_(adapter.weight)
+    model.encoder = model.encoder.merge_and_unload()
+    return model
+
+
+def lora_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# The UNETR-style 2-D decoder of the paper's code (after tamasino52/UNETR), same module names.
+
+class _Conv(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int, kernel_size: int, groups: int = 1):
+        super().__init__()
+        self.block = nn.Conv2d(in_planes, out_planes, kernel_size, padding=(kernel_size - 1) // 2, groups=groups)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class _Deconv(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int, groups: int = 1):
+        super().__init__()
+        self.block = nn.ConvTranspose2d(in_planes, out_planes, kernel_size=2, stride=2, groups=groups)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class _ConvBlock(nn.Module):
+    """Depthwise conv, BN, ReLU, pointwise conv, BN, ReLU; optionally upsampled first."""
+
+    def __init__(self, in_planes: int, out_planes: int, upsample: bool = False, kernel_size: int = 3):
+        super().__init__()
+        layers = [_Deconv(in_planes, in_planes, groups=in_planes)] if upsample else []
+        layers += [_Conv(in_planes, in_planes, kernel_size, groups=in_planes), nn.BatchNorm2d(in_planes),
+                   nn.ReLU(True), _Conv(in_planes, out_planes, 1), nn.BatchNorm2d(out_planes), nn.ReLU(True)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class _Upsampler(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int):
+        super().__init__()
+        self.block = nn.Sequential(_Deconv(in_planes, in_planes, groups=in_planes), _Conv(in_planes, out_planes, 1))
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def _up(in_planes, out_planes):
+    return _ConvBlock(in_planes, out_planes, upsample=True)
+
+
+class UNETR(nn.Module):
+    def __init__(self, width: int, out_channels: int, in_channels: int, filters: int):
+        super().__init__()
+        f = filters
+        self.decoder0 = nn.Sequential(_ConvBlock(in_channels, f), _ConvBlock(f, f))
+        self.decoder3 = nn.Sequential(_up(width, 8 * f), _up(8 * f, 4 * f), _up(4 * f, 2 * f))
+        self.decoder6 = nn.Sequential(_up(width, 8 * f), _up(8 * f, 4 * f))
+        self.decoder9 = _up(width, 8 * f)
+        self.decoder12_upsampler = _Upsampler(width, 8 * f)
+        self.decoder9_upsampler = nn.Sequential(_ConvBlock(16 * f, 8 * f), _ConvBlock(8 * f, 8 * f),
+                                                _ConvBlock(8 * f, 8 * f), _Upsampler(8 * f, 4 * f))
+        self.decoder6_upsampler = nn.Sequential(_ConvBlock(8 * f, 4 * f), _ConvBlock(4 * f, 4 * f),
+                                                _Upsampler(4 * f, 2 * f))
+        self.decoder3_upsampler = nn.Sequential(_ConvBlock(4 * f, 2 * f), _ConvBlock(2 * f, 2 * f),
+                                                _Upsampler(2 * f, f))
+        self.decoder0_header = nn.Sequential(_ConvBlock(2 * f, f), _ConvBlock(f, f), _Conv(f, out_channels, 1))
+
+    def forward(self, inputs):
+        z0, z3, z6, z9, z12 = inputs
+        z12 = self.decoder12_upsampler(z12)
+        z9 = self.decoder9_upsampler(torch.cat([self.decoder9(z9), z12], dim=1))
+        z6 = self.decoder6_upsampler(torch.cat([self.decoder6(z6), z9], dim=1))
+        z3 = self.decoder3_upsampler(torch.cat([self.decoder3(z3), z6], dim=1))
+        return self.decoder0_header(torch.cat([self.decoder0(z0), z3], dim=1))

@@ -1,0 +1,154 @@
+"""The FetalCLIP vision tower: an open_clip ViT built from a CLIP config, and its weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from open_clip.model import CLIPVisionCfg, _build_vision_tower
+from open_clip.transformer import VisionTransformer
+
+log = logging.getLogger(__name__)
+
+FETALCLIP_SHA256 = "90916caa408baf9374ee3f8c1533463331a4ace37a13e61385e782905b35c310"
+FETALCLIP_SIZE = 1_710_766_661
+
+
+class ModelLoadError(Exception):
+    """A model, config or weights file that cannot be used; the message names the file."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str, advice: str = ""):
+        self.path = Path(path) if path else None
+        where = f"'{self.path.name}'" if self.path else "the model"
+        text = f"Cannot load {where}: {problem}."
+        if advice:
+            text += f" {advice}"
+        super().__init__(text)
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """An open_clip CLIP config (embed_dim, vision_cfg, ...) from JSON."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(path, "the config file does not exist", "Check the --config path.") from None
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(path, f"the config is not readable JSON ({error})") from None
+    check_config(config, path)
+    return config
+
+
+def check_config(config: dict, path: str | os.PathLike | None = None) -> None:
+    vision = config.get("vision_cfg") if isinstance(config, dict) else None
+    if not isinstance(vision, dict) or "embed_dim" not in config:
+        raise ModelLoadError(path, "the config lacks 'embed_dim' or 'vision_cfg'",
+                             "Use an open_clip CLIP config such as FetalCLIP_config.json.")
+    if isinstance(vision.get("layers"), (list, tuple)) or vision.get("timm_model_name"):
+        raise ModelLoadError(path, "the config describes a ResNet or timm tower, not a ViT",
+                             "FetalCLIP_CLS needs an open_clip ViT config.")
+
+
+def build_visual(config: dict) -> VisionTransformer:
+    """The vision tower alone (the text tower is never built), randomly initialised."""
+    check_config(config)
+    vision = CLIPVisionCfg(**config["vision_cfg"])
+    return _build_vision_tower(config["embed_dim"], vision, quick_gelu=config.get("quick_gelu", False))
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_torch_file(path: Path) -> object:
+    """torch.load without running pickled code; every failure becomes a `ModelLoadError`."""
+    if not path.exists():
+        raise ModelLoadError(path, "the file does not exist",
+                             "Put FetalCLIP_weights.pt in model_weights/ or give its path in Settings / --weights.")
+    if not os.access(path, os.R_OK):
+        raise ModelLoadError(path, "you do not have permission to read it")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+    except pickle.UnpicklingError as error:
+        raise ModelLoadError(path, f"it holds Python objects that cannot be loaded safely ({_first_line(error)})",
+                             "Only plain PyTorch checkpoints are accepted.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        log.debug("torch.load failed on %s: %s", path, error)
+        raise ModelLoadError(path, "the file is truncated or is not a PyTorch checkpoint",
+                             "Download or copy it again.") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return next((line for line in text if "Unsupported global" in line), text[0] if text else type(error).__name__)
+
+
+def visual_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
+    """The vision tower's tensors of an open_clip checkpoint ('state_dict', 'module.' prefix)."""
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ModelLoadError(path, "it is not an open_clip checkpoint (no state_dict)")
+    visual = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key.startswith("visual.") and isinstance(value, torch.Tensor):
+            visual[key.removeprefix("visual.")] = value
+    if not visual:
+        raise ModelLoadError(path, "it holds no vision-tower weights ('visual.*' keys)",
+                             "Is this the FetalCLIP weights file?")
+    return visual
+
+
+def load_visual_weights(visual: torch.nn.Module, path: str | os.PathLike, verify_sha256: bool = False) -> str | None:
+    """Load FetalCLIP_weights.pt into `visual`; returns a warning when the hash is not the published one."""
+    path = Path(path)
+    warning = None
+    if verify_sha256:
+        digest = file_sha256(path)
+        if digest != FETALCLIP_SHA256:
+            warning = (f"'{path.name}' is not the published FetalCLIP_weights.pt (sha256 {digest[:12]}... "
+                       f"instead of {FETALCLIP_SHA256[:12]}...); results may differ from the paper.")
+            log.warning(warning)
+    state = visual_state_dict(read_torch_file(path), path)
+    load_strict(visual, state, path)
+    return warning
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path | None) -> None:
+    """load_state_dict with missing/unexpected keys and wrong shapes explained, not dumped."""
+    check_state(module.state_dict(), state, path)
+    module.load_state_dict(state, strict=True)
+
+
+def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path | None) -> None:
+    """Raise a `ModelLoadError` unless `state` has exactly the keys and shapes of `own`."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if wrong:
+        key = wrong[0]
+        raise ModelLoadError(path, f"its architecture does not match the config ({key}: "
+                             f"{tuple(state[key].shape)} in the file, {tuple(own[key].shape)} expected)",
+                             "Give the config the weights were trained with (--config).")
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise ModelLoadError(path, "its weights do not fit the model: " + ", ".join(parts) + " keys",
+                             "Check that the file and the config belong together.")

@@ -1,0 +1,209 @@
+"""The scoring engine: a generator that scores every image frame of a sweep, batch by batch.
+
+Order: coarse to fine (every 16th image frame, then every 8th), then the remaining frames by
+priority: first those next to the highest scores so far (the best frame shows up early), and
+among equals those farthest from any scored frame (the timeline keeps filling evenly). Each
+frame is scored once, alone in its own right, so the final scores do not depend on the order.
+The consumer (the GUI's worker or the CLI) stops it by no longer asking for batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .model.loading import LoadedModel
+from .preprocess import frames_to_tensor
+from .sweep import Sweep
+
+log = logging.getLogger(__name__)
+
+COARSE_STRIDES = (16, 8)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class ScoreBatch:
+    frames: np.ndarray  # frame indices into the volume
+    scores: np.ndarray  # float32, one per frame
+    masks: np.ndarray | None = None  # (n, 224, 224) bool, SEG models only
+    notice: str | None = None  # something the user should know (e.g. a fallback to the CPU)
+
+
+@dataclass
+class EngineSettings:
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int | None = None
+    threads: int | None = None  # torch CPU threads; None: all cores
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+
+
+@dataclass
+class Engine:
+    """A model placed on a device at a precision: what actually runs the batches."""
+
+    model: LoadedModel
+    device: torch.device
+    dtype: torch.dtype
+    batch_size: int
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        return f"{self.device.type.upper()} {names[self.dtype]}"
+
+    def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        images = frames_to_tensor(frames)
+        if self.device.type == "cuda":
+            images = images.pin_memory().to(self.device, non_blocking=True)
+            with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32):
+                return self.model.predict(images)
+        # on the CPU the weights themselves are cast: autocast leaves MultiheadAttention's fast path
+        with torch.inference_mode():
+            return self.model.predict(images.to(self.device, self.dtype))
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            flags = next((line for line in file if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("No CUDA GPU is available on this computer; choose device 'cpu' or 'auto'.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("Apple's MPS is not available on this computer; choose device 'cpu' or 'auto'.")
+    return torch.device(name)
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings()) -> Engine:
+    """Place the model (in place) on the chosen device and precision."""
+    device = pick_device(settings.device)
+    dtype = pick_dtype(settings.precision, device)
+    if device.type == "cpu":
+        torch.set_num_threads(settings.threads or os.cpu_count() or 1)
+        model.module.to(device=device, dtype=dtype)
+    else:
+        model.module.to(device=device, dtype=torch.float32)  # autocast picks the precision per op
+    batch = settings.batch_size or (64 if device.type == "cuda" else 8)
+    log.info("scoring on %s %s, batch %d", device, dtype, batch)
+    return Engine(model, device, dtype, batch)
+
+
+def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -> np.ndarray:
+    """The next `count` frames of `candidates` to score, given the scores so far (NaN = unscored).
+
+    Priority: the higher score of the nearest scored frames on each side; ties (and regions of low
+    scores) go to the frames farthest from any scored frame.
+    """
+    scored = np.flatnonzero(~np.isnan(scores))
+    if len(scored) == 0:
+        return candidates[np.linspace(0, len(candidates) - 1, min(count, len(candidates))).astype(int)]
+    right = np.searchsorted(scored, candidates)
+    left_idx = scored[np.clip(right - 1, 0, len(scored) - 1)]
+    right_idx = scored[np.clip(right, 0, len(scored) - 1)]
+    neighbour = np.maximum(scores[left_idx], scores[right_idx])
+    distance = np.minimum(np.abs(candidates - left_idx), np.abs(right_idx - candidates))
+    order = np.lexsort((-distance, -np.round(neighbour, 2)))
+    return np.sort(candidates[order[:count]])
+
+
+def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -> Iterator[ScoreBatch]:
+    """Yield the scores of every image frame not in `known` (scores with NaN for unscored)."""
+    scores = np.full(sweep.n_frames, np.nan, np.float32) if known is None else known.astype(np.float32).copy()
+    image_frames = sweep.layout.image_frames()
+    coarse = [image_frames[::stride] for stride in COARSE_STRIDES]
+    while True:
+        pending = image_frames[np.isnan(scores[image_frames])]
+        if len(pending) == 0:
+            return
+        level = next((c[np.isnan(scores[c])] for c in coarse if np.isnan(scores[c]).any()), None)
+        batch = level[:engine.batch_size] if level is not None else scoring_order_step(scores, pending, engine.batch_size)
+        result = _predict_with_fallback(engine, sweep.frames[batch])
+        scores[batch] = result.scores
+        result.frames = batch
+        yield result
+
+
+def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:
+    """Out of GPU memory: halve the batch, then move to the CPU; say so once."""
+    notice = None
+    while True:
+        try:
+            parts = [engine.predict(frames[i:i + engine.batch_size]) for i in range(0, len(frames), engine.batch_size)]
+            break
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if engine.batch_size > 1:
+                engine.batch_size //= 2
+                notice = f"GPU memory is short: batch size reduced to {engine.batch_size}."
+            else:
+                engine.device, engine.dtype = torch.device("cpu"), pick_dtype("auto", torch.device("cpu"))
+                engine.model.module.to(device=engine.device, dtype=engine.dtype)
+                engine.batch_size = 8
+                notice = "The GPU ran out of memory; scoring continues on the CPU (slower)."
+            log.warning(notice)
+    scores = np.concatenate([p[0] for p in parts]).astype(np.float32)
+    masks = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    return ScoreBatch(np.empty(0, int), scores, masks, notice)
+
+
+class Throughput:
+    """Frames per second and time left, smoothed over the batches so far."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+
+    def add(self, count: int) -> None:
+        self.done += count
+
+    @property
+    def frames_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        rate = self.frames_per_second
+        return (self.total - self.done) / rate if rate > 0 else None

@@ -1,0 +1,293 @@
+"""Opening sweep files: every supported format becomes one `Sweep`.
+
+A sweep is a (frames, height, width) uint8 volume. Conversion rules, stated once:
+- RGB (or any multi-component pixel) -> grey by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B);
+- 16-bit, 32-bit or float pixels -> uint8 by the volume's own min..max range;
+- a 2-D image -> a one-frame sweep.
+All-zero frames are padding (the ACOUSLIC-AI files pad each 140-frame sweep slot with them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+log = logging.getLogger(__name__)
+
+# ITK prints its own warnings to stderr; ours are clearer and go through logging.
+sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
+ACOUSLIC_FRAMES = 840
+ACOUSLIC_SWEEPS = 6
+DEFAULT_SPACING_MM = 0.28
+
+IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
+SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICOM (file or folder), PNG or JPEG"
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frames' worth
+
+
+class SweepLoadError(Exception):
+    """A file that cannot be opened as a sweep; the message is written for the user."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, advice: str = ""):
+        self.path = Path(path)
+        self.problem = problem
+        self.advice = advice
+        text = f"Cannot open '{self.path.name}': {problem}."
+        if advice:
+            text += f" {advice}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class SweepSlot:
+    """One probe sweep inside the volume: frames [start, stop), 1-based `number`."""
+
+    number: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __contains__(self, frame: int) -> bool:
+        return self.start <= frame < self.stop
+
+
+@dataclass(frozen=True)
+class SweepLayout:
+    """How the frames of a volume divide into probe sweeps, and which are padding."""
+
+    slots: tuple[SweepSlot, ...]
+    padding: np.ndarray = field(repr=False)  # bool per frame
+
+    @classmethod
+    def equal_slots(cls, padding: np.ndarray, sweeps: int) -> "SweepLayout":
+        n = len(padding)
+        if sweeps < 1 or n % sweeps:
+            raise ValueError(f"{n} frames do not divide into {sweeps} equal sweeps")
+        size = n // sweeps
+        slots = tuple(SweepSlot(i + 1, i * size, (i + 1) * size) for i in range(sweeps))
+        return cls(slots, padding)
+
+    @classmethod
+    def detect(cls, padding: np.ndarray) -> "SweepLayout":
+        """ACOUSLIC-AI cases (840 frames) hold 6 sweeps of 140 frames; anything else is one sweep."""
+        sweeps = ACOUSLIC_SWEEPS if len(padding) == ACOUSLIC_FRAMES else 1
+        return cls.equal_slots(padding, sweeps)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.padding)
+
+    def sweep_of(self, frame: int) -> SweepSlot:
+        for slot in self.slots:
+            if frame in slot:
+                return slot
+        raise IndexError(f"frame {frame} is outside the volume of {self.n_frames} frames")
+
+    def image_frames(self, slot: SweepSlot | None = None) -> np.ndarray:
+        """Indices of the non-padding frames, of one sweep or of all."""
+        frames = np.flatnonzero(~self.padding)
+        if slot is not None:
+            frames = frames[(frames >= slot.start) & (frames < slot.stop)]
+        return frames
+
+    def padding_frames(self, slot: SweepSlot) -> np.ndarray:
+        return np.flatnonzero(self.padding[slot.start:slot.stop]) + slot.start
+
+
+@dataclass
+class Sweep:
+    """A loaded sweep volume and everything known about it."""
+
+    frames: np.ndarray  # (n, height, width) uint8
+    spacing_mm: tuple[float, float]  # (x, y) pixel spacing
+    source: Path
+    content_hash: str
+    layout: SweepLayout
+
+    @classmethod
+    def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",
+                   spacing_mm: tuple[float, float] = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM),
+                   sweeps: int | None = None) -> "Sweep":
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        padding = find_padding(frames)
+        layout = SweepLayout.detect(padding) if sweeps is None else SweepLayout.equal_slots(padding, sweeps)
+        return cls(frames, spacing_mm, Path(source), hash_frames(frames), layout)
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.frames.shape[2], self.frames.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes
+
+
+def find_padding(frames: np.ndarray) -> np.ndarray:
+    """True for every all-zero frame: padding, not an image."""
+    return frames.reshape(frames.shape[0], -1).max(axis=1) == 0
+
+
+def hash_frames(frames: np.ndarray) -> str:
+    """Content hash of the pixels (not the file): the same volume in two formats hashes alike."""
+    digest = hashlib.sha256()
+    digest.update(str(frames.shape).encode())
+    digest.update(memoryview(np.ascontiguousarray(frames)).cast("B"))
+    return digest.hexdigest()
+
+
+def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
+    """Open any supported file or DICOM folder as a `Sweep`; raise `SweepLoadError` otherwise.
+
+    `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder);
+    by default an 840-frame volume has 6 and anything else one.
+    """
+    path = Path(path)
+    image = _read_image(path)
+    spacing = _in_plane_spacing(image)
+    frames = _to_uint8_frames(image, path)
+    del image  # keep at most one extra copy of a case alive
+    if frames.size == 0:
+        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
+    padding = find_padding(frames)
+    if padding.all():
+        raise SweepLoadError(path, "every frame is blank (all pixels are zero)",
+                             "The recording holds no ultrasound image; choose another file.")
+    try:
+        layout = SweepLayout.detect(padding) if sweeps is None else SweepLayout.equal_slots(padding, sweeps)
+    except ValueError as error:
+        raise SweepLoadError(path, str(error)) from None
+    log.info("loaded %s: %d frames of %dx%d, spacing %.3f mm", path, len(frames),
+             frames.shape[2], frames.shape[1], spacing[0])
+    return Sweep(frames, spacing, path, hash_frames(frames), layout)
+
+
+def _read_image(path: Path) -> sitk.Image:
+    if not path.exists():
+        raise SweepLoadError(path, "the file does not exist", "Check the path, or open it from File > Open.")
+    if not os.access(path, os.R_OK):
+        raise SweepLoadError(path, "you do not have permission to read it",
+                             "Copy it somewhere you can read, or ask your administrator.")
+    if path.is_dir():
+        return _read_dicom_folder(path)
+    if path.stat().st_size == 0:
+        raise SweepLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        log.debug("ITK could not read %s: %s", path, error)
+        raise _explain_itk_error(path, str(error)) from None
+
+
+def _read_dicom_folder(path: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    try:
+        series = reader.GetGDCMSeriesIDs(str(path))
+    except RuntimeError:
+        series = ()
+    if not series:
+        # a folder may hold one multi-frame DICOM file instead of a series of slices
+        candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".dicom", ""))
+        if len(candidates) == 1:
+            return _read_image(candidates[0])
+        raise SweepLoadError(path, "the folder contains no DICOM series",
+                             "Choose a folder of DICOM files, or open a single sweep file.")
+    if len(series) > 1:
+        log.warning("%s holds %d DICOM series; opening the first", path, len(series))
+    names = reader.GetGDCMSeriesFileNames(str(path), series[0])
+    if len(names) == 1:
+        return _read_image(Path(names[0]))
+    reader.SetFileNames(names)
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        log.debug("ITK could not read the series in %s: %s", path, error)
+        raise SweepLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
+                             "Check that the export from the scanner completed.") from None
+
+
+def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
+    lowered = detail.lower()
+    name = path.name.lower()
+    if "unable to determine imageio reader" in lowered or "could not create io object" in lowered:
+        if not name.endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
+            return SweepLoadError(path, "it is not an image format fetal-iqa can read",
+                                  f"Supported: {SUPPORTED_DESCRIPTION}.")
+        return SweepLoadError(path, "its header is not valid for its format",
+                              "The file may be damaged or mislabelled; export it again.")
+    if any(word in lowered for word in ("header", "element", "dimsize", "ndims", "objecttype")):
+        return SweepLoadError(path, "its header is not valid for its format",
+                              "The file may be damaged or mislabelled; export it again.")
+    return SweepLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
+                          "The copy may be incomplete; copy or export it again.")
+
+
+def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
+    spacing = image.GetSpacing()
+    sx, sy = float(spacing[0]), float(spacing[1]) if len(spacing) > 1 else float(spacing[0])
+    # 2-D pictures carry spacing 1 (no calibration); the probe's spacing is the best guess then
+    if image.GetDimension() == 2 and (sx, sy) == (1.0, 1.0):
+        return (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM)
+    return (sx, sy)
+
+
+def _to_uint8_frames(image: sitk.Image, path: Path) -> np.ndarray:
+    dimension = image.GetDimension()
+    components = image.GetNumberOfComponentsPerPixel()
+    size = image.GetSize()
+    if dimension not in (2, 3):
+        # a 4-D image with a single time point is still a 3-D volume
+        if dimension == 4 and size[3] == 1:
+            image = image[:, :, :, 0]
+        else:
+            raise SweepLoadError(path, f"it is a {dimension}-D image with size {size}",
+                                 "fetal-iqa opens 2-D frames over time (a 3-D volume) or a single 2-D frame.")
+    if 0 in image.GetSize():
+        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
+    if components not in (1, 3, 4):
+        raise SweepLoadError(path, f"its pixels have {components} components",
+                             "Only greyscale, RGB and RGBA images can be converted to grey.")
+    view = sitk.GetArrayViewFromImage(image)  # no copy: (z, y, x[, c]) or (y, x[, c])
+    if image.GetDimension() == 2:
+        view = view[np.newaxis]
+    if components == 1 and view.dtype == np.uint8:
+        return np.array(view)  # the one extra copy; the ITK image is released by the caller
+    out = np.empty(view.shape[:3], dtype=np.uint8)
+    low, high = (0.0, 255.0) if view.dtype == np.uint8 else _value_range(view)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    for start in range(0, len(view), _CHUNK_FRAMES):
+        chunk = view[start:start + _CHUNK_FRAMES].astype(np.float32)
+        if components > 1:
+            chunk = chunk[..., :3] @ _LUMA.astype(np.float32)
+        out[start:start + _CHUNK_FRAMES] = np.clip(np.rint((chunk - low) * scale), 0, 255)
+    return out
+
+
+def _value_range(view: np.ndarray) -> tuple[float, float]:
+    finite_min, finite_max = np.inf, -np.inf
+    for start in range(0, len(view), _CHUNK_FRAMES):
+        chunk = view[start:start + _CHUNK_FRAMES]
+        if chunk.dtype.kind == "f":
+            chunk = chunk[np.isfinite(chunk)]
+        if chunk.size:
+            finite_min = min(finite_min, float(chunk.min()))
+            finite_max = max(finite_max, float(chunk.max()))
+    if not np.isfinite(finite_min):
+        return 0.0, 0.0
+    return finite_min, finite_max
