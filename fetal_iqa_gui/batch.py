@@ -50,16 +50,30 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
-def score_all(engine: Engine, sweep: Sweep, use_cache: bool = True, on_batch=None) -> SweepScores:
-    """Score every image frame, from the cache where it has them, saving what was computed."""
+def cached_scores(sweep: Sweep, model_identity: str, segmentation: bool) -> SweepScores | None:
+    """What the score cache holds for this sweep and model, or None."""
+    cached = cache.load_scores(sweep.content_hash, model_identity, sweep.n_frames)
+    if not cached:
+        return None
+    scores, packed = cached
+    masks = None
+    if packed is not None:
+        masks = np.unpackbits(packed, axis=1, count=SEG_INPUT_PIXELS).reshape(-1, 224, 224).astype(bool)
+    elif segmentation:
+        return None
+    return SweepScores(scores, masks)
+
+
+def score_all(engine: Engine, sweep: Sweep, use_cache: bool = True, on_batch=None, should_stop=None) -> SweepScores:
+    """Score every image frame, from the cache where it has them, saving what was computed.
+
+    `on_batch(batch)` sees each batch; `should_stop()` is asked between batches (a cancel).
+    """
     model = engine.model
     known = masks = None
-    if use_cache:
-        cached = cache.load_scores(sweep.content_hash, model.identity, sweep.n_frames)
-        if cached:
-            known, packed = cached
-            if packed is not None:
-                masks = np.unpackbits(packed, axis=1, count=SEG_INPUT_PIXELS).reshape(-1, 224, 224).astype(bool)
+    cached = cached_scores(sweep, model.identity, model.is_segmentation) if use_cache else None
+    if cached:
+        known, masks = cached.scores, cached.masks
     scores = np.full(sweep.n_frames, np.nan, np.float32) if known is None else known.copy()
     if model.is_segmentation and masks is None:
         masks = np.zeros((sweep.n_frames, 224, 224), bool)
@@ -70,6 +84,8 @@ def score_all(engine: Engine, sweep: Sweep, use_cache: bool = True, on_batch=Non
                 masks[batch.frames] = batch.masks
             if on_batch:
                 on_batch(batch)
+            if should_stop and should_stop():
+                break
     finally:  # partial results are worth keeping too
         if use_cache:
             packed = None if masks is None else np.packbits(masks.reshape(len(masks), -1), axis=1)

@@ -231,11 +231,35 @@ def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
                                   f"Supported: {SUPPORTED_DESCRIPTION}.")
         return SweepLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
-    if any(word in lowered for word in ("header", "element", "dimsize", "ndims", "objecttype")):
+    if name.endswith((".mha", ".mhd")) and not _metaimage_header_ok(path):
+        return SweepLoadError(path, "its header is not valid for its format",
+                              "The file may be damaged or mislabelled; export it again.")
+    if any(word in lowered for word in ("header", "dimsize", "ndims", "objecttype")):
         return SweepLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
     return SweepLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
                           "The copy may be incomplete; copy or export it again.")
+
+
+_MET_TYPES = {"MET_UCHAR", "MET_CHAR", "MET_USHORT", "MET_SHORT", "MET_UINT", "MET_INT", "MET_ULONG", "MET_LONG",
+              "MET_ULONG_LONG", "MET_LONG_LONG", "MET_FLOAT", "MET_DOUBLE"}
+
+
+def _metaimage_header_ok(path: Path) -> bool:
+    """Whether a MetaImage header names a known pixel type and one size per dimension."""
+    fields = {}
+    with open(path, "rb") as file:
+        for raw in file.read(4096).split(b"\n"):
+            key, _, value = raw.decode("latin-1").partition("=")
+            fields[key.strip()] = value.strip()
+            if key.strip() == "ElementDataFile":
+                break
+    try:
+        dims = int(fields.get("NDims", "0"))
+        sizes = fields.get("DimSize", "").split()
+    except ValueError:
+        return False
+    return fields.get("ElementType") in _MET_TYPES and dims > 0 and len(sizes) == dims
 
 
 def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:

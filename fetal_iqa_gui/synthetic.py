@@ -15,6 +15,7 @@ Written in the challenge's layout:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import uuid as uuid_lib
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
+from .fileio import atomic_write
 from .measure import ramanujan_circumference
 from .resources import load_fov_mask
 from .sweep import ACOUSLIC_SWEEPS, DEFAULT_SPACING_MM
@@ -61,13 +63,13 @@ class SyntheticCase:
     frames: np.ndarray  # (n, 562, 744) uint8
     masks: np.ndarray  # same shape, 0/1/2
     sweep_length: int  # frames per slot
+    sweeps: int
     abdomen: dict[int, AbdomenPass] = field(default_factory=dict)  # by 1-based sweep number
     uuid: str = ""
     subject_id: str = ""
 
     def ac_per_sweep(self) -> list[float | None]:
-        n = len(self.frames) // self.sweep_length
-        return [round(self.abdomen[s].ac_mm(), 2) if s in self.abdomen else None for s in range(1, n + 1)]
+        return [round(self.abdomen[s].ac_mm(), 2) if s in self.abdomen else None for s in range(1, self.sweeps + 1)]
 
 
 def make_case(seed: int, frames_per_sweep: int = 140, sweeps: int = ACOUSLIC_SWEEPS) -> SyntheticCase:
@@ -81,7 +83,7 @@ def make_case(seed: int, frames_per_sweep: int = 140, sweeps: int = ACOUSLIC_SWE
     frames = np.zeros((frames_per_sweep * sweeps, height, width), np.uint8)
     masks = np.zeros_like(frames)
     with_abdomen = set(rng.choice(np.arange(1, sweeps + 1), size=rng.integers(1, max(2, sweeps - 1)), replace=False))
-    case = SyntheticCase(frames, masks, frames_per_sweep, uuid=str(uuid_lib.UUID(int=int(rng.integers(2**63)) << 64 | seed)))
+    case = SyntheticCase(frames, masks, frames_per_sweep, sweeps, uuid=str(uuid_lib.UUID(int=int(rng.integers(2**63)) << 64 | seed)))
     for number in range(1, sweeps + 1):
         start = (number - 1) * frames_per_sweep
         length = int(round(frames_per_sweep * rng.uniform(0.72, 0.9)))
@@ -127,12 +129,12 @@ def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_swe
 
 
 def _write_circumferences(path: Path, cases: list[SyntheticCase], sweeps: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["uuid", "subject_id"] + [f"sweep_{i}_ac_mm" for i in range(1, sweeps + 1)])
-        for case in cases:
-            writer.writerow([case.uuid, case.subject_id] + ["" if ac is None else ac for ac in case.ac_per_sweep()])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["uuid", "subject_id"] + [f"sweep_{i}_ac_mm" for i in range(1, sweeps + 1)])
+    for case in cases:
+        writer.writerow([case.uuid, case.subject_id] + ["" if ac is None else ac for ac in case.ac_per_sweep()])
+    atomic_write(path, lambda file: file.write(text.getvalue().encode()), overwrite=True)
 
 
 class _Grid:
@@ -165,7 +167,8 @@ def _speckle_bank(rng: np.random.Generator, gain: np.ndarray) -> np.ndarray:
 
 
 def _random_abdomen(rng: np.random.Generator, length: int, fov: np.ndarray) -> AbdomenPass:
-    half_annotated = int(rng.integers(3, 11))
+    # annotated runs of 7-21 frames (real ones: median 7), shorter in short test sweeps
+    half_annotated = min(int(rng.integers(3, 11)), max(1, (length - 6) // 5))
     half_visible = half_annotated * rng.uniform(1.6, 2.2)
     centre = int(rng.integers(int(half_visible) + 2, length - int(half_visible) - 2))
     a = rng.uniform(95, 150)

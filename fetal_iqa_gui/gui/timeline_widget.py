@@ -1,0 +1,123 @@
+"""The quality timeline: scores of every frame, threshold, good runs, sweeps, padding, current frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from ..selection import good_runs
+from .state import ViewerState
+
+SCORE_PEN = pg.mkPen("#4aa3ff", width=1.5)
+PENDING_BRUSH = pg.mkBrush(150, 150, 150, 160)
+GOOD_BRUSH = pg.mkBrush(46, 204, 113, 60)
+PADDING_BRUSH = pg.mkBrush(120, 120, 120, 50)
+THRESHOLD_PEN = pg.mkPen("#e67e22", width=2, style=Qt.PenStyle.DashLine)
+CURRENT_PEN = pg.mkPen("#ff4d4d", width=2)
+SWEEP_PEN = pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
+
+
+class TimelineWidget(pg.PlotWidget):
+    """Click or drag anywhere to jump; drag the dashed line to change the threshold."""
+
+    def __init__(self, state: ViewerState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName("Quality timeline")
+        self.setToolTip("Frame scores. Click or drag to jump to a frame; drag the dashed line to set the threshold.")
+        self.setMinimumHeight(140)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setLabel("left", "score")
+        self.setLabel("bottom", "frame")
+        self.setYRange(0, 1.05, padding=0)
+        self.curve = self.plot([], [], pen=SCORE_PEN, connect="finite")
+        self.pending = pg.ScatterPlotItem(size=4, brush=PENDING_BRUSH, pen=None)
+        self.addItem(self.pending)
+        self.threshold_line = pg.InfiniteLine(angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1),
+                                              label="threshold {value:.2f}", labelOpts={"position": 0.97, "color": "#e67e22"})
+        self.threshold_line.sigPositionChangeFinished.connect(lambda line: state.set_threshold(line.value()))
+        self.addItem(self.threshold_line)
+        self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=CURRENT_PEN)
+        self.addItem(self.current_line)
+        self.decorations: list = []
+        self.run_items: list = []
+        self._dragging = False
+        state.sweep_changed.connect(self._on_sweep)
+        state.scores_changed.connect(self._on_scores)
+        state.threshold_changed.connect(self._on_threshold)
+        state.frame_changed.connect(self.current_line.setValue)
+
+    def _on_sweep(self) -> None:
+        for item in self.decorations:
+            self.removeItem(item)
+        self.decorations = []
+        layout = self.state.sweep.layout
+        for slot in layout.slots:
+            padding = layout.padding_frames(slot)
+            if len(padding):
+                region = pg.LinearRegionItem((padding[0] - 0.5, padding[-1] + 0.5), movable=False, brush=PADDING_BRUSH, pen=None)
+                region.setZValue(-20)
+                self.decorations.append(region)
+            if slot.start > 0:
+                self.decorations.append(pg.InfiniteLine(slot.start - 0.5, angle=90, pen=SWEEP_PEN))
+            label = pg.TextItem(f"sweep {slot.number}", color="#999999", anchor=(0, 0))
+            label.setPos(slot.start + 1, 1.05)
+            self.decorations.append(label)
+        for item in self.decorations:
+            self.addItem(item)
+        self.setXRange(-0.5, layout.n_frames - 0.5, padding=0.01)
+        self.current_line.setValue(self.state.frame)
+
+    def _on_scores(self) -> None:
+        if self.state.sweep is None:
+            return
+        scores = self.state.scores
+        padding = self.state.sweep.layout.padding
+        frames = np.arange(len(scores))
+        self.curve.setData(frames, np.where(padding, np.nan, scores).astype(float))
+        pending = np.flatnonzero(np.isnan(scores) & ~padding)
+        self.pending.setData(pending, np.zeros(len(pending)))
+        self._shade_runs()
+
+    def _on_threshold(self, value: float) -> None:
+        self.threshold_line.setValue(value)
+        self._shade_runs()
+
+    def _shade_runs(self) -> None:
+        for item in self.run_items:
+            self.removeItem(item)
+        self.run_items = []
+        for start, stop in good_runs(self.state.scores, self.state.threshold):
+            region = pg.LinearRegionItem((start - 0.5, stop - 0.5), movable=False, brush=GOOD_BRUSH, pen=None)
+            region.setZValue(-10)
+            self.addItem(region)
+            self.run_items.append(region)
+
+    def _frame_at(self, event) -> int:
+        return int(round(self.plotItem.vb.mapSceneToView(event.position()).x()))
+
+    def _near_threshold(self, event) -> bool:
+        y = self.plotItem.vb.mapSceneToView(event.position()).y()
+        return abs(y - self.state.threshold) < 0.03
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and not self._near_threshold(event):
+            self._dragging = True
+            self.state.set_frame(self._frame_at(event))
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._dragging:
+            self.state.set_frame(self._frame_at(event))
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        self._dragging = False
+        super().mouseReleaseEvent(event)

@@ -1,0 +1,188 @@
+"""`fetal-iqa train`, `evaluate` and `train-demo`: thin wrappers over the training core."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 12, "width": 64,
+                                               "head_width": 32, "patch_size": 28}}
+
+
+def add_training_commands(commands, add_model_options, add_engine_options) -> None:
+    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder")
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    train.add_argument("--out", type=Path, required=True, help="the adapter to write (.safetensors)")
+    train.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    train.add_argument("--weights", type=Path, help="FetalCLIP_weights.pt (default model_weights/)")
+    train.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
+    train.add_argument("--from-scratch", action="store_true", help="random tower, all weights trained (small configs)")
+    train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--seed", type=int, default=0, help="training seed (the split uses the paper's seed)")
+    train.add_argument("--split-by-subject", action="store_true", help="keep each subject in one split")
+    train.add_argument("--all-sweeps", action="store_true", help="also sweeps without an AC value")
+    train.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores")
+    evaluate.add_argument("data_dir", type=Path, nargs="?", metavar="DATA_DIR", help="ACOUSLIC-AI-layout folder")
+    evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
+    evaluate.add_argument("--split-by-subject", action="store_true")
+    evaluate.add_argument("--challenge", type=Path, metavar="PRED_DIR", help="score challenge-format predictions")
+    evaluate.add_argument("--ground-truth", type=Path, metavar="GT_DIR")
+    evaluate.add_argument("--out", type=Path, help="write the metrics as JSON")
+    add_model_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
+    demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    demo.add_argument("--cases", type=int, default=16)
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
+    demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
+    demo.set_defaults(handler=cmd_train_demo)
+
+
+def _progress_printer(label: str):
+    from ..cli import ProgressBar
+    bar = ProgressBar(label, 1)
+    return bar
+
+
+def cmd_train(args) -> int:
+    from ..model.tower import ModelLoadError, load_config
+    from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS
+    from .data import DatasetError, load_frames, read_cases, split_cases
+    from .train import TrainSettings, train
+    try:
+        config = load_config(args.config or FETALCLIP_CONFIG)
+        cases = read_cases(args.data_dir)
+    except (ModelLoadError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    weights = None if args.from_scratch else (args.weights or FETALCLIP_WEIGHTS)
+    if weights is not None and not Path(weights).exists():
+        print(f"error: '{weights}' does not exist; give --weights, or --from-scratch for a small config",
+              file=sys.stderr)
+        return 2
+    splits = split_cases(cases, by_subject=args.split_by_subject)
+    cache = args.out.parent / ".frame-cache"
+    frames = {name: load_frames(args.data_dir, splits[name], cache, args.all_sweeps,
+                                _progress_printer(f"reading {name} cases").update) for name in ("train", "val")}
+    settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             seed=args.seed, max_steps=args.max_steps, full_finetune=args.from_scratch,
+                             device=args.device)
+    metadata = _run_training(settings, config, frames, args.out, weights,
+                             {"split": {k: [c.uuid for c in v] for k, v in splits.items()},
+                              "split_by_subject": args.split_by_subject})
+    print(json.dumps(metadata["metrics"], indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _run_training(settings, config, frames, out, weights, extra):
+    from .train import train
+    bar = _progress_printer("training")
+
+    def progress(epoch, step, steps, loss, elapsed):
+        bar.update(step, steps, extra=f"epoch {epoch + 1}/{settings.epochs} loss {loss:.4f}")
+
+    try:
+        return train(settings, config, frames["train"], frames["val"], out, weights, extra, progress)
+    finally:
+        bar.close()
+
+
+def cmd_evaluate(args) -> int:
+    if args.challenge:
+        return _evaluate_challenge(args)
+    if args.data_dir is None:
+        print("error: give DATA_DIR, or --challenge PRED_DIR --ground-truth GT_DIR", file=sys.stderr)
+        return 2
+    from ..cli import model_spec
+    from ..model.loading import load_model
+    from ..model.tower import ModelLoadError
+    from .data import DatasetError, load_frames, read_cases, split_cases
+    from .evaluate import frame_report
+    try:
+        cases = read_cases(args.data_dir)
+        model = load_model(model_spec(args))
+    except (ModelLoadError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    chosen = cases if args.split == "all" else split_cases(cases, by_subject=args.split_by_subject)[args.split]
+    frames = load_frames(args.data_dir, chosen, None, False, _progress_printer("reading cases").update)
+    report = frame_report(model, frames)
+    _print_report(report, args.out)
+    return 0
+
+
+def _evaluate_challenge(args) -> int:
+    from .evaluate import ChallengeInputError, evaluate_challenge
+    if args.ground_truth is None:
+        print("error: --challenge needs --ground-truth GT_DIR", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate_challenge(args.challenge, args.ground_truth)
+    except ChallengeInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _print_report(report, args.out)
+    return 0
+
+
+def _print_report(report: dict, out: Path | None) -> None:
+    from ..fileio import atomic_write
+    for line in report.pop("table"):
+        print(line)
+    if out:
+        atomic_write(out, lambda f: f.write(json.dumps(report, indent=2).encode()), overwrite=True)
+        print(f"wrote {out}")
+
+
+def cmd_train_demo(args) -> int:
+    """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
+    from ..model.loading import DEMO_MODELS
+    from ..synthetic import CIRCUMFERENCES_CSV, write_dataset
+    from .data import load_frames, read_cases
+    from .evaluate import frame_report
+    from .train import TrainSettings
+    out = args.out or DEMO_MODELS[args.task]
+    with tempfile.TemporaryDirectory() as temp:
+        work = args.work_dir or Path(temp)
+        held_out = max(4, args.cases // 4)
+        # frames_per_sweep 140: the real layout; training and held-out data from disjoint seeds
+        for name, count, seed in (("train", args.cases, 1), ("heldout", held_out, 2)):
+            if not (work / name / CIRCUMFERENCES_CSV).exists():
+                write_dataset(work / name, count, seed, progress=_progress_printer(f"synthesising {name}").update)
+        cases = read_cases(work / "train")
+        n_val = max(2, len(cases) // 6)
+        frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
+                  "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
+        settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,
+                                 full_finetune=True, negatives_per_positive=2.0)
+        metadata = _run_training(settings, DEMO_CONFIG, frames, out, None,
+                                 {"name": "Demo model (synthetic data)", "demo": True})
+        from ..model.loading import ModelSpec, load_model
+        model = load_model(ModelSpec.demo_model(args.task) if args.out is None else ModelSpec(adapter=out))
+        heldout = load_frames(work / "heldout", read_cases(work / "heldout"), work / "cache", True)
+        report = frame_report(model, heldout)
+    # the held-out figures go into the model's own metadata, so the app can show them
+    from ..model.checkpoint import read_checkpoint, save_checkpoint
+    from ..model.checkpoint import build_model, load_into
+    state, document = read_checkpoint(out)
+    document["metrics"]["synthetic_heldout"] = report["frame_level"]
+    rebuilt = build_model(args.task, document["config"])
+    load_into(rebuilt, state, out, full_model=True)
+    save_checkpoint(rebuilt, out, document, full_model=True)
+    for line in report["table"]:
+        print(line)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0

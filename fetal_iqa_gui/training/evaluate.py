@@ -1,0 +1,100 @@
+"""Evaluation reports: frame level for a model on a split, challenge level for predictions on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+from ..model.loading import LoadedModel
+from ..preprocess import normalise
+from ..resources import load_fov_mask
+from ..synthetic import MASKS_DIR
+from ..sweep import ACOUSLIC_SWEEPS, SweepLayout
+from .data import FrameSet, read_cases
+from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
+
+
+class ChallengeInputError(Exception):
+    """Predictions or ground truth not in the expected layout."""
+
+
+def predict_frames(model: LoadedModel, frames: FrameSet, batch_size: int = 32) -> np.ndarray:
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            images = torch.from_numpy(normalise(frames.images[start:start + batch_size]))
+            scores.append(model.predict(images)[0])
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def frame_report(model: LoadedModel, frames: FrameSet) -> dict:
+    """Frame-level metrics at the model's threshold, and each sweep's best frame."""
+    scores = predict_frames(model, frames)
+    metrics = classification_metrics(frames.labels, scores, model.threshold)
+    sweeps = []
+    per_sweep_frames = None
+    for case_index in np.unique(frames.case_index):
+        in_case = frames.case_index == case_index
+        frame_numbers = frames.frame_index[in_case]
+        per_sweep_frames = per_sweep_frames or max(int(frame_numbers.max()) + 1, 1) // ACOUSLIC_SWEEPS or 1
+        for sweep in np.unique(frame_numbers // per_sweep_frames):
+            chosen = np.flatnonzero(in_case)[frame_numbers // per_sweep_frames == sweep]
+            best = chosen[np.argmax(scores[chosen])]
+            sweeps.append({"case": frames.cases[case_index].uuid, "sweep": int(sweep) + 1,
+                           "best_frame": int(frames.frame_index[best]), "score": float(scores[best]),
+                           "label": int(frames.classes[best])})
+    hit = np.mean([s["label"] > 0 for s in sweeps]) if sweeps else 0.0
+    table = [f"model: {model.name}",
+             f"frames: {metrics['frames']} ({metrics['positives']} positive), threshold {model.threshold:.3f}",
+             "  ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "f1", "precision", "recall", "specificity")),
+             f"ROC-AUC {metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "ROC-AUC n/a",
+             f"confusion [[TN FP] [FN TP]]: {metrics['confusion_matrix']}",
+             f"sweeps whose best frame is annotated: {hit:.1%} of {len(sweeps)}"]
+    return {"frame_level": metrics, "sweeps": sweeps, "best_frame_annotated_fraction": float(hit), "table": table}
+
+
+def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -> dict:
+    """Per case WFSS, soft Dice, AC and its NAE, and the challenge score, as the challenge defines them."""
+    try:
+        cases = {c.uuid: c for c in read_cases(gt_dir)}
+    except Exception as error:
+        raise ChallengeInputError(f"ground truth: {error}") from None
+    fov = load_fov_mask()
+    results = []
+    for case_dir in sorted(p for p in Path(pred_dir).iterdir() if p.is_dir()):
+        uuid = case_dir.name
+        if uuid not in cases:
+            raise ChallengeInputError(f"prediction '{uuid}' has no ground truth in '{gt_dir}'")
+        try:
+            frame = int(json.loads((case_dir / CHALLENGE_FRAME_JSON).read_text()))
+            predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(case_dir / CHALLENGE_MASK)))
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ChallengeInputError(f"'{case_dir}': {error}") from None
+        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(gt_dir / MASKS_DIR / f"{uuid}.mha")))
+        layout = SweepLayout.equal_slots(np.zeros(len(gt), bool), ACOUSLIC_SWEEPS)
+        valid = 0 <= frame < len(gt)
+        mask = (predicted[frame] > 0) if valid and predicted.shape == gt.shape else np.zeros(gt.shape[1:], bool)
+        sweep = layout.sweep_of(frame).number if valid else None
+        gt_ac = cases[uuid].ac_mm[sweep - 1] if sweep else None
+        ac_mm, nae = ac_error(mask if valid else None, gt_ac, spacing_mm, fov if fov.shape == mask.shape else np.ones_like(mask))
+        results.append({"uuid": uuid, "frame": frame if valid else -1, "sweep": sweep,
+                        "wfss": wfss(gt, frame if valid else -1),
+                        "dice_soft": soft_dice(gt, frame if valid else -1, mask,
+                                               fov if fov.shape == mask.shape else np.ones_like(mask), layout.slots),
+                        "ac_mm": ac_mm, "ac_gt_mm": gt_ac, "nae_ac": nae})
+    if not results:
+        raise ChallengeInputError(f"'{pred_dir}' holds no case folders")
+    score = challenge_score(results)
+    table = [f"{'case':38} {'frame':>5} {'WFSS':>5} {'Dice':>6} {'AC mm':>7} {'GT mm':>7} {'NAE':>6}"]
+    for r in results:
+        table.append(f"{r['uuid']:38} {r['frame']:5d} {r['wfss']:5.2f} {r['dice_soft']:6.3f} "
+                     f"{(r['ac_mm'] or 0):7.1f} {(r['ac_gt_mm'] or 0):7.1f} {r['nae_ac']:6.3f}")
+    table.append(f"challenge score {score:.4f} over {len(results)} cases")
+    return {"cases": results, "score": score,
+            "mean": {k: float(np.mean([r[k] for r in results])) for k in ("wfss", "dice_soft", "nae_ac")},
+            "table": table}

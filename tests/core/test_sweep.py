@@ -1,0 +1,187 @@
+"""Opening sweeps: every format, the conversion rules, the layout, and every kind of bad input."""
+
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from fetal_iqa_gui.sweep import Sweep, SweepLayout, SweepLoadError, load_sweep
+
+
+def write(volume, path, spacing=(0.28, 0.28, 1.0)):
+    image = sitk.GetImageFromArray(volume, isVector=volume.ndim == 4 or (volume.ndim == 3 and volume.shape[-1] == 3 and volume.dtype == np.uint8 and len(spacing) == 2))
+    image.SetSpacing(spacing[:image.GetDimension()])
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+@pytest.fixture
+def volume(rng):
+    frames = rng.integers(1, 255, size=(12, 40, 50), dtype=np.uint8)
+    frames[9:] = 0  # padding at the end
+    return frames
+
+
+@pytest.mark.parametrize("suffix", [".mha", ".mhd", ".nii", ".nii.gz", ".nrrd"])
+def test_volume_formats_open_with_pixels_spacing_and_padding(tmp_path, volume, suffix):
+    sweep = load_sweep(write(volume, tmp_path / f"case{suffix}"))
+    assert np.array_equal(sweep.frames, volume)
+    assert sweep.spacing_mm == pytest.approx((0.28, 0.28))
+    assert sweep.layout.padding.tolist() == [False] * 9 + [True] * 3
+    assert len(sweep.layout.slots) == 1
+
+
+def test_same_pixels_in_two_formats_hash_alike(tmp_path, volume):
+    a = load_sweep(write(volume, tmp_path / "a.mha"))
+    b = load_sweep(write(volume, tmp_path / "b.nrrd"))
+    assert a.content_hash == b.content_hash
+
+
+def test_acouslic_case_has_six_sweeps_and_padding_per_sweep(tmp_path):
+    frames = np.zeros((840, 8, 8), np.uint8)
+    for sweep in range(6):
+        frames[sweep * 140:sweep * 140 + 100 + sweep] = 7
+    sweep = load_sweep(write(frames, tmp_path / "case.mha"))
+    assert [len(s) for s in sweep.layout.slots] == [140] * 6
+    assert [len(sweep.layout.padding_frames(s)) for s in sweep.layout.slots] == [40, 39, 38, 37, 36, 35]
+    assert sweep.layout.sweep_of(141).number == 2
+
+
+def test_rgb_png_becomes_one_grey_frame_by_luma(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 100, 200, 50
+    image = sitk.GetImageFromArray(rgb, isVector=True)
+    sitk.WriteImage(image, str(tmp_path / "frame.png"))
+    sweep = load_sweep(tmp_path / "frame.png")
+    assert sweep.frames.shape == (1, 20, 30)
+    assert np.all(sweep.frames == round(0.299 * 100 + 0.587 * 200 + 0.114 * 50))
+
+
+def test_16_bit_and_float_volumes_are_scaled_by_their_own_range(tmp_path):
+    values = np.linspace(1000, 3000, 2 * 4 * 5).reshape(2, 4, 5)
+    for dtype in (np.uint16, np.float32):
+        sweep = load_sweep(write(values.astype(dtype), tmp_path / f"v-{np.dtype(dtype).name}.mha"))
+        assert sweep.frames.min() == 0 and sweep.frames.max() == 255
+        assert np.all(np.diff(sweep.frames.ravel().astype(int)) >= 0)
+
+
+def _dicom_multiframe(path, frames, photometric):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName = "US", "Test^Synthetic"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape[0], frames.shape[1], frames.shape[2]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = frames.tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL"])
+def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
+    frames = np.zeros((3, 16, 20, 3), np.uint8)
+    frames[1] = 128 if photometric == "YBR_FULL" else 90  # YBR grey: Y=128, Cb=Cr=128
+    if photometric == "YBR_FULL":
+        frames[..., 1:] = 128
+        frames[1, ..., 0] = 128
+        frames[0, ..., 0] = 0
+        frames[2, ..., 0] = 200
+    else:
+        frames[2] = 200
+        frames[0] = 1
+    sweep = load_sweep(_dicom_multiframe(tmp_path / "us.dcm", frames, photometric))
+    assert sweep.frames.shape == (3, 16, 20)
+    expected = [0, 128, 200] if photometric == "YBR_FULL" else [1, 90, 200]
+    assert [int(np.median(f)) for f in sweep.frames] == pytest.approx(expected, abs=2)
+
+
+def test_dicom_series_folder_opens_in_slice_order(tmp_path, rng):
+    volume = rng.integers(1, 255, size=(4, 16, 16), dtype=np.uint8)
+    image = sitk.GetImageFromArray(volume)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series_uid = "1.2.826.0.1.3680043.2.1125.1.12345"
+    for index in range(len(volume)):
+        slice_image = image[:, :, index]
+        slice_image.SetMetaData("0020|000e", series_uid)
+        slice_image.SetMetaData("0020|0013", str(index + 1))
+        slice_image.SetMetaData("0020|0032", f"0\\0\\{index}")
+        slice_image.SetMetaData("0008|0060", "US")
+        writer.SetFileName(str(tmp_path / f"slice{index:03d}.dcm"))
+        writer.Execute(slice_image)
+    sweep = load_sweep(tmp_path)
+    assert np.array_equal(sweep.frames, volume)
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("missing", "does not exist"),
+    ("empty_file", "empty"),
+    ("text_file", "not an image format"),
+    ("truncated", "truncated or corrupt"),
+    ("bad_header", "header is not valid"),
+    ("no_dicom_folder", "no DICOM series"),
+    ("all_blank", "every frame is blank"),
+    ("four_d", "4-D image"),
+])
+def test_bad_input_gives_one_clear_message_naming_the_file(tmp_path, volume, case, expected):
+    path = tmp_path / "input.mha"
+    if case == "empty_file":
+        path.write_bytes(b"")
+    elif case == "text_file":
+        path = tmp_path / "notes.txt"
+        path.write_text("not an image")
+    elif case == "truncated":
+        write(np.full((40, 64, 64), 9, np.uint8), path)
+        path.write_bytes(path.read_bytes()[:-5000])
+    elif case == "bad_header":
+        path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 5 5\nElementType = MET_NONSENSE\nElementDataFile = LOCAL\n")
+    elif case == "no_dicom_folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+        (path / "readme.txt").write_text("nothing here")
+    elif case == "all_blank":
+        write(np.zeros((3, 8, 8), np.uint8), path)
+    elif case == "four_d":
+        sitk.WriteImage(sitk.Image([4, 4, 3, 2], sitk.sitkUInt8), str(path))
+    with pytest.raises(SweepLoadError) as error:
+        load_sweep(path)
+    message = str(error.value)
+    assert path.name in message and expected in message
+    assert "Traceback" not in message and "itk::" not in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_says_permission(tmp_path, volume):
+    path = write(volume, tmp_path / "locked.mha")
+    path.chmod(0)
+    with pytest.raises(SweepLoadError, match="permission"):
+        load_sweep(path)
+
+
+def test_unreadable_file_message_when_access_is_denied(tmp_path, volume, monkeypatch):
+    path = write(volume, tmp_path / "locked.mha")
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    with pytest.raises(SweepLoadError, match="permission to read"):
+        load_sweep(path)
+
+
+def test_layout_lists_image_frames_per_sweep():
+    padding = np.array([False, False, True, False, True, True])
+    layout = SweepLayout.equal_slots(padding, 2)
+    assert layout.image_frames().tolist() == [0, 1, 3]
+    assert layout.image_frames(layout.slots[1]).tolist() == [3]
+
+
+def test_sweep_from_array_detects_padding():
+    frames = np.ones((5, 4, 4), np.uint8)
+    frames[3] = 0
+    assert Sweep.from_array(frames).layout.padding.tolist() == [False, False, False, True, False]
