@@ -267,20 +267,23 @@ class _Scene:
         axes = (pass_.semi_axes[0] * scale, pass_.semi_axes[1] * scale)
         rho = _ellipse_field(grid, centre, axes, pass_.angle)
         inside = rho < 1
-        echo[inside] = 0.55 + 0.1 * echo[inside]
-        echo += 0.7 * np.exp(-((rho - 1) / 0.035) ** 2)  # skin and abdominal wall
-        if abs(t - pass_.centre) <= pass_.half_annotated:
+        in_plane = abs(t - pass_.centre) <= pass_.half_annotated
+        # cut obliquely (entering or leaving the plane) the wall echoes weakly and the body blurs
+        wall, body = (0.9, 0.6) if in_plane else (0.25, 0.4)
+        echo[inside] = body + 0.1 * echo[inside]
+        echo += wall * np.exp(-((rho - 1) / 0.035) ** 2)  # skin and abdominal wall
+        if in_plane:
             # the landmarks of a measurable plane: stomach bubble, spine, umbilical vein
             a, b, angle = axes[0], axes[1], pass_.angle
             def at(u, v):
                 return (centre[0] + a * u * math.cos(angle) - b * v * math.sin(angle),
                         centre[1] + a * u * math.sin(angle) + b * v * math.cos(angle))
-            stomach = _ellipse_field(grid, at(-0.35, -0.2), (a * 0.22, b * 0.16), angle)
-            echo[stomach < 1] = 0.06
-            spine = _ellipse_field(grid, at(0.0, 0.72), (a * 0.1, b * 0.1), 0.0)
-            echo += 1.2 * np.exp(-(spine / 0.9) ** 2)
-            vein = _ellipse_field(grid, at(0.2, -0.1), (a * 0.3, b * 0.045), angle + 0.5)
-            echo[vein < 1] = 0.1
+            stomach = _ellipse_field(grid, at(-0.3, -0.2), (a * 0.3, b * 0.22), angle)
+            echo[stomach < 1] = 0.04
+            spine = _ellipse_field(grid, at(0.0, 0.68), (a * 0.14, b * 0.14), 0.0)
+            echo += 1.5 * np.exp(-(spine / 0.9) ** 2)
+            vein = _ellipse_field(grid, at(0.25, -0.05), (a * 0.32, b * 0.06), angle + 0.5)
+            echo[vein < 1] = 0.08
 
     def label(self, t: int) -> int:
         if self.abdomen is None:

@@ -35,3 +35,31 @@ def small_dataset(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+TINY_CONFIG = {"embed_dim": 16, "vision_cfg": {"image_size": 224, "layers": 4, "width": 32, "head_width": 16,
+                                              "patch_size": 28}}
+
+
+def _tiny_checkpoint(folder, task, seed):
+    import torch
+
+    from fetal_iqa_gui.model.checkpoint import build_model, save_checkpoint
+    torch.manual_seed(seed)
+    model = build_model(task, TINY_CONFIG)
+    with torch.no_grad():  # a head that spreads scores over (0, 1), so that orders and thresholds matter
+        for name, parameter in model.named_parameters():
+            if name.startswith("classifier.weight"):
+                parameter.mul_(20)
+    path = folder / f"tiny_{task}.safetensors"
+    save_checkpoint(model, path, {"config": TINY_CONFIG, "name": f"tiny {task} test model"}, full_model=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cls_path(tmp_path_factory):
+    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "classification", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_seg_path(tmp_path_factory):
+    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "segmentation", 1)

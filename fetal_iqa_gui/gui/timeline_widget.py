@@ -96,12 +96,14 @@ class TimelineWidget(pg.PlotWidget):
             self.addItem(region)
             self.run_items.append(region)
 
+    def _data_point(self, event):
+        return self.plotItem.vb.mapSceneToView(self.mapToScene(event.position().toPoint()))
+
     def _frame_at(self, event) -> int:
-        return int(round(self.plotItem.vb.mapSceneToView(event.position()).x()))
+        return int(round(self._data_point(event).x()))
 
     def _near_threshold(self, event) -> bool:
-        y = self.plotItem.vb.mapSceneToView(event.position()).y()
-        return abs(y - self.state.threshold) < 0.03
+        return abs(self._data_point(event).y() - self.state.threshold) < 0.03
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton and not self._near_threshold(event):

@@ -91,16 +91,13 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
 # ---------------------------------------------------------------------------------------------
 # The paper's Lightning checkpoints, loaded without Lightning and without running pickled code.
 
-class PlainAttributeDict(dict):
-    """Stands in for Lightning's AttributeDict (hyper-parameters): a plain dict."""
-
-
-# Lightning's non-tensor objects that such files hold, mapped to plain containers.
+# Lightning's non-tensor objects that such files hold, read as plain containers: its
+# AttributeDict (the hyper-parameters) is a dict subclass, so it becomes a dict.
 _LIGHTNING_STAND_INS = [
-    (PlainAttributeDict, "lightning.fabric.utilities.data.AttributeDict"),
-    (PlainAttributeDict, "lightning_fabric.utilities.data.AttributeDict"),
-    (PlainAttributeDict, "pytorch_lightning.utilities.parsing.AttributeDict"),
-    (PlainAttributeDict, "lightning.pytorch.utilities.parsing.AttributeDict"),
+    (dict, "lightning.fabric.utilities.data.AttributeDict"),
+    (dict, "lightning_fabric.utilities.data.AttributeDict"),
+    (dict, "pytorch_lightning.utilities.parsing.AttributeDict"),
+    (dict, "lightning.pytorch.utilities.parsing.AttributeDict"),
 ]
 
 _PREFIX_MAPS = {
@@ -120,12 +117,12 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, t
         with torch.serialization.safe_globals(_LIGHTNING_STAND_INS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        match = re.search(r"GLOBAL ([\w.]+)", str(error))
+        match = re.search(r"GLOBAL ([\w.]+)", str(error)) or re.search(r"got <class '([\w.]+)'>", str(error))
         name = match.group(1) if match else "an unknown type"
         raise ModelLoadError(path, f"it holds a Python object of type {name} that fetal-iqa does not load "
                              "(loading it would run code from the file)",
                              "Save the model's state_dict alone, or use `fetal-iqa train`.") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # a damaged file fails in many ways inside torch.load
         raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({_short(error)})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):

@@ -66,10 +66,11 @@ class FetalCLIPSegmenter(nn.Module):
     def hidden_states(self, images: torch.Tensor) -> list[torch.Tensor]:
         tower = tower_of(self.encoder)
         blocks = tower.transformer.resblocks
-        picked = sorted({len(blocks) // i - 1 for i in range(1, 5)})
+        # the paper's rule; shallow test towers may pick one block twice
+        picked = sorted(len(blocks) // i - 1 for i in range(1, 5))
         captured: dict[int, torch.Tensor] = {}
         hooks = [blocks[i].register_forward_hook(lambda _m, _in, out, i=i: captured.__setitem__(i, out))
-                 for i in picked]
+                 for i in set(picked)]
         try:
             with torch.no_grad():  # the paper's encoder never trains in SEG
                 self.encoder(images)

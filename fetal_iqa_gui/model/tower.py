@@ -86,7 +86,7 @@ def read_torch_file(path: Path) -> object:
     except pickle.UnpicklingError as error:
         raise ModelLoadError(path, f"it holds Python objects that cannot be loaded safely ({_first_line(error)})",
                              "Only plain PyTorch checkpoints are accepted.") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # a damaged file fails in many ways inside torch.load
         log.debug("torch.load failed on %s: %s", path, error)
         raise ModelLoadError(path, "the file is truncated or is not a PyTorch checkpoint",
                              "Download or copy it again.") from None

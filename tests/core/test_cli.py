@@ -1,0 +1,85 @@
+"""The command line: info, synth, score, measure, evaluate; bad input gets exit code 2 and a message."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.cli import main
+
+
+def test_info_prints_each_file_and_reports_bad_ones(small_dataset, tmp_path, capsys):
+    good = next((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))
+    bad = tmp_path / "broken.mha"
+    bad.write_text("nonsense")
+    assert main(["info", str(bad), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert "broken.mha" in err and "Traceback" not in err
+    assert "frames: 144" in out and "744 x 562 px" in out and "spacing: 0.280" in out
+    assert "sweeps: 1" in out and "padding" in out
+
+
+def test_synth_writes_the_challenge_layout(tmp_path, capsys):
+    assert main(["synth", str(tmp_path), "--cases", "1", "--seed", "4", "--frames-per-sweep", "12"]) == 0
+    assert len(list((tmp_path / synthetic.IMAGES_DIR).glob("*.mha"))) == 1
+    assert (tmp_path / synthetic.CIRCUMFERENCES_CSV).exists()
+
+
+def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_path, tmp_path, capsys):
+    images = small_dataset / synthetic.IMAGES_DIR
+    broken = tmp_path / "in" / "zz-broken.mha"
+    broken.parent.mkdir()
+    broken.write_text("nonsense")
+    args = ["score", str(images), str(broken), "--adapter", str(tiny_cls_path), "--device", "cpu",
+            "--out-dir", str(tmp_path / "out"), "--challenge-output", str(tmp_path / "challenge"),
+            "--export-best", str(tmp_path / "best")]
+    assert main(args) == 2  # one input failed, the others were scored
+    out, err = capsys.readouterr()
+    assert "zz-broken.mha" in err
+    csvs = sorted((tmp_path / "out").glob("*_scores.csv"))
+    assert len(csvs) == 4
+    rows = list(csv.DictReader(open(csvs[0])))
+    assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good"] and len(rows) == 144
+    assert all(r["score"] == "" for r in rows if r["padding"] == "1")
+    assert (tmp_path / "out" / "summary.csv").exists()
+    assert len(list((tmp_path / "challenge").iterdir())) == 4
+    assert list((tmp_path / "best").glob("*.json"))
+    assert "best sweep 1: frame" in out
+    # resumable: a second run skips the finished cases
+    assert main(args[:2] + args[3:]) == 0
+    assert "skipping" in capsys.readouterr().err
+
+
+def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
+    import cv2
+    mask = np.zeros((400, 400), np.uint8)
+    cv2.ellipse(mask, ((200, 200), (200, 150), 0), 255, -1)
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    assert main(["measure", str(tmp_path / "mask.png")]) == 0
+    printed = float(capsys.readouterr().out.split()[1])
+    assert printed == pytest.approx(154.7, rel=0.01)  # Ramanujan on semi-axes 100 x 75 px at 0.28 mm
+    volume = np.zeros((3, 50, 50), np.uint8)
+    volume[0, 10:20, 10:20] = 1
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "masks.mha"))
+    assert main(["measure", str(tmp_path / "masks.mha")]) == 2
+    assert main(["measure", str(tmp_path / "masks.mha"), "--frame", "0", "--spacing", "0.5"]) == 0
+    capsys.readouterr()
+
+
+def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, capsys):
+    from fetal_iqa_gui.export import write_challenge_output
+    from fetal_iqa_gui.training.data import read_cases
+    for case in read_cases(small_dataset):
+        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / synthetic.MASKS_DIR / f"{case.uuid}.mha")))
+        frame = int(np.flatnonzero((gt == 1).reshape(len(gt), -1).any(1))[0]) if (gt == 1).any() else -1
+        write_challenge_output(tmp_path / "pred", case.uuid, frame, gt[frame] > 0 if frame >= 0 else None,
+                               gt.shape, (0.28, 0.28))
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--challenge", str(tmp_path / "pred"), "--ground-truth", str(small_dataset),
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["mean"]["wfss"] == 1.0 and report["mean"]["dice_soft"] == pytest.approx(1.0)
+    assert "challenge score" in capsys.readouterr().out

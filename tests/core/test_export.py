@@ -1,0 +1,81 @@
+"""Exports: pixel-identical PNG with its sidecar, no silent overwrite, nothing half-written."""
+
+import csv
+import errno
+import json
+
+import cv2
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from fetal_iqa_gui.export import (SIDECAR_FIELDS, ModelInfo, export_frame, write_challenge_output,
+                                  write_scores_csv)
+from fetal_iqa_gui.fileio import ExportError, atomic_write
+from fetal_iqa_gui.sweep import Sweep
+
+MODEL = ModelInfo("tiny", "classification:abc", 0.5, is_demo=True)
+
+
+@pytest.fixture(scope="module")
+def sweep(small_case):
+    return Sweep.from_array(small_case.frames, "/data/case-7.mha", sweeps=6)
+
+
+def test_png_is_the_original_frame_and_the_sidecar_says_where_it_came_from(sweep, tmp_path):
+    frame = 35
+    written = export_frame(sweep, frame, 0.8, MODEL, tmp_path, ac_mm=201.234)
+    png, sidecar = written
+    assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), sweep.frames[frame])
+    document = json.loads(sidecar.read_text())
+    assert list(document) == [name for name, _ in SIDECAR_FIELDS]
+    assert document["frame"] == 35 and document["sweep"] == 2 and document["frame_in_sweep"] == 5
+    assert document["good"] is True and document["demo_model"] is True and document["ac_mm"] == 201.23
+    assert document["source_sha256"] == sweep.content_hash and document["pixel_spacing_mm"] == [0.28, 0.28]
+
+
+def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
+    export_frame(sweep, 3, 0.2, MODEL, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ExportError, match="already exists"):
+        export_frame(sweep, 3, 0.9, MODEL, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_padding_frames_are_not_exported(sweep, tmp_path):
+    padding = int(np.flatnonzero(sweep.layout.padding)[0])
+    with pytest.raises(ExportError, match="padding"):
+        export_frame(sweep, padding, None, MODEL, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_full_disk_leaves_no_partial_file(tmp_path):
+    def failing(file):
+        file.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(ExportError, match="disk is full"):
+        atomic_write(tmp_path / "out.png", failing)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scores_csv_has_one_row_per_frame(sweep, tmp_path):
+    scores = np.where(sweep.layout.padding, np.nan, 0.3).astype(np.float32)
+    scores[10] = 0.9
+    path = write_scores_csv(tmp_path / "scores.csv", sweep, scores, 0.5)
+    rows = list(csv.DictReader(open(path)))
+    assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good"]
+    assert len(rows) == sweep.n_frames
+    assert rows[10]["good"] == "1" and rows[11]["good"] == "0"
+    padding = next(r for r in rows if r["padding"] == "1")
+    assert padding["score"] == "" and padding["good"] == "0"
+
+
+def test_challenge_output_is_the_case_shape_with_one_mask_frame(tmp_path):
+    mask = np.zeros((562, 744), np.uint8)
+    mask[100:200, 100:200] = 1
+    folder = write_challenge_output(tmp_path, "uuid-1", 12, mask, (30, 562, 744), (0.28, 0.28))
+    assert json.loads((folder / "fetal-abdomen-frame-number.json").read_text()) == 12
+    volume = sitk.ReadImage(str(folder / "fetal-abdomen-segmentation.mha"))
+    array = sitk.GetArrayFromImage(volume)
+    assert array.shape == (30, 562, 744) and volume.GetSpacing()[0] == pytest.approx(0.28)
+    assert array[12].sum() == mask.sum() and array.sum() == mask.sum()

@@ -1,0 +1,98 @@
+"""The scoring engine: every image frame once, padding skipped, coarse to fine, order-independent."""
+
+import numpy as np
+import pytest
+import torch
+
+from fetal_iqa_gui import cache
+from fetal_iqa_gui.batch import score_all
+from fetal_iqa_gui.model.loading import ModelSpec, load_model
+from fetal_iqa_gui.scoring import EngineSettings, make_engine, pick_dtype, score_sweep, scoring_order_step
+from fetal_iqa_gui.sweep import Sweep
+
+
+@pytest.fixture(scope="module")
+def sweep(small_case):
+    return Sweep.from_array(small_case.frames, "/virtual/case.mha")
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_cls_path):
+    return make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8))
+
+
+def test_every_image_frame_is_scored_once_and_padding_never(engine, sweep):
+    seen = []
+    for batch in score_sweep(engine, sweep):
+        assert len(batch.frames) == len(batch.scores) <= engine.batch_size
+        seen += batch.frames.tolist()
+    assert sorted(seen) == sweep.layout.image_frames().tolist()
+    assert len(seen) == len(set(seen))
+
+
+def test_order_is_coarse_to_fine_first(engine, sweep):
+    batches = list(score_sweep(engine, sweep))
+    images = sweep.layout.image_frames()
+    first = np.concatenate([b.frames for b in batches])[:len(images[::16])]
+    assert sorted(first.tolist()) == images[::16].tolist()
+
+
+def test_final_scores_do_not_depend_on_the_order(engine, sweep):
+    ordered = np.full(sweep.n_frames, np.nan, np.float32)
+    for batch in score_sweep(engine, sweep):
+        ordered[batch.frames] = batch.scores
+    images = sweep.layout.image_frames()
+    with torch.inference_mode():
+        sequential = np.concatenate([engine.predict(sweep.frames[images[i:i + 5]])[0] for i in range(0, len(images), 5)])
+    np.testing.assert_allclose(ordered[images], sequential, atol=1e-5)
+
+
+def test_refinement_starts_next_to_the_highest_score():
+    scores = np.full(100, np.nan, np.float32)
+    scores[[0, 16, 32, 48, 64, 80]] = [0.1, 0.1, 0.9, 0.1, 0.1, 0.1]
+    candidates = np.flatnonzero(np.isnan(scores))
+    chosen = scoring_order_step(scores, candidates, 4)
+    assert all(17 <= f <= 47 for f in chosen)
+
+
+def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
+    batches = []
+    result = score_all(engine, sweep, use_cache=True, on_batch=batches.append, should_stop=lambda: len(batches) >= 2)
+    scored = int((~np.isnan(result.scores)).sum())
+    assert scored == sum(len(b.frames) for b in batches) < len(sweep.layout.image_frames())
+    cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames)
+    assert cached is not None and int((~np.isnan(cached[0])).sum()) == scored
+    resumed = score_all(engine, sweep, use_cache=True)
+    assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
+
+
+def test_corrupt_cache_entries_are_ignored(engine, sweep, tmp_path):
+    score_all(engine, sweep, use_cache=True)
+    for entry in cache.cache_dir().glob("*.npz"):
+        entry.write_bytes(b"garbage")
+    assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames) is None
+    assert not any(cache.cache_dir().glob("*.npz"))  # the damaged entry is gone
+
+
+def test_cpu_precision_follows_the_processor(monkeypatch):
+    import fetal_iqa_gui.scoring as scoring
+    monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: False)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: True)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert pick_dtype("fp32", torch.device("cpu")) == torch.float32
+
+
+def test_missing_gpu_is_a_clear_error(tiny_cls_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="No CUDA GPU"):
+        make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cuda"))
+
+
+def test_segmentation_model_yields_masks_and_area_scores(tiny_seg_path, sweep):
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 8))
+    batch = next(score_sweep(engine, sweep))
+    assert batch.masks.shape == (len(batch.frames), 224, 224)
+    np.testing.assert_allclose(batch.scores, batch.masks.reshape(len(batch.masks), -1).mean(axis=1))
+    assert engine.model.threshold == pytest.approx(0.01)

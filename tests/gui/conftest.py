@@ -1,0 +1,31 @@
+"""GUI test fixtures: a main window on a tiny test model (fast) and a small synthetic sweep file."""
+
+import pytest
+
+from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.gui import settings as stored
+
+
+@pytest.fixture(scope="session")
+def sweep_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gui-data")
+    synthetic.write_dataset(folder, cases=1, seed=21, frames_per_sweep=40)
+    return next((folder / synthetic.IMAGES_DIR).glob("*.mha"))
+
+
+@pytest.fixture
+def window(qtbot, tiny_cls_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))  # each test scores afresh
+    from fetal_iqa_gui.gui.main_window import MainWindow
+    settings = stored.AppSettings(adapter=str(tiny_cls_path), device="cpu", precision="fp32", batch_size=8)
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def open_and_score(qtbot, window, path, timeout=60_000):
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=timeout):
+        window.open_path(path)
+    qtbot.waitUntil(lambda: window.scorer is not None and window.scorer.isFinished(), timeout=timeout)
+    qtbot.wait(50)  # queued batch signals

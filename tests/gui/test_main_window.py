@@ -1,0 +1,107 @@
+"""The main window as a sonographer uses it: open, watch scores arrive, navigate, export, cancel, close."""
+
+import json
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+
+from fetal_iqa_gui.gui.shortcuts import SHORTCUTS
+from tests.gui.conftest import open_and_score
+
+
+def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    state = window.state
+    images = ~state.sweep.layout.padding
+    assert not np.isnan(state.scores[images]).any()
+    assert np.isnan(state.scores[~images]).all()  # padding is never scored
+    assert "scored" in window.status_text.text() and "best frame" in window.status_text.text()
+    timeline_y = window.timeline.curve.getData()[1]
+    np.testing.assert_allclose(timeline_y[images], state.scores[images])
+    assert window.best_frames.count() > 0
+
+
+def test_keys_move_the_frame(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    window.state.set_frame(5)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.state.frame == 6
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert window.state.frame == 16
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    assert window.state.frame == 0
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    assert window.state.frame == int(np.nanargmax(window.state.scores))
+    assert all(hasattr(window, s.action) for s in SHORTCUTS)
+
+
+def test_clicking_the_timeline_jumps_there(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    view = window.timeline.plotItem.vb
+    target = view.mapViewToScene(pg_point(120, 0.15))  # away from the threshold line
+    position = window.timeline.mapFromScene(target)
+    qtbot.mouseClick(window.timeline.viewport(), Qt.MouseButton.LeftButton, pos=position)
+    assert abs(window.state.frame - 120) <= 1
+    assert "Frame" in window.frame_view.caption.toPlainText()
+
+
+def pg_point(x, y):
+    from PySide6.QtCore import QPointF
+    return QPointF(x, y)
+
+
+def test_export_writes_the_original_pixels_and_a_sidecar(qtbot, window, sweep_file, tmp_path):
+    open_and_score(qtbot, window, sweep_file)
+    frame = int(np.nanargmax(window.state.scores))
+    written = window.export_frames([frame], tmp_path)
+    png = next(p for p in written if p.suffix == ".png")
+    assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), window.state.sweep.frames[frame])
+    sidecar = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+    assert sidecar["frame"] == frame and sidecar["model"] == "tiny classification test model"
+    # exporting again refuses to overwrite and says so
+    assert window.export_frames([frame], tmp_path) == []
+    assert "already exists" in window.last_alert
+
+
+def test_cancel_stops_scoring_and_keeps_the_scores(qtbot, window, sweep_file):
+    window.settings.batch_size = 1
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=60_000):
+        window.open_path(sweep_file)
+    qtbot.waitUntil(lambda: window.state.scored_count >= 3, timeout=60_000)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.scorer.isFinished(), timeout=30_000)
+    qtbot.wait(50)
+    scored = window.state.scored_count
+    assert 3 <= scored < int((~window.state.sweep.layout.padding).sum())
+    assert "stopped" in window.status_text.text()
+
+
+def test_closing_during_scoring_is_clean(qtbot, window, sweep_file):
+    window.settings.batch_size = 1
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=60_000):
+        window.open_path(sweep_file)
+    qtbot.waitUntil(lambda: window.state.scored_count >= 1, timeout=60_000)
+    window.close()
+    assert window.scorer.isFinished()
+
+
+def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):
+    open_and_score(qtbot, window, sweep_file)
+    before = window.state.sweep
+    bad = tmp_path / "broken.mha"
+    bad.write_text("not an image")
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: window.loader.isFinished(), timeout=10_000)
+    qtbot.wait(50)
+    assert window.state.sweep is before
+    assert "broken.mha" in window.last_alert and "broken.mha" in window.status_text.text()
+
+
+def test_padding_frames_are_shown_as_padding(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    padding = int(np.flatnonzero(window.state.sweep.layout.padding)[0])
+    window.state.set_frame(padding)
+    qtbot.wait(20)
+    assert window.frame_view.padding_text.isVisible()
+    assert "Padding" in window.frame_view.caption.toPlainText()
