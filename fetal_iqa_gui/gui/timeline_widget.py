@@ -18,6 +18,15 @@ CURRENT_PEN = pg.mkPen("#ff4d4d", width=2)
 SWEEP_PEN = pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
 
 
+def _band(start: float, stop: float, brush, z: float) -> pg.LinearRegionItem:
+    """A shaded, fixed span of frames without edge lines."""
+    region = pg.LinearRegionItem((start, stop), movable=False, brush=brush, pen=pg.mkPen(None))
+    for line in region.lines:
+        line.setPen(pg.mkPen(None))
+    region.setZValue(z)
+    return region
+
+
 class TimelineWidget(pg.PlotWidget):
     """Click or drag anywhere to jump; drag the dashed line to change the threshold."""
 
@@ -58,9 +67,7 @@ class TimelineWidget(pg.PlotWidget):
         for slot in layout.slots:
             padding = layout.padding_frames(slot)
             if len(padding):
-                region = pg.LinearRegionItem((padding[0] - 0.5, padding[-1] + 0.5), movable=False, brush=PADDING_BRUSH, pen=None)
-                region.setZValue(-20)
-                self.decorations.append(region)
+                self.decorations.append(_band(padding[0] - 0.5, padding[-1] + 0.5, PADDING_BRUSH, -20))
             if slot.start > 0:
                 self.decorations.append(pg.InfiniteLine(slot.start - 0.5, angle=90, pen=SWEEP_PEN))
             label = pg.TextItem(f"sweep {slot.number}", color="#999999", anchor=(0, 0))
@@ -91,8 +98,7 @@ class TimelineWidget(pg.PlotWidget):
             self.removeItem(item)
         self.run_items = []
         for start, stop in good_runs(self.state.scores, self.state.threshold):
-            region = pg.LinearRegionItem((start - 0.5, stop - 0.5), movable=False, brush=GOOD_BRUSH, pen=None)
-            region.setZValue(-10)
+            region = _band(start - 0.5, stop - 0.5, GOOD_BRUSH, -10)
             self.addItem(region)
             self.run_items.append(region)
 

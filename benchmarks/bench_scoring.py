@@ -1,0 +1,195 @@
+"""Scoring benchmark: the paper's path against our engine, measured in the same run.
+
+    python benchmarks/bench_scoring.py [--frames 32] [--skip-agreement]
+
+On one synthetic 840-frame ACOUSLIC-AI case and the full ViT-L/14 FetalCLIP architecture
+(random weights: speed does not depend on their values):
+- baseline: the paper's path, open_clip fp32 eager, LoRA not merged, batch 32, frames in order;
+- engine: our scoring engine with its automatic settings (merged LoRA; bf16 weights on a CPU
+  with native bf16, fp32 otherwise; CUDA autocast on a GPU).
+Each side runs in its own process (so its peak memory is its own), times a fixed subset of
+frames after a warm-up batch, and extrapolates to the case's image frames (said in the output).
+The order's quality (when the final best frame is first yielded, as a fraction of the pass) and
+the agreement of the fast path with fp32 are measured with the demo model, whose trained
+weights make int8/bf16 errors visible where random weights would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
+from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
+from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
+from fetal_iqa_gui.model.tower import build_visual, load_config, load_visual_weights  # noqa: E402
+from fetal_iqa_gui.preprocess import frames_to_tensor  # noqa: E402
+from fetal_iqa_gui.resources import FETALCLIP_CONFIG  # noqa: E402
+from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep  # noqa: E402
+from fetal_iqa_gui.sweep import Sweep  # noqa: E402
+from fetal_iqa_gui.synthetic import make_case  # noqa: E402
+
+CASE_SEED = 2024
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_weights_file(folder: Path) -> Path:
+    """An open_clip-layout checkpoint of the ViT-L/14 tower with random weights."""
+    path = folder / "random_FetalCLIP_weights.pt"
+    if not path.exists():
+        torch.manual_seed(0)
+        visual = build_visual(load_config(FETALCLIP_CONFIG))
+        torch.save({"epoch": 0, "state_dict": {f"module.visual.{k}": v for k, v in visual.state_dict().items()}}, path)
+    return path
+
+
+def adapter_file(folder: Path) -> Path:
+    """A FetalCLIP_CLS adapter (random LoRA and head) in our format."""
+    from fetal_iqa_gui.model.checkpoint import save_checkpoint
+    path = folder / "random_adapter.safetensors"
+    if not path.exists():
+        config = load_config(FETALCLIP_CONFIG)
+        with torch.device("meta"):
+            model = build_model("classification", config)
+        model = model.to_empty(device="cpu")
+        for name, parameter in model.named_parameters():
+            if "lora_" in name or name.startswith("classifier."):
+                torch.nn.init.normal_(parameter, std=0.02)
+        save_checkpoint(model, path, {"config": config})
+    return path
+
+
+def run_baseline(weights: Path, frames: np.ndarray) -> dict:
+    """The paper's path: LoRA-wrapped tower in fp32, eager, batch 32, in order."""
+    started = time.perf_counter()
+    config = load_config(FETALCLIP_CONFIG)
+    visual = build_visual(config)
+    load_visual_weights(visual, weights)
+    model = FetalCLIPClassifier(visual, config["embed_dim"]).eval()
+    load_s = time.perf_counter() - started
+    torch.set_num_threads(torch.get_num_threads())
+    with torch.inference_mode():
+        model(frames_to_tensor(frames[:2]))  # warm-up
+        started = time.perf_counter()
+        for i in range(0, len(frames), 32):
+            torch.sigmoid(model(frames_to_tensor(frames[i:i + 32])))
+        elapsed = time.perf_counter() - started
+    return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_engine(weights: Path, adapter: Path, frames: np.ndarray, precision: str) -> dict:
+    started = time.perf_counter()
+    engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), EngineSettings(precision=precision))
+    load_s = time.perf_counter() - started
+    engine.predict(frames[:2])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(frames), engine.batch_size):
+        engine.predict(frames[i:i + engine.batch_size])
+    elapsed = time.perf_counter() - started
+    return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb(),
+            "engine": engine.description, "batch_size": engine.batch_size}
+
+
+def order_and_agreement(sweep: Sweep) -> dict:
+    """With the demo model: when the final best frame first appears, and fast path vs fp32."""
+    results = {}
+    for precision in ("fp32", "auto"):
+        engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(precision=precision))
+        scores = np.full(sweep.n_frames, np.nan, np.float32)
+        order = []
+        for batch in score_sweep(engine, sweep):
+            scores[batch.frames] = batch.scores
+            order.append(batch.frames)
+        results[precision] = (scores, np.concatenate(order), engine)
+    scores, order, engine = results["fp32"]
+    best = int(np.nanargmax(scores))
+    position = int(np.flatnonzero(order == best)[0]) + 1
+    fast_scores, _, fast_engine = results["auto"]
+    images = sweep.layout.image_frames()
+    threshold = engine.model.threshold
+    agree = np.mean((scores[images] >= threshold) == (fast_scores[images] >= threshold))
+    return {"best_frame": best, "best_found_after_frames": position, "image_frames": len(images),
+            "best_found_fraction": position / len(images), "fast_path": fast_engine.description,
+            "decision_agreement": float(agree), "same_best_frame": best == int(np.nanargmax(fast_scores)),
+            "max_abs_score_difference": float(np.nanmax(np.abs(scores[images] - fast_scores[images])))}
+
+
+def child(args) -> None:
+    case = make_case(CASE_SEED)
+    sweep = Sweep.from_array(case.frames, "benchmark-case.mha")
+    frames = case.frames[sweep.layout.image_frames()[: args.frames]]
+    folder = Path(args.work)
+    if args.part == "baseline":
+        result = run_baseline(random_weights_file(folder), frames)
+    elif args.part == "engine":
+        result = run_engine(random_weights_file(folder), adapter_file(folder), frames, args.precision)
+    else:
+        result = order_and_agreement(sweep)
+    result["image_frames_in_case"] = int((~sweep.layout.padding).sum())
+    result["padding_fraction"] = float(sweep.layout.padding.mean())
+    print("RESULT " + json.dumps(result))
+
+
+def run_part(part: str, work: str, frames: int, precision: str = "auto") -> dict:
+    command = [sys.executable, __file__, "--part", part, "--work", work, "--frames", str(frames),
+               "--precision", precision]
+    output = subprocess.run(command, capture_output=True, text=True)
+    line = next((l for l in output.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{part} failed:\n{output.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=32, help="frames timed per side (then extrapolated)")
+    parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--part", choices=("baseline", "engine", "order"), help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part:
+        child(args)
+        return 0
+    with tempfile.TemporaryDirectory() as work:
+        print("preparing random ViT-L/14 weights and adapter…", file=sys.stderr)
+        random_weights_file(Path(work))
+        adapter_file(Path(work))
+        baseline = run_part("baseline", work, args.frames)
+        engine = run_part("engine", work, args.frames)
+        order = None if args.skip_agreement else run_part("order", work, args.frames)
+    total = baseline["image_frames_in_case"]
+    base_fps = baseline["frames"] / baseline["seconds"]
+    engine_fps = engine["frames"] / engine["seconds"]
+    print(f"case: 840 frames, {total} image frames ({baseline['padding_fraction']:.0%} padding); "
+          f"each side timed on {args.frames} frames after a warm-up, extrapolated to the case")
+    print(f"{'':26}{'frames/s':>10}{'case (s)':>10}{'load (s)':>10}{'peak RSS (MB)':>15}")
+    print(f"{'baseline (paper, fp32)':26}{base_fps:10.2f}{total / base_fps:10.0f}{baseline['load_s']:10.1f}"
+          f"{baseline['peak_rss_mb']:15.0f}")
+    print(f"{'engine (' + engine['engine'] + ')':26}{engine_fps:10.2f}{total / engine_fps:10.0f}{engine['load_s']:10.1f}"
+          f"{engine['peak_rss_mb']:15.0f}")
+    print(f"speed-up on the whole case: {engine_fps / base_fps:.2f}x")
+    if order:
+        print(f"best frame first yielded after {order['best_found_after_frames']} of {order['image_frames']} frames "
+              f"({order['best_found_fraction']:.1%} of the pass)")
+        print(f"demo model, {order['fast_path']} vs fp32: decisions agree on {order['decision_agreement']:.2%} of frames, "
+              f"same best frame: {order['same_best_frame']}, max score difference {order['max_abs_score_difference']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
