@@ -62,8 +62,7 @@ def run(sweep: Path | None = None, demo: bool = False) -> int:
     window = MainWindow()
     window.show()
     if demo:
-        window.settings.adapter = ""  # the demo always runs the demo model
-        window.open_path(demo_sweep_path())
+        window.open_demo()
     elif sweep is not None:
         window.open_path(Path(sweep))
     return app.exec()

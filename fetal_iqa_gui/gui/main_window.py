@@ -173,13 +173,16 @@ class MainWindow(QMainWindow):
             self.open_path(Path(path))
 
     def open_demo(self) -> None:
+        """The built-in synthetic sweep, made on first use (off the GUI thread), with the demo model."""
         from .app import demo_sweep_path
-        self.open_path(demo_sweep_path())
+        self.settings.adapter = ""
+        self.open_path(demo_sweep_path)
 
-    def open_path(self, path: Path) -> None:
+    def open_path(self, path) -> None:
+        """Open a sweep file (or, given a function, the path it returns) off the GUI thread."""
         if self.loader is not None and self.loader.isRunning():
             return
-        self.status_text.setText(f"Opening {path.name}…")
+        self.status_text.setText(f"Opening {getattr(path, 'name', 'the demo sweep')}…")
         self.progress.setRange(0, 0)  # busy
         self.progress.show()
         self.loader = LoadThread(path, self)

@@ -34,15 +34,20 @@ def warm_engine(spec: ModelSpec, settings: EngineSettings) -> Engine:
 
 
 class LoadThread(QThread):
+    """Opens a sweep; `source` is a path, or a function that makes one (the demo sweep)."""
+
     loaded = Signal(object)  # Sweep
     failed = Signal(str)
 
-    def __init__(self, path: Path, parent=None):
+    def __init__(self, source, parent=None):
         super().__init__(parent)
-        self.path = Path(path)
+        self.source = source
+        self.path = Path(source) if not callable(source) else Path("demo sweep")
 
     def run(self) -> None:
         try:
+            if callable(self.source):
+                self.path = self.source()
             self.loaded.emit(load_sweep(self.path))
         except SweepLoadError as error:
             self.failed.emit(str(error))

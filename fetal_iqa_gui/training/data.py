@@ -80,6 +80,7 @@ class FrameSet:
     classes: np.ndarray  # (n,) uint8: 0 none, 1 optimal, 2 suboptimal
     case_index: np.ndarray
     frame_index: np.ndarray
+    sweep_number: np.ndarray  # 1-based
     cases: list[CaseRecord]
 
     def __len__(self) -> int:
@@ -95,7 +96,7 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
         cached = _read_cache(cache_dir / f"frames-{key}.npz", cases)
         if cached is not None:
             return cached
-    images, masks, classes, case_index, frame_index = [], [], [], [], []
+    images, masks, classes, case_index, frame_index, sweep_number = [], [], [], [], [], []
     for index, case in enumerate(cases):
         volume = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / IMAGES_DIR / f"{case.uuid}.mha")))
         labels = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / MASKS_DIR / f"{case.uuid}.mha")))
@@ -110,17 +111,18 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
                 classes.append(int(mask.max()))
                 case_index.append(index)
                 frame_index.append(frame)
+                sweep_number.append(sweep + 1)
         del volume, labels
         if progress:
             progress(index + 1, len(cases))
     empty = np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
     frames = FrameSet(np.stack(images) if images else empty, np.stack(masks) if masks else empty,
                       (np.array(classes) > 0).astype(np.float32), np.array(classes, np.uint8),
-                      np.array(case_index), np.array(frame_index), cases)
+                      np.array(case_index), np.array(frame_index), np.array(sweep_number), cases)
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         np.savez(cache_dir / f"frames-{key}.npz", images=frames.images, masks=frames.masks, classes=frames.classes,
-                 case_index=frames.case_index, frame_index=frames.frame_index,
+                 case_index=frames.case_index, frame_index=frames.frame_index, sweep_number=frames.sweep_number,
                  uuids=np.array([c.uuid for c in cases]))
     return frames
 
@@ -134,7 +136,7 @@ def _read_cache(path: Path, cases: list[CaseRecord]) -> FrameSet | None:
                 return None
             classes = data["classes"]
             return FrameSet(data["images"], data["masks"], (classes > 0).astype(np.float32), classes,
-                            data["case_index"], data["frame_index"], cases)
+                            data["case_index"], data["frame_index"], data["sweep_number"], cases)
     except Exception as error:  # a damaged cache is rebuilt, never trusted
         log.warning("ignoring damaged frame cache %s: %s", path, error)
         return None

@@ -37,24 +37,20 @@ def frame_report(model: LoadedModel, frames: FrameSet) -> dict:
     scores = predict_frames(model, frames)
     metrics = classification_metrics(frames.labels, scores, model.threshold)
     sweeps = []
-    per_sweep_frames = None
-    for case_index in np.unique(frames.case_index):
-        in_case = frames.case_index == case_index
-        frame_numbers = frames.frame_index[in_case]
-        per_sweep_frames = per_sweep_frames or max(int(frame_numbers.max()) + 1, 1) // ACOUSLIC_SWEEPS or 1
-        for sweep in np.unique(frame_numbers // per_sweep_frames):
-            chosen = np.flatnonzero(in_case)[frame_numbers // per_sweep_frames == sweep]
-            best = chosen[np.argmax(scores[chosen])]
-            sweeps.append({"case": frames.cases[case_index].uuid, "sweep": int(sweep) + 1,
-                           "best_frame": int(frames.frame_index[best]), "score": float(scores[best]),
-                           "label": int(frames.classes[best])})
-    hit = np.mean([s["label"] > 0 for s in sweeps]) if sweeps else 0.0
+    for case_index, sweep in sorted(set(zip(frames.case_index.tolist(), frames.sweep_number.tolist()))):
+        chosen = np.flatnonzero((frames.case_index == case_index) & (frames.sweep_number == sweep))
+        best = chosen[np.argmax(scores[chosen])]
+        sweeps.append({"case": frames.cases[case_index].uuid, "sweep": int(sweep),
+                       "best_frame": int(frames.frame_index[best]), "score": float(scores[best]),
+                       "label": int(frames.classes[best]), "sweep_has_annotation": bool(frames.labels[chosen].any())})
+    annotated = [s for s in sweeps if s["sweep_has_annotation"]]
+    hit = np.mean([s["label"] > 0 for s in annotated]) if annotated else 0.0
     table = [f"model: {model.name}",
              f"frames: {metrics['frames']} ({metrics['positives']} positive), threshold {model.threshold:.3f}",
              "  ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "f1", "precision", "recall", "specificity")),
              f"ROC-AUC {metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "ROC-AUC n/a",
              f"confusion [[TN FP] [FN TP]]: {metrics['confusion_matrix']}",
-             f"sweeps whose best frame is annotated: {hit:.1%} of {len(sweeps)}"]
+             f"annotated sweeps whose best frame is annotated: {hit:.1%} of {len(annotated)}"]
     return {"frame_level": metrics, "sweeps": sweeps, "best_frame_annotated_fraction": float(hit), "table": table}
 
 

@@ -67,29 +67,31 @@ def make_model(settings: TrainSettings, config: dict, weights: Path | None):
     return model
 
 
-def _batches(frames: FrameSet, settings: TrainSettings, rng: np.random.Generator, train: bool):
+def _epoch_items(frames: FrameSet, settings: TrainSettings, rng: np.random.Generator, train: bool) -> list:
+    """(frame index, augmented) pairs of one epoch, in the order they are seen."""
     indices = np.arange(len(frames))
     if train and settings.negatives_per_positive:
         positives = indices[frames.labels > 0]
         negatives = indices[frames.labels == 0]
         keep = min(len(negatives), int(len(positives) * settings.negatives_per_positive) or len(negatives))
         indices = np.concatenate([positives, rng.choice(negatives, keep, replace=False)])
-    # each training frame twice: as it is, and augmented
+    # each training frame twice: as it is, and augmented (the paper's two copies)
     items = [(i, False) for i in indices] + ([(i, True) for i in indices] if train else [])
-    order = rng.permutation(len(items)) if train else np.arange(len(items))
-    for start in range(0, len(order), settings.batch_size):
-        chosen = [items[k] for k in order[start:start + settings.batch_size]]
-        images, masks = [], []
-        for index, augmented in chosen:
+    return [items[k] for k in rng.permutation(len(items))] if train else items
+
+
+def _batches(frames: FrameSet, items: list, batch_size: int, rng: np.random.Generator):
+    for start in range(0, len(items), batch_size):
+        images, masks, labels = [], [], []
+        for index, augmented in items[start:start + batch_size]:
             image, mask = frames.images[index], frames.masks[index]
             if augmented:
                 image, mask = augment(image, mask, rng)
             images.append(image)
             masks.append(mask)
-        labels = np.array([float(np.any(m)) if augmented else frames.labels[i] for (i, augmented), m in zip(chosen, masks)],
-                          np.float32)
+            labels.append(float(mask.any()) if augmented else frames.labels[index])
         yield (torch.from_numpy(normalise(np.stack(images))), torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)),
-               torch.from_numpy(labels))
+               torch.from_numpy(np.array(labels, np.float32)))
 
 
 def _loss(model, settings, images, masks, labels):
@@ -105,7 +107,7 @@ def evaluate_frames(model, frames: FrameSet, settings: TrainSettings, device) ->
     losses, scores = [], []
     rng = np.random.default_rng(0)
     with torch.no_grad():
-        for images, masks, labels in _batches(frames, settings, rng, train=False):
+        for images, masks, labels in _batches(frames, _epoch_items(frames, settings, rng, False), settings.batch_size, rng):
             images, masks, labels = images.to(device), masks.to(device), labels.to(device)
             with _autocast(device):
                 loss, output = _loss(model, settings, images, masks, labels)
@@ -140,14 +142,15 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
         optimizer.load_state_dict(saved["optimizer"])
         start_epoch, best, best_state = saved["epoch"], saved["best"], saved["best_state"]
         log.info("resuming from epoch %d", start_epoch)
-    steps_per_epoch = -(-2 * len(train_frames) // settings.batch_size)
-    if settings.max_steps:
-        steps_per_epoch = min(steps_per_epoch, settings.max_steps)
     model.train()
     started = time.monotonic()
     for epoch in range(start_epoch, settings.epochs):
         rng = np.random.default_rng([settings.seed, epoch])
-        for step, (images, masks, labels) in enumerate(_batches(train_frames, settings, rng, train=True)):
+        items = _epoch_items(train_frames, settings, rng, True)
+        steps_per_epoch = -(-len(items) // settings.batch_size)
+        if settings.max_steps:
+            steps_per_epoch = min(steps_per_epoch, settings.max_steps)
+        for step, (images, masks, labels) in enumerate(_batches(train_frames, items, settings.batch_size, rng)):
             if settings.max_steps and step >= settings.max_steps:
                 break
             images, masks, labels = images.to(device), masks.to(device), labels.to(device)
@@ -157,7 +160,7 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
             loss.backward()
             optimizer.step()
             if progress:
-                progress(epoch, step + 1, steps_per_epoch, float(loss), time.monotonic() - started)
+                progress(epoch, step + 1, steps_per_epoch, float(loss.detach()), time.monotonic() - started)
         val_loss, val_scores = evaluate_frames(model, val_frames, settings, device)
         log.info("epoch %d: validation loss %.4f", epoch + 1, val_loss)
         if val_loss < best["val_loss"]:

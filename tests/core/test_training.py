@@ -79,3 +79,18 @@ def test_interrupted_training_resumes(small_dataset, tiny_files, tmp_path):
     resumed = []
     train(settings, TINY_CONFIG, frames["train"], frames["val"], out, progress=lambda e, *a: resumed.append(e))
     assert resumed == [1] and out.exists()  # only the second epoch ran again
+
+
+def test_evaluate_reports_frame_metrics_and_each_sweeps_best_frame(small_dataset, tiny_cls_path, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(small_dataset), "--adapter", str(tiny_cls_path), "--split", "all",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    frame_level = report["frame_level"]
+    assert {"accuracy", "f1", "precision", "recall", "specificity", "roc_auc", "confusion_matrix"} <= set(frame_level)
+    assert sum(map(sum, frame_level["confusion_matrix"])) == frame_level["frames"]
+    cases_with_ac = read_cases(small_dataset)
+    expected_sweeps = sum(ac is not None for case in cases_with_ac for ac in case.ac_mm)
+    assert len(report["sweeps"]) == expected_sweeps
+    assert all(1 <= s["sweep"] <= 6 for s in report["sweeps"])
+    assert "f1 " in capsys.readouterr().out
