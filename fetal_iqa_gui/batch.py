@@ -16,6 +16,7 @@ from .export import ModelInfo, export_frame, write_challenge_output, write_score
 from .fileio import ExportError, atomic_write
 from .measure import MeasurementError, measure_abdomen
 from .preprocess import unsquare_mask
+from .progress import ProgressBar
 from .scoring import Engine, Throughput, score_sweep
 from .selection import best_frame, largest_area_frame
 from .sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Sweep, SweepLoadError, load_sweep
@@ -111,7 +112,6 @@ def measure_frame(result: SweepScores, sweep: Sweep, frame: int) -> float | None
 
 
 def score_paths(args, engine: Engine) -> int:
-    from .cli import ProgressBar
     model = engine.model
     info = ModelInfo(model.name, model.identity, model.threshold, model.is_demo)
     paths = expand_paths(args.paths)

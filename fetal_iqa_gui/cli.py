@@ -8,12 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
+from .progress import ProgressBar
 
 log = logging.getLogger("fetal_iqa_gui")
 
@@ -207,37 +205,6 @@ def cmd_score(args) -> int:
     if engine is None:
         return EXIT_ERROR
     return score_paths(args, engine)
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr (only when stderr is a terminal, else a line every 10 %)."""
-
-    def __init__(self, label: str, total: int, stream=sys.stderr):
-        self.label, self.total, self.stream = label, max(total, 1), stream
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-        self.last_decile = -1
-
-    def update(self, done: int, total: int | None = None, extra: str = "") -> None:
-        if total:
-            self.total = max(total, 1)
-        fraction = min(done / self.total, 1.0)
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / fraction - elapsed if fraction > 0 else float("nan")
-        text = f"{self.label} {done}/{self.total} {fraction:6.1%} | {elapsed:5.0f}s elapsed, {eta:5.0f}s left {extra}"
-        if self.tty:
-            width = 24
-            filled = int(width * fraction)
-            self.stream.write("\r[" + "#" * filled + "-" * (width - filled) + "] " + text)
-        elif int(fraction * 10) > self.last_decile:
-            self.last_decile = int(fraction * 10)
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 if __name__ == "__main__":

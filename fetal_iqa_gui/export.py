@@ -80,6 +80,21 @@ def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_
     return values
 
 
+def overlay_image(frame: np.ndarray, caption: str, mask: np.ndarray | None = None, ellipse=None) -> np.ndarray:
+    """A colour copy of a frame with its caption, the mask outline (cyan) and the fitted ellipse (yellow)."""
+    image = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if mask is not None and mask.any():
+        contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(image, contours, -1, (255, 255, 0), 2)
+    if ellipse is not None:
+        centre = tuple(int(round(v)) for v in ellipse.center)
+        axes = tuple(int(round(v)) for v in ellipse.axes)
+        cv2.ellipse(image, centre, axes, ellipse.angle_deg, 0, 360, (0, 220, 255), 2)
+    for row, line in enumerate(caption.splitlines()):
+        cv2.putText(image, line, (10, 24 + 22 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
 def frame_basename(sweep: Sweep, frame: int) -> str:
     slot = sweep.layout.sweep_of(frame)
     stem = sweep.source.name.split(".")[0] or "sweep"

@@ -26,12 +26,17 @@ class MeasurementError(ValueError):
 @dataclass(frozen=True)
 class Ellipse:
     center: tuple[float, float]  # (x, y) in pixels
-    semi_axes: tuple[float, float]  # (a, b) in pixels, a >= b
-    angle_deg: float  # rotation of the first axis, OpenCV's convention
+    axes: tuple[float, float]  # semi-axes in pixels: along the rotated x axis, then y
+    angle_deg: float  # clockwise rotation in image coordinates (OpenCV's convention)
+
+    @property
+    def semi_axes(self) -> tuple[float, float]:
+        """(major, minor) semi-axes in pixels."""
+        return max(self.axes), min(self.axes)
 
     @property
     def circumference_px(self) -> float:
-        return ramanujan_circumference(*self.semi_axes)
+        return ramanujan_circumference(*self.axes)
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def measure_abdomen(mask: np.ndarray, spacing_mm: float = 0.28, fov_mask: np.nda
     a, b = width / 2, height / 2
     points = contour[:, 0, :].astype(np.float64)
     residual = _algebraic_residual(points, cx, cy, a, b, angle)
-    ellipse = Ellipse((cx - _PAD, cy - _PAD), (max(a, b), min(a, b)), angle)
+    ellipse = Ellipse((cx - _PAD, cy - _PAD), (a, b), angle)
     dropped = int(((mask_border > 0) & (fov_border > 0)).sum())
     return Measurement(ellipse, ramanujan_circumference(a, b) * spacing_mm, residual, len(contour), dropped)
 

@@ -180,7 +180,7 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
 
 def _read_image(path: Path) -> sitk.Image:
     if not path.exists():
-        raise SweepLoadError(path, "the file does not exist", "Check the path, or open it from File > Open.")
+        raise SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
     if not os.access(path, os.R_OK):
         raise SweepLoadError(path, "you do not have permission to read it",
                              "Copy it somewhere you can read, or ask your administrator.")

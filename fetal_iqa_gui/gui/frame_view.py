@@ -16,6 +16,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 GOOD_COLOUR = "#2ecc71"
 POOR_COLOUR = "#e67e22"
 MASK_COLOUR = (0, 255, 255)
+ELLIPSE_COLOUR = "#ffd000"
 
 
 class FrameView(pg.GraphicsLayoutWidget):
@@ -40,6 +41,11 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.view.addItem(self.caption)
         self.padding_text = pg.TextItem("Padding frame: not an image", anchor=(0.5, 0.5), color="#bbbbbb")
         self.view.addItem(self.padding_text)
+        # the fitted AC ellipse, in image pixels: a child of the image, so it shares its spacing transform
+        self.ellipse = pg.QtWidgets.QGraphicsEllipseItem()
+        self.ellipse.setPen(pg.mkPen(ELLIPSE_COLOUR, width=2))
+        self.ellipse.setParentItem(self.image)
+        self.ellipse.hide()
         self.show_mask = True
         self.levels = (0, 255)
         # latest request wins: many frame changes between repaints render once, the last one
@@ -68,6 +74,17 @@ class FrameView(pg.GraphicsLayoutWidget):
 
     def reset_levels(self) -> None:
         self.set_levels(0, 255)
+
+    def show_ellipse(self, ellipse) -> None:
+        """Draw the fitted AC ellipse (a `measure.Ellipse`), or hide it with None."""
+        if ellipse is None or not self.show_mask:
+            self.ellipse.hide()
+            return
+        (cx, cy), (ax, ay) = ellipse.center, ellipse.axes
+        self.ellipse.setRect(-ax, -ay, 2 * ax, 2 * ay)
+        self.ellipse.setPos(cx, cy)
+        self.ellipse.setRotation(ellipse.angle_deg)
+        self.ellipse.show()
 
     def toggle_mask(self) -> None:
         self.show_mask = not self.show_mask

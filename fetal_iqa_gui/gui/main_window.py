@@ -10,10 +10,10 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QSplitter, QTableWidget,
+                               QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..export import ModelInfo, export_frame, frame_basename, write_scores_csv
+from ..export import ModelInfo, export_frame, frame_basename, overlay_image, write_scores_csv
 from ..fileio import ExportError
 from ..measure import MeasurementError, measure_abdomen
 from ..model.loading import DEMO_LABEL, ModelSpec, real_weights_configured
@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self.ac_label = QLabel()
         self.ac_label.setWordWrap(True)
         side_layout.addWidget(self.ac_label)
+        side_layout.addLayout(self._levels_row())
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.frame_view)
@@ -116,6 +117,32 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1280, 820)
 
+    def _levels_row(self) -> QHBoxLayout:
+        """Window/level of the display (the exported pixels never change)."""
+        self.window_box = QSpinBox(minimum=1, maximum=255, value=255, prefix="W ")
+        self.level_box = QSpinBox(minimum=0, maximum=255, value=128, prefix="L ")
+        for box, name in ((self.window_box, "Window"), (self.level_box, "Level")):
+            box.setAccessibleName(name)
+            box.setToolTip(f"Display {name.lower()} (grey levels); the exported pixels are unchanged")
+            box.valueChanged.connect(self._apply_levels)
+        reset = QPushButton("Reset")
+        reset.setToolTip("Reset window/level to the full range")
+        reset.clicked.connect(self.reset_levels)
+        row = QHBoxLayout()
+        row.addWidget(self.window_box)
+        row.addWidget(self.level_box)
+        row.addWidget(reset)
+        return row
+
+    def _apply_levels(self) -> None:
+        half = self.window_box.value() / 2
+        self.frame_view.set_levels(self.level_box.value() - half, self.level_box.value() + half)
+
+    def reset_levels(self) -> None:
+        self.window_box.setValue(255)
+        self.level_box.setValue(128)
+        self.frame_view.reset_levels()
+
     # -- menus and shortcuts ------------------------------------------------------------------
 
     def _build_menus(self) -> None:
@@ -134,7 +161,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Quit", self.close, "Ctrl+Q"))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self._action("Fit to window", self.fit_view))
-        view_menu.addAction(self._action("Reset window/level", self.frame_view.reset_levels))
+        view_menu.addAction(self._action("Reset window/level", self.reset_levels))
         view_menu.addAction(self._action("Show/hide mask outline", self.toggle_mask))
         self.speed_actions = []
         speed_menu = view_menu.addMenu("Cine speed")
@@ -337,18 +364,37 @@ class MainWindow(QMainWindow):
 
     # -- measurement ------------------------------------------------------------------------
 
-    def current_measurement(self):
+    def mask_of(self, frame: int) -> np.ndarray | None:
+        """The SEG model's mask of a scored frame, at the frame's own resolution."""
         state = self.state
-        if state.masks is None or state.sweep is None or math.isnan(state.score) or not state.masks[state.frame].any():
+        if state.masks is None or state.sweep is None or math.isnan(state.scores[frame]) or not state.masks[frame].any():
             return None
-        mask = unsquare_mask(state.masks[state.frame], state.sweep.frames.shape[1:])
+        return unsquare_mask(state.masks[frame], state.sweep.frames.shape[1:])
+
+    def measurement_of(self, frame: int):
+        mask = self.mask_of(frame)
+        if mask is None:
+            return None
         try:
-            return measure_abdomen(mask, state.sweep.spacing_mm[0])
+            return measure_abdomen(mask, self.state.sweep.spacing_mm[0])
         except MeasurementError:
             return None
 
+    def current_measurement(self):
+        return self.measurement_of(self.state.frame) if self.state.sweep is not None else None
+
+    def overlay_of(self, frame: int, measurement) -> np.ndarray:
+        score = float(self.state.scores[frame])
+        slot = self.state.sweep.layout.sweep_of(frame)
+        caption = (f"frame {frame}, sweep {slot.number}, score {score:.3f}"
+                   + (f", AC {measurement.ac_mm:.1f} mm" if measurement else "")
+                   + (" (demo model)" if self.state.model and self.state.model.is_demo else ""))
+        return overlay_image(self.state.sweep.frames[frame], caption, self.mask_of(frame),
+                             measurement.ellipse if measurement else None)
+
     def _update_measurement(self) -> None:
         measurement = self.current_measurement()
+        self.frame_view.show_ellipse(measurement.ellipse if measurement else None)
         if measurement is None:
             self.ac_label.setText("" if self.state.masks is None else "AC: no abdomen mask on this frame")
         else:
@@ -380,13 +426,11 @@ class MainWindow(QMainWindow):
             return []
         written, problems = [], []
         for frame in frames:
-            previous = self.state.frame
-            self.state.frame = frame
-            measurement = self.current_measurement()
-            self.state.frame = previous
+            measurement = self.measurement_of(frame)
+            overlay = self.overlay_of(frame, measurement) if self.settings.export_overlay else None
             try:
                 written += export_frame(self.state.sweep, frame, float(self.state.scores[frame]), info, folder,
-                                        ac_mm=measurement.ac_mm if measurement else None)
+                                        overlay=overlay, ac_mm=measurement.ac_mm if measurement else None)
             except ExportError as error:
                 problems.append(str(error))
         message = f"Exported {len([p for p in written if p.suffix == '.png'])} frame(s) to {folder}."

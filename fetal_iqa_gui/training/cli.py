@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
+from ..progress import ProgressBar
 
 # Small and shallow: a ViT this size trained from scratch on a few thousand frames learns in
 # minutes at 3 layers, while at 12 its output stays nearly independent of the input for hundreds of steps.
@@ -52,17 +52,11 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
     demo.set_defaults(handler=cmd_train_demo)
 
 
-def _progress_printer(label: str):
-    from ..cli import ProgressBar
-    bar = ProgressBar(label, 1)
-    return bar
-
-
 def cmd_train(args) -> int:
     from ..model.tower import ModelLoadError, load_config
     from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS
     from .data import DatasetError, load_frames, read_cases, split_cases
-    from .train import TrainSettings, train
+    from .train import TrainSettings
     try:
         config = load_config(args.config or FETALCLIP_CONFIG)
         cases = read_cases(args.data_dir)
@@ -77,7 +71,7 @@ def cmd_train(args) -> int:
     splits = split_cases(cases, by_subject=args.split_by_subject)
     cache = args.out.parent / ".frame-cache"
     frames = {name: load_frames(args.data_dir, splits[name], cache, args.all_sweeps,
-                                _progress_printer(f"reading {name} cases").update) for name in ("train", "val")}
+                                ProgressBar(f"reading {name} cases", 1).update) for name in ("train", "val")}
     settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              seed=args.seed, max_steps=args.max_steps, full_finetune=args.from_scratch,
                              device=args.device)
@@ -91,7 +85,7 @@ def cmd_train(args) -> int:
 
 def _run_training(settings, config, frames, out, weights, extra):
     from .train import train
-    bar = _progress_printer("training")
+    bar = ProgressBar("training", 1)
 
     def progress(epoch, step, steps, loss, elapsed):
         bar.update(step, steps, extra=f"epoch {epoch + 1}/{settings.epochs} loss {loss:.4f}")
@@ -120,7 +114,7 @@ def cmd_evaluate(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     chosen = cases if args.split == "all" else split_cases(cases, by_subject=args.split_by_subject)[args.split]
-    frames = load_frames(args.data_dir, chosen, None, False, _progress_printer("reading cases").update)
+    frames = load_frames(args.data_dir, chosen, None, False, ProgressBar("reading cases", 1).update)
     report = frame_report(model, frames)
     _print_report(report, args.out)
     return 0
@@ -163,14 +157,14 @@ def cmd_train_demo(args) -> int:
         # frames_per_sweep 140: the real layout; training and held-out data from disjoint seeds
         for name, count, seed in (("train", args.cases, 1), ("heldout", held_out, 2)):
             if not (work / name / CIRCUMFERENCES_CSV).exists():
-                write_dataset(work / name, count, seed, progress=_progress_printer(f"synthesising {name}").update)
+                write_dataset(work / name, count, seed, progress=ProgressBar(f"synthesising {name}", 1).update)
         cases = read_cases(work / "train")
         n_val = max(2, len(cases) // 6)
         frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
                   "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
         settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,
                                  full_finetune=True, negatives_per_positive=2.0)
-        metadata = _run_training(settings, DEMO_CONFIG, frames, out, None,
+        _run_training(settings, DEMO_CONFIG, frames, out, None,
                                  {"name": "Demo model (synthetic data)", "demo": True})
         from ..model.loading import ModelSpec, load_model
         model = load_model(ModelSpec.demo_model(args.task) if args.out is None else ModelSpec(adapter=out))

@@ -67,7 +67,7 @@ def test_16_bit_and_float_volumes_are_scaled_by_their_own_range(tmp_path):
 
 
 def _dicom_multiframe(path, frames, photometric):
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
     meta = FileMetaDataset()

@@ -4,7 +4,7 @@ import json
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 
 from fetal_iqa_gui.gui.shortcuts import SHORTCUTS
 from tests.gui.conftest import open_and_score
@@ -105,3 +105,34 @@ def test_padding_frames_are_shown_as_padding(qtbot, window, sweep_file):
     qtbot.wait(20)
     assert window.frame_view.padding_text.isVisible()
     assert "Padding" in window.frame_view.caption.toPlainText()
+
+
+def test_overlay_copy_is_exported_when_asked(qtbot, window, sweep_file, tmp_path):
+    open_and_score(qtbot, window, sweep_file)
+    window.settings.export_overlay = True
+    frame = int(np.nanargmax(window.state.scores))
+    written = window.export_frames([frame], tmp_path)
+    overlay = next(p for p in written if p.name.endswith("_overlay.png"))
+    image = cv2.imread(str(overlay))
+    assert image.shape[:2] == window.state.sweep.frames.shape[1:] and image.shape[2] == 3
+
+
+def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, sweep_file, tiny_seg_path):
+    window.settings.adapter = str(tiny_seg_path)
+    open_and_score(qtbot, window, sweep_file)
+    assert window.state.masks is not None and window.state.model.is_segmentation
+    assert window.state.threshold == 0.01
+    window.state.set_frame(int(np.nanargmax(window.state.scores)))
+    qtbot.wait(20)
+    assert "AC" in window.ac_label.text()
+
+
+def test_window_level_changes_the_display_not_the_data(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    before = window.state.sweep.frames.copy()
+    window.window_box.setValue(100)
+    window.level_box.setValue(60)
+    assert window.frame_view.image.levels.tolist() == [10, 110]
+    window.reset_levels()
+    assert window.frame_view.image.levels.tolist() == [0, 255]
+    assert np.array_equal(before, window.state.sweep.frames)

@@ -1,0 +1,53 @@
+"""Screenshots of the main window's main states, for the README and for looking at the GUI.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py OUT_DIR
+
+Opens the demo sweep with the demo model in a real window, and saves: scoring under way, the
+best frame, a padding frame, and the shortcuts dialog.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+
+def wait(app, seconds=0.0, until=None, limit=300.0):
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        app.processEvents()
+        time.sleep(0.02)
+        if until is not None and until():
+            return
+        if until is None and time.monotonic() - started >= seconds:
+            return
+
+
+def main(out: Path) -> int:
+    import numpy as np
+
+    from fetal_iqa_gui.gui import settings as stored
+    from fetal_iqa_gui.gui.main_window import MainWindow
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    window = MainWindow(stored.AppSettings(batch_size=4))
+    window.resize(1500, 920)
+    window.show()
+    window.open_demo()
+    wait(app, until=lambda: window.state.scored_count >= 60)
+    window.grab().save(str(out / "scoring.png"))
+    wait(app, until=lambda: window.scorer is not None and window.scorer.isFinished())
+    window.best_frame()
+    wait(app, 0.5)
+    window.grab().save(str(out / "best-frame.png"))
+    window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
+    wait(app, 0.3)
+    window.grab().save(str(out / "padding.png"))
+    window.close()
+    print(f"screenshots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
