@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.scorer: ScoringThread | None = None
         self.engine = None
         self.last_alert = ""
+        self.demo_mode = False  # the demo sweep always runs the demo model, whatever the settings say
         self.setWindowTitle("fetal-iqa")
         self.setMinimumSize(900, 600)
         self.setAcceptDrops(True)
@@ -202,13 +203,14 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         """The built-in synthetic sweep, made on first use (off the GUI thread), with the demo model."""
         from .app import demo_sweep_path
-        self.settings.adapter = ""
+        self.demo_mode = True
         self.open_path(demo_sweep_path)
 
     def open_path(self, path) -> None:
         """Open a sweep file (or, given a function, the path it returns) off the GUI thread."""
         if self.loader is not None and self.loader.isRunning():
             return
+        self.demo_mode = callable(path) and self.demo_mode
         self.status_text.setText(f"Opening {getattr(path, 'name', 'the demo sweep')}…")
         self.progress.setRange(0, 0)  # busy
         self.progress.show()
@@ -246,7 +248,7 @@ class MainWindow(QMainWindow):
 
     def model_spec(self) -> ModelSpec:
         s = self.settings
-        if s.adapter:
+        if s.adapter and not self.demo_mode:
             return ModelSpec(weights=Path(s.weights) if s.weights else None, config=Path(s.config) if s.config else None,
                              adapter=Path(s.adapter))
         return ModelSpec.demo_model(s.demo_task)
@@ -486,6 +488,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.settings = dialog.result_settings()
             stored.save_settings(self.settings)
+            self.demo_mode = False
             self._update_banner()
             self.start_scoring()  # a new model or device rescores (the cache permitting)
 

@@ -46,7 +46,7 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
     demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
     demo.add_argument("--cases", type=int, default=16)
-    demo.add_argument("--epochs", type=int, default=10)
+    demo.add_argument("--epochs", type=int, default=24)
     demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
     demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
     demo.set_defaults(handler=cmd_train_demo)
@@ -163,7 +163,7 @@ def cmd_train_demo(args) -> int:
         frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
                   "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
         settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,
-                                 full_finetune=True, negatives_per_positive=2.0)
+                                 full_finetune=True, negatives_per_positive=1.5, cosine_lr=True)
         _run_training(settings, DEMO_CONFIG, frames, out, None,
                                  {"name": "Demo model (synthetic data)", "demo": True})
         from ..model.loading import ModelSpec, load_model

@@ -138,7 +138,7 @@ def _read_cache(path: Path, cases: list[CaseRecord]) -> FrameSet | None:
             return FrameSet(data["images"], data["masks"], (classes > 0).astype(np.float32), classes,
                             data["case_index"], data["frame_index"], data["sweep_number"], cases)
     except Exception as error:  # a damaged cache is rebuilt, never trusted
-        log.warning("ignoring damaged frame cache %s: %s", path, error)
+        log.warning("ignoring an outdated or damaged frame cache %s: %s", path, error)
         return None
 
 

@@ -38,6 +38,7 @@ class TrainSettings:
     full_finetune: bool = False  # train the tower too (small demo models from scratch)
     device: str = "auto"
     negatives_per_positive: float | None = None  # subsample negatives each epoch (None: all)
+    cosine_lr: bool = False  # decay the learning rate to zero over the run (the paper keeps it constant)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -133,6 +134,10 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
     model = make_model(settings, config, weights).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.01)
+    steps_estimate = settings.epochs * -(-len(_epoch_items(train_frames, settings, np.random.default_rng(0), True))
+                                        // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + np.cos(np.pi * min(step / steps_estimate, 1.0))) if settings.cosine_lr else 1.0)
     state_path = out_path.with_suffix(".train-state.pt")
     start_epoch, best = 0, {"val_loss": float("inf")}
     best_state = None
@@ -140,6 +145,7 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
         start_epoch, best, best_state = saved["epoch"], saved["best"], saved["best_state"]
         log.info("resuming from epoch %d", start_epoch)
     model.train()
@@ -159,6 +165,7 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             if progress:
                 progress(epoch, step + 1, steps_per_epoch, float(loss.detach()), time.monotonic() - started)
         val_loss, val_scores = evaluate_frames(model, val_frames, settings, device)
@@ -172,7 +179,8 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
                 threshold = SEG_GOOD_FRACTION
             best["threshold"] = threshold
             best["val_metrics"] = classification_metrics(val_frames.labels, val_scores, threshold)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "epoch": epoch + 1,
                     "best": best, "best_state": best_state}, state_path)
     if best_state is None:
         raise RuntimeError("no epoch was trained (check --epochs)")

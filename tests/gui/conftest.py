@@ -13,6 +13,14 @@ def sweep_file(tmp_path_factory):
     return next((folder / synthetic.IMAGES_DIR).glob("*.mha"))
 
 
+@pytest.fixture(scope="session")
+def short_sweep_file(tmp_path_factory):
+    """One short sweep, for the slower segmentation model."""
+    folder = tmp_path_factory.mktemp("gui-short")
+    synthetic.write_dataset(folder, cases=1, seed=22, frames_per_sweep=30, sweeps=1)
+    return next((folder / synthetic.IMAGES_DIR).glob("*.mha"))
+
+
 @pytest.fixture
 def window(qtbot, tiny_cls_path, tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))  # each test scores afresh

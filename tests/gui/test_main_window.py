@@ -117,9 +117,9 @@ def test_overlay_copy_is_exported_when_asked(qtbot, window, sweep_file, tmp_path
     assert image.shape[:2] == window.state.sweep.frames.shape[1:] and image.shape[2] == 3
 
 
-def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, sweep_file, tiny_seg_path):
+def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, short_sweep_file, tiny_seg_path):
     window.settings.adapter = str(tiny_seg_path)
-    open_and_score(qtbot, window, sweep_file)
+    open_and_score(qtbot, window, short_sweep_file, timeout=180_000)
     assert window.state.masks is not None and window.state.model.is_segmentation
     assert window.state.threshold == 0.01
     window.state.set_frame(int(np.nanargmax(window.state.scores)))
@@ -136,3 +136,17 @@ def test_window_level_changes_the_display_not_the_data(qtbot, window, sweep_file
     window.reset_levels()
     assert window.frame_view.image.levels.tolist() == [0, 255]
     assert np.array_equal(before, window.state.sweep.frames)
+
+
+def test_demo_opens_the_synthetic_sweep_with_the_labelled_demo_model(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=120_000):
+        window.open_demo()
+    qtbot.waitUntil(lambda: window.scorer is not None and window.scorer.isFinished(), timeout=300_000)
+    qtbot.wait(50)
+    assert window.state.sweep.n_frames == 840 and len(window.state.sweep.layout.slots) == 6
+    assert window.state.model.is_demo
+    assert "Demo model" in window.banner.text() and not window.banner.isHidden()
+    assert "not for clinical use" in window.status_text.text()
+    written = window.export_frames([int(np.nanargmax(window.state.scores))], tmp_path)
+    assert json.loads(next(p for p in written if p.suffix == ".json").read_text())["demo_model"] is True
+    assert window.settings.adapter  # the user's own model setting is left alone
