@@ -91,7 +91,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
+                       help="auto: bf16 on a GPU or a CPU with native bf16, else int8 on a CPU")
     group.add_argument("--batch-size", type=int)
     group.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
 

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .networks import FetalCLIPClassifier, FetalCLIPSegmenter
-from .tower import ModelLoadError, build_visual, check_state
+from .tower import ModelLoadError, build_visual, check_state, on_meta
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
@@ -85,7 +85,7 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
     if not full_model:
         own = {k: v for k, v in own.items() if not k.startswith("encoder.") or "lora_" in k}
     check_state(own, state, path)
-    model.load_state_dict(state, strict=full_model)
+    model.load_state_dict(state, strict=full_model, assign=full_model and on_meta(model))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,11 +104,13 @@ def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
         config = load_config(FETALCLIP_CONFIG)
     warnings = []
     if metadata.get("full_model"):
-        model = build_model(task, config)
+        with torch.device("meta"):  # the file's tensors become the model's: no random init, no copy
+            model = build_model(task, config)
         base_identity = "included"
     else:
         weights = Path(spec.weights) if spec.weights else FETALCLIP_WEIGHTS
-        visual = build_visual(config)
+        with torch.device("meta"):
+            visual = build_visual(config)
         warning = load_visual_weights(visual, weights, spec.verify_sha256)
         if warning:
             warnings.append(warning)
@@ -125,7 +127,8 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
         config = load_config(spec.config) if spec.config else config_from_state(state)
     except (KeyError, ValueError):
         raise ModelLoadError(path, "the tower's shape cannot be read from it", "Give its config with --config.") from None
-    model = build_model(task, config)
+    with torch.device("meta"):
+        model = build_model(task, config)
     load_into(model, state, path, full_model=True)
     metadata = {"source": "paper's Lightning checkpoint", "hyper_parameters": _plain(hparams), "config": config}
     name = f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"

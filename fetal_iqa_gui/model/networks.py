@@ -67,7 +67,7 @@ class FetalCLIPSegmenter(nn.Module):
         tower = tower_of(self.encoder)
         blocks = tower.transformer.resblocks
         # the paper's rule; shallow test towers may pick one block twice
-        picked = sorted(len(blocks) // i - 1 for i in range(1, 5))
+        picked = sorted(max(len(blocks) // i - 1, 0) for i in range(1, 5))
         captured: dict[int, torch.Tensor] = {}
         hooks = [blocks[i].register_forward_hook(lambda _m, _in, out, i=i: captured.__setitem__(i, out))
                  for i in set(picked)]

@@ -114,7 +114,11 @@ def visual_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]
 
 
 def load_visual_weights(visual: torch.nn.Module, path: str | os.PathLike, verify_sha256: bool = False) -> str | None:
-    """Load FetalCLIP_weights.pt into `visual`; returns a warning when the hash is not the published one."""
+    """Load FetalCLIP_weights.pt into `visual`; returns a warning when the hash is not the published one.
+
+    A tower built on the meta device takes the file's (memory-mapped) tensors as they are, so
+    the weights are held once, not twice, while loading.
+    """
     path = Path(path)
     warning = None
     if verify_sha256:
@@ -128,10 +132,14 @@ def load_visual_weights(visual: torch.nn.Module, path: str | os.PathLike, verify
     return warning
 
 
+def on_meta(module: torch.nn.Module) -> bool:
+    return any(p.is_meta for p in module.parameters())
+
+
 def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path | None) -> None:
     """load_state_dict with missing/unexpected keys and wrong shapes explained, not dumped."""
     check_state(module.state_dict(), state, path)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=on_meta(module))
 
 
 def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path | None) -> None:

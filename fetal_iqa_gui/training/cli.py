@@ -30,6 +30,8 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
     train.add_argument("--split-by-subject", action="store_true", help="keep each subject in one split")
     train.add_argument("--all-sweeps", action="store_true", help="also sweeps without an AC value")
     train.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
+    train.add_argument("--select-by", choices=("val_loss", "val_f1"), default="val_loss",
+                       help="how the best epoch is chosen (the paper: validation loss)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.set_defaults(handler=cmd_train)
 
@@ -46,7 +48,7 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
     demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
     demo.add_argument("--cases", type=int, default=16)
-    demo.add_argument("--epochs", type=int, default=24)
+    demo.add_argument("--epochs", type=int, default=16)
     demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
     demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
     demo.set_defaults(handler=cmd_train_demo)
@@ -74,7 +76,7 @@ def cmd_train(args) -> int:
                                 ProgressBar(f"reading {name} cases", 1).update) for name in ("train", "val")}
     settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              seed=args.seed, max_steps=args.max_steps, full_finetune=args.from_scratch,
-                             device=args.device)
+                             device=args.device, select_by=args.select_by)
     metadata = _run_training(settings, config, frames, args.out, weights,
                              {"split": {k: [c.uuid for c in v] for k, v in splits.items()},
                               "split_by_subject": args.split_by_subject})
@@ -159,11 +161,11 @@ def cmd_train_demo(args) -> int:
             if not (work / name / CIRCUMFERENCES_CSV).exists():
                 write_dataset(work / name, count, seed, progress=ProgressBar(f"synthesising {name}", 1).update)
         cases = read_cases(work / "train")
-        n_val = max(2, len(cases) // 6)
+        n_val = max(2, len(cases) // 4)
         frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
                   "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
         settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,
-                                 full_finetune=True, negatives_per_positive=1.5, cosine_lr=True)
+                                 full_finetune=True, negatives_per_positive=1.5, cosine_lr=True, select_by="val_f1")
         _run_training(settings, DEMO_CONFIG, frames, out, None,
                                  {"name": "Demo model (synthetic data)", "demo": True})
         from ..model.loading import ModelSpec, load_model

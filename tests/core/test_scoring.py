@@ -7,7 +7,7 @@ import torch
 from fetal_iqa_gui import cache
 from fetal_iqa_gui.batch import score_all
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.scoring import EngineSettings, make_engine, pick_dtype, score_sweep, scoring_order_step
+from fetal_iqa_gui.scoring import EngineSettings, make_engine, pick_precision, score_sweep, scoring_order_step
 from fetal_iqa_gui.sweep import Sweep
 
 
@@ -77,10 +77,19 @@ def test_corrupt_cache_entries_are_ignored(engine, sweep, tmp_path):
 def test_cpu_precision_follows_the_processor(monkeypatch):
     import fetal_iqa_gui.scoring as scoring
     monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: False)
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_precision("auto", torch.device("cpu")) == "int8"  # emulated bf16 would be slower than fp32
     monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: True)
-    assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
-    assert pick_dtype("fp32", torch.device("cpu")) == torch.float32
+    assert pick_precision("auto", torch.device("cpu")) == "bf16"
+    assert pick_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_int8_engine_stays_close_to_fp32(tiny_cls_path, sweep):
+    frames = sweep.frames[sweep.layout.image_frames()[:16]]
+    fp32 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8))
+    int8 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "int8", 8))
+    assert int8.description == "CPU int8"
+    reference, quantized = fp32.predict(frames)[0], int8.predict(frames)[0]
+    assert np.abs(reference - quantized).max() < 0.05
 
 
 def test_missing_gpu_is_a_clear_error(tiny_cls_path):
