@@ -43,6 +43,9 @@ class TimelineWidget(pg.PlotWidget):
         self.setLabel("bottom", "frame")
         self.setYRange(0, 1.05, padding=0)
         self.curve = self.plot([], [], pen=SCORE_PEN, connect="finite")
+        # dots too: while scoring is coarse, scored frames have no scored neighbours to join
+        self.scored = pg.ScatterPlotItem(size=4, brush=pg.mkBrush("#4aa3ff"), pen=None)
+        self.addItem(self.scored)
         self.pending = pg.ScatterPlotItem(size=4, brush=PENDING_BRUSH, pen=None)
         self.addItem(self.pending)
         self.threshold_line = pg.InfiniteLine(angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1),
@@ -85,6 +88,8 @@ class TimelineWidget(pg.PlotWidget):
         padding = self.state.sweep.layout.padding
         frames = np.arange(len(scores))
         self.curve.setData(frames, np.where(padding, np.nan, scores).astype(float))
+        scored = np.flatnonzero(~np.isnan(scores) & ~padding)
+        self.scored.setData(scored, scores[scored])
         pending = np.flatnonzero(np.isnan(scores) & ~padding)
         self.pending.setData(pending, np.zeros(len(pending)))
         self._shade_runs()
