@@ -55,6 +55,12 @@ def test_refinement_starts_next_to_the_highest_score():
     assert all(17 <= f <= 47 for f in chosen)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty score cache of its own."""
+    monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))
+
+
 def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
     batches = []
     result = score_all(engine, sweep, use_cache=True, on_batch=batches.append, should_stop=lambda: len(batches) >= 2)
@@ -66,8 +72,9 @@ def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
     assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
 
 
-def test_corrupt_cache_entries_are_ignored(engine, sweep, tmp_path):
+def test_corrupt_cache_entries_are_ignored(engine, sweep):
     score_all(engine, sweep, use_cache=True)
+    assert len(list(cache.cache_dir().glob("*.npz"))) == 1
     for entry in cache.cache_dir().glob("*.npz"):
         entry.write_bytes(b"garbage")
     assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames) is None
