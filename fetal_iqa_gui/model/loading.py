@@ -14,7 +14,7 @@ from torch import nn
 
 from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS, MODEL_WEIGHTS_DIR
 from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
-from .networks import (SEG_GOOD_FRACTION, FetalCLIPClassifier, FetalCLIPSegmenter, merge_for_inference)
+from .networks import SEG_GOOD_FRACTION, FetalCLIPClassifier, FetalCLIPSegmenter, merge_for_inference
 from .tower import ModelLoadError, build_visual, load_config, load_visual_weights
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ class LoadedModel:
     def is_segmentation(self) -> bool:
         return self.task == "segmentation"
 
+    def merge(self, convert=None) -> None:
+        """Fold LoRA into the tower for speed (see `merge_for_inference`); a no-op once merged."""
+        merge_for_inference(self.module, convert)
+
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores (n,) float in [0, 1] and, for SEG, the 224 x 224 masks (n, 224, 224) bool.
 
@@ -78,7 +82,7 @@ class LoadedModel:
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
-    """Build and load the model `spec` names, merged for inference; raises `ModelLoadError`."""
+    """Build and load the model `spec` names, in eval mode; raises `ModelLoadError`."""
     if spec.demo:
         path = DEMO_MODELS.get(spec.demo)
         if path is None:
@@ -136,7 +140,7 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
 
 
 def _ready(model, task, metadata, name, identity, demo, warnings) -> LoadedModel:
-    merge_for_inference(model)
+    """Eval mode, LoRA still separate: the engine merges it, converting layers as it goes."""
     model.eval().requires_grad_(False)
     default = 0.5 if task == "classification" else SEG_GOOD_FRACTION
     threshold = float(metadata.get("threshold", default))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
 SEG_INPUT_CHANNELS = 3
@@ -93,18 +94,28 @@ class FetalCLIPSegmenter(nn.Module):
         return self.decoder([images, *self.hidden_states(images)])
 
 
-def merge_for_inference(model: nn.Module) -> nn.Module:
+def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
     """Fold the LoRA adapters into the tower's weights (same outputs, plain ViT speed), in place.
 
     The out_proj adapters are dropped, not merged: the original forward pass never applied them.
+    `convert(linear)`, if given, replaces each merged MLP linear layer right after its merge (e.g.
+    by an int8 one), so that at most one merged float copy exists at a time.
     """
     if not isinstance(model.encoder, PeftModel):
         return model
-    for name, module in model.encoder.named_modules():
-        if name.endswith("out_proj") and hasattr(module, "lora_B"):
-            for adapter in module.lora_B.values():
-                nn.init.zeros_(adapter.weight)
-    model.encoder = model.encoder.merge_and_unload()
+    # by name, not by reference: each merged float layer must be freed before the next is merged
+    wrapped = [name for name, module in model.encoder.named_modules() if isinstance(module, LoraLayer)]
+    for name in wrapped:
+        module = model.encoder.get_submodule(name)
+        if not name.endswith("out_proj"):
+            module.merge()
+        base = module.get_base_layer()
+        if convert is not None and not name.endswith("out_proj"):
+            base = convert(base)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.encoder.get_submodule(parent_name), child, base)
+        del module, base
+    model.encoder = model.encoder.get_base_model()
     return model
 
 

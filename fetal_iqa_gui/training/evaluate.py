@@ -24,6 +24,7 @@ class ChallengeInputError(Exception):
 
 
 def predict_frames(model: LoadedModel, frames: FrameSet, batch_size: int = 32) -> np.ndarray:
+    model.merge()
     scores = []
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
