@@ -147,7 +147,8 @@ def _print_report(report: dict, out: Path | None) -> None:
 
 def cmd_train_demo(args) -> int:
     """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
-    from ..model.loading import DEMO_MODELS
+    from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
+    from ..model.loading import DEMO_MODELS, ModelSpec, load_model
     from ..synthetic import CIRCUMFERENCES_CSV, write_dataset
     from .data import load_frames, read_cases
     from .evaluate import frame_report
@@ -166,15 +167,11 @@ def cmd_train_demo(args) -> int:
                   "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
         settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,
                                  full_finetune=True, negatives_per_positive=1.5, cosine_lr=True, select_by="val_f1")
-        _run_training(settings, DEMO_CONFIG, frames, out, None,
-                                 {"name": "Demo model (synthetic data)", "demo": True})
-        from ..model.loading import ModelSpec, load_model
+        _run_training(settings, DEMO_CONFIG, frames, out, None, {"name": "Demo model (synthetic data)", "demo": True})
         model = load_model(ModelSpec.demo_model(args.task) if args.out is None else ModelSpec(adapter=out))
         heldout = load_frames(work / "heldout", read_cases(work / "heldout"), work / "cache", True)
         report = frame_report(model, heldout)
-    # the held-out figures go into the model's own metadata, so the app can show them
-    from ..model.checkpoint import read_checkpoint, save_checkpoint
-    from ..model.checkpoint import build_model, load_into
+    # the held-out figures travel with the model, in its metadata
     state, document = read_checkpoint(out)
     document["metrics"]["synthetic_heldout"] = report["frame_level"]
     rebuilt = build_model(args.task, document["config"])
