@@ -185,3 +185,12 @@ def test_sweep_from_array_detects_padding():
     frames = np.ones((5, 4, 4), np.uint8)
     frames[3] = 0
     assert Sweep.from_array(frames).layout.padding.tolist() == [False, False, False, True, False]
+
+
+def test_jpeg_opens_as_one_frame(tmp_path):
+    import cv2
+    picture = np.full((24, 32, 3), (40, 120, 200), np.uint8)  # BGR on disk
+    cv2.imwrite(str(tmp_path / "frame.jpg"), picture)
+    sweep = load_sweep(tmp_path / "frame.jpg")
+    assert sweep.frames.shape == (1, 24, 32)
+    assert abs(int(np.median(sweep.frames)) - round(0.299 * 200 + 0.587 * 120 + 0.114 * 40)) <= 3
