@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -60,7 +60,6 @@ class Engine:
     device: torch.device
     precision: str  # fp32, bf16, fp16 or int8
     batch_size: int
-    notices: list[str] = field(default_factory=list)
 
     @property
     def dtype(self) -> torch.dtype:

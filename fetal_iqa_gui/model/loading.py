@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +39,6 @@ class ModelSpec:
     @classmethod
     def demo_model(cls, task: str = "classification") -> "ModelSpec":
         return cls(demo=task)
-
-    def describe(self) -> str:
-        if self.demo:
-            return f"demo ({self.demo})"
-        return Path(self.adapter).name if self.adapter else "FetalCLIP (no adapter)"
 
 
 @dataclass
@@ -175,4 +169,4 @@ def default_spec() -> ModelSpec:
 
 
 def real_weights_configured() -> bool:
-    return FETALCLIP_WEIGHTS.exists() or bool(os.environ.get("FETAL_IQA_WEIGHTS"))
+    return FETALCLIP_WEIGHTS.exists()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..model.checkpoint import build_model, save_checkpoint
-from ..model.networks import SEG_GOOD_FRACTION, merge_for_inference, trainable_parameter_count
+from ..model.networks import SEG_GOOD_FRACTION, trainable_parameter_count
 from ..model.tower import build_visual, file_sha256, load_visual_weights
 from ..preprocess import CLIP_MEAN, CLIP_STD, normalise
 from .data import FrameSet, augment
@@ -205,10 +205,3 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
     state_path.unlink(missing_ok=True)
     return metadata
 
-
-def score_frames(model, frames: FrameSet, task: str, batch_size: int = 32) -> np.ndarray:
-    """Scores of preprocessed frames with a trained model (merged for speed)."""
-    merge_for_inference(model)
-    model.eval()
-    settings = TrainSettings(task=task, batch_size=batch_size)
-    return evaluate_frames(model, frames, settings, torch.device("cpu"))[1]
