@@ -141,7 +141,7 @@ def child(args) -> None:
         result = run_engine(random_weights_file(folder), adapter_file(folder), frames, args.precision)
     else:
         result = order_and_agreement(sweep)
-    result["image_frames_in_case"] = int((~sweep.layout.padding).sum())
+    result["image_frames_in_case"] = sweep.layout.n_images
     result["padding_fraction"] = float(sweep.layout.padding.mean())
     print("RESULT " + json.dumps(result))
 

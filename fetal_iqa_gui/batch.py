@@ -128,7 +128,7 @@ def score_paths(args, engine: Engine) -> int:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
             continue
-        images = int((~sweep.layout.padding).sum())
+        images = sweep.layout.n_images
         progress = ProgressBar(f"{path.name} [{engine.description}]", images)
         throughput = Throughput(images)
 

@@ -139,7 +139,7 @@ def cmd_info(args) -> int:
             continue
         width, height = sweep.frame_size
         print(f"{path}")
-        print(f"  frames: {sweep.n_frames} ({int((~sweep.layout.padding).sum())} images, "
+        print(f"  frames: {sweep.n_frames} ({sweep.layout.n_images} images, "
               f"{int(sweep.layout.padding.sum())} padding)")
         print(f"  frame size: {width} x {height} px")
         print(f"  spacing: {sweep.spacing_mm[0]:.3f} x {sweep.spacing_mm[1]:.3f} mm")

@@ -89,6 +89,11 @@ class SweepLayout:
     def n_frames(self) -> int:
         return len(self.padding)
 
+    @property
+    def n_images(self) -> int:
+        """Frames that are images (not padding): what scoring has to do."""
+        return int(np.count_nonzero(~self.padding))
+
     def sweep_of(self, frame: int) -> SweepSlot:
         for slot in self.slots:
             if frame in slot:

@@ -284,12 +284,12 @@ class MainWindow(QMainWindow):
         if self.settings.threshold > 0:
             self.state.set_threshold(self.settings.threshold)
         self._update_banner()
-        images = int((~self.state.sweep.layout.padding).sum())
+        images = self.state.sweep.layout.n_images
         self.progress.setRange(0, images)
 
     def _on_batch(self, batch, throughput) -> None:
         self.state.add_scores(batch.frames, batch.scores, batch.masks)
-        images = int((~self.state.sweep.layout.padding).sum())
+        images = self.state.sweep.layout.n_images
         done = self.state.scored_count
         self.progress.setValue(done)
         left = throughput.seconds_left
@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         if self.state.sweep is None or self.engine is None:
             return
-        images = int((~self.state.sweep.layout.padding).sum())
+        images = self.state.sweep.layout.n_images
         done = self.state.scored_count
         best = best_frame(self.state.scores, self.state.sweep.layout)
         summary = f"{self.engine.model.name} | {self.engine.description} | scored {done}/{images}"

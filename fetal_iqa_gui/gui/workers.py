@@ -10,6 +10,7 @@ import logging
 import threading
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from ..batch import cached_scores, score_all
@@ -81,7 +82,8 @@ class ScoringThread(QThread):
         found = cached_scores(self.sweep, engine.model.identity, engine.model.is_segmentation)
         if found is not None:
             self.cached.emit(found)
-        pending = int((~self.sweep.layout.padding).sum()) - (0 if found is None else int((found.scores == found.scores).sum()))
+        already = 0 if found is None else int(np.count_nonzero(~np.isnan(found.scores)))
+        pending = self.sweep.layout.n_images - already
         throughput = Throughput(max(pending, 0))
 
         def on_batch(batch):
