@@ -73,16 +73,24 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
         except (OSError, ValueError, RuntimeError) as error:
             raise ChallengeInputError(f"'{case_dir}': {error}") from None
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(gt_dir / MASKS_DIR / f"{uuid}.mha")))
+        # the evaluator refuses these two (an assertion and an exception); we say which case and why
+        if not np.isin(predicted, (0, 1)).all():
+            raise ChallengeInputError(f"'{case_dir / CHALLENGE_MASK}' is not a 0/1 mask")
+        if not -1 <= frame < len(gt):
+            raise ChallengeInputError(f"'{case_dir / CHALLENGE_FRAME_JSON}': frame {frame} is outside the case's "
+                                      f"{len(gt)} frames (use -1 for none)")
+        if predicted.shape not in (gt.shape, gt.shape[1:]):
+            raise ChallengeInputError(f"'{case_dir / CHALLENGE_MASK}' is {predicted.shape}, the case is {gt.shape}")
         layout = SweepLayout.equal_slots(np.zeros(len(gt), bool), ACOUSLIC_SWEEPS)
-        valid = 0 <= frame < len(gt)
-        mask = (predicted[frame] > 0) if valid and predicted.shape == gt.shape else np.zeros(gt.shape[1:], bool)
-        sweep = layout.sweep_of(frame).number if valid else None
+        mask = np.zeros(gt.shape[1:], bool)
+        if frame >= 0:  # the challenge's 3-D volume holds the chosen frame's mask at that frame
+            mask = (predicted[frame] if predicted.ndim == 3 else predicted) > 0
+        sweep = layout.sweep_of(frame).number if frame >= 0 else None
         gt_ac = cases[uuid].ac_mm[sweep - 1] if sweep else None
-        ac_mm, nae = ac_error(mask if valid else None, gt_ac, spacing_mm, fov if fov.shape == mask.shape else np.ones_like(mask))
-        results.append({"uuid": uuid, "frame": frame if valid else -1, "sweep": sweep,
-                        "wfss": wfss(gt, frame if valid else -1),
-                        "dice_soft": soft_dice(gt, frame if valid else -1, mask,
-                                               fov if fov.shape == mask.shape else np.ones_like(mask), layout.slots),
+        case_fov = fov if fov.shape == mask.shape else np.ones_like(mask)
+        ac_mm, nae = ac_error(mask if frame >= 0 else None, gt_ac, spacing_mm, case_fov)
+        results.append({"uuid": uuid, "frame": frame, "sweep": sweep, "wfss": wfss(gt, frame),
+                        "dice_soft": soft_dice(gt, frame, mask, case_fov, layout.slots),
                         "ac_mm": ac_mm, "ac_gt_mm": gt_ac, "nae_ac": nae})
     if not results:
         raise ChallengeInputError(f"'{pred_dir}' holds no case folders")

@@ -82,20 +82,31 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def soft_dice(gt_labels: np.ndarray, frame: int, pred_mask: np.ndarray, fov: np.ndarray, sweep_slots) -> float:
-    """Dice inside the field of view against the nearest annotated frame of the same sweep within 15
-    frames, weighted by 1 - |offset| / 15; 0 for no frame or no annotation in reach."""
+    """The challenge evaluator's soft Dice (its `DiceCoefficientSoft`), rule for rule.
+
+    Dice of the prediction and the chosen frame's annotation, both inside the field of view. When
+    the chosen frame has no annotation but the prediction is not empty, the evaluator compares with
+    an annotated frame of the same sweep within 15 frames instead - the *previous* one if there is
+    one, else the next, even when the next is nearer - whose annotation it does not cut to the field
+    of view, and weighs the Dice by 1 - |offset| / 15. The one departure: where both masks are empty
+    the evaluator's ITK filter reports an infinite Dice, which would make every mean infinite; we
+    report 0.
+    """
     if frame < 0:
-        return 0.0
-    slot = next(s for s in sweep_slots if s.start <= frame < s.stop)
-    annotated = np.flatnonzero(gt_labels[slot.start:slot.stop].reshape(len(slot), -1).max(axis=1) > 0) + slot.start
-    if len(annotated) == 0:
-        return 0.0
-    nearest = int(annotated[np.argmin(np.abs(annotated - frame))])
-    offset = abs(nearest - frame)
-    if offset > MAX_FRAME_TOLERANCE:
-        return 0.0
+        return 0.0  # the evaluator compares an empty mask with the case's last frame: 0 (or inf)
     inside = fov > 0
-    return dice(pred_mask & inside, (gt_labels[nearest] > 0) & inside) * (1 - offset / MAX_FRAME_TOLERANCE)
+    pred = pred_mask & inside
+    gt = (gt_labels[frame] > 0) & inside
+    if gt.any() or not pred.any():
+        return dice(gt, pred)
+    slot = next(s for s in sweep_slots if s.start <= frame < s.stop)
+    before = range(frame - 1, max(slot.start, frame - MAX_FRAME_TOLERANCE) - 1, -1)
+    after = range(frame + 1, min(slot.stop, frame + MAX_FRAME_TOLERANCE + 1))
+    previous = next((f for f in before if gt_labels[f].any()), None)
+    nearest = previous if previous is not None else next((f for f in after if gt_labels[f].any()), None)
+    if nearest is None:
+        return 0.0
+    return dice(gt_labels[nearest] > 0, pred) * (1 - abs(nearest - frame) / MAX_FRAME_TOLERANCE)
 
 
 def ac_error(pred_mask: np.ndarray | None, gt_ac_mm: float | None, spacing_mm: float, fov: np.ndarray) -> tuple[float | None, float]:

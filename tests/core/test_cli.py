@@ -83,3 +83,19 @@ def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, 
     report = json.loads(out.read_text())
     assert report["mean"]["wfss"] == 1.0 and report["mean"]["dice_soft"] == pytest.approx(1.0)
     assert "challenge score" in capsys.readouterr().out
+
+
+def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tmp_path, capsys):
+    from fetal_iqa_gui.export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, write_challenge_output
+    from fetal_iqa_gui.training.data import read_cases
+    case = read_cases(small_dataset)[0]
+    gt = sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / synthetic.MASKS_DIR / f"{case.uuid}.mha")))
+    folder = write_challenge_output(tmp_path / "pred", case.uuid, 3, np.ones(gt.shape[1:]), gt.shape, (0.28, 0.28))
+    (folder / CHALLENGE_FRAME_JSON).write_text(str(len(gt)))
+    args = ["evaluate", "--challenge", str(tmp_path / "pred"), "--ground-truth", str(small_dataset)]
+    assert main(args) == 2
+    assert "outside the case's" in capsys.readouterr().err
+    (folder / CHALLENGE_FRAME_JSON).write_text("3")
+    sitk.WriteImage(sitk.GetImageFromArray(np.full(gt.shape, 2, np.uint8)), str(folder / CHALLENGE_MASK))
+    assert main(args) == 2
+    assert "not a 0/1 mask" in capsys.readouterr().err
