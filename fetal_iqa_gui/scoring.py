@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .model.int8 import quantize_attention, quantize_int8, release_weights_file
 from .model.loading import LoadedModel
 from .preprocess import frames_to_tensor
 from .sweep import Sweep
@@ -106,8 +107,8 @@ def pick_device(name: str) -> torch.device:
 
 def pick_precision(precision: str, device: torch.device) -> str:
     """The precision `auto` means here: on CUDA bf16 (fp16 on older cards); on a CPU, bf16 where
-    it is native (about 4x fp32), else int8 dynamic quantization of the linear layers (bf16
-    without native support runs several times slower than fp32)."""
+    it is native (about 4x fp32), else int8 dynamic quantization of every linear layer, attention's
+    included (bf16 without native support runs several times slower than fp32)."""
     if precision == "int8" and device.type != "cpu":
         raise RuntimeError("int8 runs on the CPU only; choose precision 'auto' or 'bf16' on a GPU.")
     if precision != "auto":
@@ -119,27 +120,15 @@ def pick_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
-def quantize_int8(linear: torch.nn.Linear) -> torch.nn.Module:
-    """A dynamic int8 (per-channel weights) copy of a linear layer.
-
-    Used on the MLP layers as LoRA is merged into them: two thirds of the work. Attention's
-    projections stay fp32 (MultiheadAttention reads its weights directly).
-    """
-    import warnings
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-    linear.qconfig = per_channel_dynamic_qconfig
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch announces the move of this API to torchao
-        return DynamicLinear.from_float(linear.float())
-
-
 def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings()) -> Engine:
     """Place the model (in place) on the chosen device and precision."""
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
     int8 = device.type == "cpu" and precision == "int8"
     model.merge(quantize_int8 if int8 else None)
+    if int8:
+        quantize_attention(model.module)
+        release_weights_file(model.module)
     if device.type == "cpu":
         torch.set_num_threads(settings.threads or os.cpu_count() or 1)
         if not int8:

@@ -108,7 +108,7 @@ def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
     for name in wrapped:
         module = model.encoder.get_submodule(name)
         if not name.endswith("out_proj"):
-            module.merge()
+            module.merge(safe_merge=True)  # a new tensor: the memory-mapped file is never written
         base = module.get_base_layer()
         if convert is not None and not name.endswith("out_proj"):
             base = convert(base)

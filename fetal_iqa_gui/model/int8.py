@@ -1,0 +1,79 @@
+"""Dynamic int8 inference on a CPU: every linear layer of the tower, attention's included.
+
+On a CPU without native bf16 this is the fastest path that keeps fp32's decisions (the engine's
+agreement check): weights are int8 per output channel, activations are quantised on the fly.
+torch's MultiheadAttention reads its projection weights directly, so it cannot take quantised
+layers; `Int8Attention` does the same computation with them and PyTorch's fused attention.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def quantize_int8(linear: nn.Linear) -> nn.Module:
+    """A dynamic int8 (per-channel weights) copy of a linear layer."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+    linear.qconfig = per_channel_dynamic_qconfig
+    if linear.bias is not None:  # the packed layer keeps the bias itself: not a view of the weights file
+        linear.bias = nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch announces the move of this API to torchao
+        return DynamicLinear.from_float(linear.float())
+
+
+class Int8Attention(nn.Module):
+    """Self-attention as `nn.MultiheadAttention` computes it (no mask, no dropout), int8 projections."""
+
+    def __init__(self, attention: nn.MultiheadAttention):
+        super().__init__()
+        if attention.in_proj_weight is None or attention.bias_k is not None or attention.add_zero_attn:
+            raise ValueError("only plain self-attention (one packed input projection) can be converted")
+        self.heads = attention.num_heads
+        self.batch_first = attention.batch_first
+        width = attention.embed_dim
+        packed = nn.Linear(width, 3 * width, bias=attention.in_proj_bias is not None, device="meta")
+        packed.weight = attention.in_proj_weight
+        if attention.in_proj_bias is not None:
+            packed.bias = attention.in_proj_bias
+        self.in_proj = quantize_int8(packed)
+        self.out_proj = quantize_int8(attention.out_proj)
+
+    def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None):
+        """The call signature open_clip uses; key and value must be the query (self-attention)."""
+        if (key is not None and key is not query) or (value is not None and value is not query):
+            raise ValueError("Int8Attention computes self-attention only")
+        x = query if self.batch_first else query.transpose(0, 1)
+        n, length, width = x.shape
+        qkv = self.in_proj(x).view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        if attn_mask is not None and attn_mask.dtype != torch.bool:
+            attn_mask = attn_mask.to(qkv.dtype)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        out = self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def quantize_attention(module: nn.Module) -> int:
+    """Replace every `nn.MultiheadAttention` inside `module` by an `Int8Attention`, one at a time;
+    returns how many were replaced."""
+    names = [name for name, child in module.named_modules() if isinstance(child, nn.MultiheadAttention)]
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, child, Int8Attention(getattr(parent, child)))
+    return len(names)
+
+
+def release_weights_file(module: nn.Module) -> None:
+    """Copy the float tensors left after quantisation (norms, embeddings, head: a few MB) into
+    memory of their own, so that nothing references the memory-mapped weights file any more and
+    its pages (the whole float model) leave the process."""
+    with torch.no_grad():
+        for child in module.modules():
+            for name, tensor in list(child.named_parameters(recurse=False)) + list(child.named_buffers(recurse=False)):
+                tensor.data = tensor.data.clone()
