@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tower import release_pages
+
 
 def quantize_int8(linear: nn.Linear) -> nn.Module:
     """A dynamic int8 (per-channel weights) copy of a linear layer."""
@@ -43,6 +45,7 @@ class Int8Attention(nn.Module):
             packed.bias = attention.in_proj_bias
         self.in_proj = quantize_int8(packed)
         self.out_proj = quantize_int8(attention.out_proj)
+        release_pages(attention.in_proj_weight, attention.out_proj.weight)
 
     def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None):
         """The call signature open_clip uses; key and value must be the query (self-attention)."""

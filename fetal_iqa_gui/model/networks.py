@@ -17,6 +17,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from torch import nn
 
+from .tower import release_pages
+
 SEG_INPUT_CHANNELS = 3
 SEG_INIT_FILTERS = 32
 SEG_GRID = 14  # the decoder's token grid: hidden states are resized to 14 x 14
@@ -107,11 +109,13 @@ def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
     wrapped = [name for name, module in model.encoder.named_modules() if isinstance(module, LoraLayer)]
     for name in wrapped:
         module = model.encoder.get_submodule(name)
-        if not name.endswith("out_proj"):
-            module.merge(safe_merge=True)  # a new tensor: the memory-mapped file is never written
         base = module.get_base_layer()
-        if convert is not None and not name.endswith("out_proj"):
-            base = convert(base)
+        source = base.weight.detach()  # its current memory: usually mapped from the weights file
+        if not name.endswith("out_proj"):
+            module.merge(safe_merge=True)  # into a new tensor: the weights file is never written
+            if convert is not None:
+                base = convert(base)
+            release_pages(source)  # merged (and converted) elsewhere: its file pages can go
         parent_name, _, child = name.rpartition(".")
         setattr(model.encoder.get_submodule(parent_name), child, base)
         del module, base

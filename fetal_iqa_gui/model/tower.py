@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
+import mmap
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import torch
@@ -17,6 +20,30 @@ log = logging.getLogger(__name__)
 
 FETALCLIP_SHA256 = "90916caa408baf9374ee3f8c1533463331a4ace37a13e61385e782905b35c310"
 FETALCLIP_SIZE = 1_710_766_661
+
+
+_MADV_PAGEOUT = 21  # Linux 5.4+
+
+
+def release_pages(*tensors: torch.Tensor) -> None:
+    """Ask the kernel to take back the pages behind tensors that will not be read again.
+
+    Weights are memory-mapped from their file; once a layer has been merged or quantised into
+    new memory, the pages it was read from would otherwise stay in the process until the whole
+    file is unmapped. MADV_PAGEOUT drops such clean file pages (they are read back should they be
+    used after all) and leaves any other memory as it is, so it is safe on any tensor. Linux only.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = mmap.PAGESIZE
+    for tensor in tensors:
+        if tensor is None or tensor.device.type != "cpu" or tensor.nbytes < page:
+            continue
+        start = tensor.data_ptr() // page * page
+        end = -(-(tensor.data_ptr() + tensor.nbytes) // page) * page
+        libc.madvise(start, end - start, _MADV_PAGEOUT)  # an old kernel refuses: nothing is lost
 
 
 class ModelLoadError(Exception):

@@ -188,3 +188,23 @@ def test_lightning_checkpoint_with_foreign_objects_is_refused_without_running_th
     with pytest.raises(ModelLoadError, match="does not load"):
         read_lightning_checkpoint(path)
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release is Linux only")
+def test_released_weight_pages_leave_the_process_and_keep_their_values(tmp_path):
+    from fetal_iqa_gui.model.tower import release_pages
+
+    def resident_mb():
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * 4096 / 2**20
+
+    torch.save({"w": torch.arange(32 * 2**20, dtype=torch.float32)}, tmp_path / "w.pt")  # 128 MB
+    mapped = torch.load(tmp_path / "w.pt", mmap=True, weights_only=True)["w"]
+    total = float(mapped.sum())  # reads every page
+    before = resident_mb()
+    release_pages(mapped)
+    assert resident_mb() < before - 64
+    assert float(mapped.sum()) == total  # read back from the file when used again
+    anonymous = torch.ones(2**20)
+    release_pages(anonymous)  # memory of its own is never dropped
+    assert float(anonymous.sum()) == 2**20
