@@ -97,6 +97,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
 def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
     state, metadata = read_checkpoint(path)
     task = metadata["task"]
+    demo = demo or bool(metadata.get("demo"))  # a demo model stays labelled as one, whatever its path
     config = load_config(spec.config) if spec.config else metadata.get("config")
     if config is None:
         config = load_config(FETALCLIP_CONFIG)
