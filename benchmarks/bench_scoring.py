@@ -2,13 +2,14 @@
 
     python benchmarks/bench_scoring.py [--frames 32] [--skip-agreement]
 
-On one synthetic 840-frame ACOUSLIC-AI case and the full ViT-L/14 FetalCLIP architecture
-(random weights: speed does not depend on their values):
+On one synthetic 840-frame ACOUSLIC-AI case, read from an .mha file as the app reads it, and the
+full ViT-L/14 FetalCLIP architecture (random weights: speed does not depend on their values):
 - baseline: the paper's path, open_clip fp32 eager, LoRA not merged, batch 32, every frame of the
   case in order (padding frames included: the paper's code scores them too);
 - engine: our scoring engine with its automatic settings (merged LoRA; bf16 weights on a CPU
-  with native bf16, fp32 otherwise; CUDA autocast on a GPU).
-Each side runs in its own process (so its peak memory is its own), times a fixed subset of
+  with native bf16, dynamic int8 on other CPUs; CUDA autocast on a GPU).
+Each side runs in its own process (so its peak memory is its own; the resident memory after
+scoring is printed too: the steady state while a sweep is scored), times a fixed subset of
 frames after a warm-up batch, and extrapolates to the case's image frames (said in the output).
 The order's quality (when the final best frame is first yielded, as a fraction of the pass) and
 the agreement of the fast path with fp32 are measured with the demo model, whose trained
@@ -38,14 +39,23 @@ from fetal_iqa_gui.model.tower import build_visual, load_config, load_visual_wei
 from fetal_iqa_gui.preprocess import frames_to_tensor  # noqa: E402
 from fetal_iqa_gui.resources import FETALCLIP_CONFIG  # noqa: E402
 from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep  # noqa: E402
-from fetal_iqa_gui.sweep import Sweep  # noqa: E402
-from fetal_iqa_gui.synthetic import make_case  # noqa: E402
+from fetal_iqa_gui.sweep import Sweep, load_sweep  # noqa: E402
+from fetal_iqa_gui.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
 
 CASE_SEED = 2024
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux), for the steady state after loading; NaN elsewhere."""
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return float("nan")
 
 
 def random_weights_file(folder: Path) -> Path:
@@ -89,7 +99,8 @@ def run_baseline(weights: Path, frames: np.ndarray) -> dict:
         for i in range(0, len(frames), 32):
             torch.sigmoid(model(frames_to_tensor(frames[i:i + 32])))
         elapsed = time.perf_counter() - started
-    return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb()}
+    return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb(),
+            "rss_mb": rss_mb()}
 
 
 def run_engine(weights: Path, adapter: Path, frames: np.ndarray, precision: str) -> dict:
@@ -102,7 +113,7 @@ def run_engine(weights: Path, adapter: Path, frames: np.ndarray, precision: str)
         engine.predict(frames[i:i + engine.batch_size])
     elapsed = time.perf_counter() - started
     return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb(),
-            "engine": engine.description, "batch_size": engine.batch_size}
+            "rss_mb": rss_mb(), "engine": engine.description, "batch_size": engine.batch_size}
 
 
 def order_and_agreement(sweep: Sweep) -> dict:
@@ -129,12 +140,23 @@ def order_and_agreement(sweep: Sweep) -> dict:
             "max_abs_score_difference": float(np.nanmax(np.abs(scores[images] - fast_scores[images])))}
 
 
+def case_file(folder: Path) -> Path:
+    """The benchmark's case as the app meets it: an .mha file on disk."""
+    path = folder / "benchmark-case.mha"
+    if not path.exists():
+        write_case(make_case(CASE_SEED), folder)
+        (folder / IMAGES_DIR).glob("*.mha").__next__().rename(path)
+    return path
+
+
 def child(args) -> None:
-    case = make_case(CASE_SEED)
-    case.masks = None  # the ground truth is not part of what scoring holds in memory
-    sweep = Sweep.from_array(case.frames, "benchmark-case.mha")
-    frames = case.frames[sweep.layout.image_frames()[: args.frames]]
     folder = Path(args.work)
+    if args.part == "prepare":
+        random_weights_file(folder), adapter_file(folder), case_file(folder)
+        print("RESULT {}")
+        return
+    sweep = load_sweep(case_file(folder))
+    frames = sweep.frames[sweep.layout.image_frames()[: args.frames]]
     if args.part == "baseline":
         result = run_baseline(random_weights_file(folder), frames)
     elif args.part == "engine":
@@ -160,7 +182,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=32, help="frames timed per side (then extrapolated)")
     parser.add_argument("--skip-agreement", action="store_true")
-    parser.add_argument("--part", choices=("baseline", "engine", "order"), help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=("prepare", "baseline", "engine", "order"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -169,8 +191,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as work:
         print("preparing random ViT-L/14 weights and adapter…", file=sys.stderr)
-        random_weights_file(Path(work))
-        adapter_file(Path(work))
+        # in a child too: Linux passes a parent's peak RSS on to the children it starts
+        run_part("prepare", work, args.frames)
         baseline = run_part("baseline", work, args.frames)
         engine = run_part("engine", work, args.frames)
         order = None if args.skip_agreement else run_part("order", work, args.frames)
@@ -180,11 +202,10 @@ def main() -> int:
     base_case, engine_case = 840 / base_fps, images / engine_fps  # the baseline scores padding too
     print(f"case: 840 frames, {images} image frames ({baseline['padding_fraction']:.0%} padding); "
           f"each side timed on {args.frames} frames after a warm-up, extrapolated to the case")
-    print(f"{'':26}{'frames/s':>10}{'case (s)':>10}{'load (s)':>10}{'peak RSS (MB)':>15}")
-    print(f"{'baseline (paper, fp32)':26}{base_fps:10.2f}{base_case:10.0f}{baseline['load_s']:10.1f}"
-          f"{baseline['peak_rss_mb']:15.0f}")
-    print(f"{'engine (' + engine['engine'] + ')':26}{engine_fps:10.2f}{engine_case:10.0f}{engine['load_s']:10.1f}"
-          f"{engine['peak_rss_mb']:15.0f}")
+    print(f"{'':26}{'frames/s':>10}{'case (s)':>10}{'load (s)':>10}{'peak RSS (MB)':>15}{'RSS after (MB)':>16}")
+    for name, side, fps, case_s in (("baseline (paper, fp32)", baseline, base_fps, base_case),
+                                    (f"engine ({engine['engine']})", engine, engine_fps, engine_case)):
+        print(f"{name:26}{fps:10.2f}{case_s:10.0f}{side['load_s']:10.1f}{side['peak_rss_mb']:15.0f}{side['rss_mb']:16.0f}")
     print(f"speed-up per frame: {engine_fps / base_fps:.2f}x; on the whole case's wall time: {base_case / engine_case:.2f}x")
     if order:
         print(f"best frame first yielded after {order['best_found_after_frames']} of {order['image_frames']} frames "
