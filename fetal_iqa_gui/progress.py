@@ -9,10 +9,11 @@ import time
 class ProgressBar:
     """A one-line progress bar on stderr (only when stderr is a terminal, else a line every 10 %)."""
 
-    def __init__(self, label: str, total: int, stream=sys.stderr):
-        self.label, self.total, self.stream = label, max(total, 1), stream
+    def __init__(self, label: str, total: int, stream=None):
+        # sys.stderr as it is now, not as it was at import (it may have been redirected since)
+        self.label, self.total, self.stream = label, max(total, 1), stream or sys.stderr
         self.started = time.monotonic()
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.last_decile = -1
 
     def update(self, done: int, total: int | None = None, extra: str = "") -> None:

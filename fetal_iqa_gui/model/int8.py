@@ -30,7 +30,7 @@ def quantize_int8(linear: nn.Linear) -> nn.Module:
 
 
 class Int8Attention(nn.Module):
-    """Self-attention as `nn.MultiheadAttention` computes it (no mask, no dropout), int8 projections."""
+    """Self-attention as `nn.MultiheadAttention` computes it in eval mode, with int8 projections."""
 
     def __init__(self, attention: nn.MultiheadAttention):
         super().__init__()
