@@ -8,6 +8,7 @@ paper), Dice loss. Each training frame is seen twice an epoch, once as it is and
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,8 +140,11 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.01)
     steps_estimate = settings.epochs * -(-len(_epoch_items(train_frames, settings, np.random.default_rng(0), True))
                                         // settings.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + np.cos(np.pi * min(step / steps_estimate, 1.0))) if settings.cosine_lr else 1.0)
+
+    def lr_factor(step: int) -> float:  # a Python float: NumPy's would reach the saved state and block resuming
+        return 0.5 * (1 + math.cos(math.pi * min(step / steps_estimate, 1.0))) if settings.cosine_lr else 1.0
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     state_path = out_path.with_suffix(".train-state.pt")
     start_epoch, best = 0, {"val_loss": float("inf")}
     best_state = None

@@ -65,7 +65,8 @@ def test_interrupted_training_resumes(small_dataset, tiny_files, tmp_path):
     cases = split_cases(read_cases(small_dataset))
     frames = {k: load_frames(small_dataset, cases[k], None) for k in ("train", "val")}
     out = tmp_path / "model.safetensors"
-    settings = TrainSettings(epochs=2, batch_size=4, max_steps=1, full_finetune=True)
+    settings = TrainSettings(epochs=2, batch_size=4, max_steps=1, full_finetune=True, cosine_lr=True,
+                             negatives_per_positive=1.5, select_by="val_f1")  # train-demo's settings
     calls = []
 
     def interrupt(epoch, step, steps, loss, elapsed):
