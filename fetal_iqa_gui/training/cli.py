@@ -10,9 +10,10 @@ from pathlib import Path
 from ..progress import ProgressBar
 
 # Small and shallow: a ViT this size trained from scratch on a few thousand frames learns in
-# minutes at 3 layers, while at 12 its output stays nearly independent of the input for hundreds of steps.
-DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 3, "width": 96,
-                                               "head_width": 32, "patch_size": 16}}
+# minutes at 3 layers, while at 12 its output stays nearly independent of the input for hundreds
+# of steps. Average pooling of the patch tokens (not the class token) made it learn at all.
+DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 3, "width": 96, "head_width": 32,
+                                               "patch_size": 16, "pool_type": "avg"}}
 
 
 def add_training_commands(commands, add_model_options, add_engine_options) -> None:
@@ -47,8 +48,11 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
 
     demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
-    demo.add_argument("--cases", type=int, default=16)
-    demo.add_argument("--epochs", type=int, default=16)
+    demo.add_argument("--cases", type=int, default=120, help="synthetic training cases (a sixth validate)")
+    demo.add_argument("--frames-per-sweep", type=int, default=40,
+                      help="of the training cases: many short sweeps hold more distinct abdomens than few long ones")
+    demo.add_argument("--heldout-cases", type=int, default=8, help="held-out cases of the real shape (6 x 140 frames)")
+    demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
     demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
     demo.set_defaults(handler=cmd_train_demo)
@@ -89,8 +93,9 @@ def _run_training(settings, config, frames, out, weights, extra):
     from .train import train
     bar = ProgressBar("training", 1)
 
-    def progress(epoch, step, steps, loss, elapsed):
-        bar.update(step, steps, extra=f"epoch {epoch + 1}/{settings.epochs} loss {loss:.4f}")
+    def progress(epoch, step, steps, loss, elapsed):  # one bar over all epochs: its ETA is the run's
+        bar.update(epoch * steps + step, settings.epochs * steps,
+                   extra=f"epoch {epoch + 1}/{settings.epochs} loss {loss:.4f}")
 
     try:
         return train(settings, config, frames["train"], frames["val"], out, weights, extra, progress)
@@ -156,13 +161,14 @@ def cmd_train_demo(args) -> int:
     out = args.out or DEMO_MODELS[args.task]
     with tempfile.TemporaryDirectory() as temp:
         work = args.work_dir or Path(temp)
-        held_out = max(4, args.cases // 4)
-        # frames_per_sweep 140: the real layout; training and held-out data from disjoint seeds
-        for name, count, seed in (("train", args.cases, 1), ("heldout", held_out, 2)):
+        # held out: the real layout (140 frames a sweep); training and held-out data from disjoint seeds
+        for name, count, seed, length in (("train", args.cases, 1, args.frames_per_sweep),
+                                          ("heldout", args.heldout_cases, 2, 140)):
             if not (work / name / CIRCUMFERENCES_CSV).exists():
-                write_dataset(work / name, count, seed, progress=ProgressBar(f"synthesising {name}", 1).update)
+                write_dataset(work / name, count, seed, frames_per_sweep=length,
+                              progress=ProgressBar(f"synthesising {name}", 1).update)
         cases = read_cases(work / "train")
-        n_val = max(2, len(cases) // 4)
+        n_val = max(2, len(cases) // 6)
         frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
                   "val": load_frames(work / "train", cases[:n_val], work / "cache", True)}
         settings = TrainSettings(task=args.task, epochs=args.epochs, batch_size=32, lr=1e-3, seed=0,

@@ -95,3 +95,17 @@ def test_evaluate_reports_frame_metrics_and_each_sweeps_best_frame(small_dataset
     assert len(report["sweeps"]) == expected_sweeps
     assert all(1 <= s["sweep"] <= 6 for s in report["sweeps"])
     assert "f1 " in capsys.readouterr().out
+
+
+def test_train_demo_regenerates_a_labelled_demo_model_with_its_heldout_f1(tmp_path, capfd):
+    out = tmp_path / "demo.safetensors"
+    assert main(["train-demo", "--cases", "3", "--frames-per-sweep", "20", "--heldout-cases", "1", "--epochs", "2",
+                 "--out", str(out)]) == 0
+    printed = capfd.readouterr()
+    assert "f1" in printed.out
+    assert "epoch 2/2" in printed.err and "100.0%" in printed.err  # one progress bar over all epochs
+    _, metadata = read_checkpoint(out)
+    assert metadata["demo"] and metadata["full_model"]
+    assert load_model(ModelSpec(adapter=out)).is_demo  # labelled as the demo model wherever it is used
+    assert 0.0 <= metadata["metrics"]["synthetic_heldout"]["f1"] <= 1.0
+    assert metadata["metrics"]["synthetic_heldout"]["frames"] == 840  # one held-out case of the real shape
