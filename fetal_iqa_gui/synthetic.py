@@ -169,8 +169,10 @@ def _speckle_bank(rng: np.random.Generator, gain: np.ndarray) -> np.ndarray:
 def _random_abdomen(rng: np.random.Generator, length: int, fov: np.ndarray) -> AbdomenPass:
     # annotated runs of 7-21 frames (real ones: median 7), shorter in short test sweeps
     half_annotated = min(int(rng.integers(3, 11)), max(1, (length - 6) // 5))
-    half_visible = min(half_annotated * rng.uniform(1.6, 2.2), (length - 5) / 2)  # room for the run in short sweeps
-    centre = int(rng.integers(int(half_visible) + 2, length - int(half_visible) - 2))
+    # visible beyond the annotated frames on both sides, so every annotated frame shows the abdomen
+    half_visible = max(half_annotated * rng.uniform(1.6, 2.2), half_annotated + 1)
+    first, last = int(half_visible) + 2, length - int(half_visible) - 2
+    centre = int(rng.integers(first, max(last, first + 1)))  # a very short sweep may cut the run off at its end
     a = rng.uniform(95, 150)
     b = a * rng.uniform(0.78, 0.95)
     angle = rng.uniform(-0.6, 0.6)
