@@ -154,6 +154,7 @@ def cmd_train_demo(args) -> int:
     """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
     from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
     from ..model.loading import DEMO_MODELS, ModelSpec, load_model
+    from ..sweep import ACOUSLIC_SWEEPS
     from ..synthetic import CIRCUMFERENCES_CSV, write_dataset
     from .data import load_frames, read_cases
     from .evaluate import frame_report
@@ -167,6 +168,12 @@ def cmd_train_demo(args) -> int:
             if not (work / name / CIRCUMFERENCES_CSV).exists():
                 write_dataset(work / name, count, seed, frames_per_sweep=length,
                               progress=ProgressBar(f"synthesising {name}", 1).update)
+                continue
+            held, frames = _synthetic_shape(work / name)  # reuse only what was asked for
+            if (held, frames) != (count, ACOUSLIC_SWEEPS * length):
+                print(f"error: '{work / name}' holds {held} cases of {frames} frames, not {count} of "
+                      f"{ACOUSLIC_SWEEPS * length}; give another --work-dir", file=sys.stderr)
+                return 2
         cases = read_cases(work / "train")
         n_val = max(2, len(cases) // 6)
         frames = {"train": load_frames(work / "train", cases[n_val:], work / "cache", True),
@@ -187,3 +194,16 @@ def cmd_train_demo(args) -> int:
         print(line)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+def _synthetic_shape(folder: Path) -> tuple[int, int]:
+    """(cases, frames per case) of a synthetic dataset already on disk."""
+    import SimpleITK as sitk
+
+    from ..synthetic import IMAGES_DIR
+    from .data import read_cases
+    cases = read_cases(folder)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(folder / IMAGES_DIR / f"{cases[0].uuid}.mha"))
+    reader.ReadImageInformation()  # the header only
+    return len(cases), reader.GetSize()[2]

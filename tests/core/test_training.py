@@ -109,3 +109,11 @@ def test_train_demo_regenerates_a_labelled_demo_model_with_its_heldout_f1(tmp_pa
     assert load_model(ModelSpec(adapter=out)).is_demo  # labelled as the demo model wherever it is used
     assert 0.0 <= metadata["metrics"]["synthetic_heldout"]["f1"] <= 1.0
     assert metadata["metrics"]["synthetic_heldout"]["frames"] == 840  # one held-out case of the real shape
+
+
+def test_train_demo_refuses_a_work_dir_holding_other_data(small_dataset, tmp_path, capsys):
+    import shutil
+    shutil.copytree(small_dataset, tmp_path / "train")  # a different number of cases and frames
+    assert main(["train-demo", "--work-dir", str(tmp_path), "--out", str(tmp_path / "demo.safetensors")]) == 2
+    assert "give another --work-dir" in capsys.readouterr().err
+    assert not (tmp_path / "demo.safetensors").exists()
