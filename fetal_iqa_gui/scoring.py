@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .model.int8 import quantize_attention, quantize_int8, release_weights_file
+from .model.int8 import quantize_model
 from .model.loading import LoadedModel
 from .preprocess import frames_to_tensor
 from .sweep import Sweep
@@ -124,11 +124,11 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings())
     """Place the model (in place) on the chosen device and precision."""
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
-    int8 = device.type == "cpu" and precision == "int8"
-    model.merge(quantize_int8 if int8 else None)
+    int8 = precision == "int8"  # CPU only: pick_precision refuses it elsewhere
     if int8:
-        quantize_attention(model.module)
-        release_weights_file(model.module)
+        quantize_model(model.module)
+    else:
+        model.merge()
     if device.type == "cpu":
         torch.set_num_threads(settings.threads or os.cpu_count() or 1)
         if not int8:

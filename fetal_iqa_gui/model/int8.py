@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .networks import merge_for_inference
 from .tower import release_pages
 
 
@@ -61,15 +62,21 @@ class Int8Attention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def quantize_attention(module: nn.Module) -> int:
-    """Replace every `nn.MultiheadAttention` inside `module` by an `Int8Attention`, one at a time;
-    returns how many were replaced."""
+def quantize_model(model: nn.Module) -> None:
+    """The whole int8 conversion of a FetalCLIP model, in place and layer by layer: LoRA merged into
+    each MLP layer just before it is quantised, then attention, then the weights file let go."""
+    merge_for_inference(model, quantize_int8)
+    quantize_attention(model)
+    release_weights_file(model)
+
+
+def quantize_attention(module: nn.Module) -> None:
+    """Replace every `nn.MultiheadAttention` inside `module` by an `Int8Attention`, one at a time."""
     names = [name for name, child in module.named_modules() if isinstance(child, nn.MultiheadAttention)]
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
         setattr(parent, child, Int8Attention(getattr(parent, child)))
-    return len(names)
 
 
 def release_weights_file(module: nn.Module) -> None:

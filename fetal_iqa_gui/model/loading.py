@@ -58,9 +58,9 @@ class LoadedModel:
     def is_segmentation(self) -> bool:
         return self.task == "segmentation"
 
-    def merge(self, convert=None) -> None:
+    def merge(self) -> None:
         """Fold LoRA into the tower for speed (see `merge_for_inference`); a no-op once merged."""
-        merge_for_inference(self.module, convert)
+        merge_for_inference(self.module)
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores (n,) float in [0, 1] and, for SEG, the 224 x 224 masks (n, 224, 224) bool.

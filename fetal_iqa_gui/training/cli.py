@@ -169,9 +169,9 @@ def cmd_train_demo(args) -> int:
                 write_dataset(work / name, count, seed, frames_per_sweep=length,
                               progress=ProgressBar(f"synthesising {name}", 1).update)
                 continue
-            held, frames = _synthetic_shape(work / name)  # reuse only what was asked for
-            if (held, frames) != (count, ACOUSLIC_SWEEPS * length):
-                print(f"error: '{work / name}' holds {held} cases of {frames} frames, not {count} of "
+            held_cases, held_frames = _synthetic_shape(work / name)  # reuse only what was asked for
+            if (held_cases, held_frames) != (count, ACOUSLIC_SWEEPS * length):
+                print(f"error: '{work / name}' holds {held_cases} cases of {held_frames} frames, not {count} of "
                       f"{ACOUSLIC_SWEEPS * length}; give another --work-dir", file=sys.stderr)
                 return 2
         cases = read_cases(work / "train")
