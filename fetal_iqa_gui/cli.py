@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .fileio import ExportError
 from .progress import ProgressBar
 
 log = logging.getLogger("fetal_iqa_gui")
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except ExportError as error:  # a file the command writes (a full disk, a read-only folder): said, not dumped
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:

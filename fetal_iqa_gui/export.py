@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .fileio import ExportError, atomic_write
+from .fileio import ExportError, atomic_write, write_image
 from .sweep import Sweep
 
 CHALLENGE_FRAME_JSON = "fetal-abdomen-frame-number.json"
@@ -165,18 +165,6 @@ def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: 
         volume[frame] = (mask > 0).astype(np.uint8)
     image = sitk.GetImageFromArray(volume)
     image.SetSpacing((spacing_mm[0], spacing_mm[1], 1.0))
-    with_suffix = case_dir / CHALLENGE_MASK
-
-    def write_mha(file):
-        # SimpleITK writes to paths only: write next to the target, then stream it through
-        temp = with_suffix.with_name(f".{CHALLENGE_MASK}.itk.mha")
-        try:
-            sitk.WriteImage(image, str(temp), True)
-            file.write(temp.read_bytes())
-        finally:
-            temp.unlink(missing_ok=True)
-
-    case_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(with_suffix, write_mha, overwrite)
+    write_image(image, case_dir / CHALLENGE_MASK, overwrite)
     atomic_write(case_dir / CHALLENGE_FRAME_JSON, lambda f: f.write(json.dumps(int(frame)).encode()), overwrite)
     return case_dir

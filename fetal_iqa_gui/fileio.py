@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -19,8 +21,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], ove
     disk or a failed writer leaves nothing behind.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise ExportError(f"'{path}' already exists; it was not overwritten.")
+    _refuse_existing(path, overwrite)
     temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,18 +31,65 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], ove
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            os.link(temp, path)  # fails if the name was taken meanwhile, unlike rename
-            temp.unlink()
+        _move_into_place(temp, path, overwrite)
         temp = None
-    except FileExistsError:
-        raise ExportError(f"'{path}' already exists; it was not overwritten.") from None
     except OSError as error:
-        reason = "the disk is full" if error.errno == 28 else error.strerror or str(error)
-        raise ExportError(f"Could not write '{path}': {reason}.") from None
+        raise _write_error(path, error) from None
     finally:
         if temp is not None:
             temp.unlink(missing_ok=True)
     return path
+
+
+def write_image(image, path: str | os.PathLike, overwrite: bool = False, compress: bool = True) -> Path:
+    """Write a SimpleITK image as `atomic_write` writes bytes: whole or not at all.
+
+    ITK writes to paths only and picks the format by the extension, so the image is written under
+    its own name in a hidden folder beside `path` (which a folder listing of `*.mha` does not see),
+    then moved into place.
+    """
+    import SimpleITK as sitk
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    staging = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=".part-"))
+        try:
+            sitk.WriteImage(image, str(staging / path.name), compress)
+        except RuntimeError as error:  # ITK reports its I/O failures in the message only
+            raise ExportError(f"Could not write '{path}': {_itk_reason(str(error))}.") from None
+        _move_into_place(staging / path.name, path, overwrite)
+    except OSError as error:
+        raise _write_error(path, error) from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ExportError(f"'{path}' already exists; it was not overwritten.")
+
+
+def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temp, path)
+    else:
+        os.link(temp, path)  # fails if the name was taken meanwhile, unlike rename
+        temp.unlink()
+
+
+def _write_error(path: Path, error: OSError) -> ExportError:
+    if isinstance(error, FileExistsError):
+        return ExportError(f"'{path}' already exists; it was not overwritten.")
+    reason = "the disk is full" if error.errno == 28 else error.strerror or str(error)
+    return ExportError(f"Could not write '{path}': {reason}.")
+
+
+def _itk_reason(message: str) -> str:
+    if "No space left" in message:
+        return "the disk is full"
+    reason = re.search(r"Reason: (.+)", message)
+    return reason.group(1).strip() if reason else message.strip().splitlines()[-1]

@@ -1,9 +1,12 @@
 """Test configuration: headless Qt, and caches, settings and logs in temporary folders."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _home = tempfile.mkdtemp(prefix="fetal-iqa-tests-")
+atexit.register(shutil.rmtree, _home, ignore_errors=True)  # the demo sweep alone is 130 MB a run
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["FETAL_IQA_CACHE_DIR"] = os.path.join(_home, "cache")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_home, "config")

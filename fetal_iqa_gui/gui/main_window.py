@@ -233,7 +233,10 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         log.warning(message)
         self.status_text.setText(message)
-        self.alert("Cannot open the file", f"{message}\n\nSupported: {SUPPORTED_DESCRIPTION}.")
+        if self.demo_mode:
+            self.alert("Cannot open the demo sweep", message)
+        else:
+            self.alert("Cannot open the file", f"{message}\n\nSupported: {SUPPORTED_DESCRIPTION}.")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from ..batch import cached_scores, score_all
+from ..fileio import ExportError
 from ..model.loading import ModelSpec, load_model
 from ..model.tower import ModelLoadError
 from ..scoring import Engine, EngineSettings, Throughput, make_engine
@@ -50,7 +51,7 @@ class LoadThread(QThread):
             if callable(self.source):
                 self.path = self.source()
             self.loaded.emit(load_sweep(self.path))
-        except SweepLoadError as error:
+        except (SweepLoadError, ExportError) as error:  # ExportError: the demo sweep could not be written
             self.failed.emit(str(error))
         except Exception as error:  # anything else is a bug: logged in full, told plainly
             log.exception("unexpected error opening %s", self.path)

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from fetal_iqa_gui.export import (SIDECAR_FIELDS, ModelInfo, export_frame, write_challenge_output,
                                   write_scores_csv)
-from fetal_iqa_gui.fileio import ExportError, atomic_write
+from fetal_iqa_gui.fileio import ExportError, atomic_write, write_image
 from fetal_iqa_gui.sweep import Sweep
 
 MODEL = ModelInfo("tiny", "classification:abc", 0.5, is_demo=True)
@@ -56,6 +56,27 @@ def test_full_disk_leaves_no_partial_file(tmp_path):
     with pytest.raises(ExportError, match="disk is full"):
         atomic_write(tmp_path / "out.png", failing)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_the_disk_cannot_hold_leaves_nothing_behind(tmp_path, monkeypatch):
+    def half_written(image, path, compress):  # as ITK fails on a full disk: a stub file, then its error
+        open(path, "wb").write(b"ObjectType = Image")
+        raise RuntimeError("Exception thrown in SimpleITK ImageFileWriter_Execute: itkMetaImageIO.cxx:1110:\n"
+                           f"ITK ERROR: MetaImageIO(0x1): File cannot be written: {path}\n"
+                           "Reason: No space left on device")
+    monkeypatch.setattr(sitk, "WriteImage", half_written)
+    with pytest.raises(ExportError, match="Could not write .*case.mha': the disk is full"):
+        write_image(sitk.Image(4, 4, sitk.sitkUInt8), tmp_path / "case.mha")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_is_written_whole_and_not_over_another(tmp_path):
+    image = sitk.GetImageFromArray(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+    path = write_image(image, tmp_path / "sub" / "case.mha")
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), np.arange(24).reshape(2, 3, 4))
+    with pytest.raises(ExportError, match="already exists"):
+        write_image(sitk.Image(4, 4, sitk.sitkUInt8), path)
+    assert [p.name for p in path.parent.iterdir()] == ["case.mha"]
 
 
 def test_scores_csv_has_one_row_per_frame(sweep, tmp_path):

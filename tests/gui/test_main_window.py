@@ -138,6 +138,19 @@ def test_window_level_changes_the_display_not_the_data(qtbot, window, sweep_file
     assert np.array_equal(before, window.state.sweep.frames)
 
 
+def test_demo_without_disk_space_says_so_and_writes_nothing(qtbot, window, monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, 50 << 20))
+    window.open_demo()
+    qtbot.waitUntil(lambda: "disk space" in window.status_text.text(), timeout=10_000)
+    assert "needs about 200 MB of free disk space" in window.status_text.text()
+    assert "there are 50 MB" in window.status_text.text()
+    assert window.state.sweep is None and "Supported" not in window.last_alert
+    assert not list(tmp_path.rglob("*.mha"))
+
+
 def test_demo_opens_the_synthetic_sweep_with_the_labelled_demo_model(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.state.sweep_changed, timeout=120_000):
         window.open_demo()
