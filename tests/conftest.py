@@ -4,7 +4,12 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
+from pathlib import Path
 
+for _stale in Path(tempfile.gettempdir()).glob("fetal-iqa-tests-*"):  # left by runs killed before their cleanup
+    if time.time() - _stale.stat().st_mtime > 6 * 3600:
+        shutil.rmtree(_stale, ignore_errors=True)
 _home = tempfile.mkdtemp(prefix="fetal-iqa-tests-")
 atexit.register(shutil.rmtree, _home, ignore_errors=True)  # the demo sweep alone is 130 MB a run
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
