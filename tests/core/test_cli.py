@@ -28,6 +28,16 @@ def test_synth_writes_the_challenge_layout(tmp_path, capsys):
     assert (tmp_path / synthetic.CIRCUMFERENCES_CSV).exists()
 
 
+def test_synth_on_a_full_disk_says_so_and_leaves_no_volume(tmp_path, capsys, monkeypatch):
+    def full_disk(image, path, compress):
+        open(path, "wb").write(b"ObjectType = Image")
+        raise RuntimeError(f"ITK ERROR: MetaImageIO(0x1): File cannot be written: {path}\nReason: No space left on device")
+    monkeypatch.setattr(sitk, "WriteImage", full_disk)
+    assert main(["synth", str(tmp_path / "out"), "--frames-per-sweep", "10"]) == 1
+    assert "the disk is full" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob("*.mha"))
+
+
 def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_path, tmp_path, capsys):
     images = small_dataset / synthetic.IMAGES_DIR
     broken = tmp_path / "in" / "zz-broken.mha"
