@@ -1,8 +1,8 @@
 """Training data from an ACOUSLIC-AI-layout folder: the paper's split, frames streamed from volumes.
 
 Frames are read case by case from the .mha volumes and kept once, preprocessed to 224 x 224
-uint8 (pad to square, bicubic resize), in one memory-mapped cache file per split: no folder of
-77,000 PNGs, and a second run starts at once.
+uint8 (pad to square, bicubic resize), in memory-mapped cache files per split: no folder of
+77,000 PNGs, no need for the split to fit in memory, and a second run starts at once.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,56 +92,87 @@ class FrameSet:
 
 def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None, all_sweeps: bool = False,
                 progress=None) -> FrameSet:
-    """Frames of the sweeps with an AC value (or all sweeps), from the cache when it is complete."""
+    """Frames of the sweeps with an AC value (or all sweeps), preprocessed once.
+
+    With a cache folder, the frames are written straight into memory-mapped `.npy` files there and
+    read from them next time, so a split never has to fit in memory (the paper's training split
+    is about 4 GB at 224 x 224 with its masks); without one, they are kept in memory.
+    """
     digest = hashlib.sha256("|".join(c.uuid for c in cases).encode()).hexdigest()[:16]
-    key = f"{len(cases)}-{digest}-{'all' if all_sweeps else 'ac'}"
-    if cache_dir is not None:
-        cached = _read_cache(cache_dir / f"frames-{key}.npz", cases)
+    folder = None if cache_dir is None else cache_dir / f"frames-{len(cases)}-{digest}-{'all' if all_sweeps else 'ac'}"
+    if folder is not None:
+        cached = _read_cache(folder, cases)
         if cached is not None:
             return cached
-    images, masks, classes, case_index, frame_index, sweep_number = [], [], [], [], [], []
-    for index, case in enumerate(cases):
-        volume = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / IMAGES_DIR / f"{case.uuid}.mha")))
-        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / MASKS_DIR / f"{case.uuid}.mha")))
-        per_sweep = len(volume) // ACOUSLIC_SWEEPS
-        for sweep in range(ACOUSLIC_SWEEPS):
-            if not all_sweeps and case.ac_mm[sweep] is None:
-                continue
-            for frame in range(sweep * per_sweep, (sweep + 1) * per_sweep):
-                images.append(square_resize(volume[frame]))
-                mask = labels[frame]
-                masks.append(square_resize((mask > 0).astype(np.uint8), interpolation=cv2.INTER_NEAREST))
-                classes.append(int(mask.max()))
-                case_index.append(index)
-                frame_index.append(frame)
-                sweep_number.append(sweep + 1)
-        del volume, labels
-        if progress:
-            progress(index + 1, len(cases))
-    empty = np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
-    frames = FrameSet(np.stack(images) if images else empty, np.stack(masks) if masks else empty,
-                      (np.array(classes) > 0).astype(np.float32), np.array(classes, np.uint8),
-                      np.array(case_index), np.array(frame_index), np.array(sweep_number), cases)
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_dir / f"frames-{key}.npz", images=frames.images, masks=frames.masks, classes=frames.classes,
-                 case_index=frames.case_index, frame_index=frames.frame_index, sweep_number=frames.sweep_number,
-                 uuids=np.array([c.uuid for c in cases]))
-    return frames
+    used = [_sweeps_used(data_dir, case, all_sweeps) for case in cases]
+    total = sum(per_sweep * len(sweeps) for per_sweep, sweeps in used)
+    staging = None
+    if folder is not None and total:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+        images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (total, INPUT_SIZE, INPUT_SIZE))
+        masks = np.lib.format.open_memmap(staging / "masks.npy", "w+", np.uint8, (total, INPUT_SIZE, INPUT_SIZE))
+    else:
+        images = np.empty((total, INPUT_SIZE, INPUT_SIZE), np.uint8)
+        masks = np.empty_like(images)
+    classes, case_index, frame_index, sweep_number = (np.zeros(total, dtype) for dtype in (np.uint8, int, int, int))
+    row = 0
+    try:
+        for index, (case, (per_sweep, sweeps)) in enumerate(zip(cases, used)):
+            volume = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / IMAGES_DIR / f"{case.uuid}.mha")))
+            labels = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / MASKS_DIR / f"{case.uuid}.mha")))
+            for sweep in sweeps:
+                for frame in range(sweep * per_sweep, (sweep + 1) * per_sweep):
+                    images[row] = square_resize(volume[frame])
+                    masks[row] = square_resize((labels[frame] > 0).astype(np.uint8), interpolation=cv2.INTER_NEAREST)
+                    classes[row], case_index[row], frame_index[row], sweep_number[row] = \
+                        labels[frame].max(), index, frame, sweep + 1
+                    row += 1
+            del volume, labels
+            if progress:
+                progress(index + 1, len(cases))
+        if staging is None:
+            return FrameSet(images, masks, (classes > 0).astype(np.float32), classes, case_index, frame_index,
+                            sweep_number, cases)
+        images.flush()
+        masks.flush()
+        del images, masks  # closes the maps
+        np.savez(staging / "index.npz", classes=classes, case_index=case_index, frame_index=frame_index,
+                 sweep_number=sweep_number, uuids=np.array([c.uuid for c in cases]))
+        shutil.rmtree(folder, ignore_errors=True)  # an outdated or damaged cache of the same name
+        os.replace(staging, folder)
+        staging = None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return _read_cache(folder, cases)
 
 
-def _read_cache(path: Path, cases: list[CaseRecord]) -> FrameSet | None:
-    if not path.exists():
+def _sweeps_used(data_dir: Path, case: CaseRecord, all_sweeps: bool) -> tuple[int, list[int]]:
+    """(frames per sweep, the 0-based sweeps to use) of a case, from its image's header alone."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(data_dir / IMAGES_DIR / f"{case.uuid}.mha"))
+    reader.ReadImageInformation()
+    per_sweep = reader.GetSize()[2] // ACOUSLIC_SWEEPS
+    return per_sweep, [s for s in range(ACOUSLIC_SWEEPS) if all_sweeps or case.ac_mm[s] is not None]
+
+
+def _read_cache(folder: Path, cases: list[CaseRecord]) -> FrameSet | None:
+    if not (folder / "index.npz").exists():
         return None
     try:
-        with np.load(path) as data:
-            if list(data["uuids"]) != [c.uuid for c in cases]:
+        with np.load(folder / "index.npz") as index:
+            if list(index["uuids"]) != [c.uuid for c in cases]:
                 return None
-            classes = data["classes"]
-            return FrameSet(data["images"], data["masks"], (classes > 0).astype(np.float32), classes,
-                            data["case_index"], data["frame_index"], data["sweep_number"], cases)
+            classes = index["classes"]
+            images = np.load(folder / "images.npy", mmap_mode="r")
+            masks = np.load(folder / "masks.npy", mmap_mode="r")
+            if not len(images) == len(masks) == len(classes):
+                raise ValueError("its files do not hold the same number of frames")
+            return FrameSet(images, masks, (classes > 0).astype(np.float32), classes,
+                            index["case_index"], index["frame_index"], index["sweep_number"], cases)
     except Exception as error:  # a damaged cache is rebuilt, never trusted
-        log.warning("ignoring an outdated or damaged frame cache %s: %s", path, error)
+        log.warning("ignoring an outdated or damaged frame cache %s: %s", folder, error)
         return None
 
 

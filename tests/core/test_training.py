@@ -59,6 +59,23 @@ def test_lora_training_writes_an_adapter_that_loads_and_scores(small_dataset, ti
     assert (masks is not None) == (task == "segmentation")
 
 
+def test_frames_are_cached_on_disk_and_a_damaged_cache_is_rebuilt(small_dataset, tmp_path):
+    from fetal_iqa_gui.training.data import load_frames
+    cases = read_cases(small_dataset)[:2]
+    in_memory = load_frames(small_dataset, cases, None, all_sweeps=True)
+    cached = load_frames(small_dataset, cases, tmp_path, all_sweeps=True)
+    assert isinstance(cached.images, np.memmap)  # a split need not fit in memory
+    assert np.array_equal(cached.images, in_memory.images) and np.array_equal(cached.masks, in_memory.masks)
+    assert np.array_equal(cached.classes, in_memory.classes) and len(in_memory) == 2 * 6 * 24
+    assert in_memory.labels.sum() == (in_memory.masks.reshape(len(in_memory), -1).max(1) > 0).sum() > 0
+    folder, = tmp_path.iterdir()
+    with open(folder / "images.npy", "r+b") as file:  # a cache cut short, as by a full disk
+        file.truncate(1000)
+    again = load_frames(small_dataset, cases, tmp_path, all_sweeps=True)
+    assert np.array_equal(again.images, in_memory.images)
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # rebuilt in place, nothing left over
+
+
 def test_interrupted_training_resumes(small_dataset, tiny_files, tmp_path):
     from fetal_iqa_gui.training.data import load_frames
     from fetal_iqa_gui.training.train import TrainSettings, train
