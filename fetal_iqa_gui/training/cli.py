@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from ..progress import ProgressBar
+
+DEMO_DISK_PER_FRAME = 260_000  # bytes: a compressed synthetic frame (~150 kB) and its cached 224 x 224 image and mask
 
 # Small and shallow: a ViT this size trained from scratch on a few thousand frames learns in
 # minutes at 3 layers, while at 12 its output stays nearly independent of the input for hundreds
@@ -162,6 +165,14 @@ def cmd_train_demo(args) -> int:
     out = args.out or DEMO_MODELS[args.task]
     with tempfile.TemporaryDirectory() as temp:
         work = args.work_dir or Path(temp)
+        if not (work / "train" / CIRCUMFERENCES_CSV).exists():
+            frames = ACOUSLIC_SWEEPS * (args.cases * args.frames_per_sweep + args.heldout_cases * 140)
+            need, free = frames * DEMO_DISK_PER_FRAME, shutil.disk_usage(work).free
+            if free < need:  # say so before an hour of work, not when the disk is full
+                print(f"error: train-demo needs about {need / 1e9:.1f} GB of free disk space in '{work}' for its "
+                      f"synthetic cases and frame cache; there are {free / 1e9:.1f} GB. Give --work-dir on a larger "
+                      "disk, or fewer --cases.", file=sys.stderr)
+                return 2
         # held out: the real layout (140 frames a sweep); training and held-out data from disjoint seeds
         for name, count, seed, length in (("train", args.cases, 1, args.frames_per_sweep),
                                           ("heldout", args.heldout_cases, 2, 140)):

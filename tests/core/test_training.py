@@ -59,6 +59,16 @@ def test_lora_training_writes_an_adapter_that_loads_and_scores(small_dataset, ti
     assert (masks is not None) == (task == "segmentation")
 
 
+def test_train_demo_says_how_much_disk_it_needs_before_starting(tmp_path, capsys, monkeypatch):
+    import shutil
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**11, 10**11 - 10**9, 10**9))
+    assert main(["train-demo", "--cases", "240", "--frames-per-sweep", "40", "--heldout-cases", "8",
+                 "--work-dir", str(tmp_path), "--out", str(tmp_path / "demo.safetensors")]) == 2
+    error = capsys.readouterr().err  # 6 sweeps x (240 x 40 + 8 x 140) frames
+    assert "needs about 16.7 GB of free disk space" in error and "there are 1.0 GB" in error
+    assert not any(tmp_path.iterdir())
+
+
 def test_frames_are_cached_on_disk_and_a_damaged_cache_is_rebuilt(small_dataset, tmp_path):
     from fetal_iqa_gui.training.data import load_frames
     cases = read_cases(small_dataset)[:2]
