@@ -19,6 +19,10 @@ MASK_COLOUR = (0, 255, 255)
 ELLIPSE_COLOUR = "#ffd000"
 
 
+EMPTY_HINT = ("No sweep is open.\n\nFile > Open (Ctrl+O), or drop a file here.\n"
+              "File > Open the demo sweep to see the app on synthetic data.")
+
+
 class FrameView(pg.GraphicsLayoutWidget):
     """Shows `state.frame`; wheel steps frames, drag pans, right-drag zooms. Levels are fixed."""
 
@@ -38,9 +42,14 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.view.addItem(self.mask_outline)
         self.caption = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 160))
         self.caption.setZValue(10)
+        self.caption.hide()  # until there is a frame to describe
         self.view.addItem(self.caption)
         self.padding_text = pg.TextItem("Padding frame: not an image", anchor=(0.5, 0.5), color="#bbbbbb")
+        self.padding_text.hide()
         self.view.addItem(self.padding_text)
+        self.empty_text = pg.TextItem(EMPTY_HINT, anchor=(0.5, 0.5), color="#bbbbbb")
+        self.view.addItem(self.empty_text)
+        self.view.setRange(xRange=(-1, 1), yRange=(-1, 1))
         # the fitted AC ellipse, in image pixels: a child of the image, so it shares its spacing transform
         self.ellipse = pg.QtWidgets.QGraphicsEllipseItem()
         self.ellipse.setPen(pg.mkPen(ELLIPSE_COLOUR, width=2))
@@ -58,6 +67,8 @@ class FrameView(pg.GraphicsLayoutWidget):
 
     def _on_sweep(self) -> None:
         sweep = self.state.sweep
+        self.empty_text.hide()
+        self.caption.show()
         spacing_x, spacing_y = sweep.spacing_mm
         # square pixels on screen in mm: the image item is scaled by the spacing ratio
         self.image.setTransform(pg.QtGui.QTransform.fromScale(1.0, spacing_y / spacing_x))

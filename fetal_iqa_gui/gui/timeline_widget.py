@@ -41,7 +41,9 @@ class TimelineWidget(pg.PlotWidget):
         self.hideButtons()
         self.setLabel("left", "score")
         self.setLabel("bottom", "frame")
+        self.getAxis("bottom").enableAutoSIPrefix(False)  # frame numbers, never "x0.001"
         self.setYRange(0, 1.05, padding=0)
+        self.setXRange(0, 140, padding=0)  # until a sweep is open
         self.curve = self.plot([], [], pen=SCORE_PEN, connect="finite")
         # dots too: while scoring is coarse, scored frames have no scored neighbours to join
         self.scored = pg.ScatterPlotItem(size=4, brush=pg.mkBrush("#4aa3ff"), pen=None)
@@ -52,8 +54,10 @@ class TimelineWidget(pg.PlotWidget):
                                               label="threshold {value:.2f}", labelOpts={"position": 0.97, "color": "#e67e22"})
         self.threshold_line.sigPositionChangeFinished.connect(lambda line: state.set_threshold(line.value()))
         self.addItem(self.threshold_line)
+        self.threshold_line.hide()  # shown with the first sweep, when the model's threshold is known
         self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=CURRENT_PEN)
         self.addItem(self.current_line)
+        self.current_line.hide()
         self.decorations: list = []
         self.run_items: list = []
         self._dragging = False
@@ -80,6 +84,8 @@ class TimelineWidget(pg.PlotWidget):
             self.addItem(item)
         self.setXRange(-0.5, layout.n_frames - 0.5, padding=0.01)
         self.current_line.setValue(self.state.frame)
+        self.threshold_line.show()
+        self.current_line.show()
 
     def _on_scores(self) -> None:
         if self.state.sweep is None:

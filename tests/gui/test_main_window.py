@@ -22,6 +22,16 @@ def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):
     assert window.best_frames.count() > 0
 
 
+def test_an_empty_window_says_how_to_open_a_sweep_and_shows_no_stale_marks(qtbot, window, sweep_file):
+    view, timeline = window.frame_view, window.timeline
+    assert view.empty_text.isVisible() and "File > Open" in view.empty_text.toPlainText()
+    assert not view.caption.isVisible() and not view.padding_text.isVisible()
+    assert not timeline.threshold_line.isVisible() and not timeline.current_line.isVisible()
+    open_and_score(qtbot, window, sweep_file)
+    assert not view.empty_text.isVisible() and view.caption.isVisible()
+    assert timeline.threshold_line.isVisible() and timeline.current_line.isVisible()
+
+
 def test_keys_move_the_frame(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
     window.state.set_frame(5)
