@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,8 +26,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], ove
     temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        temp = Path(name)
+        # not mkstemp: its files are private (0600); an export must get the user's usual permissions
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()

@@ -42,6 +42,16 @@ def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_exports_get_the_users_usual_permissions(sweep, tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        written = export_frame(sweep, 3, 0.2, MODEL, tmp_path)
+    finally:
+        os.umask(umask)
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}  # readable by colleagues, as cp makes it
+
+
 def test_padding_frames_are_not_exported(sweep, tmp_path):
     padding = int(np.flatnonzero(sweep.layout.padding)[0])
     with pytest.raises(ExportError, match="padding"):
