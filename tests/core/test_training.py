@@ -62,10 +62,10 @@ def test_lora_training_writes_an_adapter_that_loads_and_scores(small_dataset, ti
 def test_train_demo_says_how_much_disk_it_needs_before_starting(tmp_path, capsys, monkeypatch):
     import shutil
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**11, 10**11 - 10**9, 10**9))
-    assert main(["train-demo", "--cases", "240", "--frames-per-sweep", "40", "--heldout-cases", "8",
+    assert main(["train-demo", "--cases", "240", "--frames-per-sweep", "40", "--val-cases", "8", "--heldout-cases", "8",
                  "--work-dir", str(tmp_path), "--out", str(tmp_path / "demo.safetensors")]) == 2
-    error = capsys.readouterr().err  # 6 sweeps x (240 x 40 + 8 x 140) frames
-    assert "needs about 16.7 GB of free disk space" in error and "there are 1.0 GB" in error
+    error = capsys.readouterr().err  # 6 sweeps x (240 x 40 + 16 x 140) frames
+    assert "needs about 18.5 GB of free disk space" in error and "there are 1.0 GB" in error
     assert not any(tmp_path.iterdir())
 
 
@@ -126,8 +126,8 @@ def test_evaluate_reports_frame_metrics_and_each_sweeps_best_frame(small_dataset
 
 def test_train_demo_regenerates_a_labelled_demo_model_with_its_heldout_f1(tmp_path, capfd):
     out = tmp_path / "demo.safetensors"
-    assert main(["train-demo", "--cases", "3", "--frames-per-sweep", "20", "--heldout-cases", "1", "--epochs", "2",
-                 "--out", str(out)]) == 0
+    assert main(["train-demo", "--cases", "3", "--frames-per-sweep", "20", "--val-cases", "1", "--heldout-cases", "1",
+                 "--epochs", "2", "--out", str(out)]) == 0
     printed = capfd.readouterr()
     assert "f1" in printed.out
     assert "epoch 2/2" in printed.err and "100.0%" in printed.err  # one progress bar over all epochs
@@ -136,6 +136,9 @@ def test_train_demo_regenerates_a_labelled_demo_model_with_its_heldout_f1(tmp_pa
     assert load_model(ModelSpec(adapter=out)).is_demo  # labelled as the demo model wherever it is used
     assert 0.0 <= metadata["metrics"]["synthetic_heldout"]["f1"] <= 1.0
     assert metadata["metrics"]["synthetic_heldout"]["frames"] == 840  # one held-out case of the real shape
+    # the threshold is the one chosen on the validation case of the real shape, and the held-out figures use it
+    assert metadata["metrics"]["validation_real_shape"]["frames"] == 840
+    assert metadata["threshold"] == metadata["metrics"]["synthetic_heldout"]["threshold"]
 
 
 def test_train_demo_refuses_a_work_dir_holding_other_data(small_dataset, tmp_path, capsys):
