@@ -72,7 +72,11 @@ def write_image(image, path: str | os.PathLike, overwrite: bool = False, compres
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise ExportError(f"'{path}' already exists; it was not overwritten.")
+        raise _exists_error(path)
+
+
+def _exists_error(path: Path) -> ExportError:
+    return ExportError(f"'{path}' already exists; it was not overwritten.")
 
 
 def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
@@ -85,7 +89,7 @@ def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
 
 def _write_error(path: Path, error: OSError) -> ExportError:
     if isinstance(error, FileExistsError):
-        return ExportError(f"'{path}' already exists; it was not overwritten.")
+        return _exists_error(path)
     reason = "the disk is full" if error.errno == 28 else error.strerror or str(error)
     return ExportError(f"Could not write '{path}': {reason}.")
 
