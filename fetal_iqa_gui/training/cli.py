@@ -233,12 +233,6 @@ def finish_demo_model(spec, out: Path, work: Path) -> dict:
 
 def _synthetic_shape(folder: Path) -> tuple[int, int]:
     """(cases, frames per case) of a synthetic dataset already on disk."""
-    import SimpleITK as sitk
-
-    from ..synthetic import IMAGES_DIR
-    from .data import read_cases
+    from .data import case_frames, read_cases
     cases = read_cases(folder)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(folder / IMAGES_DIR / f"{cases[0].uuid}.mha"))
-    reader.ReadImageInformation()  # the header only
-    return len(cases), reader.GetSize()[2]
+    return len(cases), case_frames(folder, cases[0])

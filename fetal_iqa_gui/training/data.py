@@ -148,12 +148,17 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
     return _read_cache(folder, cases)
 
 
-def _sweeps_used(data_dir: Path, case: CaseRecord, all_sweeps: bool) -> tuple[int, list[int]]:
-    """(frames per sweep, the 0-based sweeps to use) of a case, from its image's header alone."""
+def case_frames(data_dir: Path, case: CaseRecord) -> int:
+    """The number of frames of a case's image volume, from its header alone."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(data_dir / IMAGES_DIR / f"{case.uuid}.mha"))
     reader.ReadImageInformation()
-    per_sweep = reader.GetSize()[2] // ACOUSLIC_SWEEPS
+    return reader.GetSize()[2]
+
+
+def _sweeps_used(data_dir: Path, case: CaseRecord, all_sweeps: bool) -> tuple[int, list[int]]:
+    """(frames per sweep, the 0-based sweeps to use) of a case."""
+    per_sweep = case_frames(data_dir, case) // ACOUSLIC_SWEEPS
     return per_sweep, [s for s in range(ACOUSLIC_SWEEPS) if all_sweeps or case.ac_mm[s] is not None]
 
 
