@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .fileio import ExportError, atomic_write
+from .errors import WriteError
+from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -60,5 +61,5 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
         arrays["masks"] = masks
     try:
         atomic_write(_entry(content_hash, model_identity), lambda file: np.savez(file, **arrays), overwrite=True)
-    except ExportError as error:
+    except WriteError as error:
         log.warning("could not save scores to the cache (%s)", error)

@@ -19,11 +19,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .fileio import ExportError, atomic_write, write_image
+from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+from .errors import ExportRefused, WriteError
+from .fileio import atomic_write, write_image
 from .sweep import Sweep
 
-CHALLENGE_FRAME_JSON = "fetal-abdomen-frame-number.json"
-CHALLENGE_MASK = "fetal-abdomen-segmentation.mha"
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
 
 # The sidecar's fields, declared once: (name, description). The help text and the tests use this table.
@@ -49,15 +49,27 @@ SIDECAR_FIELDS = (
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What an export records of the model that scored (and the threshold that was used)."""
+
     name: str
     identity: str
     threshold: float
     is_demo: bool = False
+    task: str = "classification"
+
+    @classmethod
+    def of(cls, model) -> "ModelInfo":
+        """From a `LoadedModel`, with its own threshold."""
+        return cls(model.name, model.identity, model.threshold, model.is_demo, model.task)
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.task == "segmentation"
 
 
 def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None) -> dict:
     slot = sweep.layout.sweep_of(frame)
-    good = None if score is None or math.isnan(score) else bool(score >= model.threshold)
+    good = is_good(score, model.threshold)
     values = {
         "source": str(sweep.source),
         "source_sha256": sweep.content_hash,
@@ -95,16 +107,24 @@ def overlay_image(frame: np.ndarray, caption: str, mask: np.ndarray | None = Non
     return image
 
 
-def frame_basename(sweep: Sweep, frame: int) -> str:
+BELOW_THRESHOLD_MARK = "_below-threshold"
+
+
+def frame_basename(sweep: Sweep, frame: int, good: bool = True) -> str:
+    """`<case>_frame012_sweep1`; a frame that is not good says so in its name, whatever folder it lands in."""
     slot = sweep.layout.sweep_of(frame)
-    stem = sweep.source.name.split(".")[0] or "sweep"
-    return f"{stem}_frame{frame:03d}_sweep{slot.number}"
+    return f"{sweep.case_id}_frame{frame:03d}_sweep{slot.number}" + ("" if good else BELOW_THRESHOLD_MARK)
+
+
+def is_good(score: float | None, threshold: float) -> bool | None:
+    """None when there is no score to judge."""
+    return None if score is None or math.isnan(score) else bool(score >= threshold)
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
-        raise ExportError("The frame could not be encoded as PNG.")
+        raise ExportRefused("the frame could not be encoded as PNG")
     return encoded.tobytes()
 
 
@@ -115,16 +135,16 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
     The sidecar is checked before anything is written, so that a refused export writes nothing.
     """
     if sweep.layout.padding[frame]:
-        raise ExportError(f"Frame {frame} is padding, not an image; nothing was exported.")
+        raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
-    base = frame_basename(sweep, frame)
+    base = frame_basename(sweep, frame, good=bool(is_good(score, model.threshold)))
     targets = [out_dir / f"{base}.png", out_dir / f"{base}.json"]
     if overlay is not None:
         targets.append(out_dir / f"{base}_overlay.png")
     if not overwrite:
-        taken = [str(p) for p in targets if p.exists()]
+        taken = [p for p in targets if p.exists()]
         if taken:
-            raise ExportError(f"'{taken[0]}' already exists; nothing was overwritten.")
+            raise WriteError(taken[0], "a file of that name already exists; nothing was overwritten")
     document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
     written = [atomic_write(targets[0], lambda f: f.write(_png_bytes(sweep.frames[frame])), overwrite)]
     written.append(atomic_write(targets[1], lambda f: f.write(document), overwrite))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -10,15 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-
-class ExportError(Exception):
-    """A file that could not be written; the message is written for the user."""
+from .errors import WriteError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], overwrite: bool = False) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then rename it into place.
 
-    Without `overwrite`, an existing file raises `ExportError` instead of being replaced. A full
+    Without `overwrite`, an existing file raises `WriteError` instead of being replaced. A full
     disk or a failed writer leaves nothing behind.
     """
     path = Path(path)
@@ -60,7 +59,7 @@ def write_image(image, path: str | os.PathLike, overwrite: bool = False, compres
         try:
             sitk.WriteImage(image, str(staging / path.name), compress)
         except RuntimeError as error:  # ITK reports its I/O failures in the message only
-            raise ExportError(f"Could not write '{path}': {_itk_reason(str(error))}.") from None
+            raise WriteError(path, _itk_reason(str(error))) from None
         _move_into_place(staging / path.name, path, overwrite)
     except OSError as error:
         raise _write_error(path, error) from None
@@ -75,8 +74,8 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         raise _exists_error(path)
 
 
-def _exists_error(path: Path) -> ExportError:
-    return ExportError(f"'{path}' already exists; it was not overwritten.")
+def _exists_error(path: Path) -> WriteError:
+    return WriteError(path, "a file of that name already exists; it was not overwritten")
 
 
 def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
@@ -87,11 +86,11 @@ def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
         temp.unlink()
 
 
-def _write_error(path: Path, error: OSError) -> ExportError:
+def _write_error(path: Path, error: OSError) -> WriteError:
     if isinstance(error, FileExistsError):
         return _exists_error(path)
-    reason = "the disk is full" if error.errno == 28 else error.strerror or str(error)
-    return ExportError(f"Could not write '{path}': {reason}.")
+    reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
+    return WriteError(path, reason)
 
 
 def _itk_reason(message: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .resources import load_fov_mask
+from .acouslic import DEFAULT_SPACING_MM, load_fov_mask
 
 MIN_CONTOUR_POINTS = 5  # OpenCV's fitEllipse needs more than five points
 _PAD = 200  # as the challenge's evaluator: room for ellipses that extend past the frame

@@ -18,9 +18,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .errors import ScoringError
 from .model.int8 import quantize_model
 from .model.loading import LoadedModel
 from .preprocess import frames_to_tensor
+from .review import ScoredSweep
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,11 @@ class Engine:
     def description(self) -> str:
         return f"{self.device.type.upper()} {self.precision}"
 
+    @property
+    def variant(self) -> str:
+        """How the model runs, as far as it changes the scores: part of the score cache's key."""
+        return f"{self.device.type}-{self.precision}"
+
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         images = frames_to_tensor(frames)
         if self.device.type == "cuda":
@@ -99,9 +106,9 @@ def pick_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("No CUDA GPU is available on this computer; choose device 'cpu' or 'auto'.")
+        raise ScoringError(None, "no CUDA GPU is available on this computer", "Choose device 'cpu' or 'auto'.")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("Apple's MPS is not available on this computer; choose device 'cpu' or 'auto'.")
+        raise ScoringError(None, "Apple's MPS is not available on this computer", "Choose device 'cpu' or 'auto'.")
     return torch.device(name)
 
 
@@ -110,7 +117,7 @@ def pick_precision(precision: str, device: torch.device) -> str:
     it is native (about 4x fp32), else int8 dynamic quantization of every linear layer, attention's
     included (bf16 without native support runs several times slower than fp32)."""
     if precision == "int8" and device.type != "cpu":
-        raise RuntimeError("int8 runs on the CPU only; choose precision 'auto' or 'bf16' on a GPU.")
+        raise ScoringError(None, "int8 runs on the CPU only", "Choose precision 'auto' or 'bf16' on a GPU.")
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -170,9 +177,31 @@ def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -
         level = next((c[np.isnan(scores[c])] for c in coarse if np.isnan(scores[c]).any()), None)
         batch = level[:engine.batch_size] if level is not None else scoring_order_step(scores, pending, engine.batch_size)
         result = _predict_with_fallback(engine, sweep.frames[batch])
+        if not np.isfinite(result.scores).all():  # NaN means "unscored" here: it would be asked for forever
+            bad = batch[~np.isfinite(result.scores)]
+            raise ScoringError(None, f"it gives no number (NaN) for frame {bad[0]}"
+                               + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
+                               "The model file may be damaged, or trained with another fetal-iqa; choose another.")
         scores[batch] = result.scores
         result.frames = batch
         yield result
+
+
+def run_scoring(engine: Engine, scored: ScoredSweep, use_cache: bool = True, on_batch=None,
+                should_stop=None) -> ScoredSweep:
+    """Score every image frame `scored` lacks, adding each batch to it; `on_batch(batch)` sees each,
+    `should_stop()` is asked between batches. What was computed is cached, also when stopped."""
+    try:
+        for batch in score_sweep(engine, scored.sweep, scored.scores):
+            scored.add(batch.frames, batch.scores, batch.masks)
+            if on_batch:
+                on_batch(batch)
+            if should_stop and should_stop():
+                break
+    finally:
+        if use_cache:
+            scored.save_to_cache(engine.variant)
+    return scored
 
 
 def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:

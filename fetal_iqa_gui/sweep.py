@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, SWEEPS
+from .errors import SweepLoadError
+
 log = logging.getLogger(__name__)
 
 # ITK prints its own warnings to stderr; ours are clearer and go through logging.
 sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
-ACOUSLIC_FRAMES = 840
-ACOUSLIC_SWEEPS = 6
-DEFAULT_SPACING_MM = 0.28
 
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
@@ -33,19 +33,6 @@ SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICO
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frames' worth
-
-
-class SweepLoadError(Exception):
-    """A file that cannot be opened as a sweep; the message is written for the user."""
-
-    def __init__(self, path: str | os.PathLike, problem: str, advice: str = ""):
-        self.path = Path(path)
-        self.problem = problem
-        self.advice = advice
-        text = f"Cannot open '{self.path.name}': {problem}."
-        if advice:
-            text += f" {advice}"
-        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -82,7 +69,7 @@ class SweepLayout:
     @classmethod
     def detect(cls, padding: np.ndarray) -> "SweepLayout":
         """ACOUSLIC-AI cases (840 frames) hold 6 sweeps of 140 frames; anything else is one sweep."""
-        sweeps = ACOUSLIC_SWEEPS if len(padding) == ACOUSLIC_FRAMES else 1
+        sweeps = SWEEPS if len(padding) == CASE_FRAMES else 1
         return cls.equal_slots(padding, sweeps)
 
     @property
@@ -142,6 +129,21 @@ class Sweep:
     @property
     def nbytes(self) -> int:
         return self.frames.nbytes
+
+    @property
+    def case_id(self) -> str:
+        return case_id(self.source)
+
+
+def case_id(path: str | os.PathLike) -> str:
+    """The file's name less its format's extension ('a.v2.mha' -> 'a.v2', 'b.nii.gz' -> 'b'): output
+    names derive from it, so two files that differ only after the first dot must not share one."""
+    name = Path(path).name
+    lowered = name.lower()
+    for suffix in sorted(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES, key=len, reverse=True):
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return name or "sweep"  # a DICOM folder, a file without extension, or one named only '.mha'
 
 
 def find_padding(frames: np.ndarray) -> np.ndarray:

@@ -27,15 +27,8 @@ import SimpleITK as sitk
 
 from .fileio import atomic_write, write_image
 from .measure import ramanujan_circumference
-from .resources import load_fov_mask
-from .sweep import ACOUSLIC_SWEEPS, DEFAULT_SPACING_MM
-
-IMAGES_DIR = Path("images/stacked_fetal_ultrasound")
-MASKS_DIR = Path("masks/stacked_fetal_abdomen")
-CIRCUMFERENCES_CSV = Path("circumferences/fetal_abdominal_circumferences_per_sweep.csv")
-
-LABEL_OPTIMAL = 1
-LABEL_SUBOPTIMAL = 2
+from .acouslic import (CIRCUMFERENCES_CSV, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, IMAGES_DIR, LABEL_OPTIMAL,
+                       LABEL_SUBOPTIMAL, MASKS_DIR, SWEEPS, load_fov_mask)
 
 _APEX = (372.0, -183.0)  # the fan's apex (x, y) in pixels, above the image
 _SPECKLE_FIELDS = 8
@@ -72,7 +65,7 @@ class SyntheticCase:
         return [round(self.abdomen[s].ac_mm(), 2) if s in self.abdomen else None for s in range(1, self.sweeps + 1)]
 
 
-def make_case(seed: int, frames_per_sweep: int = 140, sweeps: int = ACOUSLIC_SWEEPS) -> SyntheticCase:
+def make_case(seed: int, frames_per_sweep: int = FRAMES_PER_SWEEP, sweeps: int = SWEEPS) -> SyntheticCase:
     """One case, deterministic by seed."""
     rng = np.random.default_rng(seed)
     fov = load_fov_mask()
@@ -110,8 +103,8 @@ def write_case(case: SyntheticCase, out_dir: str | Path) -> None:
         write_image(image, Path(out_dir) / folder / f"{case.uuid}.mha", overwrite=True)
 
 
-def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_sweep: int = 140,
-                  sweeps: int = ACOUSLIC_SWEEPS, progress=None) -> list[SyntheticCase]:
+def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_sweep: int = FRAMES_PER_SWEEP,
+                  sweeps: int = SWEEPS, progress=None) -> list[SyntheticCase]:
     """Write `cases` cases and their circumferences CSV; returns them without pixels."""
     out_dir = Path(out_dir)
     written = []

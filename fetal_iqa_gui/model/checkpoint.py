@@ -19,22 +19,17 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .networks import FetalCLIPClassifier, FetalCLIPSegmenter
-from .tower import ModelLoadError, build_visual, check_state, on_meta
+from ..errors import ModelLoadError
+from .networks import TASKS, network_for
+from .tower import build_visual, check_state, on_meta
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
-TASKS = ("classification", "segmentation")
 
 
 def build_model(task: str, config: dict) -> torch.nn.Module:
     """A model of `task` on a randomly initialised tower of `config`, LoRA applied."""
-    visual = build_visual(config)
-    if task == "classification":
-        return FetalCLIPClassifier(visual, config["embed_dim"])
-    if task == "segmentation":
-        return FetalCLIPSegmenter(visual)
-    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return network_for(task, build_visual(config), config)
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict, full_model: bool = False) -> None:

@@ -13,8 +13,9 @@ from torch import nn
 
 from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS, MODEL_WEIGHTS_DIR
 from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
-from .networks import SEG_GOOD_FRACTION, FetalCLIPClassifier, FetalCLIPSegmenter, merge_for_inference
-from .tower import ModelLoadError, build_visual, load_config, load_visual_weights
+from ..errors import ModelLoadError
+from .networks import SEG_GOOD_FRACTION, merge_for_inference, network_for
+from .tower import build_visual, load_config, load_visual_weights
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
         warning = load_visual_weights(visual, weights, spec.verify_sha256)
         if warning:
             warnings.append(warning)
-        model = FetalCLIPClassifier(visual, config["embed_dim"]) if task == "classification" else FetalCLIPSegmenter(visual)
+        model = network_for(task, visual, config)
         base_identity = _file_identity(weights)
     load_into(model, state, path, full_model=bool(metadata.get("full_model")))
     name = DEMO_LABEL if demo else metadata.get("name") or f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"

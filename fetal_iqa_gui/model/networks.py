@@ -23,6 +23,7 @@ SEG_INPUT_CHANNELS = 3
 SEG_INIT_FILTERS = 32
 SEG_GRID = 14  # the decoder's token grid: hidden states are resized to 14 x 14
 SEG_GOOD_FRACTION = 0.01  # a frame is good when >= 1 % of its 224 x 224 pixels are abdomen
+TASKS = ("classification", "segmentation")
 
 
 def lora_config() -> LoraConfig:
@@ -40,6 +41,15 @@ def with_lora(visual: nn.Module) -> PeftModel:
 def tower_of(encoder: nn.Module) -> nn.Module:
     """The open_clip VisionTransformer inside an encoder, wrapped by peft or merged."""
     return encoder.get_base_model() if isinstance(encoder, PeftModel) else encoder
+
+
+def network_for(task: str, visual: nn.Module, config: dict) -> nn.Module:
+    """The paper's model of `task` around a tower (fresh, loaded, or on the meta device), LoRA applied."""
+    if task == "classification":
+        return FetalCLIPClassifier(visual, config["embed_dim"])
+    if task == "segmentation":
+        return FetalCLIPSegmenter(visual)
+    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
 class FetalCLIPClassifier(nn.Module):

@@ -16,6 +16,8 @@ import torch
 from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from open_clip.transformer import VisionTransformer
 
+from ..errors import ModelLoadError
+
 log = logging.getLogger(__name__)
 
 FETALCLIP_SHA256 = "90916caa408baf9374ee3f8c1533463331a4ace37a13e61385e782905b35c310"
@@ -44,18 +46,6 @@ def release_pages(*tensors: torch.Tensor) -> None:
         start = tensor.data_ptr() // page * page
         end = -(-(tensor.data_ptr() + tensor.nbytes) // page) * page
         libc.madvise(start, end - start, _MADV_PAGEOUT)  # an old kernel refuses: nothing is lost
-
-
-class ModelLoadError(Exception):
-    """A model, config or weights file that cannot be used; the message names the file."""
-
-    def __init__(self, path: str | os.PathLike | None, problem: str, advice: str = ""):
-        self.path = Path(path) if path else None
-        where = f"'{self.path.name}'" if self.path else "the model"
-        text = f"Cannot load {where}: {problem}."
-        if advice:
-            text += f" {advice}"
-        super().__init__(text)
 
 
 def load_config(path: str | os.PathLike) -> dict:

@@ -21,8 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..preprocess import INPUT_SIZE, square_resize
-from ..synthetic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR
-from ..sweep import ACOUSLIC_SWEEPS
+from ..acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR, SWEEPS
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def read_cases(data_dir: Path) -> list[CaseRecord]:
     with open(csv_path, newline="") as file:
         for row in csv.DictReader(file):
             acs = [float(row[f"sweep_{i}_ac_mm"]) if row.get(f"sweep_{i}_ac_mm") else None
-                   for i in range(1, ACOUSLIC_SWEEPS + 1)]
+                   for i in range(1, SWEEPS + 1)]
             cases.append(CaseRecord(row["uuid"], row.get("subject_id", row["uuid"]), acs))
     for case in cases:
         for folder in (IMAGES_DIR, MASKS_DIR):
@@ -158,8 +157,8 @@ def case_frames(data_dir: Path, case: CaseRecord) -> int:
 
 def _sweeps_used(data_dir: Path, case: CaseRecord, all_sweeps: bool) -> tuple[int, list[int]]:
     """(frames per sweep, the 0-based sweeps to use) of a case."""
-    per_sweep = case_frames(data_dir, case) // ACOUSLIC_SWEEPS
-    return per_sweep, [s for s in range(ACOUSLIC_SWEEPS) if all_sweeps or case.ac_mm[s] is not None]
+    per_sweep = case_frames(data_dir, case) // SWEEPS
+    return per_sweep, [s for s in range(SWEEPS) if all_sweeps or case.ac_mm[s] is not None]
 
 
 def _read_cache(folder: Path, cases: list[CaseRecord]) -> FrameSet | None:

@@ -9,12 +9,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+from ..acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, MASKS_DIR, SWEEPS, load_fov_mask
 from ..model.loading import LoadedModel
 from ..preprocess import normalise
-from ..resources import load_fov_mask
-from ..synthetic import MASKS_DIR
-from ..sweep import ACOUSLIC_SWEEPS, SweepLayout
+from ..sweep import SweepLayout
 from .data import FrameSet, read_cases
 from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
 
@@ -81,7 +79,7 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
                                       f"{len(gt)} frames (use -1 for none)")
         if predicted.shape not in (gt.shape, gt.shape[1:]):
             raise ChallengeInputError(f"'{case_dir / CHALLENGE_MASK}' is {predicted.shape}, the case is {gt.shape}")
-        layout = SweepLayout.equal_slots(np.zeros(len(gt), bool), ACOUSLIC_SWEEPS)
+        layout = SweepLayout.equal_slots(np.zeros(len(gt), bool), SWEEPS)
         mask = np.zeros(gt.shape[1:], bool)
         if frame >= 0:  # the challenge's 3-D volume holds the chosen frame's mask at that frame
             mask = (predicted[frame] if predicted.ndim == 3 else predicted) > 0

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..model.checkpoint import build_model, save_checkpoint
-from ..model.networks import SEG_GOOD_FRACTION, trainable_parameter_count
+from ..model.checkpoint import save_checkpoint
+from ..model.networks import SEG_GOOD_FRACTION, network_for, trainable_parameter_count
 from ..model.tower import build_visual, file_sha256, load_visual_weights
 from ..preprocess import CLIP_MEAN, CLIP_STD, normalise
 from .data import FrameSet, augment
@@ -56,13 +56,10 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> 
 
 def make_model(settings: TrainSettings, config: dict, weights: Path | None):
     torch.manual_seed(settings.seed)
-    if weights is None:
-        model = build_model(settings.task, config)  # random tower: the demo models
-    else:
-        from ..model.networks import FetalCLIPClassifier, FetalCLIPSegmenter
-        visual = build_visual(config)
+    visual = build_visual(config)  # random: the demo models are trained from scratch
+    if weights is not None:
         load_visual_weights(visual, weights)
-        model = FetalCLIPClassifier(visual, config["embed_dim"]) if settings.task == "classification" else FetalCLIPSegmenter(visual)
+    model = network_for(settings.task, visual, config)
     if settings.full_finetune:
         for name, parameter in model.named_parameters():
             parameter.requires_grad = True

@@ -96,7 +96,8 @@ def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, 
 
 
 def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tmp_path, capsys):
-    from fetal_iqa_gui.export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, write_challenge_output
+    from fetal_iqa_gui.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+    from fetal_iqa_gui.export import write_challenge_output
     from fetal_iqa_gui.training.data import read_cases
     case = read_cases(small_dataset)[0]
     gt = sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / synthetic.MASKS_DIR / f"{case.uuid}.mha")))

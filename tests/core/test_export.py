@@ -11,7 +11,8 @@ import SimpleITK as sitk
 
 from fetal_iqa_gui.export import (SIDECAR_FIELDS, ModelInfo, export_frame, write_challenge_output,
                                   write_scores_csv)
-from fetal_iqa_gui.fileio import ExportError, atomic_write, write_image
+from fetal_iqa_gui.errors import ExportRefused, WriteError
+from fetal_iqa_gui.fileio import atomic_write, write_image
 from fetal_iqa_gui.sweep import Sweep
 
 MODEL = ModelInfo("tiny", "classification:abc", 0.5, is_demo=True)
@@ -37,8 +38,8 @@ def test_png_is_the_original_frame_and_the_sidecar_says_where_it_came_from(sweep
 def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
     export_frame(sweep, 3, 0.2, MODEL, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(ExportError, match="already exists"):
-        export_frame(sweep, 3, 0.9, MODEL, tmp_path)
+    with pytest.raises(WriteError, match="already exists"):
+        export_frame(sweep, 3, 0.2, MODEL, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -54,7 +55,7 @@ def test_exports_get_the_users_usual_permissions(sweep, tmp_path):
 
 def test_padding_frames_are_not_exported(sweep, tmp_path):
     padding = int(np.flatnonzero(sweep.layout.padding)[0])
-    with pytest.raises(ExportError, match="padding"):
+    with pytest.raises(ExportRefused, match="padding"):
         export_frame(sweep, padding, None, MODEL, tmp_path)
     assert not any(tmp_path.iterdir())
 
@@ -63,7 +64,7 @@ def test_full_disk_leaves_no_partial_file(tmp_path):
     def failing(file):
         file.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
-    with pytest.raises(ExportError, match="disk is full"):
+    with pytest.raises(WriteError, match="disk is full"):
         atomic_write(tmp_path / "out.png", failing)
     assert list(tmp_path.iterdir()) == []
 
@@ -75,7 +76,7 @@ def test_an_image_the_disk_cannot_hold_leaves_nothing_behind(tmp_path, monkeypat
                            f"ITK ERROR: MetaImageIO(0x1): File cannot be written: {path}\n"
                            "Reason: No space left on device")
     monkeypatch.setattr(sitk, "WriteImage", half_written)
-    with pytest.raises(ExportError, match="Could not write .*case.mha': the disk is full"):
+    with pytest.raises(WriteError, match="Could not write .*case.mha': the disk is full"):
         write_image(sitk.Image(4, 4, sitk.sitkUInt8), tmp_path / "case.mha")
     assert list(tmp_path.iterdir()) == []
 
@@ -84,7 +85,7 @@ def test_an_image_is_written_whole_and_not_over_another(tmp_path):
     image = sitk.GetImageFromArray(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
     path = write_image(image, tmp_path / "sub" / "case.mha")
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), np.arange(24).reshape(2, 3, 4))
-    with pytest.raises(ExportError, match="already exists"):
+    with pytest.raises(WriteError, match="already exists"):
         write_image(sitk.Image(4, 4, sitk.sitkUInt8), path)
     assert [p.name for p in path.parent.iterdir()] == ["case.mha"]
 

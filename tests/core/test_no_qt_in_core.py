@@ -1,16 +1,23 @@
-"""The core never imports Qt: the CLI and batch work must run where no display or Qt exists."""
+"""The layers: the core never imports Qt (the CLI and batch work run where no display exists), and
+no module imports another that imports it back, directly or through others."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import fetal_iqa_gui
 
-CORE_MODULES = sorted(
-    "fetal_iqa_gui." + ".".join(p.relative_to(Path(fetal_iqa_gui.__file__).parent).with_suffix("").parts)
-    for p in Path(fetal_iqa_gui.__file__).parent.rglob("*.py")
-    if "gui" not in p.relative_to(Path(fetal_iqa_gui.__file__).parent).parts[:1] and p.name != "__init__.py"
-)
+PACKAGE = Path(fetal_iqa_gui.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+CORE_MODULES = sorted(name for name in MODULES if not name.startswith("fetal_iqa_gui.gui"))
 
 
 def test_core_modules_do_not_import_qt():
@@ -21,3 +28,48 @@ def test_core_modules_do_not_import_qt():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"the core imported Qt: {result.stdout}"
     assert "fetal_iqa_gui.scoring" in CORE_MODULES and "fetal_iqa_gui.cli" in CORE_MODULES
+
+
+def imports_of(name: str) -> set[str]:
+    """Our modules that `name` imports anywhere in its file (function-level imports count too)."""
+    found = set()
+    package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = f"{base}.{node.module}" if node.level and node.module else base if node.level else node.module
+            candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(c for c in candidates if c in MODULES and c != name)
+    return found - {"fetal_iqa_gui"}  # the package itself holds only the version
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def test_no_import_circles():
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in GRAPH[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+    circles = sorted(name for name in MODULES if name in reach(name))
+    assert not circles, f"modules that import themselves through others: {circles}"
+
+
+def test_imports_never_run_back_up_a_floor():
+    """files and models -> scored sweep -> CLI / GUI: the core imports neither front door."""
+    def floor(name):
+        return 2 if name.startswith(("fetal_iqa_gui.gui", "fetal_iqa_gui.cli")) else 1
+    upward = sorted(f"{a} -> {b}" for a, targets in GRAPH.items() for b in targets
+                    if floor(b) > floor(a) or (a.startswith("fetal_iqa_gui.cli") and b.startswith("fetal_iqa_gui.gui")
+                                               and a != "fetal_iqa_gui.cli"))
+    assert not upward, upward

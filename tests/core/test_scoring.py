@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from fetal_iqa_gui import cache
-from fetal_iqa_gui.batch import score_all
+from fetal_iqa_gui.errors import ScoringError
+from fetal_iqa_gui.export import ModelInfo
+from fetal_iqa_gui.review import ScoredSweep, cache_identity
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.scoring import EngineSettings, make_engine, pick_precision, score_sweep, scoring_order_step
+from fetal_iqa_gui.scoring import (EngineSettings, make_engine, pick_precision, run_scoring, score_sweep,
+                                  scoring_order_step)
 from fetal_iqa_gui.sweep import Sweep
 
 
@@ -61,12 +64,22 @@ def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))
 
 
+def score_all(engine, sweep, **options):
+    """Score a sweep as both front doors do: from what the cache holds."""
+    scored = ScoredSweep.from_cache(sweep, ModelInfo.of(engine.model), engine.variant)
+    return run_scoring(engine, scored, **options)
+
+
+def cache_key(engine):
+    return cache_identity(ModelInfo.of(engine.model), engine.variant)
+
+
 def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
     batches = []
     result = score_all(engine, sweep, use_cache=True, on_batch=batches.append, should_stop=lambda: len(batches) >= 2)
     scored = int((~np.isnan(result.scores)).sum())
     assert scored == sum(len(b.frames) for b in batches) < len(sweep.layout.image_frames())
-    cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames)
+    cached = cache.load_scores(sweep.content_hash, cache_key(engine), sweep.n_frames)
     assert cached is not None and int((~np.isnan(cached[0])).sum()) == scored
     resumed = score_all(engine, sweep, use_cache=True)
     assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
@@ -77,7 +90,7 @@ def test_corrupt_cache_entries_are_ignored(engine, sweep):
     assert len(list(cache.cache_dir().glob("*.npz"))) == 1
     for entry in cache.cache_dir().glob("*.npz"):
         entry.write_bytes(b"garbage")
-    assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames) is None
+    assert cache.load_scores(sweep.content_hash, cache_key(engine), sweep.n_frames) is None
     assert not any(cache.cache_dir().glob("*.npz"))  # the damaged entry is gone
 
 
@@ -129,7 +142,7 @@ def test_int8_attention_computes_what_multihead_attention_does(batch_first):
 def test_missing_gpu_is_a_clear_error(tiny_cls_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(RuntimeError, match="No CUDA GPU"):
+    with pytest.raises(ScoringError, match="no CUDA GPU"):
         make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cuda"))
 
 

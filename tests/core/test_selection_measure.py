@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fetal_iqa_gui.measure import MeasurementError, measure_abdomen, ramanujan_circumference
-from fetal_iqa_gui.resources import load_fov_mask
+from fetal_iqa_gui.acouslic import load_fov_mask
 from fetal_iqa_gui.selection import best_frame, good_runs, next_good, smoothed, top_frames
 from fetal_iqa_gui.sweep import SweepLayout
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui.sweep import Sweep, SweepLayout, SweepLoadError, load_sweep
+from fetal_iqa_gui.errors import SweepLoadError
+from fetal_iqa_gui.sweep import Sweep, SweepLayout, load_sweep
 
 
 def write(volume, path, spacing=(0.28, 0.28, 1.0)):

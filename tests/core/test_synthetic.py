@@ -8,7 +8,7 @@ import pytest
 
 from fetal_iqa_gui import synthetic
 from fetal_iqa_gui.measure import measure_abdomen
-from fetal_iqa_gui.resources import load_fov_mask
+from fetal_iqa_gui.acouslic import load_fov_mask
 from fetal_iqa_gui.sweep import load_sweep
 
 

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..progress import ProgressBar
+from .options import add_model_options, bounded_int, positive_float
 
 DEMO_DISK_PER_FRAME = 260_000  # bytes: a compressed synthetic frame (~150 kB) and its cached 224 x 224 image and mask
 
@@ -19,7 +20,7 @@ DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 3, "
                                                "patch_size": 16, "pool_type": "avg"}}
 
 
-def add_training_commands(commands, add_model_options, add_engine_options) -> None:
+def add_training_commands(commands) -> None:
     train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder")
     train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     train.add_argument("--out", type=Path, required=True, help="the adapter to write (.safetensors)")
@@ -27,13 +28,13 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
     train.add_argument("--weights", type=Path, help="FetalCLIP_weights.pt (default model_weights/)")
     train.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
     train.add_argument("--from-scratch", action="store_true", help="random tower, all weights trained (small configs)")
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=3e-4)
-    train.add_argument("--seed", type=int, default=0, help="training seed (the split uses the paper's seed)")
+    train.add_argument("--epochs", type=bounded_int(1), default=5)
+    train.add_argument("--batch-size", type=bounded_int(1, 4096), default=32)
+    train.add_argument("--lr", type=positive_float, default=3e-4)
+    train.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="training seed (the split uses the paper's seed)")
     train.add_argument("--split-by-subject", action="store_true", help="keep each subject in one split")
     train.add_argument("--all-sweeps", action="store_true", help="also sweeps without an AC value")
-    train.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
+    train.add_argument("--max-steps", type=bounded_int(1), help="steps per epoch at most (smoke runs)")
     train.add_argument("--select-by", choices=("val_loss", "val_f1"), default="val_loss",
                        help="how the best epoch is chosen (the paper: validation loss)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -51,24 +52,25 @@ def add_training_commands(commands, add_model_options, add_engine_options) -> No
 
     demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
-    demo.add_argument("--cases", type=int, default=240,
+    demo.add_argument("--cases", type=bounded_int(2), default=240,
                       help="synthetic training cases (a sixth validate, to pick the epoch)")
-    demo.add_argument("--frames-per-sweep", type=int, default=40,
+    demo.add_argument("--frames-per-sweep", type=bounded_int(10, 10_000), default=40,
                       help="of the training cases: many short sweeps hold more distinct abdomens than few long ones")
-    demo.add_argument("--val-cases", type=int, default=8,
+    demo.add_argument("--val-cases", type=bounded_int(1), default=8,
                       help="validation cases of the real shape (6 x 140 frames), to choose the threshold")
-    demo.add_argument("--heldout-cases", type=int, default=8, help="held-out cases of the real shape (6 x 140 frames)")
-    demo.add_argument("--epochs", type=int, default=6)
+    demo.add_argument("--heldout-cases", type=bounded_int(1), default=8, help="held-out cases of the real shape (6 x 140 frames)")
+    demo.add_argument("--epochs", type=bounded_int(1), default=6)
     demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
     demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
     demo.set_defaults(handler=cmd_train_demo)
 
 
 def cmd_train(args) -> int:
-    from ..model.tower import ModelLoadError, load_config
+    from ..errors import ModelLoadError
+    from ..model.tower import load_config
     from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS
-    from .data import DatasetError, load_frames, read_cases, split_cases
-    from .train import TrainSettings
+    from ..training.data import DatasetError, load_frames, read_cases, split_cases
+    from ..training.train import TrainSettings
     try:
         config = load_config(args.config or FETALCLIP_CONFIG)
         cases = read_cases(args.data_dir)
@@ -96,7 +98,7 @@ def cmd_train(args) -> int:
 
 
 def _run_training(settings, config, frames, out, weights, extra):
-    from .train import train
+    from ..training.train import train
     bar = ProgressBar("training", 1)
 
     def progress(epoch, step, steps, loss, elapsed):  # one bar over all epochs: its ETA is the run's
@@ -115,11 +117,11 @@ def cmd_evaluate(args) -> int:
     if args.data_dir is None:
         print("error: give DATA_DIR, or --challenge PRED_DIR --ground-truth GT_DIR", file=sys.stderr)
         return 2
-    from ..cli import model_spec
+    from .options import model_spec
     from ..model.loading import load_model
-    from ..model.tower import ModelLoadError
-    from .data import DatasetError, load_frames, read_cases, split_cases
-    from .evaluate import frame_report
+    from ..errors import ModelLoadError
+    from ..training.data import DatasetError, load_frames, read_cases, split_cases
+    from ..training.evaluate import frame_report
     try:
         cases = read_cases(args.data_dir)
         model = load_model(model_spec(args))
@@ -134,7 +136,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_challenge(args) -> int:
-    from .evaluate import ChallengeInputError, evaluate_challenge
+    from ..training.evaluate import ChallengeInputError, evaluate_challenge
     if args.ground_truth is None:
         print("error: --challenge needs --ground-truth GT_DIR", file=sys.stderr)
         return 2
@@ -159,16 +161,16 @@ def _print_report(report: dict, out: Path | None) -> None:
 def cmd_train_demo(args) -> int:
     """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
     from ..model.loading import DEMO_MODELS, ModelSpec
-    from ..sweep import ACOUSLIC_SWEEPS
-    from ..synthetic import CIRCUMFERENCES_CSV, write_dataset
-    from .data import load_frames, read_cases
-    from .train import TrainSettings
+    from ..acouslic import CIRCUMFERENCES_CSV, FRAMES_PER_SWEEP, SWEEPS
+    from ..synthetic import write_dataset
+    from ..training.data import load_frames, read_cases
+    from ..training.train import TrainSettings
     out = args.out or DEMO_MODELS[args.task]
     with tempfile.TemporaryDirectory() as temp:
         work = args.work_dir or Path(temp)
         if not (work / "train" / CIRCUMFERENCES_CSV).exists():
             real_shape = args.val_cases + args.heldout_cases
-            frames = ACOUSLIC_SWEEPS * (args.cases * args.frames_per_sweep + real_shape * 140)
+            frames = SWEEPS * (args.cases * args.frames_per_sweep + real_shape * FRAMES_PER_SWEEP)
             need, free = frames * DEMO_DISK_PER_FRAME, shutil.disk_usage(work).free
             if free < need:  # say so before an hour of work, not when the disk is full
                 print(f"error: train-demo needs about {need / 1e9:.1f} GB of free disk space in '{work}' for its "
@@ -177,15 +179,15 @@ def cmd_train_demo(args) -> int:
                 return 2
         # validation and held-out cases have the real layout (140 frames a sweep); all from disjoint seeds
         for name, count, seed, length in (("train", args.cases, 1, args.frames_per_sweep),
-                                          ("heldout", args.heldout_cases, 2, 140), ("val", args.val_cases, 3, 140)):
+                                          ("heldout", args.heldout_cases, 2, FRAMES_PER_SWEEP), ("val", args.val_cases, 3, FRAMES_PER_SWEEP)):
             if not (work / name / CIRCUMFERENCES_CSV).exists():
                 write_dataset(work / name, count, seed, frames_per_sweep=length,
                               progress=ProgressBar(f"synthesising {name}", 1).update)
                 continue
             held_cases, held_frames = _synthetic_shape(work / name)  # reuse only what was asked for
-            if (held_cases, held_frames) != (count, ACOUSLIC_SWEEPS * length):
+            if (held_cases, held_frames) != (count, SWEEPS * length):
                 print(f"error: '{work / name}' holds {held_cases} cases of {held_frames} frames, not {count} of "
-                      f"{ACOUSLIC_SWEEPS * length}; give another --work-dir", file=sys.stderr)
+                      f"{SWEEPS * length}; give another --work-dir", file=sys.stderr)
                 return 2
         cases = read_cases(work / "train")
         n_val = max(2, len(cases) // 6)
@@ -213,9 +215,9 @@ def finish_demo_model(spec, out: Path, work: Path) -> dict:
     """
     from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
     from ..model.loading import load_model
-    from .data import load_frames, read_cases
-    from .evaluate import frame_report, predict_frames
-    from .metrics import best_f1_threshold, classification_metrics
+    from ..training.data import load_frames, read_cases
+    from ..training.evaluate import frame_report, predict_frames
+    from ..training.metrics import best_f1_threshold, classification_metrics
     model = load_model(spec)
     val = load_frames(work / "val", read_cases(work / "val"), work / "cache", True)
     scores = predict_frames(model, val)
@@ -233,6 +235,6 @@ def finish_demo_model(spec, out: Path, work: Path) -> dict:
 
 def _synthetic_shape(folder: Path) -> tuple[int, int]:
     """(cases, frames per case) of a synthetic dataset already on disk."""
-    from .data import case_frames, read_cases
+    from ..training.data import case_frames, read_cases
     cases = read_cases(folder)
     return len(cases), case_frames(folder, cases[0])

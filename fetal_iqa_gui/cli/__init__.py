@@ -1,0 +1,147 @@
+"""`fetal-iqa`: the command line over the same core as the desktop app.
+
+Thin: parse, call the core, print. Messages for the user go to stderr, results to stdout; a
+problem the user can act on is one `error:` line (exit 1, or 2 for bad input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..acouslic import DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
+from ..errors import FetalIqaError
+from ..progress import ProgressBar
+from .options import bounded_int, positive_float
+from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command
+from .training import add_training_commands
+
+DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP_CLS), export the best frames, "
+               "measure the abdominal circumference, and train or evaluate models.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except FetalIqaError as error:  # a file or a choice the user can act on: said, not dumped
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fetal-iqa", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"fetal-iqa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    info = commands.add_parser("info", help="describe sweep files: frames, size, spacing, sweeps, padding")
+    info.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    info.set_defaults(handler=cmd_info)
+
+    synth = commands.add_parser("synth", help="write synthetic ACOUSLIC-AI-shaped cases")
+    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    synth.add_argument("--cases", type=bounded_int(1), default=1)
+    synth.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0)
+    synth.add_argument("--frames-per-sweep", type=bounded_int(10, 10_000), default=FRAMES_PER_SWEEP,
+                       help=f"{FRAMES_PER_SWEEP} as in the challenge ({SWEEPS} sweeps)")
+    synth.set_defaults(handler=cmd_synth)
+
+    add_score_command(commands)
+
+    measure = commands.add_parser("measure", help="abdominal circumference of a mask")
+    measure.add_argument("mask", type=Path, metavar="MASK")
+    measure.add_argument("--frame", type=bounded_int(0), help="frame of a 3-D mask volume (0-based)")
+    measure.add_argument("--spacing", type=positive_float,
+                         help=f"mm per pixel, instead of the file's own (default {DEFAULT_SPACING_MM} for pictures)")
+    measure.set_defaults(handler=cmd_measure)
+
+    for name, text in (("gui", "open the desktop app"), ("demo", "open the app on the built-in synthetic demo")):
+        gui = commands.add_parser(name, help=text)
+        if name == "gui":
+            gui.add_argument("sweep", nargs="?", type=Path, metavar="SWEEP")
+        gui.set_defaults(handler=cmd_gui, demo=name == "demo")
+
+    add_training_commands(commands)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    from ..sweep import load_sweep
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            sweep = load_sweep(path)
+        except FetalIqaError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        width, height = sweep.frame_size
+        print(f"{path}")
+        print(f"  frames: {sweep.n_frames} ({sweep.layout.n_images} images, "
+              f"{int(sweep.layout.padding.sum())} padding)")
+        print(f"  frame size: {width} x {height} px")
+        print(f"  spacing: {sweep.spacing_mm[0]:.3f} x {sweep.spacing_mm[1]:.3f} mm")
+        print(f"  memory: {sweep.nbytes / 2**20:.0f} MiB")
+        print(f"  sweeps: {len(sweep.layout.slots)}")
+        for slot in sweep.layout.slots:
+            padding = sweep.layout.padding_frames(slot)
+            span = f"frames {padding[0]}-{padding[-1]}" if len(padding) else "none"
+            print(f"    sweep {slot.number}: frames {slot.start}-{slot.stop - 1}, padding {len(padding)} ({span})")
+    return status
+
+
+def cmd_synth(args) -> int:
+    from ..synthetic import write_dataset
+    progress = ProgressBar("synthesising", args.cases)
+    cases = write_dataset(args.out_dir, args.cases, args.seed, args.frames_per_sweep, progress=progress.update)
+    progress.close()
+    for case in cases:
+        print(f"{case.uuid}: AC per sweep (mm) {case.ac_per_sweep()}")
+    return EXIT_OK
+
+
+def cmd_measure(args) -> int:
+    from ..measure import MeasurementError, measure_abdomen
+    from ..sweep import load_sweep
+    volume = load_sweep(args.mask)
+    if volume.n_frames > 1 and args.frame is None:
+        print(f"error: '{args.mask.name}' is a volume of {volume.n_frames} frames; give --frame N", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    frame = args.frame or 0
+    if not 0 <= frame < volume.n_frames:
+        print(f"error: --frame must be within 0..{volume.n_frames - 1}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spacing = args.spacing or volume.spacing_mm[0]
+    try:
+        result = measure_abdomen(volume.frames[frame], spacing)
+    except MeasurementError as error:
+        print(f"error: no usable contour in '{args.mask.name}': {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    a, b = result.ellipse.semi_axes
+    print(f"AC {result.ac_mm:.1f} mm (ellipse semi-axes {a * spacing:.1f} x {b * spacing:.1f} mm, "
+          f"fit {result.fit_quality}, spacing {spacing:.3f} mm)")
+    return EXIT_OK
+
+
+def cmd_gui(args) -> int:
+    from ..gui.app import run
+    return run(sweep=getattr(args, "sweep", None), demo=args.demo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Options shared by the commands: which model, how to run it, and argument types that check ranges."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+MAX_THREADS = 256  # far beyond any CPU here; libgomp aborts on absurd counts instead of saying so
+
+
+def bounded_int(low: int, high: int | None = None):
+    """An argparse type: an integer within [low, high]; outside it, a usage error (exit 2), not a traceback."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {span}")
+        return value
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above zero (a pixel spacing, a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", choices=("demo", "demo-seg"), help="a built-in demo model (synthetic data)")
+    group.add_argument("--weights", type=Path, help="FetalCLIP_weights.pt (default model_weights/)")
+    group.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
+    group.add_argument("--adapter", type=Path, help="our .safetensors adapter or the paper's Lightning .ckpt")
+    group.add_argument("--verify-weights", action="store_true", help="check the weights' sha256 against the published one")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
+                       help="auto: bf16 on a GPU or a CPU with native bf16, else int8 on a CPU")
+    group.add_argument("--batch-size", type=bounded_int(1, 4096), help="frames per batch (default: 8 on a CPU)")
+    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: all cores)")
+
+
+def model_spec(args):
+    from ..model.loading import ModelSpec, default_spec
+    if args.model:
+        return ModelSpec.demo_model("segmentation" if args.model == "demo-seg" else "classification")
+    if args.adapter or args.weights:
+        return ModelSpec(weights=args.weights, config=args.config, adapter=args.adapter,
+                         verify_sha256=args.verify_weights)
+    return default_spec()
+
+
+def load_engine(args):
+    """The model and engine the options name; raises `FetalIqaError` subclasses the caller reports."""
+    from ..model.loading import load_model
+    from ..scoring import EngineSettings, make_engine
+    model = load_model(model_spec(args))
+    engine = make_engine(model, EngineSettings(args.device, args.precision, args.batch_size, args.threads))
+    for warning in model.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if model.is_demo:
+        print(f"note: {model.name}.", file=sys.stderr)
+    return engine
+

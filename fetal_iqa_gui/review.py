@@ -1,0 +1,235 @@
+"""A scored sweep: a sweep, its scores so far, and the questions both front doors ask of it.
+
+Which frame is best in each sweep (and is it good at all?), where the next good frame is, what a
+frame's mask and abdominal circumference are, and what an export writes. The GUI's `ViewerState`
+wraps one and turns its changes into signals; the command line reads one to write its outputs.
+Qt-free and torch-free: scoring fills it (`scoring.run_scoring`), nothing here runs the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import cache
+from .errors import ExportRefused, FetalIqaError
+from .export import ModelInfo, export_frame, overlay_image, write_challenge_output, write_scores_csv
+from .measure import Measurement, MeasurementError, measure_abdomen
+from .preprocess import INPUT_SIZE, unsquare_mask
+from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
+from .sweep import Sweep, SweepSlot
+
+
+@dataclass(frozen=True)
+class SweepBest:
+    """One probe sweep's answer to "which frame?": its top candidate, and whether that is good."""
+
+    sweep: int  # 1-based
+    candidate: Pick | None  # the highest score so far; None while nothing in the sweep is scored
+    good: bool  # the candidate reaches the threshold: only then is it the sweep's best frame
+
+    @property
+    def frame(self) -> int | None:
+        return self.candidate.frame if self.candidate else None
+
+
+@dataclass
+class ExportReport:
+    """What an export of several frames did, for one message to the user."""
+
+    written: list[Path] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)  # exported frames
+    below_threshold: list[int] = field(default_factory=list)  # of those, marked as not good
+    problems: list[FetalIqaError] = field(default_factory=list)
+    cancelled: bool = False
+
+    def message(self, folder: Path) -> str:
+        text = f"Exported {len(self.frames)} frame{'s' if len(self.frames) != 1 else ''} to {folder}"
+        if self.below_threshold:
+            text += f" ({len(self.below_threshold)} below the threshold, marked so in their names)"
+        text += "."
+        if self.cancelled:
+            text += " Cancelled: the rest was not exported."
+        if self.problems:
+            text += f" {len(self.problems)} not exported: {self.problems[0]}"
+        return text
+
+
+class ScoredSweep:
+    """A sweep's scores (NaN where unscored or padding), SEG masks, model and threshold."""
+
+    def __init__(self, sweep: Sweep, model: ModelInfo | None = None, scores: np.ndarray | None = None,
+                 masks: np.ndarray | None = None, threshold: float | None = None):
+        self.sweep = sweep
+        self.model = model
+        self.scores = np.full(sweep.n_frames, np.nan, np.float32) if scores is None else scores.astype(np.float32)
+        self.masks = masks  # (n, 224, 224) bool for SEG models
+        self.threshold = float(threshold if threshold is not None else model.threshold if model else 0.5)
+
+    @classmethod
+    def from_cache(cls, sweep: Sweep, model: ModelInfo, variant: str = "") -> "ScoredSweep":
+        """The sweep with what the score cache holds for this model (nothing scored when it holds nothing)."""
+        scored = cls(sweep, model)
+        segmentation = model.is_segmentation
+        if segmentation:
+            scored.masks = np.zeros((sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
+        found = cache.load_scores(sweep.content_hash, cache_identity(model, variant), sweep.n_frames)
+        if found is None:
+            return scored
+        scores, packed = found
+        if segmentation and packed is None:
+            return scored  # scores without their masks are no use to a SEG model
+        scored.scores = scores
+        if packed is not None:
+            scored.masks = np.unpackbits(packed, axis=1, count=INPUT_SIZE * INPUT_SIZE).reshape(
+                -1, INPUT_SIZE, INPUT_SIZE).astype(bool)
+        return scored
+
+    def save_to_cache(self, variant: str = "") -> None:
+        packed = None if self.masks is None else np.packbits(self.masks.reshape(len(self.masks), -1), axis=1)
+        cache.save_scores(self.sweep.content_hash, cache_identity(self.model, variant), self.scores, packed)
+
+    def copy(self) -> "ScoredSweep":
+        masks = None if self.masks is None else self.masks.copy()
+        return ScoredSweep(self.sweep, self.model, self.scores.copy(), masks, self.threshold)
+
+    # -- what scoring adds ---------------------------------------------------------------------
+
+    def add(self, frames: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> None:
+        self.scores[frames] = scores
+        if masks is not None:
+            if self.masks is None:
+                self.masks = np.zeros((self.sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
+            self.masks[frames] = masks
+
+    @property
+    def n_scored(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.scores)))
+
+    @property
+    def n_pending(self) -> int:
+        return self.sweep.layout.n_images - self.n_scored
+
+    # -- which frames ------------------------------------------------------------------------
+
+    def is_good(self, frame: int) -> bool | None:
+        """None while the frame is unscored (or padding)."""
+        score = self.scores[frame]
+        return None if math.isnan(score) else bool(score >= self.threshold)
+
+    def best_of(self, slot: SweepSlot) -> SweepBest:
+        pick = best_frame(self.scores, self.sweep.layout, slot)
+        return SweepBest(slot.number, pick, bool(pick and pick.score >= self.threshold))
+
+    def best_per_sweep(self) -> list[SweepBest]:
+        return [self.best_of(slot) for slot in self.sweep.layout.slots]
+
+    def best_frame(self) -> Pick | None:
+        """The highest-scoring frame of the whole case, good or not (the B key goes there)."""
+        return best_frame(self.scores, self.sweep.layout)
+
+    def top_frames(self, per_sweep: int = 3) -> list[Pick]:
+        """Up to `per_sweep` good frames of each sweep, one per run of good frames."""
+        return top_frames(self.scores, self.sweep.layout, k=per_sweep, minimum=self.threshold)
+
+    def good_frames(self) -> np.ndarray:
+        return np.flatnonzero(np.nan_to_num(self.scores, nan=-1) >= self.threshold)
+
+    def good_runs(self) -> list[tuple[int, int]]:
+        return good_runs(self.scores, self.threshold)
+
+    def next_good(self, frame: int, direction: int = 1) -> int | None:
+        return next_good(self.scores, self.threshold, frame, direction)
+
+    # -- masks and measurement -----------------------------------------------------------------
+
+    @property
+    def mask_area_px(self) -> np.ndarray | None:
+        """Mask pixels per frame in the model's 224 x 224 space (SEG models)."""
+        return None if self.masks is None else self.masks.reshape(len(self.masks), -1).sum(axis=1)
+
+    def mask_of(self, frame: int) -> np.ndarray | None:
+        """The SEG mask of a scored frame at the frame's own resolution; None without one."""
+        if self.masks is None or math.isnan(self.scores[frame]) or not self.masks[frame].any():
+            return None
+        return unsquare_mask(self.masks[frame], self.sweep.frames.shape[1:])
+
+    def measurement_of(self, frame: int) -> Measurement | None:
+        """The abdominal circumference of the frame's mask, as the challenge measures it."""
+        mask = self.mask_of(frame)
+        if mask is None:
+            return None
+        try:
+            return measure_abdomen(mask, self.sweep.spacing_mm[0])
+        except MeasurementError:
+            return None
+
+    # -- exports ---------------------------------------------------------------------------
+
+    def caption(self, frame: int, measurement: Measurement | None = None) -> str:
+        slot = self.sweep.layout.sweep_of(frame)
+        return (f"frame {frame}, sweep {slot.number}, score {float(self.scores[frame]):.3f}"
+                + (f", AC {measurement.ac_mm:.1f} mm" if measurement else "")
+                + (" (demo model)" if self.model and self.model.is_demo else ""))
+
+    def overlay_of(self, frame: int, measurement: Measurement | None = None) -> np.ndarray:
+        return overlay_image(self.sweep.frames[frame], self.caption(frame, measurement), self.mask_of(frame),
+                             measurement.ellipse if measurement else None)
+
+    def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
+               should_stop=None, on_frame=None) -> ExportReport:
+        """Export frames (PNG + sidecar, optionally an overlay copy); each refusal is reported, not raised.
+
+        `on_frame(done, total)` is told after each frame; `should_stop()` is asked before each.
+        """
+        report = ExportReport()
+        if self.model is None:
+            report.problems.append(ExportRefused("the sweep is not scored yet"))
+            return report
+        info = replace(self.model, threshold=self.threshold)
+        frames = [int(f) for f in frames]
+        for done, frame in enumerate(frames):
+            if should_stop and should_stop():
+                report.cancelled = True
+                break
+            measurement = self.measurement_of(frame)
+            try:
+                report.written += export_frame(
+                    self.sweep, frame, float(self.scores[frame]), info, folder,
+                    overlay=self.overlay_of(frame, measurement) if overlay else None,
+                    ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite)
+            except FetalIqaError as error:
+                report.problems.append(error)
+            else:
+                report.frames.append(frame)
+                if not self.is_good(frame):
+                    report.below_threshold.append(frame)
+            if on_frame:
+                on_frame(done + 1, len(frames))
+        return report
+
+    def write_csv(self, path: str | Path, overwrite: bool = False) -> Path:
+        return write_scores_csv(path, self.sweep, self.scores, self.threshold, self.mask_area_px, overwrite)
+
+    def challenge_choice(self) -> int:
+        """The challenge's frame: SEG models take the largest mask, CLS models the best score smoothed
+        over 5 frames if it counts as good; -1 for none."""
+        if self.masks is not None:
+            return largest_area_frame(self.mask_area_px.astype(float), self.sweep.layout)
+        pick = best_frame(smoothed(self.scores), self.sweep.layout)
+        return pick.frame if pick and pick.score >= self.threshold else -1
+
+    def write_challenge(self, out_dir: str | Path, overwrite: bool = False) -> Path:
+        frame = self.challenge_choice()
+        mask = self.mask_of(frame) if frame >= 0 else None
+        return write_challenge_output(out_dir, self.sweep.case_id, frame, mask, self.sweep.frames.shape,
+                                      self.sweep.spacing_mm, overwrite)
+
+
+def cache_identity(model: ModelInfo | None, variant: str) -> str:
+    """Scores differ with the model and with how it ran (precision, device): both key the cache."""
+    identity = model.identity if model else "none"
+    return f"{identity}|{variant}" if variant else identity
