@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .fileio import ExportError, atomic_write, write_image
+from .fileio import ExportError, atomic_write, write_image, write_together
 from .sweep import Sweep
 
 CHALLENGE_FRAME_JSON = "fetal-abdomen-frame-number.json"
@@ -112,25 +112,19 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
                  overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
-    The sidecar is checked before anything is written, so that a refused export writes nothing.
+    The files are written together: all of them or none (a PNG never lacks its sidecar), and a
+    refused export writes nothing.
     """
     if sweep.layout.padding[frame]:
         raise ExportError(f"Frame {frame} is padding, not an image; nothing was exported.")
     out_dir = Path(out_dir)
     base = frame_basename(sweep, frame)
-    targets = [out_dir / f"{base}.png", out_dir / f"{base}.json"]
-    if overlay is not None:
-        targets.append(out_dir / f"{base}_overlay.png")
-    if not overwrite:
-        taken = [str(p) for p in targets if p.exists()]
-        if taken:
-            raise ExportError(f"'{taken[0]}' already exists; nothing was overwritten.")
     document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
-    written = [atomic_write(targets[0], lambda f: f.write(_png_bytes(sweep.frames[frame])), overwrite)]
-    written.append(atomic_write(targets[1], lambda f: f.write(document), overwrite))
+    files = [(out_dir / f"{base}.png", lambda f: f.write(_png_bytes(sweep.frames[frame]))),
+             (out_dir / f"{base}.json", lambda f: f.write(document))]
     if overlay is not None:
-        written.append(atomic_write(targets[2], lambda f: f.write(_png_bytes(overlay)), overwrite))
-    return written
+        files.append((out_dir / f"{base}_overlay.png", lambda f: f.write(_png_bytes(overlay))))
+    return write_together(files, overwrite)
 
 
 def score_rows(sweep: Sweep, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):
