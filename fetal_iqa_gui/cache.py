@@ -66,7 +66,8 @@ def load_scores(content_hash: str, model_identity: str, n_frames: int,
         if not path.is_file():  # a folder, or a FIFO that would block the read forever
             raise ValueError("not a file")
         with np.load(path, allow_pickle=False) as data:
-            if (str(data["content_hash"]), str(data["model"]), str(data["variant"])) != (content_hash, model_identity, variant):
+            stored = (str(data["content_hash"]), str(data["model"]), str(data["variant"]))
+            if stored != (content_hash, model_identity, variant):
                 raise ValueError("key mismatch")
             scores = data["scores"].astype(np.float32)
             masks = data["masks"] if "masks" in data.files else None
@@ -97,8 +98,9 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
               "variant": variant}
     if masks is not None:
         arrays["masks"] = masks
+    path = _entry(content_hash, model_identity, variant)
     try:
-        atomic_write(_entry(content_hash, model_identity, variant), lambda file: np.savez(file, **arrays), overwrite=True)
+        atomic_write(path, lambda file: np.savez(file, **arrays), overwrite=True)
     except ExportError as error:
         log.warning("could not save scores to the cache (%s)", error)
         return
