@@ -1,25 +1,33 @@
 """Scores saved per sweep and model, so that reopening a sweep shows its scores at once.
 
-Keyed by the sweep's content hash and the model's identity. An entry that cannot be read, or
-does not fit the sweep, is ignored (and removed), never trusted.
+Keyed by the sweep's content hash, the model's identity and the variant that computed them
+(precision and device class: bf16 scores differ from fp32 ones). An entry that cannot be read,
+or does not fit the sweep, is ignored (and removed), never trusted. The cache stays under a size
+limit by removing the least recently used entries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
 from .errors import WriteError
-from .fileio import atomic_write
+from .fileio import atomic_write, remove_stale_parts
+from .preprocess import INPUT_SIZE
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+DEFAULT_LIMIT_MB = 500
+PACKED_MASK_BYTES = INPUT_SIZE * INPUT_SIZE // 8  # a SEG model's 224 x 224 mask, one bit a pixel (np.packbits)
 
 
 def cache_dir() -> Path:
@@ -27,39 +35,93 @@ def cache_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("fetal-iqa")) / "scores"
 
 
-def _entry(content_hash: str, model_identity: str) -> Path:
-    key = hashlib.sha256(f"v{CACHE_VERSION}|{content_hash}|{model_identity}".encode()).hexdigest()[:32]
+def cache_limit_mb() -> float:
+    """The cache's size limit: the setting FETAL_IQA_CACHE_MB, or 500 MB."""
+    setting = os.environ.get("FETAL_IQA_CACHE_MB")
+    if setting is None:
+        return DEFAULT_LIMIT_MB
+    try:
+        limit = float(setting)
+    except ValueError:
+        limit = math.nan
+    if not (math.isfinite(limit) and limit >= 0):
+        log.warning("FETAL_IQA_CACHE_MB=%r is not a size in MB; the cache keeps to %d MB", setting, DEFAULT_LIMIT_MB)
+        return DEFAULT_LIMIT_MB
+    return limit
+
+
+def _entry(content_hash: str, model_identity: str, variant: str) -> Path:
+    key = hashlib.sha256(f"v{CACHE_VERSION}|{content_hash}|{model_identity}|{variant}".encode()).hexdigest()[:32]
     return cache_dir() / f"{key}.npz"
 
 
-def load_scores(content_hash: str, model_identity: str, n_frames: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(scores with NaN for unscored frames, packed SEG masks or None), or None when absent or bad."""
-    path = _entry(content_hash, model_identity)
-    if not path.exists():
-        return None
+def load_scores(content_hash: str, model_identity: str, n_frames: int,
+                variant: str = "") -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(scores with NaN for unscored frames, packed SEG masks or None), or None when absent or bad.
+
+    `variant` names what computed the scores, such as "cpu-int8" (device class and precision).
+    """
+    path = _entry(content_hash, model_identity, variant)
     try:
+        if not path.exists():
+            return None
+        if not path.is_file():  # a folder, or a FIFO that would block the read forever
+            raise ValueError("not a file")
         with np.load(path, allow_pickle=False) as data:
-            if str(data["content_hash"]) != content_hash or str(data["model"]) != model_identity:
+            stored = (str(data["content_hash"]), str(data["model"]), str(data["variant"]))
+            if stored != (content_hash, model_identity, variant):
                 raise ValueError("key mismatch")
             scores = data["scores"].astype(np.float32)
             masks = data["masks"] if "masks" in data.files else None
-        if scores.shape != (n_frames,) or (masks is not None and masks.shape[0] != n_frames):
-            raise ValueError("shape mismatch")
+        if scores.shape != (n_frames,):
+            raise ValueError(f"scores of shape {scores.shape} for {n_frames} frames")
         if np.any((scores < 0) | (scores > 1)):
             raise ValueError("scores out of range")
-        return scores, masks
+        if masks is not None and (masks.dtype != np.uint8 or masks.shape != (n_frames, PACKED_MASK_BYTES)):
+            raise ValueError(f"masks of shape {masks.shape} and type {masks.dtype}")
     except Exception as error:  # a damaged entry is worth nothing; never let it stop the app
-        log.warning("ignoring damaged score cache %s: %s", path, error)
-        path.unlink(missing_ok=True)
+        log.warning("ignoring damaged score cache entry %s: %s", path, error)
+        with contextlib.suppress(OSError):  # a folder, or a read-only cache, stays
+            path.unlink(missing_ok=True)
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: the size limit removes it last
+    return scores, masks
 
 
-def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, masks: np.ndarray | None = None) -> None:
-    """Write atomically; a full disk or a read-only cache only costs the cache."""
-    arrays = {"scores": scores.astype(np.float32), "content_hash": content_hash, "model": model_identity}
+def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, masks: np.ndarray | None = None,
+                variant: str = "", limit_mb: float | None = None) -> None:
+    """Write atomically; a full disk or a read-only cache only costs the cache.
+
+    Then the cache is brought under `limit_mb` (default: `cache_limit_mb()`) by removing the least
+    recently used entries, and temporary files left by killed writes are removed.
+    """
+    arrays = {"scores": scores.astype(np.float32), "content_hash": content_hash, "model": model_identity,
+              "variant": variant}
     if masks is not None:
         arrays["masks"] = masks
+    path = _entry(content_hash, model_identity, variant)
     try:
-        atomic_write(_entry(content_hash, model_identity), lambda file: np.savez(file, **arrays), overwrite=True)
+        atomic_write(path, lambda file: np.savez(file, **arrays), overwrite=True)
     except WriteError as error:
         log.warning("could not save scores to the cache (%s)", error)
+        return
+    remove_stale_parts(cache_dir())
+    _evict(cache_limit_mb() if limit_mb is None else limit_mb)
+
+
+def _evict(limit_mb: float) -> None:
+    """Remove the least recently used entries (a load touches its entry) until the cache fits."""
+    entries = []
+    for path in cache_dir().glob("*.npz"):
+        with contextlib.suppress(OSError):  # removed meanwhile by another process
+            status = path.stat()
+            if stat.S_ISREG(status.st_mode):
+                entries.append((status.st_mtime, status.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit_mb * 1e6:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+        total -= size

@@ -20,8 +20,8 @@ import SimpleITK as sitk
 
 from . import __version__
 from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
-from .errors import ExportRefused, WriteError
-from .fileio import atomic_write, write_image
+from .errors import ExportRefused
+from .fileio import atomic_write, write_image, write_together
 from .sweep import Sweep
 
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
@@ -132,25 +132,19 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
                  overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
-    The sidecar is checked before anything is written, so that a refused export writes nothing.
+    The files are written together: all of them or none (a PNG never lacks its sidecar), and a
+    refused export writes nothing.
     """
     if sweep.layout.padding[frame]:
         raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
     base = frame_basename(sweep, frame, good=bool(is_good(score, model.threshold)))
-    targets = [out_dir / f"{base}.png", out_dir / f"{base}.json"]
-    if overlay is not None:
-        targets.append(out_dir / f"{base}_overlay.png")
-    if not overwrite:
-        taken = [p for p in targets if p.exists()]
-        if taken:
-            raise WriteError(taken[0], "a file of that name already exists; nothing was overwritten")
     document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
-    written = [atomic_write(targets[0], lambda f: f.write(_png_bytes(sweep.frames[frame])), overwrite)]
-    written.append(atomic_write(targets[1], lambda f: f.write(document), overwrite))
+    files = [(out_dir / f"{base}.png", lambda f: f.write(_png_bytes(sweep.frames[frame]))),
+             (out_dir / f"{base}.json", lambda f: f.write(document))]
     if overlay is not None:
-        written.append(atomic_write(targets[2], lambda f: f.write(_png_bytes(overlay)), overwrite))
-    return written
+        files.append((out_dir / f"{base}_overlay.png", lambda f: f.write(_png_bytes(overlay))))
+    return write_together(files, overwrite)
 
 
 def score_rows(sweep: Sweep, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):

@@ -1,45 +1,81 @@
-"""Atomic writes: a file appears whole or not at all, and is never silently overwritten."""
+"""Atomic writes: a file appears whole or not at all, and is never silently overwritten.
+
+Each file is written to a temporary file beside its target, then moved into place. Without
+`overwrite`, the target's name is first claimed by creating it exclusively (an empty placeholder,
+which the finished file then replaces): unlike a hard link, this works on FAT/exFAT (USB sticks)
+and SMB shares too.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
+
+Writer = Callable[[BinaryIO], None]
+
+STAGING_PREFIX = ".part-"  # write_image's hidden staging folders
+_TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.part")  # atomic_write's hidden temporary files
+
+# errno -> (what happened, what to do), for the messages
+_REASONS = {
+    errno.ENOSPC: ("the disk is full", "free some space or choose another folder"),
+    errno.EDQUOT: ("your disk quota is used up", "free some space or choose another folder"),
+    errno.EACCES: ("permission denied", "choose a folder you can write to"),
+    errno.EPERM: ("permission denied", "choose a folder you can write to"),
+    errno.EROFS: ("the disk is read-only", "choose a folder you can write to"),
+}
 
 from .errors import WriteError
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], overwrite: bool = False) -> Path:
-    """Write through `write(file)` into a temporary file beside `path`, then rename it into place.
+def atomic_write(path: str | os.PathLike, write: Writer, overwrite: bool = False) -> Path:
+    """Write through `write(file)` into a temporary file beside `path`, then move it into place.
 
     Without `overwrite`, an existing file raises `WriteError` instead of being replaced. A full
     disk or a failed writer leaves nothing behind.
     """
-    path = Path(path)
-    _refuse_existing(path, overwrite)
-    temp = None
+    return write_together([(path, write)], overwrite)[0]
+
+
+def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite: bool = False) -> list[Path]:
+    """Write several files as one, such as a PNG and its sidecar: all of them appear, or none.
+
+    Every file is written to its temporary file first, then every name is claimed, then each is
+    moved into place; on any failure the files this call created are removed. (What `overwrite`
+    replaced before a later file failed stays replaced: only new names can be taken back.)
+    """
+    files = [(Path(path), write) for path, write in files]
+    temps: list[Path] = []
+    path = files[0][0]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # not mkstemp: its files are private (0600); an export must get the user's usual permissions
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        _move_into_place(temp, path, overwrite)
-        temp = None
+        for path, _ in files:  # before writing anything: a refused export costs no work
+            _refuse_existing(path, overwrite)
+        for path, write in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # not mkstemp: its files are private (0600); an export must get the user's usual permissions
+            temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            temps.append(temp)
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+        _place(temps, [path for path, _ in files], overwrite)
+        temps.clear()
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
-    return path
+        for temp in temps:
+            _remove(temp)
+    return [path for path, _ in files]
 
 
 def write_image(image, path: str | os.PathLike, overwrite: bool = False, compress: bool = True) -> Path:
@@ -51,16 +87,16 @@ def write_image(image, path: str | os.PathLike, overwrite: bool = False, compres
     """
     import SimpleITK as sitk
     path = Path(path)
-    _refuse_existing(path, overwrite)
     staging = None
     try:
+        _refuse_existing(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=".part-"))
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=STAGING_PREFIX))
         try:
             sitk.WriteImage(image, str(staging / path.name), compress)
         except RuntimeError as error:  # ITK reports its I/O failures in the message only
             raise WriteError(path, _itk_reason(str(error))) from None
-        _move_into_place(staging / path.name, path, overwrite)
+        _place([staging / path.name], [path], overwrite)
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
@@ -69,28 +105,74 @@ def write_image(image, path: str | os.PathLike, overwrite: bool = False, compres
     return path
 
 
+def remove_stale_parts(folder: str | os.PathLike, older_than_minutes: float = 60) -> list[Path]:
+    """Remove the temporary files and staging folders that writes killed midway (`kill -9`, a
+    power cut) left in `folder`. Only those untouched for `older_than_minutes` go, so that the
+    writes of another process still running are safe. Returns what was removed."""
+    cutoff = time.time() - older_than_minutes * 60
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:  # no folder, no leftovers
+        return removed
+    for entry in entries:
+        try:
+            if entry.name.startswith(STAGING_PREFIX) and entry.is_dir():
+                if max(p.stat().st_mtime for p in [entry, *entry.iterdir()]) < cutoff:
+                    shutil.rmtree(entry)
+                    removed.append(entry)
+            elif _TEMP_FILE.fullmatch(entry.name) and entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed.append(entry)
+        except OSError:  # removed meanwhile by another process, or not ours to remove
+            continue
+    return removed
+
+
+def _place(temps: list[Path], paths: list[Path], overwrite: bool) -> None:
+    """Claim every name, then move each finished temporary file onto its name; on failure remove
+    the names this call claimed."""
+    created = []
+    path = paths[0]
+    try:
+        for path in paths:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                created.append(path)
+            except FileExistsError:
+                if not overwrite:
+                    raise
+        for temp, path in zip(temps, paths):
+            os.replace(temp, path)
+    except OSError as error:
+        for name in created:
+            _remove(name)
+        raise _write_error(path, error) from None
+
+
 def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+    if not overwrite and path.exists():
         raise _exists_error(path)
+
+
+def _remove(path: Path) -> None:
+    """Clean-up that never hides the error being reported (on a read-only disk even removing a
+    file that is not there fails)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _exists_error(path: Path) -> WriteError:
     return WriteError(path, "a file of that name already exists; it was not overwritten")
 
 
-def _move_into_place(temp: Path, path: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(temp, path)
-    else:
-        os.link(temp, path)  # fails if the name was taken meanwhile, unlike rename
-        temp.unlink()
-
-
 def _write_error(path: Path, error: OSError) -> WriteError:
     if isinstance(error, FileExistsError):
         return _exists_error(path)
-    reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
-    return WriteError(path, reason)
+    if error.errno in _REASONS:
+        reason, advice = _REASONS[error.errno]
+        return WriteError(path, reason, advice[0].upper() + advice[1:] + ".")
+    return WriteError(path, error.strerror or str(error))
 
 
 def _itk_reason(message: str) -> str:

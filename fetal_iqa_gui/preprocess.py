@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 INPUT_SIZE = 224
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -42,8 +41,9 @@ def normalise(grey: np.ndarray) -> np.ndarray:
     return grey * _SCALE - _OFFSET
 
 
-def frames_to_tensor(frames: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
-    """A batch of grey uint8 frames (n, height, width) -> model input (n, 3, size, size) float32."""
+def frames_to_tensor(frames: np.ndarray, size: int = INPUT_SIZE):
+    """A batch of grey uint8 frames (n, height, width) -> model input (n, 3, size, size) float32 tensor."""
+    import torch  # here, not at import: the window and the CLI's file commands start without torch
     resized = np.stack([square_resize(frame, size) for frame in frames])
     return torch.from_numpy(normalise(resized))
 

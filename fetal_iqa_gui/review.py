@@ -76,7 +76,7 @@ class ScoredSweep:
         segmentation = model.is_segmentation
         if segmentation:
             scored.masks = np.zeros((sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
-        found = cache.load_scores(sweep.content_hash, cache_identity(model, variant), sweep.n_frames)
+        found = cache.load_scores(sweep.content_hash, model.identity, sweep.n_frames, variant)
         if found is None:
             return scored
         scores, packed = found
@@ -90,7 +90,7 @@ class ScoredSweep:
 
     def save_to_cache(self, variant: str = "") -> None:
         packed = None if self.masks is None else np.packbits(self.masks.reshape(len(self.masks), -1), axis=1)
-        cache.save_scores(self.sweep.content_hash, cache_identity(self.model, variant), self.scores, packed)
+        cache.save_scores(self.sweep.content_hash, self.model.identity, self.scores, packed, variant)
 
     def copy(self) -> "ScoredSweep":
         masks = None if self.masks is None else self.masks.copy()
@@ -228,8 +228,3 @@ class ScoredSweep:
         return write_challenge_output(out_dir, self.sweep.case_id, frame, mask, self.sweep.frames.shape,
                                       self.sweep.spacing_mm, overwrite)
 
-
-def cache_identity(model: ModelInfo | None, variant: str) -> str:
-    """Scores differ with the model and with how it ran (precision, device): both key the cache."""
-    identity = model.identity if model else "none"
-    return f"{identity}|{variant}" if variant else identity

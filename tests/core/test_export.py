@@ -43,6 +43,25 @@ def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_a_png_never_lacks_its_sidecar_and_a_retry_succeeds(sweep, tmp_path, monkeypatch):
+    import os
+    real_fsync, flushed = os.fsync, []
+
+    def disk_fills_at_the_sidecar(fd):
+        flushed.append(fd)
+        if len(flushed) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+    overlay = np.zeros((8, 8, 3), np.uint8)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_fills_at_the_sidecar)
+        with pytest.raises(WriteError, match=r"\.json': the disk is full"):
+            export_frame(sweep, 3, 0.2, MODEL, tmp_path, overlay=overlay)
+    assert not any(tmp_path.iterdir())
+    written = export_frame(sweep, 3, 0.2, MODEL, tmp_path, overlay=overlay)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written) and len(written) == 3
+
+
 def test_exports_get_the_users_usual_permissions(sweep, tmp_path):
     import os
     umask = os.umask(0o022)

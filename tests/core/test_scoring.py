@@ -7,7 +7,7 @@ import torch
 from fetal_iqa_gui import cache
 from fetal_iqa_gui.errors import ScoringError
 from fetal_iqa_gui.export import ModelInfo
-from fetal_iqa_gui.review import ScoredSweep, cache_identity
+from fetal_iqa_gui.review import ScoredSweep
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
 from fetal_iqa_gui.scoring import (EngineSettings, make_engine, pick_precision, run_scoring, score_sweep,
                                   scoring_order_step)
@@ -70,16 +70,12 @@ def score_all(engine, sweep, **options):
     return run_scoring(engine, scored, **options)
 
 
-def cache_key(engine):
-    return cache_identity(ModelInfo.of(engine.model), engine.variant)
-
-
 def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
     batches = []
     result = score_all(engine, sweep, use_cache=True, on_batch=batches.append, should_stop=lambda: len(batches) >= 2)
     scored = int((~np.isnan(result.scores)).sum())
     assert scored == sum(len(b.frames) for b in batches) < len(sweep.layout.image_frames())
-    cached = cache.load_scores(sweep.content_hash, cache_key(engine), sweep.n_frames)
+    cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, engine.variant)
     assert cached is not None and int((~np.isnan(cached[0])).sum()) == scored
     resumed = score_all(engine, sweep, use_cache=True)
     assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
@@ -90,7 +86,7 @@ def test_corrupt_cache_entries_are_ignored(engine, sweep):
     assert len(list(cache.cache_dir().glob("*.npz"))) == 1
     for entry in cache.cache_dir().glob("*.npz"):
         entry.write_bytes(b"garbage")
-    assert cache.load_scores(sweep.content_hash, cache_key(engine), sweep.n_frames) is None
+    assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, engine.variant) is None
     assert not any(cache.cache_dir().glob("*.npz"))  # the damaged entry is gone
 
 
