@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -121,30 +123,42 @@ def is_good(score: float | None, threshold: float) -> bool | None:
     return None if score is None or math.isnan(score) else bool(score >= threshold)
 
 
-def _png_bytes(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> bytes:
+    """Lossless PNG; with a spacing, its pHYs chunk says how large a pixel is (pixels per metre), so
+    that viewers which read it show, and measure, the frame at its true size."""
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise ExportRefused("the frame could not be encoded as PNG")
-    return encoded.tobytes()
+    data = encoded.tobytes()
+    if spacing_mm is None:
+        return data
+    body = b"pHYs" + struct.pack(">IIB", *(round(1000 / mm) for mm in spacing_mm), 1)  # unit 1: the metre
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    end_of_header = 8 + 8 + 13 + 4  # signature, IHDR's length and type, its 13 bytes, its CRC
+    return data[:end_of_header] + chunk + data[end_of_header:]
 
 
 def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, out_dir: str | Path,
-                 overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False) -> list[Path]:
+                 overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
+                 rename: bool = False) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
     The files are written together: all of them or none (a PNG never lacks its sidecar), and a
-    refused export writes nothing.
+    refused export writes nothing. An existing name is refused, unless `overwrite`, or `rename`
+    (then the files get the first free name of `<name>-2`, `<name>-3`, ...).
     """
     if sweep.layout.padding[frame]:
         raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
     base = frame_basename(sweep, frame, good=bool(is_good(score, model.threshold)))
+    suffixes = [".png", ".json"] + (["_overlay.png"] if overlay is not None else [])
+    if rename and not overwrite:
+        taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
+        base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
     document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
-    files = [(out_dir / f"{base}.png", lambda f: f.write(_png_bytes(sweep.frames[frame]))),
-             (out_dir / f"{base}.json", lambda f: f.write(document))]
-    if overlay is not None:
-        files.append((out_dir / f"{base}_overlay.png", lambda f: f.write(_png_bytes(overlay))))
-    return write_together(files, overwrite)
+    writers = [lambda f: f.write(png_bytes(sweep.frames[frame], sweep.spacing_mm)), lambda f: f.write(document),
+               lambda f: f.write(png_bytes(overlay, sweep.spacing_mm))]
+    return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
 
 
 def score_rows(sweep: Sweep, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):

@@ -37,7 +37,7 @@ def main(out: Path) -> int:
     window.open_demo()
     wait(app, until=lambda: window.state.scored_count >= 60)
     window.grab().save(str(out / "scoring.png"))
-    wait(app, until=lambda: window.scorer is not None and window.scorer.isFinished())
+    wait(app, until=lambda: window.session.scorer is not None and window.session.scorer.isFinished())
     window.best_frame()
     wait(app, 0.5)
     window.grab().save(str(out / "best-frame.png"))

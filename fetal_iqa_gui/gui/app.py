@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -14,8 +13,6 @@ import platformdirs
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 log = logging.getLogger(__name__)
-
-DEMO_SWEEP_MB = 200  # its compressed image and mask, with room to spare
 
 
 def log_path() -> Path:
@@ -32,23 +29,6 @@ def setup_logging() -> Path:
     root.setLevel(logging.INFO)
     root.addHandler(handler)
     return path
-
-
-def demo_sweep_path() -> Path:
-    """The built-in demo sweep: a synthetic case, made once and kept in the user cache."""
-    from ..fileio import ExportError
-    from ..synthetic import IMAGES_DIR, write_dataset
-    folder = Path(platformdirs.user_cache_dir("fetal-iqa")) / "demo"
-    images = sorted((folder / IMAGES_DIR).glob("*.mha"))
-    if not images:
-        folder.mkdir(parents=True, exist_ok=True)
-        free_mb = shutil.disk_usage(folder).free // 2**20
-        if free_mb < DEMO_SWEEP_MB:  # say so now, not after the synthesis
-            raise ExportError(f"The demo sweep needs about {DEMO_SWEEP_MB} MB of free disk space in '{folder}'; "
-                              f"there are {free_mb} MB.")
-        write_dataset(folder, cases=1, seed=7)
-        images = sorted((folder / IMAGES_DIR).glob("*.mha"))
-    return images[0]
 
 
 def install_excepthook(path: Path) -> None:

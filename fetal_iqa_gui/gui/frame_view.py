@@ -1,4 +1,5 @@
-"""The frame view: the current frame at native aspect, with its overlay and the SEG mask outline."""
+"""The frame view: the current frame at native aspect, its SEG mask outline and AC ellipse, and a
+readout fixed in the corner (it stays put when the image is zoomed or panned)."""
 
 from __future__ import annotations
 
@@ -7,43 +8,61 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QLabel
 
-from ..preprocess import unsquare_mask
 from .state import ViewerState
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
+FULL_LEVELS = (0, 255)  # uint8 frames: the whole range, window 255 at level 128 (the display's default)
+PADDING_GREY = 40
 GOOD_COLOUR = "#2ecc71"
-POOR_COLOUR = "#e67e22"
+POOR_COLOUR = "#f0a030"
 MASK_COLOUR = (0, 255, 255)
 ELLIPSE_COLOUR = "#ffd000"
-
+LEVELS_PER_PIXEL = 0.5  # right-drag: grey levels per pixel moved
 
 EMPTY_HINT = ("No sweep is open.\n\nFile > Open (Ctrl+O), or drop a file here.\n"
               "File > Open the demo sweep to see the app on synthetic data.")
 
 
+class LevelsViewBox(pg.ViewBox):
+    """Left-drag pans; right-drag sets window (horizontal) and level (vertical), as ITK-SNAP and Slicer do."""
+
+    def __init__(self, on_levels_drag, **options):
+        super().__init__(**options)
+        self.on_levels_drag = on_levels_drag
+
+    def mouseDragEvent(self, event, axis=None) -> None:
+        if event.button() != Qt.MouseButton.RightButton:
+            super().mouseDragEvent(event, axis)
+            return
+        event.accept()
+        delta = event.screenPos() - event.lastScreenPos()
+        self.on_levels_drag(delta.x() * LEVELS_PER_PIXEL, -delta.y() * LEVELS_PER_PIXEL)
+
+
 class FrameView(pg.GraphicsLayoutWidget):
-    """Shows `state.frame`; wheel steps frames, drag pans, right-drag zooms. Levels are fixed."""
+    """Shows `state.frame`; wheel steps frames, drag pans, Ctrl+wheel zooms, right-drag sets levels."""
 
     step_requested = Signal(int)
+    levels_dragged = Signal(float, float)  # window and level change, in grey levels
 
     def __init__(self, state: ViewerState, parent=None):
         super().__init__(parent)
         self.state = state
         self.setAccessibleName("Frame view")
-        self.setToolTip("The current frame. Wheel: step frames; drag: pan; Ctrl+wheel: zoom; F: fit")
-        self.view = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.image = pg.ImageItem(levels=(0, 255))
+        self.setToolTip("The current frame. Wheel: step frames; drag: pan; Ctrl+wheel: zoom; "
+                        "right-drag: window/level; F: fit")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.view = LevelsViewBox(self.levels_dragged.emit, lockAspect=True, invertY=True, enableMenu=False)
+        self.addItem(self.view)
+        self.image = pg.ImageItem(levels=FULL_LEVELS)
         self.image.setAutoDownsample(False)
         self.view.addItem(self.image)
         self.mask_outline = pg.ImageItem()
         self.mask_outline.setCompositionMode(pg.QtGui.QPainter.CompositionMode.CompositionMode_Plus)
         self.view.addItem(self.mask_outline)
-        self.caption = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 160))
-        self.caption.setZValue(10)
-        self.caption.hide()  # until there is a frame to describe
-        self.view.addItem(self.caption)
         self.padding_text = pg.TextItem("Padding frame: not an image", anchor=(0.5, 0.5), color="#bbbbbb")
         self.padding_text.hide()
         self.view.addItem(self.padding_text)
@@ -55,26 +74,35 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.ellipse.setPen(pg.mkPen(ELLIPSE_COLOUR, width=2))
         self.ellipse.setParentItem(self.image)
         self.ellipse.hide()
+        self.readout = QLabel(self)
+        self.readout.setAccessibleName("Frame readout")
+        self.readout.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); padding: 4px 8px; font-size: 13px; }")
+        self.readout.move(8, 8)
+        self.readout.hide()  # until there is a frame to describe
         self.show_mask = True
-        self.levels = (0, 255)
-        # latest request wins: many frame changes between repaints render once, the last one
-        self._render_timer = QTimer(self, singleShot=True, interval=0)
-        self._render_timer.timeout.connect(self.render)
+        self.levels = FULL_LEVELS
+        # latest request wins: many frame changes between repaints draw once, the last one
+        self._redraw_timer = QTimer(self, singleShot=True, interval=0)
+        self._redraw_timer.timeout.connect(self.redraw)
         state.sweep_changed.connect(self._on_sweep)
-        state.frame_changed.connect(lambda _: self._render_timer.start())
-        state.scores_changed.connect(self._render_timer.start)
-        state.threshold_changed.connect(lambda _: self._render_timer.start())
+        state.frame_changed.connect(lambda _: self._redraw_timer.start())
+        state.scores_changed.connect(self._on_scores)
+        state.threshold_changed.connect(lambda _: self._redraw_timer.start())
 
     def _on_sweep(self) -> None:
         sweep = self.state.sweep
         self.empty_text.hide()
-        self.caption.show()
+        self.readout.show()
         spacing_x, spacing_y = sweep.spacing_mm
         # square pixels on screen in mm: the image item is scaled by the spacing ratio
         self.image.setTransform(pg.QtGui.QTransform.fromScale(1.0, spacing_y / spacing_x))
         self.mask_outline.setTransform(self.image.transform())
-        self.render()
+        self.redraw()
         self.fit()
+
+    def _on_scores(self, frames) -> None:
+        if frames is None or self.state.frame in frames:
+            self._redraw_timer.start()
 
     def fit(self) -> None:
         self.view.autoRange(padding=0.02)
@@ -82,9 +110,6 @@ class FrameView(pg.GraphicsLayoutWidget):
     def set_levels(self, low: float, high: float) -> None:
         self.levels = (low, high)
         self.image.setLevels(self.levels)
-
-    def reset_levels(self) -> None:
-        self.set_levels(0, 255)
 
     def show_ellipse(self, ellipse) -> None:
         """Draw the fitted AC ellipse (a `measure.Ellipse`), or hide it with None."""
@@ -99,48 +124,55 @@ class FrameView(pg.GraphicsLayoutWidget):
 
     def toggle_mask(self) -> None:
         self.show_mask = not self.show_mask
-        self.render()
+        self.redraw()
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         sweep = self.state.sweep
         if sweep is None:
             return
         frame = self.state.frame
         padding = bool(sweep.layout.padding[frame])
-        slot = sweep.layout.sweep_of(frame)
         if padding:
-            self.image.setImage(np.full(sweep.frames.shape[1:], 40, np.uint8), levels=(0, 255))
+            self.image.setImage(np.full(sweep.frames.shape[1:], PADDING_GREY, np.uint8), levels=FULL_LEVELS)
             width, height = sweep.frame_size
             self.padding_text.setPos(width / 2, height / 2)
         else:
             self.image.setImage(sweep.frames[frame], levels=self.levels, autoLevels=False)
         self.padding_text.setVisible(padding)
-        self._render_mask(frame, padding)
-        text = f"Frame {frame}  |  sweep {slot.number}, frame {frame - slot.start} of {len(slot)}"
+        self._redraw_mask(frame, padding)
+        self._describe(frame, padding)
+
+    def _describe(self, frame: int, padding: bool) -> None:
+        sweep = self.state.sweep
+        slot = sweep.layout.sweep_of(frame)
+        text = (f"Frame {frame + 1}/{sweep.n_frames} · sweep {slot.number}/{len(sweep.layout.slots)}, "
+                f"frame {frame - slot.start + 1}/{len(slot)}")
         score = self.state.score
         if padding:
-            text += "\nPadding (no image, not scored)"
+            text += "<br>Padding (no image, not scored)"
             colour = "#bbbbbb"
         elif math.isnan(score):
-            text += "\nScore: pending"
+            text += "<br>Score: pending"
             colour = "#dddddd"
         else:
             good = score >= self.state.threshold
-            text += f"\nScore {score:.3f}: {'GOOD' if good else 'not good'} (threshold {self.state.threshold:.3f})"
+            verdict = "✔ GOOD" if good else "✘ not good"
+            text += f"<br><b>{verdict}</b>: score {score:.3f} (threshold {self.state.threshold:.3f})"
             colour = GOOD_COLOUR if good else POOR_COLOUR
-        self.caption.setText(text, color=colour)
+        self.readout.setText(f"<span style='color:{colour}'>{text}</span>")
+        self.readout.adjustSize()
 
-    def _render_mask(self, frame: int, padding: bool) -> None:
+    def _redraw_mask(self, frame: int, padding: bool) -> None:
         masks = self.state.masks
         if not self.show_mask or padding or masks is None or math.isnan(self.state.score) or not masks[frame].any():
             self.mask_outline.setVisible(False)
             return
         import cv2
-        mask = unsquare_mask(masks[frame], self.state.sweep.frames.shape[1:])
+        mask = self.state.scored.mask_of(frame)
         outline = mask - cv2.erode(mask, np.ones((5, 5), np.uint8))
         rgba = np.zeros(mask.shape + (4,), np.uint8)
         rgba[outline > 0] = MASK_COLOUR + (255,)
-        self.mask_outline.setImage(rgba, levels=(0, 255))
+        self.mask_outline.setImage(rgba, levels=FULL_LEVELS)
         self.mask_outline.setVisible(True)
 
     def wheelEvent(self, event) -> None:

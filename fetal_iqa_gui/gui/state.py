@@ -1,82 +1,93 @@
-"""The one state object: what the user is looking at. Widgets read it and ask it to change."""
+"""The one state object: what the user is looking at. Widgets read it and ask it to change.
+
+It wraps a Qt-free `ScoredSweep` (the sweep, its scores, the threshold, the model) and turns each
+change into a signal that says what changed, so that widgets redraw only that. Of its own it
+holds only the current frame.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..model.loading import LoadedModel
-from ..selection import Pick, top_frames
+from ..review import ScoredSweep
 from ..sweep import Sweep
 
 
 class ViewerState(QObject):
-    sweep_changed = Signal()
+    sweep_changed = Signal()  # a new sweep: everything changed
     frame_changed = Signal(int)
-    scores_changed = Signal()
+    scores_changed = Signal(object)  # the frames whose scores changed (an index array)
     threshold_changed = Signal(float)
     model_changed = Signal()
 
     def __init__(self):
         super().__init__()
-        self.sweep: Sweep | None = None
+        self.scored: ScoredSweep | None = None
         self.frame = 0
-        self.scores = np.zeros(0, np.float32)
-        self.masks: np.ndarray | None = None  # (n, 224, 224) bool for SEG models
-        self.threshold = 0.5
-        self.model: LoadedModel | None = None
+
+    # -- what widgets read -------------------------------------------------------------------
+
+    @property
+    def sweep(self) -> Sweep | None:
+        return self.scored.sweep if self.scored else None
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.scored.scores if self.scored else np.zeros(0, np.float32)
+
+    @property
+    def masks(self) -> np.ndarray | None:
+        return self.scored.masks if self.scored else None
+
+    @property
+    def threshold(self) -> float:
+        return self.scored.threshold if self.scored else 0.5
+
+    @property
+    def model(self):
+        return self.scored.model if self.scored else None
+
+    @property
+    def score(self) -> float:
+        return float(self.scores[self.frame]) if self.scored else float("nan")
+
+    @property
+    def scored_count(self) -> int:
+        return self.scored.n_scored if self.scored else 0
+
+    # -- what widgets ask ----------------------------------------------------------------------
 
     def set_sweep(self, sweep: Sweep) -> None:
-        self.sweep = sweep
-        self.scores = np.full(sweep.n_frames, np.nan, np.float32)
-        self.masks = None
+        """A newly opened sweep, not yet scored."""
+        self.scored = ScoredSweep(sweep)
         self.frame = int(sweep.layout.image_frames()[0])
         self.sweep_changed.emit()
-        self.scores_changed.emit()
+        self.scores_changed.emit(None)
         self.frame_changed.emit(self.frame)
 
+    def set_scored(self, scored: ScoredSweep, threshold: float | None = None) -> None:
+        """The same sweep, now with a model and what the cache knew; `threshold` overrides the model's."""
+        if threshold is not None:
+            scored.threshold = threshold
+        self.scored = scored
+        self.model_changed.emit()
+        self.threshold_changed.emit(scored.threshold)  # always: the widgets show the model's own
+        self.scores_changed.emit(None)
+
+    def add_scores(self, frames: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> None:
+        self.scored.add(frames, scores, masks)
+        self.scores_changed.emit(np.asarray(frames))
+
     def set_frame(self, frame: int) -> None:
-        if self.sweep is None:
+        if self.scored is None:
             return
         frame = int(np.clip(frame, 0, self.sweep.n_frames - 1))
         if frame != self.frame:
             self.frame = frame
             self.frame_changed.emit(frame)
 
-    def set_model(self, model: LoadedModel) -> None:
-        self.model = model
-        self.model_changed.emit()
-        self.set_threshold(model.threshold)
-
     def set_threshold(self, threshold: float) -> None:
-        if threshold != self.threshold:
-            self.threshold = float(threshold)
-            self.threshold_changed.emit(self.threshold)
-
-    def reset_scores(self, scores: np.ndarray | None = None, masks: np.ndarray | None = None) -> None:
-        if self.sweep is None:
-            return
-        self.scores = np.full(self.sweep.n_frames, np.nan, np.float32) if scores is None else scores.copy()
-        self.masks = masks
-        self.scores_changed.emit()
-
-    def add_scores(self, frames: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> None:
-        self.scores[frames] = scores
-        if masks is not None:
-            if self.masks is None:
-                self.masks = np.zeros((len(self.scores), 224, 224), bool)
-            self.masks[frames] = masks
-        self.scores_changed.emit()
-
-    @property
-    def score(self) -> float:
-        return float(self.scores[self.frame]) if len(self.scores) else float("nan")
-
-    @property
-    def scored_count(self) -> int:
-        return int((~np.isnan(self.scores)).sum())
-
-    def best_frames(self, per_sweep: int = 3) -> list[Pick]:
-        if self.sweep is None:
-            return []
-        return top_frames(self.scores, self.sweep.layout, k=per_sweep)
+        if self.scored is not None and float(threshold) != self.scored.threshold:
+            self.scored.threshold = float(threshold)
+            self.threshold_changed.emit(self.scored.threshold)

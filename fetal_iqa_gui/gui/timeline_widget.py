@@ -6,16 +6,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from ..selection import good_runs
 from .state import ViewerState
 
-SCORE_PEN = pg.mkPen("#4aa3ff", width=1.5)
+SCORE_COLOUR = "#4aa3ff"
+SCORE_PEN = pg.mkPen(SCORE_COLOUR, width=1.5)
 PENDING_BRUSH = pg.mkBrush(150, 150, 150, 160)
 GOOD_BRUSH = pg.mkBrush(46, 204, 113, 60)
 PADDING_BRUSH = pg.mkBrush(120, 120, 120, 50)
 THRESHOLD_PEN = pg.mkPen("#e67e22", width=2, style=Qt.PenStyle.DashLine)
 CURRENT_PEN = pg.mkPen("#ff4d4d", width=2)
 SWEEP_PEN = pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
+EMPTY_FRAMES = 140  # the x range shown before a sweep is open
 
 
 def _band(start: float, stop: float, brush, z: float) -> pg.LinearRegionItem:
@@ -27,40 +28,58 @@ def _band(start: float, stop: float, brush, z: float) -> pg.LinearRegionItem:
     return region
 
 
-class TimelineWidget(pg.PlotWidget):
-    """Click or drag anywhere to jump; drag the dashed line to change the threshold."""
+class ScrubViewBox(pg.ViewBox):
+    """Click or drag anywhere (but on the threshold line) to go to that frame."""
 
+    def __init__(self, state: ViewerState):
+        super().__init__(enableMenu=False)
+        self.viewer = state  # not `state`: ViewBox keeps its own under that name
+        self.setMouseEnabled(x=False, y=False)
+
+    def _go(self, event) -> None:
+        self.viewer.set_frame(int(round(self.mapSceneToView(event.scenePos()).x())))
+
+    def mouseClickEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            self._go(event)
+
+    def mouseDragEvent(self, event, axis=None) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            self._go(event)
+
+
+class TimelineWidget(pg.PlotWidget):
     def __init__(self, state: ViewerState, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, viewBox=ScrubViewBox(state))
         self.state = state
         self.setAccessibleName("Quality timeline")
-        self.setToolTip("Frame scores. Click or drag to jump to a frame; drag the dashed line to set the threshold.")
+        self.setToolTip("Frame scores. Click or drag to go to a frame; drag the dashed line to set the threshold.")
         self.setMinimumHeight(140)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setLabel("left", "score")
         self.setLabel("bottom", "frame")
         self.getAxis("bottom").enableAutoSIPrefix(False)  # frame numbers, never "x0.001"
-        self.setYRange(0, 1.05, padding=0)
-        self.setXRange(0, 140, padding=0)  # until a sweep is open
+        self.setYRange(0, 1.08, padding=0)
+        self.setXRange(0, EMPTY_FRAMES, padding=0)
         self.curve = self.plot([], [], pen=SCORE_PEN, connect="finite")
         # dots too: while scoring is coarse, scored frames have no scored neighbours to join
-        self.scored = pg.ScatterPlotItem(size=4, brush=pg.mkBrush("#4aa3ff"), pen=None)
+        self.scored = pg.ScatterPlotItem(size=4, brush=pg.mkBrush(SCORE_COLOUR), pen=None)
         self.addItem(self.scored)
         self.pending = pg.ScatterPlotItem(size=4, brush=PENDING_BRUSH, pen=None)
         self.addItem(self.pending)
-        self.threshold_line = pg.InfiniteLine(angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1),
-                                              label="threshold {value:.2f}", labelOpts={"position": 0.97, "color": "#e67e22"})
-        self.threshold_line.sigPositionChangeFinished.connect(lambda line: state.set_threshold(line.value()))
+        self.threshold_line = pg.InfiniteLine(
+            angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1), label="threshold {value:.2f}",
+            labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": "#e67e22"})
+        self.threshold_line.sigPositionChanged.connect(lambda line: state.set_threshold(line.value()))
         self.addItem(self.threshold_line)
         self.threshold_line.hide()  # shown with the first sweep, when the model's threshold is known
         self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=CURRENT_PEN)
         self.addItem(self.current_line)
         self.current_line.hide()
         self.decorations: list = []
-        self.run_items: list = []
-        self._dragging = False
+        self.runs: dict[tuple[int, int], pg.LinearRegionItem] = {}
         state.sweep_changed.connect(self._on_sweep)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(self._on_threshold)
@@ -78,22 +97,22 @@ class TimelineWidget(pg.PlotWidget):
             if slot.start > 0:
                 self.decorations.append(pg.InfiniteLine(slot.start - 0.5, angle=90, pen=SWEEP_PEN))
             label = pg.TextItem(f"sweep {slot.number}", color="#999999", anchor=(0, 0))
-            label.setPos(slot.start + 1, 1.05)
+            label.setPos(slot.start + 1, 1.08)
             self.decorations.append(label)
         for item in self.decorations:
             self.addItem(item)
         self.setXRange(-0.5, layout.n_frames - 0.5, padding=0.01)
         self.current_line.setValue(self.state.frame)
+        self._on_threshold(self.state.threshold)
         self.threshold_line.show()
         self.current_line.show()
 
-    def _on_scores(self) -> None:
+    def _on_scores(self, frames) -> None:
         if self.state.sweep is None:
             return
-        scores = self.state.scores
+        scores = self.state.scores  # setData takes whole arrays; at a few thousand points that is cheap
         padding = self.state.sweep.layout.padding
-        frames = np.arange(len(scores))
-        self.curve.setData(frames, np.where(padding, np.nan, scores).astype(float))
+        self.curve.setData(np.arange(len(scores)), np.where(padding, np.nan, scores).astype(float))
         scored = np.flatnonzero(~np.isnan(scores) & ~padding)
         self.scored.setData(scored, scores[scored])
         pending = np.flatnonzero(np.isnan(scores) & ~padding)
@@ -101,42 +120,14 @@ class TimelineWidget(pg.PlotWidget):
         self._shade_runs()
 
     def _on_threshold(self, value: float) -> None:
-        self.threshold_line.setValue(value)
+        self.threshold_line.setValue(value)  # its echo to the state is the same value: no loop
         self._shade_runs()
 
     def _shade_runs(self) -> None:
-        for item in self.run_items:
-            self.removeItem(item)
-        self.run_items = []
-        for start, stop in good_runs(self.state.scores, self.state.threshold):
-            region = _band(start - 0.5, stop - 0.5, GOOD_BRUSH, -10)
-            self.addItem(region)
-            self.run_items.append(region)
-
-    def _data_point(self, event):
-        return self.plotItem.vb.mapSceneToView(self.mapToScene(event.position().toPoint()))
-
-    def _frame_at(self, event) -> int:
-        return int(round(self._data_point(event).x()))
-
-    def _near_threshold(self, event) -> bool:
-        return abs(self._data_point(event).y() - self.state.threshold) < 0.03
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and not self._near_threshold(event):
-            self._dragging = True
-            self.state.set_frame(self._frame_at(event))
-            event.accept()
-            return
-        super().mousePressEvent(event)
-
-    def mouseMoveEvent(self, event) -> None:
-        if self._dragging:
-            self.state.set_frame(self._frame_at(event))
-            event.accept()
-            return
-        super().mouseMoveEvent(event)
-
-    def mouseReleaseEvent(self, event) -> None:
-        self._dragging = False
-        super().mouseReleaseEvent(event)
+        """Add and remove only the runs of good frames that changed."""
+        runs = set(self.state.scored.good_runs()) if self.state.scored else set()
+        for run in set(self.runs) - runs:
+            self.removeItem(self.runs.pop(run))
+        for start, stop in runs - set(self.runs):
+            self.runs[(start, stop)] = _band(start - 0.5, stop - 0.5, GOOD_BRUSH, -10)
+            self.addItem(self.runs[(start, stop)])

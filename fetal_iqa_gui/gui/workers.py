@@ -1,7 +1,8 @@
 """Background threads: thin loops over the core, reporting through signals.
 
-Loading a sweep and scoring it both run off the GUI thread. The scoring thread checks
-`isInterruptionRequested()` between batches (a cancel slot could not run while its loop runs).
+Opening a sweep, scoring it and exporting frames all run off the GUI thread. Scoring and exports
+check `isInterruptionRequested()` between batches or frames: a cancel slot could not run while
+their loop runs, and the window never waits for them (it drops a stopped thread's late signals).
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ import logging
 import threading
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from ..batch import cached_scores, score_all
-from ..fileio import ExportError
+from ..demo import demo_sweep_path
+from ..errors import FetalIqaError
+from ..export import ModelInfo
 from ..model.loading import ModelSpec, load_model
-from ..model.tower import ModelLoadError
-from ..scoring import Engine, EngineSettings, Throughput, make_engine
-from ..sweep import SweepLoadError, load_sweep
+from ..review import ExportReport, ScoredSweep
+from ..scoring import Engine, EngineSettings, Throughput, make_engine, run_scoring
+from ..sweep import Sweep, load_sweep
 
 log = logging.getLogger(__name__)
 
@@ -36,56 +37,53 @@ def warm_engine(spec: ModelSpec, settings: EngineSettings) -> Engine:
 
 
 class LoadThread(QThread):
-    """Opens a sweep; `source` is a path, or a function that makes one (the demo sweep)."""
+    """Opens a sweep file, or (path None) the built-in demo sweep, made on first use."""
 
     loaded = Signal(object)  # Sweep
     failed = Signal(str)
 
-    def __init__(self, source, parent=None):
+    def __init__(self, path: Path | None, parent=None):
         super().__init__(parent)
-        self.source = source
-        self.path = Path(source) if not callable(source) else Path("demo sweep")
+        self.path = path
+
+    @property
+    def is_demo(self) -> bool:
+        return self.path is None
 
     def run(self) -> None:
         try:
-            if callable(self.source):
-                self.path = self.source()
-            self.loaded.emit(load_sweep(self.path))
-        except (SweepLoadError, ExportError) as error:  # ExportError: the demo sweep could not be written
+            self.loaded.emit(load_sweep(demo_sweep_path() if self.is_demo else self.path))
+        except FetalIqaError as error:
             self.failed.emit(str(error))
         except Exception as error:  # anything else is a bug: logged in full, told plainly
-            log.exception("unexpected error opening %s", self.path)
-            self.failed.emit(f"Cannot open '{self.path.name}': unexpected error ({error}). See the log.")
+            log.exception("unexpected error opening %s", self.path or "the demo sweep")
+            name = self.path.name if self.path else "the demo sweep"
+            self.failed.emit(f"Cannot open '{name}': unexpected error ({error}). See the log.")
 
 
 class ScoringThread(QThread):
-    model_ready = Signal(object)  # Engine
-    cached = Signal(object)  # SweepScores from the cache
+    ready = Signal(object, object)  # Engine, ScoredSweep: the model loaded, and what the cache held
     batch_ready = Signal(object, object)  # ScoreBatch, Throughput
     failed = Signal(str)
     notice = Signal(str)
 
-    def __init__(self, sweep, spec: ModelSpec, settings: EngineSettings, parent=None):
+    def __init__(self, sweep: Sweep, spec: ModelSpec, settings: EngineSettings, parent=None):
         super().__init__(parent)
         self.sweep, self.spec, self.settings = sweep, spec, settings
 
     def run(self) -> None:
         try:
             engine = warm_engine(self.spec, self.settings)
-        except (ModelLoadError, RuntimeError) as error:
+            scored = ScoredSweep.from_cache(self.sweep, ModelInfo.of(engine.model), engine.variant)
+        except FetalIqaError as error:
             self.failed.emit(str(error))
             return
         except Exception as error:
             log.exception("unexpected error loading the model")
             self.failed.emit(f"The model could not be loaded: {error}. See the log.")
             return
-        self.model_ready.emit(engine)
-        found = cached_scores(self.sweep, engine.model.identity, engine.model.is_segmentation)
-        if found is not None:
-            self.cached.emit(found)
-        already = 0 if found is None else int(np.count_nonzero(~np.isnan(found.scores)))
-        pending = self.sweep.layout.n_images - already
-        throughput = Throughput(max(pending, 0))
+        self.ready.emit(engine, scored.copy())  # the window's copy; this thread keeps adding to its own
+        throughput = Throughput(scored.n_pending)
 
         def on_batch(batch):
             throughput.add(len(batch.frames))
@@ -94,7 +92,30 @@ class ScoringThread(QThread):
             self.batch_ready.emit(batch, throughput)
 
         try:
-            score_all(engine, self.sweep, True, on_batch, self.isInterruptionRequested)
+            run_scoring(engine, scored, True, on_batch, self.isInterruptionRequested)
+        except FetalIqaError as error:
+            self.failed.emit(f"{error} The scores so far are kept.")
         except Exception as error:
             log.exception("scoring failed")
             self.failed.emit(f"Scoring stopped: {error}. The scores so far are kept.")
+
+
+class ExportThread(QThread):
+    """Exports frames of a snapshot of the scored sweep (scoring may go on meanwhile)."""
+
+    progress = Signal(int, int)  # done, total
+    done = Signal(object, object)  # ExportReport, folder
+
+    def __init__(self, scored: ScoredSweep, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
+                 parent=None):
+        super().__init__(parent)
+        self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename
+
+    def run(self) -> None:
+        try:
+            report = self.scored.export(self.frames, self.folder, self.overlay, rename=self.rename,
+                                        should_stop=self.isInterruptionRequested, on_frame=self.progress.emit)
+        except Exception as error:  # a bug: logged in full, told plainly, the window goes on
+            log.exception("export failed")
+            report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
+        self.done.emit(report, self.folder)

@@ -5,9 +5,10 @@ import json
 import cv2
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
 
-from fetal_iqa_gui.gui.shortcuts import SHORTCUTS
-from tests.gui.conftest import open_and_score
+from fetal_iqa_gui.gui.actions import SHORTCUTS
+from tests.gui.conftest import export_and_wait, open_and_score, wait_for_scoring
 
 
 def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):
@@ -19,16 +20,16 @@ def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):
     assert "scored" in window.status_text.text() and "best frame" in window.status_text.text()
     timeline_y = window.timeline.curve.getData()[1]
     np.testing.assert_allclose(timeline_y[images], state.scores[images])
-    assert window.best_frames.count() > 0
+    assert window.panel.best_frames.count() == len(state.sweep.layout.slots)
 
 
 def test_an_empty_window_says_how_to_open_a_sweep_and_shows_no_stale_marks(qtbot, window, sweep_file):
     view, timeline = window.frame_view, window.timeline
     assert view.empty_text.isVisible() and "File > Open" in view.empty_text.toPlainText()
-    assert not view.caption.isVisible() and not view.padding_text.isVisible()
+    assert not view.readout.isVisible() and not view.padding_text.isVisible()
     assert not timeline.threshold_line.isVisible() and not timeline.current_line.isVisible()
     open_and_score(qtbot, window, sweep_file)
-    assert not view.empty_text.isVisible() and view.caption.isVisible()
+    assert not view.empty_text.isVisible() and view.readout.isVisible()
     assert timeline.threshold_line.isVisible() and timeline.current_line.isVisible()
 
 
@@ -43,7 +44,9 @@ def test_keys_move_the_frame(qtbot, window, sweep_file):
     assert window.state.frame == 0
     qtbot.keyClick(window, Qt.Key.Key_B)
     assert window.state.frame == int(np.nanargmax(window.state.scores))
-    assert all(hasattr(window, s.action) for s in SHORTCUTS)
+    for shortcut in SHORTCUTS:  # every declared key is bound to its action's QAction
+        bound = [key.toString() for key in window.actions[shortcut.name].shortcuts()]
+        assert bound == [QKeySequence(key).toString() for key in shortcut.keys], shortcut.name
 
 
 def test_clicking_the_timeline_jumps_there(qtbot, window, sweep_file):
@@ -53,7 +56,7 @@ def test_clicking_the_timeline_jumps_there(qtbot, window, sweep_file):
     position = window.timeline.mapFromScene(target)
     qtbot.mouseClick(window.timeline.viewport(), Qt.MouseButton.LeftButton, pos=position)
     assert abs(window.state.frame - 120) <= 1
-    assert "Frame" in window.frame_view.caption.toPlainText()
+    assert "Frame" in window.frame_view.readout.text()
 
 
 def pg_point(x, y):
@@ -64,13 +67,13 @@ def pg_point(x, y):
 def test_export_writes_the_original_pixels_and_a_sidecar(qtbot, window, sweep_file, tmp_path):
     open_and_score(qtbot, window, sweep_file)
     frame = int(np.nanargmax(window.state.scores))
-    written = window.export_frames([frame], tmp_path)
+    written = export_and_wait(qtbot, window, [frame], tmp_path).written
     png = next(p for p in written if p.suffix == ".png")
     assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), window.state.sweep.frames[frame])
     sidecar = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert sidecar["frame"] == frame and sidecar["model"] == "tiny classification test model"
     # exporting again refuses to overwrite and says so
-    assert window.export_frames([frame], tmp_path) == []
+    assert export_and_wait(qtbot, window, [frame], tmp_path).written == []
     assert "already exists" in window.last_alert
 
 
@@ -80,8 +83,7 @@ def test_cancel_stops_scoring_and_keeps_the_scores(qtbot, window, sweep_file):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: window.state.scored_count >= 3, timeout=60_000)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: window.scorer.isFinished(), timeout=30_000)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: window.session.scorer.isFinished() and window.progress.isHidden(), timeout=30_000)
     scored = window.state.scored_count
     assert 3 <= scored < int((~window.state.sweep.layout.padding).sum())
     assert "stopped" in window.status_text.text()
@@ -93,7 +95,7 @@ def test_closing_during_scoring_is_clean(qtbot, window, sweep_file):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: window.state.scored_count >= 1, timeout=60_000)
     window.close()
-    assert window.scorer.isFinished()
+    assert window.session.scorer.isFinished()
 
 
 def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):
@@ -102,8 +104,7 @@ def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):
     bad = tmp_path / "broken.mha"
     bad.write_text("not an image")
     window.open_path(bad)
-    qtbot.waitUntil(lambda: window.loader.isFinished(), timeout=10_000)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: "broken.mha" in window.last_alert, timeout=10_000)
     assert window.state.sweep is before
     assert "broken.mha" in window.last_alert and "broken.mha" in window.status_text.text()
 
@@ -112,16 +113,15 @@ def test_padding_frames_are_shown_as_padding(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
     padding = int(np.flatnonzero(window.state.sweep.layout.padding)[0])
     window.state.set_frame(padding)
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: "Padding" in window.frame_view.readout.text())
     assert window.frame_view.padding_text.isVisible()
-    assert "Padding" in window.frame_view.caption.toPlainText()
 
 
 def test_overlay_copy_is_exported_when_asked(qtbot, window, sweep_file, tmp_path):
     open_and_score(qtbot, window, sweep_file)
     window.settings.export_overlay = True
     frame = int(np.nanargmax(window.state.scores))
-    written = window.export_frames([frame], tmp_path)
+    written = export_and_wait(qtbot, window, [frame], tmp_path).written
     overlay = next(p for p in written if p.name.endswith("_overlay.png"))
     image = cv2.imread(str(overlay))
     assert image.shape[:2] == window.state.sweep.frames.shape[1:] and image.shape[2] == 3
@@ -133,15 +133,14 @@ def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, short_sw
     assert window.state.masks is not None and window.state.model.is_segmentation
     assert window.state.threshold == 0.01
     window.state.set_frame(int(np.nanargmax(window.state.scores)))
-    qtbot.wait(20)
-    assert "AC" in window.ac_label.text()
+    assert "AC" in window.panel.ac_label.text()
 
 
 def test_window_level_changes_the_display_not_the_data(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
     before = window.state.sweep.frames.copy()
-    window.window_box.setValue(100)
-    window.level_box.setValue(60)
+    window.panel.window_box.setValue(100)
+    window.panel.level_box.setValue(60)
     assert window.frame_view.image.levels.tolist() == [10, 110]
     window.reset_levels()
     assert window.frame_view.image.levels.tolist() == [0, 255]
@@ -164,12 +163,11 @@ def test_demo_without_disk_space_says_so_and_writes_nothing(qtbot, window, monke
 def test_demo_opens_the_synthetic_sweep_with_the_labelled_demo_model(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.state.sweep_changed, timeout=120_000):
         window.open_demo()
-    qtbot.waitUntil(lambda: window.scorer is not None and window.scorer.isFinished(), timeout=300_000)
-    qtbot.wait(50)
+    wait_for_scoring(qtbot, window, timeout=300_000)
     assert window.state.sweep.n_frames == 840 and len(window.state.sweep.layout.slots) == 6
     assert window.state.model.is_demo
     assert "Demo model" in window.banner.text() and not window.banner.isHidden()
     assert "not for clinical use" in window.status_text.text()
-    written = window.export_frames([int(np.nanargmax(window.state.scores))], tmp_path)
+    written = export_and_wait(qtbot, window, [int(np.nanargmax(window.state.scores))], tmp_path).written
     assert json.loads(next(p for p in written if p.suffix == ".json").read_text())["demo_model"] is True
     assert window.settings.adapter  # the user's own model setting is left alone

@@ -1,0 +1,67 @@
+"""Every command of the window, declared once: the menus, the keyboard shortcuts, the help dialog
+and the tests are all built from this table. `name` is the MainWindow method it calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    text: str
+    menu: str | None  # None: keyboard only
+    keys: tuple[str, ...] = ()
+    needs_sweep: bool = False  # disabled while no sweep is open
+    needs_scores: bool = False  # disabled until the model has scored something
+
+    @property
+    def description(self) -> str:
+        return self.text.rstrip("…")
+
+
+SEPARATOR = "-"
+RECENT_MENU = "recent"  # where the File menu holds Open Recent
+SPEED_MENU = "speed"  # where the View menu holds the cine speeds
+CINE_SPEEDS = (5, 12, 25, 50)  # frames per second
+DEFAULT_CINE_SPEED = 12
+
+ACTIONS: tuple[Action | str, ...] = (
+    Action("open_dialog", "Open…", "File", ("Ctrl+O",)),
+    Action("open_folder_dialog", "Open DICOM folder…", "File", ("Ctrl+Shift+O",)),
+    RECENT_MENU,
+    Action("open_demo", "Open the demo sweep", "File"),
+    SEPARATOR,
+    Action("quick_export", "Export current frame to the export folder", "File", ("Ctrl+E",), needs_scores=True),
+    Action("export_current", "Export current frame to…", "File", ("Ctrl+Shift+E",), needs_scores=True),
+    Action("export_best", "Export best frame of each sweep…", "File", needs_scores=True),
+    Action("export_good", "Export all good frames…", "File", needs_scores=True),
+    Action("export_csv", "Export scores as CSV…", "File", needs_scores=True),
+    SEPARATOR,
+    Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
+    Action("close", "Quit", "File", ("Ctrl+Q",)),
+    Action("fit_view", "Fit to window", "View", ("F",), needs_sweep=True),
+    Action("reset_levels", "Reset window/level", "View", ("R",), needs_sweep=True),
+    Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_sweep=True),
+    SPEED_MENU,
+    Action("step_forward", "Next frame", "Go", ("Right",), needs_sweep=True),
+    Action("step_back", "Previous frame", "Go", ("Left",), needs_sweep=True),
+    Action("jump_forward", "Ten frames forward", "Go", ("PgDown",), needs_sweep=True),
+    Action("jump_back", "Ten frames back", "Go", ("PgUp",), needs_sweep=True),
+    Action("first_frame", "First image frame", "Go", ("Home",), needs_sweep=True),
+    Action("last_frame", "Last image frame", "Go", ("End",), needs_sweep=True),
+    Action("next_sweep", "Next sweep", "Go", ("]",), needs_sweep=True),
+    Action("previous_sweep", "Previous sweep", "Go", ("[",), needs_sweep=True),
+    SEPARATOR,
+    Action("next_good", "Next good frame", "Go", ("N",), needs_scores=True),
+    Action("previous_good", "Previous good frame", "Go", ("P",), needs_scores=True),
+    Action("best_frame", "Best frame", "Go", ("B",), needs_scores=True),
+    SEPARATOR,
+    Action("toggle_play", "Play / pause cine (loops)", "Go", ("Space",), needs_sweep=True),
+    Action("cancel_scoring", "Stop scoring (the scores so far stay)", "Go", ("Esc",)),
+    Action("show_shortcuts", "Keyboard shortcuts", "Help", ("F1",)),
+    Action("show_about", "About fetal-iqa", "Help"),
+)
+
+SHORTCUTS = tuple(a for a in ACTIONS if isinstance(a, Action) and a.keys)
+MENUS = ("File", "View", "Go", "Help")

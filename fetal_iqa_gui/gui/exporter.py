@@ -1,0 +1,137 @@
+"""The window's exports: which frames, where to, asked once; the writing runs in a worker with
+progress and cancel. What a frame's export holds is the core's (`ScoredSweep.export`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
+
+from ..errors import FetalIqaError
+from . import settings as stored
+from .state import ViewerState
+from .workers import ExportThread
+
+CONFIRM_ABOVE = 20  # frames: larger exports are confirmed first
+
+
+class Exporter(QObject):
+    status = Signal(str)
+    alert = Signal(str, str)  # title, message
+    finished = Signal(object)  # ExportReport
+
+    def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: QWidget):
+        super().__init__(parent)
+        self.state, self.settings, self.window = state, settings, parent
+        self.thread: ExportThread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def export_folder_text(self) -> str:
+        return self.settings.export_dir or "not set (the first quick export asks)"
+
+    # -- the four exports ------------------------------------------------------------------
+
+    def quick_export(self) -> None:
+        """The current frame into the export folder, asked once; a name taken gets -2, -3, ..."""
+        folder = Path(self.settings.export_dir) if self.settings.export_dir else self.ask_folder()
+        if folder is not None:
+            self.export([self.state.frame], folder, rename=True)
+
+    def export_current(self) -> None:
+        self.export([self.state.frame])
+
+    def export_best(self) -> None:
+        bests = [best for best in self.state.scored.best_per_sweep() if best.candidate]
+        if not bests:
+            self.status.emit("No frame is scored yet: nothing to export.")
+            return
+        below = [best.sweep for best in bests if not best.good]
+        if below and not self.confirm(
+                f"{len(below)} of {len(bests)} sweeps have no good frame (sweep "
+                f"{', '.join(map(str, below))}). Export their top frames anyway, marked "
+                "'below-threshold' in their names?", "Export anyway"):
+            bests = [best for best in bests if best.good]
+        self.export([best.frame for best in bests])
+
+    def export_good(self) -> None:
+        frames = [int(f) for f in self.state.scored.good_frames()]
+        if not frames:
+            self.status.emit(f"No frame reaches the threshold {self.state.threshold:.3f}: nothing to export.")
+            return
+        if len(frames) > CONFIRM_ABOVE and not self.confirm(
+                f"Export all {len(frames)} good frames (a PNG and a sidecar each)?", "Export"):
+            return
+        self.export(frames)
+
+    def export_csv(self) -> None:
+        sweep = self.state.sweep
+        default = Path(self.settings.export_dir or Path.home()) / f"{sweep.case_id}_scores.csv"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export scores", str(default), "CSV (*.csv)")
+        if not path:
+            return
+        if Path(path).resolve() == sweep.source.resolve():
+            self.alert.emit("Export", f"'{path}' is the sweep itself; choose another name.")
+            return
+        try:  # the dialog has asked before replacing a file
+            self.state.scored.write_csv(path, overwrite=True)
+            self.status.emit(f"Scores written to {path}.")
+        except FetalIqaError as error:
+            self.alert.emit("Export", str(error))
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def ask_folder(self) -> Path | None:
+        start = self.settings.export_dir or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self.window, "Export to folder", start)
+        if not folder:
+            return None
+        self.settings.export_dir = folder
+        stored.save_settings(self.settings)
+        return Path(folder)
+
+    def confirm(self, question: str, yes: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Export", question, parent=self.window)
+        accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is accept
+
+    def export(self, frames: list[int], folder: Path | None = None, rename: bool = False) -> None:
+        """Export frames in the background; the result is told in the status bar (and an alert on problems)."""
+        if self.busy:
+            self.status.emit("An export is running; wait for it or cancel it.")
+            return
+        padding = [f for f in frames if self.state.sweep.layout.padding[f]]
+        if padding and len(padding) == len(frames):  # say so before asking for a folder
+            self.alert.emit("Export", f"Frame {padding[0] + 1} is padding, not an image; nothing was exported.")
+            return
+        folder = folder or self.ask_folder()
+        if folder is None:
+            return
+        self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
+                                   rename, self)
+        self.thread.done.connect(self._done)
+        if len(frames) > 1:
+            dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)
+            dialog.setWindowModality(Qt.WindowModality.NonModal)
+            dialog.setMinimumDuration(500)
+            dialog.canceled.connect(self.thread.requestInterruption)
+            self.thread.progress.connect(lambda done, total: dialog.setValue(done))
+            self.thread.finished.connect(dialog.deleteLater)
+        self.status.emit(f"Exporting to {folder}…")
+        self.thread.start()
+
+    def _done(self, report, folder: Path) -> None:
+        message = report.message(folder)
+        self.status.emit(message)
+        if report.problems:
+            self.alert.emit("Export", message)
+        self.finished.emit(report)
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.thread.requestInterruption()

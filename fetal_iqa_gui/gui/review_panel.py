@@ -1,0 +1,86 @@
+"""The side panel: each sweep's best frame, the threshold, the AC of the frame, window/level."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from .best_frames_widget import BestFramesWidget
+from .frame_view import FULL_LEVELS
+from .state import ViewerState
+
+FULL_WINDOW = FULL_LEVELS[1] - FULL_LEVELS[0]
+MID_LEVEL = (FULL_LEVELS[0] + FULL_LEVELS[1] + 1) // 2
+
+
+class ReviewPanel(QWidget):
+    levels_changed = Signal(float, float)  # low, high grey levels of the display
+    editing_done = Signal()  # a field was committed: the keys go back to the frame
+
+    def __init__(self, state: ViewerState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.best_frames = BestFramesWidget(state)
+        # the value is committed on Enter or leaving the box, not per keystroke: typing 0.45 must not
+        # pass through 0.4 (and get rewritten by the state's echo) on its way
+        self.threshold_box = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01,
+                                            keyboardTracking=False)
+        self.threshold_box.setAccessibleName("Threshold")
+        self.threshold_box.setToolTip("Score a frame must reach to count as good (Enter applies)")
+        self.threshold_box.valueChanged.connect(state.set_threshold)
+        self.threshold_box.editingFinished.connect(self.editing_done)
+        state.threshold_changed.connect(self._show_threshold)
+        self.ac_label = QLabel()
+        self.ac_label.setAccessibleName("Abdominal circumference")
+        self.ac_label.setWordWrap(True)
+        self.window_box = QSpinBox(minimum=1, maximum=FULL_WINDOW, value=FULL_WINDOW, prefix="W ",
+                                   keyboardTracking=False)
+        self.level_box = QSpinBox(minimum=FULL_LEVELS[0], maximum=FULL_LEVELS[1], value=MID_LEVEL, prefix="L ",
+                                  keyboardTracking=False)
+        for box, name in ((self.window_box, "Window"), (self.level_box, "Level")):
+            box.setAccessibleName(name)
+            box.setToolTip(f"Display {name.lower()} (grey levels; or right-drag on the image); "
+                           "the exported pixels are unchanged")
+            box.valueChanged.connect(self._apply_levels)
+            box.editingFinished.connect(self.editing_done)
+        reset = QPushButton("Reset")
+        reset.setToolTip("Reset window/level to the full range (R)")
+        reset.clicked.connect(self.reset_levels)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Best frame per sweep</b>"))
+        layout.addWidget(self.best_frames)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Threshold"))
+        row.addWidget(self.threshold_box)
+        layout.addLayout(row)
+        layout.addWidget(self.ac_label)
+        levels = QHBoxLayout()
+        for widget in (self.window_box, self.level_box, reset):
+            levels.addWidget(widget)
+        layout.addLayout(levels)
+
+    def _show_threshold(self, value: float) -> None:
+        self.threshold_box.blockSignals(True)  # showing the state's value is not a new choice
+        self.threshold_box.setValue(value)
+        self.threshold_box.blockSignals(False)
+
+    def _apply_levels(self) -> None:
+        half = self.window_box.value() / 2
+        self.levels_changed.emit(self.level_box.value() - half, self.level_box.value() + half)
+
+    def drag_levels(self, window_change: float, level_change: float) -> None:
+        """Right-drag on the image: move window and level as the boxes would."""
+        self.window_box.setValue(round(self.window_box.value() + window_change))
+        self.level_box.setValue(round(self.level_box.value() + level_change))
+
+    def reset_levels(self) -> None:
+        self.window_box.setValue(FULL_WINDOW)
+        self.level_box.setValue(MID_LEVEL)
+        self.levels_changed.emit(*FULL_LEVELS)
+
+    def show_measurement(self, measurement, has_masks: bool) -> None:
+        if measurement is None:
+            self.ac_label.setText("AC: no abdomen mask on this frame" if has_masks else "")
+        else:
+            self.ac_label.setText(f"<b>AC {measurement.ac_mm:.1f} mm</b> (ellipse fit {measurement.fit_quality})")

@@ -1,0 +1,194 @@
+"""Opening and scoring sweeps off the GUI thread, without ever waiting for a thread on it.
+
+A cancel only asks the scoring thread to stop after its batch; a new sweep or new settings start
+their scoring once the old thread has finished. Signals of threads that no longer match the sweep
+on screen are dropped, so a late batch never lands on the wrong sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from ..model.loading import ModelSpec
+from ..scoring import EngineSettings
+from ..sweep import SUPPORTED_DESCRIPTION
+from . import settings as stored
+from .state import ViewerState
+from .workers import LoadThread, ScoringThread
+
+log = logging.getLogger(__name__)
+
+
+class ScoringSession(QObject):
+    status = Signal(str)  # a line for the status bar
+    progress = Signal(int, int)  # done, total; total 0: busy without a measure; total -1: idle
+    alert = Signal(str, str)  # title, message: something the user must see
+    opened = Signal(object)  # the Sweep now on screen
+    scoring_changed = Signal(bool)  # whether a scoring thread is running
+
+    def __init__(self, state: ViewerState, settings: stored.AppSettings, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.settings = settings
+        self.demo_mode = False  # the demo sweep always runs the demo model, whatever the settings say
+        self.engine = None
+        self.loader: LoadThread | None = None
+        self.scorer: ScoringThread | None = None
+        self._start_when_idle = False
+        self._threads: set[QThread] = set()  # every thread still running, for a clean close
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def open(self, path: Path | None) -> None:
+        """Open a sweep file, or (None) the demo sweep; the sweep on screen stays until it is loaded."""
+        self.loader = LoadThread(path, self)
+        self.loader.loaded.connect(partial(self._on_loaded, self.loader))
+        self.loader.failed.connect(partial(self._on_load_failed, self.loader))
+        self.status.emit(f"Opening {path.name if path else 'the demo sweep'}…")
+        self.progress.emit(0, 0)
+        self._run(self.loader)
+
+    def _on_loaded(self, loader: LoadThread, sweep) -> None:
+        if loader is not self.loader:
+            return  # the user opened something else meanwhile
+        self.demo_mode = loader.is_demo
+        self.state.set_sweep(sweep)
+        self.opened.emit(sweep)
+        if sweep.source.exists() and not loader.is_demo:
+            stored.add_recent_file(str(sweep.source))
+        self.rescore()
+
+    def _on_load_failed(self, loader: LoadThread, message: str) -> None:
+        if loader is not self.loader:
+            return
+        log.warning(message)
+        self.progress.emit(0, -1)
+        self.status.emit(message)
+        if loader.is_demo:
+            self.alert.emit("Cannot open the demo sweep", message)
+        else:
+            self.alert.emit("Cannot open the file", f"{message}\n\nSupported: {SUPPORTED_DESCRIPTION}.")
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def model_spec(self) -> ModelSpec:
+        s = self.settings
+        if s.adapter and not self.demo_mode:
+            return ModelSpec(weights=Path(s.weights) if s.weights else None,
+                             config=Path(s.config) if s.config else None, adapter=Path(s.adapter))
+        return ModelSpec.demo_model(s.demo_task)
+
+    def engine_settings(self) -> EngineSettings:
+        cores = os.cpu_count() or 1
+        threads = cores - 1 if cores >= 4 else cores  # keep a core for the window where there are enough
+        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None, threads)
+
+    @property
+    def is_scoring(self) -> bool:
+        return self.scorer is not None and self.scorer.isRunning()
+
+    def rescore(self) -> None:
+        """Score the sweep on screen with the current settings, once any earlier scoring has stopped."""
+        if self.state.sweep is None:
+            return
+        if self.is_scoring:
+            self._start_when_idle = True
+            self.cancel(quiet=True)
+            self.status.emit("Stopping the previous scoring…")
+            return
+        self._start_when_idle = False
+        self.scorer = ScoringThread(self.state.sweep, self.model_spec(), self.engine_settings(), self)
+        self.scorer.ready.connect(partial(self._on_ready, self.scorer))
+        self.scorer.batch_ready.connect(partial(self._on_batch, self.scorer))
+        self.scorer.failed.connect(partial(self._on_failed, self.scorer))
+        self.scorer.notice.connect(partial(self._on_notice, self.scorer))
+        self.status.emit("Loading the model…")
+        self.progress.emit(0, 0)
+        self._run(self.scorer)
+        self.scoring_changed.emit(True)
+
+    def cancel(self, quiet: bool = False) -> None:
+        """Ask scoring to stop after its current batch; never waits."""
+        if self.is_scoring and not self.scorer.isInterruptionRequested():
+            self.scorer.requestInterruption()
+            if not quiet:
+                self.status.emit("Stopping after the current batch…")
+
+    def _current(self, thread: ScoringThread) -> bool:
+        return thread is self.scorer and thread.sweep is self.state.sweep and not self._start_when_idle
+
+    def _on_ready(self, thread: ScoringThread, engine, scored) -> None:
+        if not self._current(thread):
+            return
+        self.engine = engine
+        previous = self.state.model
+        if previous is not None and previous.identity == scored.model.identity:
+            threshold = self.state.threshold  # the same model on another device: the user's threshold stays
+        else:
+            threshold = self.settings.threshold or None
+        self.state.set_scored(scored, threshold)
+        self.progress.emit(scored.n_scored, self.state.sweep.layout.n_images)
+
+    def _on_batch(self, thread: ScoringThread, batch, throughput) -> None:
+        if not self._current(thread):
+            return
+        self.state.add_scores(batch.frames, batch.scores, batch.masks)
+        done, images = self.state.scored_count, self.state.sweep.layout.n_images
+        self.progress.emit(done, images)
+        if thread.isInterruptionRequested():
+            return  # "Stopping…" stays until the thread has finished
+        left = throughput.seconds_left
+        self.status.emit(f"{self.engine.model.name} | {self.engine.description} | scored {done}/{images} | "
+                         f"{throughput.frames_per_second:.1f} frames/s" + (f" | {left:.0f} s left" if left else ""))
+
+    def _on_failed(self, thread: ScoringThread, message: str) -> None:
+        if thread is not self.scorer:
+            return
+        log.warning(message)
+        self.status.emit(message)
+        self.alert.emit("Scoring", message)
+
+    def _on_notice(self, thread: ScoringThread, text: str) -> None:
+        if self._current(thread):
+            self.status.emit(text)
+
+    def _finished(self, thread: QThread) -> None:
+        self._threads.discard(thread)
+        if thread is not self.scorer:
+            return
+        self.scoring_changed.emit(False)
+        if self._start_when_idle:
+            self.rescore()
+            return
+        self.progress.emit(0, -1)
+        if self.state.scored is None or self.state.model is None or self.engine is None:
+            return
+        scored = self.state.scored
+        images = scored.sweep.layout.n_images
+        summary = f"{self.engine.model.name} | {self.engine.description} | scored {scored.n_scored}/{images}"
+        if scored.n_scored < images:
+            summary += " (stopped: the scores so far are kept)"
+        best = scored.best_frame()
+        if best:
+            summary += f" | best frame {best.frame} ({best.score:.3f})"
+        self.status.emit(summary)
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _run(self, thread: QThread) -> None:
+        self._threads.add(thread)
+        thread.finished.connect(partial(self._finished, thread))
+        thread.start()
+
+    def shutdown(self) -> None:
+        """The window is closing: stop everything, and wait (at most a batch) so no thread outlives it."""
+        self._start_when_idle = False
+        for thread in list(self._threads):
+            thread.requestInterruption()
+        for thread in list(self._threads):
+            thread.wait()
