@@ -148,8 +148,9 @@ class FrameView(pg.GraphicsLayoutWidget):
     def _describe(self, frame: int, padding: bool) -> None:
         sweep = self.state.sweep
         slot = sweep.layout.sweep_of(frame)
-        text = (f"Frame {frame + 1}/{sweep.n_frames} · sweep {slot.number}/{len(sweep.layout.slots)}, "
-                f"frame {frame - slot.start + 1}/{len(slot)}")
+        # frame numbers count from 0, as on the timeline and in every export; the ranges say so
+        text = (f"Frame {frame} [0–{sweep.n_frames - 1}] · sweep {slot.number} of {len(sweep.layout.slots)}, "
+                f"frame {frame - slot.start} [0–{len(slot) - 1}] in the sweep")
         score = self.state.score
         if padding:
             text += "<br>Padding (no image, not scored)"

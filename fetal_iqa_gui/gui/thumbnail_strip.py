@@ -32,7 +32,7 @@ class ThumbnailStrip(QListWidget):
         self.setWrapping(False)
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(QSize(THUMB_PX, THUMB_PX))
-        self.setSpacing(4)
+        self.setGridSize(QSize(THUMB_PX + 24, THUMB_PX + 40))
         self.setFixedHeight(THUMB_PX + 52)
         self.shown: dict[int, int | None] = {}  # sweep number -> the frame its thumbnail shows
         self.currentItemChanged.connect(self._go)
@@ -68,7 +68,7 @@ class ThumbnailStrip(QListWidget):
                 self.shown[slot.number] = best.frame
             mark = "✔" if best.good else "✘"
             item.setText(f"Sweep {slot.number}\n{mark} {best.candidate.score:.2f}")
-            item.setToolTip(f"Sweep {slot.number}: frame {best.frame + 1}, score {best.candidate.score:.3f}, "
+            item.setToolTip(f"Sweep {slot.number}: frame {best.frame}, score {best.candidate.score:.3f}, "
                             + ("good" if best.good else "below the threshold: no good frame in this sweep"))
             item.setData(Qt.ItemDataRole.UserRole, best.frame)
 
