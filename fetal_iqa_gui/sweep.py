@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from . import headers
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,10 @@ DEFAULT_SPACING_MM = 0.28
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
 SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICOM (file or folder), PNG or JPEG"
+
+# ITK's readers for the formats above; any other reader could follow references to files we never check
+_IMAGE_IOS = ("MetaImageIO", "NrrdImageIO", "NiftiImageIO", "GDCMImageIO", "PNGImageIO", "JPEGImageIO", "BMPImageIO",
+              "TIFFImageIO")
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frames' worth
@@ -164,9 +171,12 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
     by default an 840-frame volume has 6 and anything else one.
     """
     path = Path(path)
-    image = _read_image(path)
-    spacing = _in_plane_spacing(image)
-    frames = _to_uint8_frames(image, path)
+    try:
+        image = _read_image(path)
+        spacing = _in_plane_spacing(image)
+        frames = _to_uint8_frames(image, path)
+    except OSError as error:
+        raise _unreadable(path, error) from None
     del image  # keep at most one extra copy of a case alive
     if frames.size == 0:
         raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
@@ -184,20 +194,63 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
 
 
 def _read_image(path: Path) -> sitk.Image:
-    if not path.exists():
-        raise SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
+    info = _probe(path)
+    mode = info.st_mode
     if not os.access(path, os.R_OK):
         raise SweepLoadError(path, "you do not have permission to read it",
                              "Copy it somewhere you can read, or ask your administrator.")
-    if path.is_dir():
+    if stat.S_ISDIR(mode):
         return _read_dicom_folder(path)
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(mode):
+        raise SweepLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
+                             "Open the sweep file itself.")
+    if info.st_size == 0:
         raise SweepLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
+    reader = _read_header(path)
     try:
-        return sitk.ReadImage(str(path))
+        return reader.Execute()
     except RuntimeError as error:
         log.debug("ITK could not read %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
+
+
+def _probe(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: OSError) -> SweepLoadError:
+    """An OS error while looking at a file, in words (never a traceback)."""
+    if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+        return SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
+    if isinstance(error, PermissionError):  # stat() needs no permission on the file, only on its folders
+        return SweepLoadError(path, "you do not have permission to open the folder it is in",
+                              "Copy it somewhere you can read, or ask your administrator.")
+    return SweepLoadError(path, f"it could not be read ({error.strerror or error})", "Check the path and the disk.")
+
+
+def _read_header(path: Path) -> sitk.ImageFileReader:
+    """A reader for `path` that has read its header, after checking every file the header names.
+
+    Nothing but the header is opened here; pixels are decoded only by `Execute()`.
+    """
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    io_name = reader.GetImageIOFromFileName(str(path))
+    if io_name not in _IMAGE_IOS:
+        raise _unknown_format(path)
+    reader.SetImageIO(io_name)
+    try:
+        headers.check_data_files(path, io_name)
+        reader.ReadImageInformation()
+    except headers.RefusedHeader as error:
+        raise SweepLoadError(path, error.problem, error.advice) from None
+    except RuntimeError as error:
+        log.debug("ITK could not read the header of %s: %s", path, error)
+        raise _explain_itk_error(path, str(error)) from None
+    return reader
 
 
 def _read_dicom_folder(path: Path) -> sitk.Image:
@@ -227,44 +280,22 @@ def _read_dicom_folder(path: Path) -> sitk.Image:
                              "Check that the export from the scanner completed.") from None
 
 
+def _unknown_format(path: Path) -> SweepLoadError:
+    if not path.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
+        return SweepLoadError(path, "it is not an image format fetal-iqa can read", f"Supported: {SUPPORTED_DESCRIPTION}.")
+    return SweepLoadError(path, "its header is not valid for its format",
+                          "The file may be damaged or mislabelled; export it again.")
+
+
 def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
     lowered = detail.lower()
-    name = path.name.lower()
     if "unable to determine imageio reader" in lowered or "could not create io object" in lowered:
-        if not name.endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
-            return SweepLoadError(path, "it is not an image format fetal-iqa can read",
-                                  f"Supported: {SUPPORTED_DESCRIPTION}.")
-        return SweepLoadError(path, "its header is not valid for its format",
-                              "The file may be damaged or mislabelled; export it again.")
-    if name.endswith((".mha", ".mhd")) and not _metaimage_header_ok(path):
-        return SweepLoadError(path, "its header is not valid for its format",
-                              "The file may be damaged or mislabelled; export it again.")
+        return _unknown_format(path)
     if any(word in lowered for word in ("header", "dimsize", "ndims", "objecttype")):
         return SweepLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
     return SweepLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
                           "The copy may be incomplete; copy or export it again.")
-
-
-_MET_TYPES = {"MET_UCHAR", "MET_CHAR", "MET_USHORT", "MET_SHORT", "MET_UINT", "MET_INT", "MET_ULONG", "MET_LONG",
-              "MET_ULONG_LONG", "MET_LONG_LONG", "MET_FLOAT", "MET_DOUBLE"}
-
-
-def _metaimage_header_ok(path: Path) -> bool:
-    """Whether a MetaImage header names a known pixel type and one size per dimension."""
-    fields = {}
-    with open(path, "rb") as file:
-        for raw in file.read(4096).split(b"\n"):
-            key, _, value = raw.decode("latin-1").partition("=")
-            fields[key.strip()] = value.strip()
-            if key.strip() == "ElementDataFile":
-                break
-    try:
-        dims = int(fields.get("NDims", "0"))
-        sizes = fields.get("DimSize", "").split()
-    except ValueError:
-        return False
-    return fields.get("ElementType") in _MET_TYPES and dims > 0 and len(sizes) == dims
 
 
 def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
