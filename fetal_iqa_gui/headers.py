@@ -1,11 +1,12 @@
-"""What a header says, checked before ITK reads anything else: the files it names.
+"""What a header says, checked before ITK reads anything else: the files it names, the size it declares.
 
 A MetaImage (.mhd/.mha) or NRRD (.nhdr/.nrrd) header may keep its pixels in another file that it
 names, and an Analyze/NIfTI .hdr keeps them in the .img beside it. ITK opens whatever is named:
 `/etc/passwd` (whose bytes would then be scored and exported), a FIFO (which blocks forever),
 `/dev/urandom` (which never ends). So the header is read here first, at most HEADER_LIMIT bytes,
 and every file it names must be a regular file inside the header's own folder; a header that
-could be read in two ways is refused rather than guessed at.
+could be read in two ways is refused rather than guessed at. Then the size the header declares
+must fit a memory budget, so that a small compressed file cannot make us allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import re
 import stat
 from pathlib import Path
 
+import SimpleITK as sitk
+
 HEADER_LIMIT = 64 * 1024  # real headers are well under 1 kB
+# Refused before decoding: no ultrasound frame is larger or narrower (and pad_to_square would square it)
+MAX_FRAME_SIDE = 8192
+MAX_ASPECT_RATIO = 20
+MEMORY_BUDGET_CAP = 16 * 2**30  # bytes: more than any sweep needs, however much memory there is
 
 DAMAGED = "The file may be damaged or mislabelled; export it again."
 KEEP_TOGETHER = "Save the sweep as one .mha or .nrrd file, or keep its data file in the header's folder."
@@ -81,6 +88,58 @@ def special_file_kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a pipe (FIFO), which could block forever"
     return "a device or socket"
+
+
+def default_memory_budget() -> int:
+    """Half the physical memory, and half of any address-space limit on this process, at most MEMORY_BUDGET_CAP."""
+    limits = [MEMORY_BUDGET_CAP]
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
+    except (AttributeError, ValueError, OSError):  # no sysconf on Windows
+        pass
+    try:
+        import resource
+        soft_limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft_limit != resource.RLIM_INFINITY:
+            limits.append(soft_limit // 2)
+    except ImportError:  # Windows
+        pass
+    return min(limits)
+
+
+def check_declared_size(reader: sitk.ImageFileReader, budget: int, slices: int = 1) -> None:
+    """Refuse, from the header alone, a shape fetal-iqa does not open or a size beyond the memory budget.
+
+    `slices` is the number of files of a DICOM series whose first file `reader` read.
+    """
+    size = reader.GetSize()
+    volume = size[:3] if len(size) == 4 and size[3] == 1 else size  # one time point of 4-D is a volume
+    if len(volume) not in (2, 3):
+        raise RefusedHeader(f"it is a {len(size)}-D image with size {size}",
+                            "fetal-iqa opens 2-D frames over time (a 3-D volume) or a single 2-D frame.")
+    components = reader.GetNumberOfComponents()
+    if components not in (1, 3, 4):
+        raise RefusedHeader(f"its pixels have {components} components",
+                            "Only greyscale, RGB and RGBA images can be converted to grey.")
+    width, height = volume[0], volume[1]
+    frames = slices * (volume[2] if len(volume) == 3 else 1)
+    if 0 in (width, height, frames):
+        raise RefusedHeader("the image is empty (it has no pixels)", "Choose another file.")
+    if max(width, height) > MAX_FRAME_SIDE or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise RefusedHeader(f"its frames are {width} x {height} px, not an ultrasound picture (fetal-iqa opens "
+                            f"frames of at most {MAX_FRAME_SIDE} px a side and {MAX_ASPECT_RATIO}:1 in shape)",
+                            "The header may be damaged; export the file again.")
+    # bytes per pixel of this pixel type, from ITK itself (a one-pixel image)
+    pixel_bytes = sitk.GetArrayViewFromImage(sitk.Image([1, 1], reader.GetPixelID(), components)).nbytes
+    needed = frames * height * width * (pixel_bytes + 1)  # ITK's image and our uint8 copy of it
+    if needed > budget:
+        raise RefusedHeader(f"it would need {_bytes_text(needed)} of memory to open ({frames} frames of "
+                            f"{width} x {height} px), more than the {_bytes_text(budget)} allowed",
+                            "Open it on a computer with more memory, or export a shorter recording.")
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def _head(path: Path) -> tuple[list[bytes], bool]:

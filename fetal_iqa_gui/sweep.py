@@ -164,22 +164,25 @@ def hash_frames(frames: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
+def load_sweep(path: str | os.PathLike, sweeps: int | None = None, memory_budget: int | None = None) -> Sweep:
     """Open any supported file or DICOM folder as a `Sweep`; raise `SweepLoadError` otherwise.
 
     `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder);
-    by default an 840-frame volume has 6 and anything else one.
+    by default an 840-frame volume has 6 and anything else one. A file whose pixels (plus our
+    uint8 copy) would need more than `memory_budget` bytes (default: `headers.default_memory_budget()`)
+    is refused before anything is decoded.
     """
     path = Path(path)
+    budget = headers.default_memory_budget() if memory_budget is None else memory_budget
     try:
-        image = _read_image(path)
+        image = _read_image(path, budget)
         spacing = _in_plane_spacing(image)
-        frames = _to_uint8_frames(image, path)
+        frames = _to_uint8_frames(image)
     except OSError as error:
         raise _unreadable(path, error) from None
+    except MemoryError:
+        raise _no_memory(path) from None
     del image  # keep at most one extra copy of a case alive
-    if frames.size == 0:
-        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
     padding = find_padding(frames)
     if padding.all():
         raise SweepLoadError(path, "every frame is blank (all pixels are zero)",
@@ -193,20 +196,20 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
     return Sweep(frames, spacing, path, hash_frames(frames), layout)
 
 
-def _read_image(path: Path) -> sitk.Image:
+def _read_image(path: Path, budget: int) -> sitk.Image:
     info = _probe(path)
     mode = info.st_mode
     if not os.access(path, os.R_OK):
         raise SweepLoadError(path, "you do not have permission to read it",
                              "Copy it somewhere you can read, or ask your administrator.")
     if stat.S_ISDIR(mode):
-        return _read_dicom_folder(path)
+        return _read_dicom_folder(path, budget)
     if not stat.S_ISREG(mode):
         raise SweepLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
                              "Open the sweep file itself.")
     if info.st_size == 0:
         raise SweepLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
-    reader = _read_header(path)
+    reader = _read_header(path, budget)
     try:
         return reader.Execute()
     except RuntimeError as error:
@@ -231,10 +234,12 @@ def _unreadable(path: Path, error: OSError) -> SweepLoadError:
     return SweepLoadError(path, f"it could not be read ({error.strerror or error})", "Check the path and the disk.")
 
 
-def _read_header(path: Path) -> sitk.ImageFileReader:
-    """A reader for `path` that has read its header, after checking every file the header names.
+def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | None = None) -> sitk.ImageFileReader:
+    """A reader for `path` that has read its header, after checking every file the header names,
+    then checked the size the header declares (`slices` files of it, a DICOM series).
 
-    Nothing but the header is opened here; pixels are decoded only by `Execute()`.
+    Nothing but the header is opened here; pixels are decoded only by `Execute()`. A refusal
+    names `refused_as` (a DICOM folder) if given.
     """
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -245,15 +250,16 @@ def _read_header(path: Path) -> sitk.ImageFileReader:
     try:
         headers.check_data_files(path, io_name)
         reader.ReadImageInformation()
+        headers.check_declared_size(reader, budget, slices)
     except headers.RefusedHeader as error:
-        raise SweepLoadError(path, error.problem, error.advice) from None
+        raise SweepLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:
         log.debug("ITK could not read the header of %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
     return reader
 
 
-def _read_dicom_folder(path: Path) -> sitk.Image:
+def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     try:
         series = reader.GetGDCMSeriesIDs(str(path))
@@ -263,14 +269,15 @@ def _read_dicom_folder(path: Path) -> sitk.Image:
         # a folder may hold one multi-frame DICOM file instead of a series of slices
         candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".dicom", ""))
         if len(candidates) == 1:
-            return _read_image(candidates[0])
+            return _read_image(candidates[0], budget)
         raise SweepLoadError(path, "the folder contains no DICOM series",
                              "Choose a folder of DICOM files, or open a single sweep file.")
     if len(series) > 1:
         log.warning("%s holds %d DICOM series; opening the first", path, len(series))
     names = reader.GetGDCMSeriesFileNames(str(path), series[0])
     if len(names) == 1:
-        return _read_image(Path(names[0]))
+        return _read_image(Path(names[0]), budget)
+    _read_header(Path(names[0]), budget, slices=len(names), refused_as=path)
     reader.SetFileNames(names)
     try:
         return reader.Execute()
@@ -287,10 +294,16 @@ def _unknown_format(path: Path) -> SweepLoadError:
                           "The file may be damaged or mislabelled; export it again.")
 
 
+def _no_memory(path: Path) -> SweepLoadError:
+    return SweepLoadError(path, "there is not enough free memory to open it", "Close other programs and try again.")
+
+
 def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
     lowered = detail.lower()
     if "unable to determine imageio reader" in lowered or "could not create io object" in lowered:
         return _unknown_format(path)
+    if "failed to allocate memory" in lowered:
+        return _no_memory(path)
     if any(word in lowered for word in ("header", "dimsize", "ndims", "objecttype")):
         return SweepLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
@@ -307,22 +320,11 @@ def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
     return (sx, sy)
 
 
-def _to_uint8_frames(image: sitk.Image, path: Path) -> np.ndarray:
-    dimension = image.GetDimension()
+def _to_uint8_frames(image: sitk.Image) -> np.ndarray:
+    """(frames, height, width) uint8 of an image whose shape `headers.check_declared_size` accepted."""
+    if image.GetDimension() == 4:
+        image = image[:, :, :, 0]
     components = image.GetNumberOfComponentsPerPixel()
-    size = image.GetSize()
-    if dimension not in (2, 3):
-        # a 4-D image with a single time point is still a 3-D volume
-        if dimension == 4 and size[3] == 1:
-            image = image[:, :, :, 0]
-        else:
-            raise SweepLoadError(path, f"it is a {dimension}-D image with size {size}",
-                                 "fetal-iqa opens 2-D frames over time (a 3-D volume) or a single 2-D frame.")
-    if 0 in image.GetSize():
-        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
-    if components not in (1, 3, 4):
-        raise SweepLoadError(path, f"its pixels have {components} components",
-                             "Only greyscale, RGB and RGBA images can be converted to grey.")
     view = sitk.GetArrayViewFromImage(image)  # no copy: (z, y, x[, c]) or (y, x[, c])
     if image.GetDimension() == 2:
         view = view[np.newaxis]

@@ -11,6 +11,7 @@ import os
 import resource
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 import SimpleITK as sitk
 
 import fetal_iqa_gui
+from fetal_iqa_gui import headers
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.sweep import SweepLoadError, load_sweep
 
@@ -39,6 +41,28 @@ def nrrd(path, data_file, size=(4, 4, 2)):
 
 
 HEADERS = {"mhd": metaimage, "nhdr": nrrd}
+
+
+def zlib_zeros(n_bytes, piece):
+    """A valid zlib stream of `n_bytes` zeros, one compressed `piece` repeated (zlib itself takes ~30 s for 3 GB).
+
+    After a full flush deflate starts afresh, so each piece compresses to the same bytes; an empty
+    final block and the Adler-32 of zeros (a = 1, b = n mod 65521) close the stream.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(piece)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    adler = (n_bytes % 65521) << 16 | 1
+    return b"\x78\xda" + block * (n_bytes // piece) + b"\x03\x00" + adler.to_bytes(4, "big")
+
+
+def compressed_bomb(path, size=(1500, 1000, 2000)):
+    """A MetaImage of about 3 MB whose zeros decompress to size[0] * size[1] * size[2] bytes (3 GB)."""
+    frame = size[0] * size[1]
+    data = zlib_zeros(frame * size[2], frame)
+    header = (f"ObjectType = Image\nNDims = 3\nDimSize = {size[0]} {size[1]} {size[2]}\nElementType = MET_UCHAR\n"
+              f"CompressedData = True\nCompressedDataSize = {len(data)}\nElementDataFile = LOCAL\n")
+    path.write_bytes(header.encode() + data)
+    return path
 
 
 def assert_refused(path, expected, **kwargs):
@@ -168,6 +192,48 @@ def test_a_fifo_as_data_file_does_not_hang(folder, kind):
 def test_a_fifo_named_directly_does_not_hang(folder):
     os.mkfifo(folder / "case.mha")
     assert_bounded_refusal(folder / "case.mha", "it is not a regular file (it is a pipe (FIFO)")
+
+
+# --- declared sizes: refused before decoding --------------------------------------------------------
+
+def test_a_small_compressed_file_declaring_gigabytes_is_refused_with_bounded_memory(tmp_path):
+    bomb = compressed_bomb(tmp_path / "bomb.mha")
+    assert bomb.stat().st_size < 4e6
+    # half the subprocess's address space is the budget: 6 GB (3 GB of pixels and our copy) is refused
+    assert_bounded_refusal(bomb, "it would need 6.0 GB of memory to open (2000 frames of 1500 x 1000 px), "
+                                 "more than the 1.6 GB allowed")
+
+
+def test_the_default_budget_is_half_the_physical_memory(tmp_path, monkeypatch):
+    pages = {"SC_PHYS_PAGES": 2 * 2**20, "SC_PAGE_SIZE": 4096}  # a computer with 8 GiB
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert headers.default_memory_budget() == 4 * 2**30  # checked first: the bomb must not be decoded here
+    assert_refused(compressed_bomb(tmp_path / "bomb.mha"), "it would need 6.0 GB of memory to open "
+                   "(2000 frames of 1500 x 1000 px), more than the 4.3 GB allowed")
+
+
+def test_a_good_file_still_opens_within_the_address_space_limit(folder):
+    (folder / "case.raw").write_bytes(PIXELS.tobytes())
+    result = run_cli_bounded("info", nrrd(folder / "case.nhdr", "case.raw"))
+    assert result.returncode == 0 and "frames: 2" in result.stdout, result.stderr
+
+
+def test_the_memory_budget_is_a_parameter(folder, capsys):
+    (folder / "case.raw").write_bytes(b"\0" * 16)  # declared 3 GB, never read
+    header = nrrd(folder / "case.nhdr", "case.raw", (1500, 1000, 2000))
+    assert_refused(header, "it would need 6.0 GB of memory to open (2000 frames of 1500 x 1000 px), "
+                           "more than the 1.1 GB allowed", memory_budget=1_100_000_000)
+
+
+@pytest.mark.parametrize("size,shape", [((300000, 1), "300000 x 1 px"), ((2000, 50), "2000 x 50 px"),
+                                        ((9000, 9000), "9000 x 9000 px")])
+def test_absurd_frame_shapes_are_refused_before_decoding(tmp_path, size, shape, capsys):
+    path = metaimage(tmp_path / "frame.mha", "LOCAL", size)
+    with open(path, "ab") as file:
+        file.write(b"\1" * min(size[0] * size[1], 300000))  # the pixels (truncated if large): never read
+    assert_refused(path, f"its frames are {shape}, not an ultrasound picture")
+    assert_cli_refuses(path, "not an ultrasound picture", capsys)
 
 
 # --- probing: OS errors become messages -------------------------------------------------------------
