@@ -260,6 +260,7 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
 
 
 def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
+    files = _folder_files(path)
     reader = sitk.ImageSeriesReader()
     try:
         series = reader.GetGDCMSeriesIDs(str(path))
@@ -267,24 +268,60 @@ def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
         series = ()
     if not series:
         # a folder may hold one multi-frame DICOM file instead of a series of slices
-        candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".dicom", ""))
+        candidates = [file for file in files if _is_dicom_file(file)]
         if len(candidates) == 1:
             return _read_image(candidates[0], budget)
         raise SweepLoadError(path, "the folder contains no DICOM series",
                              "Choose a folder of DICOM files, or open a single sweep file.")
     if len(series) > 1:
         log.warning("%s holds %d DICOM series; opening the first", path, len(series))
-    names = reader.GetGDCMSeriesFileNames(str(path), series[0])
-    if len(names) == 1:
-        return _read_image(Path(names[0]), budget)
-    _read_header(Path(names[0]), budget, slices=len(names), refused_as=path)
-    reader.SetFileNames(names)
+    names = [reader.GetGDCMSeriesFileNames(str(path), uid) for uid in series]
+    _check_every_file_read(path, files, names)
+    if len(names[0]) == 1:
+        return _read_image(Path(names[0][0]), budget)
+    _read_header(Path(names[0][0]), budget, slices=len(names[0]), refused_as=path)
+    reader.SetFileNames(names[0])
     try:
         return reader.Execute()
     except RuntimeError as error:
         log.debug("ITK could not read the series in %s: %s", path, error)
         raise SweepLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
                              "Check that the export from the scanner completed.") from None
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """The files of a DICOM folder, which GDCM will open: each must be a regular file inside the folder."""
+    files = []
+    for entry in sorted(os.scandir(path), key=lambda entry: entry.name):
+        if entry.is_dir():
+            continue  # GDCM does not look into subfolders
+        reason = headers.why_not_inside(path, entry.name)
+        if reason:
+            raise SweepLoadError(path, f"the folder holds '{entry.name}', which {reason}",
+                                 "Move it out of the folder, or copy the DICOM files into a folder of their own.")
+        files.append(Path(entry.path))
+    return files
+
+
+def _is_dicom_file(file: Path) -> bool:
+    """Named .dcm/.dicom or marked 'DICM' (at byte 128), and not hidden (macOS leaves '._name' files) or DICOMDIR."""
+    if file.name.startswith(".") or file.name.upper() == "DICOMDIR":
+        return False
+    if file.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    with open(file, "rb") as opened:
+        return opened.read(132)[128:] == b"DICM"
+
+
+def _check_every_file_read(path: Path, files: list[Path], series: list[tuple[str, ...]]) -> None:
+    """GDCM leaves a damaged file out of its series: refuse, since every later frame number would shift."""
+    read = {Path(name).name for names in series for name in names}
+    unread = [file.name for file in files if file.name not in read and _is_dicom_file(file)]
+    if unread:
+        shown = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
+        raise SweepLoadError(path, f"{len(unread)} of its {len(read) + len(unread)} DICOM files could not be read "
+                             f"({shown}), so every later frame number would be wrong",
+                             "A file may be damaged or incomplete; export the series again.")
 
 
 def _unknown_format(path: Path) -> SweepLoadError:

@@ -65,6 +65,28 @@ def compressed_bomb(path, size=(1500, 1000, 2000)):
     return path
 
 
+def dicom_series(folder, slices=6):
+    """A DICOM series of `slices` 16 x 16 slices, as test_sweep writes one."""
+    folder.mkdir(exist_ok=True)
+    volume = np.arange(slices * 16 * 16, dtype=np.uint32).reshape(slices, 16, 16) % 250 + 1
+    image = sitk.GetImageFromArray(volume.astype(np.uint8))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for index in range(slices):
+        slice_image = image[:, :, index]
+        slice_image.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.12345")
+        slice_image.SetMetaData("0020|0013", str(index + 1))
+        slice_image.SetMetaData("0020|0032", f"0\\0\\{index}")
+        slice_image.SetMetaData("0008|0060", "US")
+        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
+        writer.Execute(slice_image)
+    return folder
+
+
+def damage(path):
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
 def assert_refused(path, expected, **kwargs):
     with pytest.raises(SweepLoadError) as error:
         load_sweep(path, **kwargs)
@@ -234,6 +256,47 @@ def test_absurd_frame_shapes_are_refused_before_decoding(tmp_path, size, shape, 
         file.write(b"\1" * min(size[0] * size[1], 300000))  # the pixels (truncated if large): never read
     assert_refused(path, f"its frames are {shape}, not an ultrasound picture")
     assert_cli_refuses(path, "not an ultrasound picture", capsys)
+
+
+# --- DICOM series: a damaged slice is not dropped silently --------------------------------------------
+
+def test_a_series_with_a_damaged_slice_is_refused(tmp_path, capsys):
+    folder = dicom_series(tmp_path / "series")
+    damage(folder / "slice003.dcm")
+    assert_refused(folder, "1 of its 6 DICOM files could not be read (slice003.dcm), "
+                           "so every later frame number would be wrong")
+    assert_cli_refuses(folder, "could not be read", capsys)
+
+
+def test_a_two_slice_series_with_a_damaged_slice_is_not_opened_as_one_frame(tmp_path):
+    folder = dicom_series(tmp_path / "series", slices=2)
+    damage(folder / "slice001.dcm")
+    assert_refused(folder, "1 of its 2 DICOM files could not be read")
+
+
+def test_a_series_opens_beside_hidden_and_non_dicom_files(tmp_path):
+    folder = dicom_series(tmp_path / "series", slices=3)
+    (folder / "._slice000.dcm").write_bytes(b"\0" * 4096)  # macOS leaves these on USB sticks
+    (folder / "README.txt").write_text("exported by the scanner")
+    assert load_sweep(folder).n_frames == 3
+
+
+def test_a_series_beyond_the_memory_budget_is_refused_naming_the_folder(tmp_path):
+    folder = dicom_series(tmp_path / "series", slices=3)  # 3 x 16 x 16 uint8 and our copy: 1536 bytes
+    assert_refused(folder, "(3 frames of 16 x 16 px), more than the 0.0 MB allowed", memory_budget=1000)
+
+
+def test_a_dicom_folder_holding_a_fifo_does_not_hang(tmp_path):
+    folder = dicom_series(tmp_path / "series", slices=3)
+    os.mkfifo(folder / "slice999.dcm")
+    assert_bounded_refusal(folder, "the folder holds 'slice999.dcm', which is not a regular file")
+
+
+def test_a_dicom_folder_with_a_link_out_is_refused(tmp_path):
+    folder = dicom_series(tmp_path / "series", slices=3)
+    dicom_series(tmp_path / "other", slices=1)
+    (folder / "extra.dcm").symlink_to(tmp_path / "other" / "slice000.dcm")
+    assert_refused(folder, "the folder holds 'extra.dcm', which leads out of the folder")
 
 
 # --- probing: OS errors become messages -------------------------------------------------------------
