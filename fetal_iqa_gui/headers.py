@@ -139,7 +139,10 @@ def check_declared_size(reader: sitk.ImageFileReader, budget: int, slices: int =
 
 
 def _bytes_text(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+    for unit, size in (("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _head(path: Path) -> tuple[list[bytes], bool]:
