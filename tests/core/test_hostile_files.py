@@ -334,3 +334,19 @@ def test_a_symbolic_link_loop_says_so(tmp_path, capsys):
     loop.symlink_to(loop)
     assert_refused(loop, "it could not be read (Too many levels of symbolic links)")
     assert_cli_refuses(loop, "symbolic links", capsys)
+
+
+def test_scoring_a_file_in_a_folder_that_cannot_be_opened_says_so(tmp_path, tiny_cls_path, monkeypatch, capsys):
+    locked = tmp_path / "locked"
+    original_stat = Path.stat
+
+    def stat_without_search_permission(self, *args, **kwargs):
+        if locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original_stat(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "stat", stat_without_search_permission)
+    assert main(["score", str(locked / "case.mha"), "--adapter", str(tiny_cls_path), "--device", "cpu",
+                 "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "error: Cannot open 'case.mha': you do not have permission to open the folder it is in" in err
+    assert "Traceback" not in err
