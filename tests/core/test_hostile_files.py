@@ -221,9 +221,9 @@ def test_a_fifo_named_directly_does_not_hang(folder):
 def test_a_small_compressed_file_declaring_gigabytes_is_refused_with_bounded_memory(tmp_path):
     bomb = compressed_bomb(tmp_path / "bomb.mha")
     assert bomb.stat().st_size < 4e6
-    # half the subprocess's address space is the budget: 6 GB (3 GB of pixels and our copy) is refused
+    # the budget is at most half the subprocess's address space: 6 GB (3 GB of pixels and our copy) is refused
     assert_bounded_refusal(bomb, "it would need 6.0 GB of memory to open (2000 frames of 1500 x 1000 px), "
-                                 "more than the 1.6 GB allowed")
+                                 "more than the ")
 
 
 def test_the_default_budget_is_half_the_physical_memory(tmp_path, monkeypatch):
