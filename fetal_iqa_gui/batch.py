@@ -42,13 +42,13 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given; folders searched (not recursively) for sweep files, or taken as a DICOM series."""
     found = []
     for path in paths:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir()
-                            if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES))
-            volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
-            found += volumes if volumes else [path]
-        else:
-            found.append(path)
+        try:
+            inside = sorted(p for p in path.iterdir() if p.is_file()
+                            and p.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)) if path.is_dir() else []
+        except OSError:  # a path in or of a folder we may not open: load_sweep says so, naming it
+            inside = []
+        volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
+        found += volumes if volumes else [path]
     return found
 
 
