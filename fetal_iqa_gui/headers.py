@@ -22,7 +22,7 @@ HEADER_LIMIT = 64 * 1024  # real headers are well under 1 kB
 # Refused before decoding: no ultrasound frame is larger or narrower (and pad_to_square would square it)
 MAX_FRAME_SIDE = 8192
 MAX_ASPECT_RATIO = 20
-MEMORY_BUDGET_CAP = 16 * 2**30  # bytes: more than any sweep needs, however much memory there is
+MEMORY_BUDGET_CAP = 4 * 2**30  # bytes: ten times an ACOUSLIC-AI case (351 MB); a 3 MB file declaring 6 GB is refused anywhere
 
 DAMAGED = "The file may be damaged or mislabelled; export it again."
 KEEP_TOGETHER = "Save the sweep as one .mha or .nrrd file, or keep its data file in the header's folder."
