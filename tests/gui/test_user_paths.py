@@ -289,3 +289,87 @@ def test_the_window_never_stalls_while_a_slow_model_scores(qtbot, window, sweep_
     assert max(work) < 0.1, f"the GUI thread worked {max(work) * 1000:.0f} ms without a break"
     assert max(gaps) < BATCH_SECONDS * 2 / 3, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
     assert list((tmp_path / "during").glob("*.png"))
+
+
+def test_the_wheel_steps_frames_and_ctrl_wheel_zooms(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    window.state.set_frame(10)
+    centre = window.frame_view.rect().center()
+    QTest.mouseMove(window.frame_view.viewport(), centre)
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    def wheel(delta, modifiers=Qt.KeyboardModifier.NoModifier):
+        event = QWheelEvent(QPointF(centre), QPointF(window.frame_view.mapToGlobal(centre)), QPoint(0, 0),
+                            QPoint(0, delta), Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(window.frame_view.viewport(), event)
+    wheel(-120)
+    assert window.state.frame == 11
+    wheel(240)
+    assert window.state.frame == 9
+    before = window.frame_view.view.viewRange()
+    wheel(120, Qt.KeyboardModifier.ControlModifier)
+    assert window.state.frame == 9 and window.frame_view.view.viewRange() != before
+
+
+def test_dropping_a_file_opens_it(qtbot, window, sweep_file):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(sweep_file))])
+    buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, data, buttons, keys)
+    assert QApplication.sendEvent(window, enter) and enter.isAccepted()
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, data, buttons, keys))
+    assert window.state.sweep.source == sweep_file
+    wait_for_scoring(qtbot, window)
+
+
+def test_a_model_that_fails_to_load_says_so_and_keeps_the_sweep(qtbot, window, sweep_file, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a model")
+    window.settings.adapter = str(broken)
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        window.open_path(sweep_file)
+    qtbot.waitUntil(lambda: "broken.safetensors" in window.last_alert, timeout=30_000)
+    assert window.state.sweep.source == sweep_file and window.state.model is None
+    wait_for_scoring(qtbot, window)
+    assert not window.actions["export_best"].isEnabled()  # nothing scored: nothing to export
+
+
+def test_reopening_a_scored_sweep_shows_its_scores_from_the_cache(qtbot, window, sweep_file, slow_model):
+    open_and_score(qtbot, window, sweep_file)  # slow, but the tiny model and 2 batches: a few seconds
+    first = window.state.scores.copy()
+    with qtbot.waitSignal(window.state.model_changed, timeout=30_000):
+        window.open_path(sweep_file)
+    np.testing.assert_array_equal(window.state.scores, first)  # at once: before any batch
+    wait_for_scoring(qtbot, window)
+
+
+def test_the_app_starts_with_a_sweep_argument(qtbot, sweep_file, monkeypatch, tiny_cls_path):
+    from PySide6.QtWidgets import QApplication
+
+    from fetal_iqa_gui.gui import app
+    windows = []
+    monkeypatch.setattr(QApplication, "exec", lambda self=None: 0)
+    monkeypatch.setattr(stored, "load_settings", lambda: stored.AppSettings(adapter=str(tiny_cls_path), device="cpu",
+                                                                           precision="fp32"))
+    from fetal_iqa_gui.gui import main_window
+    original = main_window.MainWindow
+
+    class Recorded(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            windows.append(self)
+    monkeypatch.setattr(main_window, "MainWindow", Recorded)
+    assert app.run(sweep=sweep_file) == 0
+    window = windows[0]
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.state.sweep is not None, timeout=30_000)
+    assert window.state.sweep.source == sweep_file and window.isVisible()
+    wait_for_scoring(qtbot, window)
+    window.close()
