@@ -44,6 +44,7 @@ SIDECAR_FIELDS = (
     ("pixel_spacing_mm", "[x, y] pixel spacing in millimetres"),
     ("frame_size_px", "[width, height] of the PNG"),
     ("ac_mm", "abdominal circumference measured on the model's mask, when there is one"),
+    ("calipers", "measurements on the frame: ellipse (AC) and distance calipers, in px and mm, and who placed them"),
     ("app_version", "fetal-iqa version"),
     ("exported_at", "UTC time of the export"),
 )
@@ -69,7 +70,8 @@ class ModelInfo:
         return self.task == "segmentation"
 
 
-def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None) -> dict:
+def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None,
+            calipers: list | None = None) -> dict:
     slot = sweep.layout.sweep_of(frame)
     good = is_good(score, model.threshold)
     values = {
@@ -87,6 +89,7 @@ def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_
         "pixel_spacing_mm": list(sweep.spacing_mm),
         "frame_size_px": list(sweep.frame_size),
         "ac_mm": None if ac_mm is None else round(ac_mm, 2),
+        "calipers": [caliper.record() for caliper in calipers or ()],
         "app_version": __version__,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -140,7 +143,7 @@ def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) 
 
 def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, out_dir: str | Path,
                  overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
-                 rename: bool = False) -> list[Path]:
+                 rename: bool = False, calipers: list | None = None) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
     The files are written together: all of them or none (a PNG never lacks its sidecar), and a
@@ -155,7 +158,7 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
-    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm), indent=2).encode()
+    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm, calipers), indent=2).encode()
     writers = [lambda f: f.write(png_bytes(sweep.frames[frame], sweep.spacing_mm)), lambda f: f.write(document),
                lambda f: f.write(png_bytes(overlay, sweep.spacing_mm))]
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)

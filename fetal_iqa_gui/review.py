@@ -69,6 +69,7 @@ class ScoredSweep:
         self.masks = masks  # (n, 224, 224) bool for SEG models
         self.threshold = float(threshold if threshold is not None else model.threshold if model else 0.5)
         self._measurements: dict[int, Measurement | None] = {}  # an ellipse fit per frame is worth keeping
+        self.calipers: dict[int, list] = {}  # frame -> the user's accepted calipers (calipers.py)
 
     @classmethod
     def from_cache(cls, sweep: Sweep, model: ModelInfo, variant: str = "") -> "ScoredSweep":
@@ -95,7 +96,9 @@ class ScoredSweep:
 
     def copy(self) -> "ScoredSweep":
         masks = None if self.masks is None else self.masks.copy()
-        return ScoredSweep(self.sweep, self.model, self.scores.copy(), masks, self.threshold)
+        copy = ScoredSweep(self.sweep, self.model, self.scores.copy(), masks, self.threshold)
+        copy.calipers = {frame: list(kept) for frame, kept in self.calipers.items()}
+        return copy
 
     # -- what scoring adds ---------------------------------------------------------------------
 
@@ -170,6 +173,13 @@ class ScoredSweep:
                 self._measurements[frame] = None
         return self._measurements[frame]
 
+    def set_calipers(self, frame: int, calipers: list) -> None:
+        """The measurements the user accepted on a frame (none: cleared); exports and reports carry them."""
+        if calipers:
+            self.calipers[frame] = list(calipers)
+        else:
+            self.calipers.pop(frame, None)
+
     # -- exports ---------------------------------------------------------------------------
 
     def caption(self, frame: int, measurement: Measurement | None = None) -> str:
@@ -203,7 +213,8 @@ class ScoredSweep:
                 report.written += export_frame(
                     self.sweep, frame, float(self.scores[frame]), info, folder,
                     overlay=self.overlay_of(frame, measurement) if overlay else None,
-                    ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename)
+                    ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
+                    calipers=self.calipers.get(frame))
             except FetalIqaError as error:
                 report.problems.append(error)
             else:

@@ -1,5 +1,5 @@
 """Every command of the window, declared once: the menus, the keyboard shortcuts, the help dialog
-and the tests are all built from this table. `name` is the MainWindow method it calls."""
+and the tests are all built from this table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Action:
-    name: str
+    name: str  # the MainWindow method, or a dotted path from the window (`calipers.accept`)
     text: str
     menu: str | None  # None: keyboard only
     keys: tuple[str, ...] = ()
@@ -33,10 +33,10 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("open_demo", "Open the demo sweep", "File"),
     SEPARATOR,
     Action("quick_export", "Export current frame to the export folder", "File", ("Ctrl+E",), needs_scores=True),
-    Action("export_current", "Export current frame to…", "File", ("Ctrl+Shift+E",), needs_scores=True),
-    Action("export_best", "Export best frame of each sweep…", "File", needs_scores=True),
-    Action("export_good", "Export all good frames…", "File", needs_scores=True),
-    Action("export_csv", "Export scores as CSV…", "File", needs_scores=True),
+    Action("exporter.export_current", "Export current frame to…", "File", ("Ctrl+Shift+E",), needs_scores=True),
+    Action("exporter.export_best", "Export best frame of each sweep…", "File", needs_scores=True),
+    Action("exporter.export_good", "Export all good frames…", "File", needs_scores=True),
+    Action("exporter.export_csv", "Export scores as CSV…", "File", needs_scores=True),
     SEPARATOR,
     Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
     Action("close", "Quit", "File", ("Ctrl+Q",)),
@@ -59,9 +59,13 @@ ACTIONS: tuple[Action | str, ...] = (
     SEPARATOR,
     Action("toggle_play", "Play / pause cine (loops)", "Go", ("Space",), needs_sweep=True),
     Action("cancel_scoring", "Stop scoring (the scores so far stay)", "Go", ("Esc",)),
+    Action("calipers.start_ellipse", "Ellipse caliper (AC)", "Measure", ("C",), needs_sweep=True),
+    Action("calipers.start_distance", "Distance caliper", "Measure", ("D",), needs_sweep=True),
+    Action("calipers.accept", "Keep the measurement with the frame", "Measure", ("A",), needs_sweep=True),
+    Action("calipers.clear", "Clear the frame's measurements", "Measure", ("Delete",), needs_sweep=True),
     Action("show_shortcuts", "Keyboard shortcuts", "Help", ("F1",)),
     Action("show_about", "About fetal-iqa", "Help"),
 )
 
 SHORTCUTS = tuple(a for a in ACTIONS if isinstance(a, Action) and a.keys)
-MENUS = ("File", "View", "Go", "Help")
+MENUS = ("File", "View", "Go", "Measure", "Help")

@@ -29,11 +29,18 @@ EMPTY_HINT = ("No sweep is open.\n\nFile > Open (Ctrl+O), or drop a file here.\n
 class LevelsViewBox(pg.ViewBox):
     """Left-drag pans; right-drag sets window (horizontal) and level (vertical), as ITK-SNAP and Slicer do."""
 
-    def __init__(self, on_levels_drag, **options):
+    def __init__(self, on_levels_drag, image: pg.ImageItem, **options):
         super().__init__(**options)
         self.on_levels_drag = on_levels_drag
+        self.image = image
+        self.placing = None  # a caliper being placed: placing(start, end, done) in image pixels, instead of a pan
 
     def mouseDragEvent(self, event, axis=None) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.placing is not None:
+            event.accept()
+            self.placing(self.image.mapFromScene(event.buttonDownScenePos()), self.image.mapFromScene(event.scenePos()),
+                         event.isFinish())
+            return
         if event.button() != Qt.MouseButton.RightButton:
             super().mouseDragEvent(event, axis)
             return
@@ -55,9 +62,9 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.setToolTip("The current frame. Wheel: step frames; drag: pan; Ctrl+wheel: zoom; "
                         "right-drag: window/level; F: fit")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.view = LevelsViewBox(self.levels_dragged.emit, lockAspect=True, invertY=True, enableMenu=False)
-        self.addItem(self.view)
         self.image = pg.ImageItem(levels=FULL_LEVELS)
+        self.view = LevelsViewBox(self.levels_dragged.emit, self.image, lockAspect=True, invertY=True, enableMenu=False)
+        self.addItem(self.view)
         self.image.setAutoDownsample(False)
         self.view.addItem(self.image)
         self.mask_outline = pg.ImageItem()

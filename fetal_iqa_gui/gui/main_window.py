@@ -7,6 +7,7 @@ state); opening and scoring run in `session.py`, exports in `exporter.py`.
 from __future__ import annotations
 
 import logging
+from functools import reduce
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -18,6 +19,7 @@ from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from . import dialogs
 from . import settings as stored
 from .actions import ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, SEPARATOR, SPEED_MENU, Action
+from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
 from .model_banner import ModelBanner
@@ -51,6 +53,7 @@ class MainWindow(QMainWindow):
         self.panel = ReviewPanel(self.state)
         self.banner = ModelBanner(self.state, lambda: self.settings)
         self.thumbnails = ThumbnailStrip(self.state)
+        self.calipers = CaliperTool(self.state, self.frame_view, self)
         viewer = QSplitter(Qt.Orientation.Vertical)
         viewer.addWidget(self.frame_view)
         viewer.addWidget(self.thumbnails)
@@ -109,6 +112,8 @@ class MainWindow(QMainWindow):
         session.scoring_changed.connect(self.cancel_button.setVisible)
         self.exporter.status.connect(self.status_text.setText)
         self.exporter.alert.connect(self.alert)
+        self.calipers.status.connect(self.status_text.setText)
+        self.calipers.alert.connect(self.alert)
         state.sweep_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
@@ -138,7 +143,7 @@ class MainWindow(QMainWindow):
         action = QAction(spec.text, self)
         action.setShortcuts([QKeySequence(key) for key in spec.keys])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(lambda _checked=False: getattr(self, spec.name)())
+        action.triggered.connect(lambda _checked=False: reduce(getattr, spec.name.split("."), self)())
         self.addAction(action)  # its keys work with the menu bar hidden too
         self.actions[spec.name] = action
         return action
@@ -250,10 +255,6 @@ class MainWindow(QMainWindow):
         self.exporter.quick_export()
         self._show_export_folder()  # the first quick export may have asked for the folder
 
-    def export_current(self): self.exporter.export_current()
-    def export_best(self): self.exporter.export_best()
-    def export_good(self): self.exporter.export_good()
-    def export_csv(self): self.exporter.export_csv()
 
     def _show_export_folder(self) -> None:
         self.export_folder.setText(f"Export folder: {self.exporter.export_folder_text()}")

@@ -32,6 +32,7 @@ class ReviewPanel(QWidget):
         state.threshold_changed.connect(self._show_threshold)
         state.frame_changed.connect(lambda _: self._show_measurement())
         state.scores_changed.connect(self._on_scores)
+        state.calipers_changed.connect(lambda frame: frame == state.frame and self._show_measurement())
         self.ac_label = QLabel()
         self.ac_label.setAccessibleName("Abdominal circumference")
         self.ac_label.setWordWrap(True)
@@ -88,7 +89,9 @@ class ReviewPanel(QWidget):
     def _show_measurement(self) -> None:
         scored = self.state.scored
         measurement = scored.measurement_of(self.state.frame) if scored else None
-        if measurement is None:
-            self.ac_label.setText("AC: no abdomen mask on this frame" if scored and scored.masks is not None else "")
-        else:
-            self.ac_label.setText(f"<b>AC {measurement.ac_mm:.1f} mm</b> (ellipse fit {measurement.fit_quality})")
+        lines = [f"<b>{c.describe()}</b>" for c in (scored.calipers.get(self.state.frame, []) if scored else [])]
+        if measurement is not None:
+            lines.append(f"Model: AC {measurement.ac_mm:.1f} mm (ellipse fit {measurement.fit_quality})")
+        elif scored and scored.masks is not None:
+            lines.append("AC: no abdomen mask on this frame")
+        self.ac_label.setText("<br>".join(lines) if lines else "Measure: C ellipse (AC), D distance")

@@ -20,6 +20,7 @@ class ViewerState(QObject):
     scores_changed = Signal(object)  # the frames whose scores changed (an index array)
     threshold_changed = Signal(float)
     model_changed = Signal()
+    calipers_changed = Signal(int)  # the frame whose kept measurements changed
 
     def __init__(self):
         super().__init__()
@@ -86,6 +87,10 @@ class ViewerState(QObject):
         if frame != self.frame:
             self.frame = frame
             self.frame_changed.emit(frame)
+
+    def set_calipers(self, frame: int, calipers: list) -> None:
+        self.scored.set_calipers(frame, calipers)
+        self.calipers_changed.emit(frame)
 
     def set_threshold(self, threshold: float) -> None:
         if self.scored is not None and float(threshold) != self.scored.threshold:

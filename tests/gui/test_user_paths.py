@@ -201,7 +201,7 @@ def test_exporting_best_frames_marks_those_below_the_threshold(qtbot, window, ca
     open_and_score(qtbot, window, case_file)
     window.state.set_threshold(float(np.nanmax(window.state.scores)))  # one sweep good, the others not
     with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as done:
-        window.export_best()
+        window.exporter.export_best()
     report = done.args[0]
     names = sorted(p.name for p in report.written if p.suffix == ".png")
     assert len(names) == len(window.state.sweep.layout.slots)
@@ -214,7 +214,7 @@ def test_exporting_a_padding_frame_is_refused_before_asking_for_a_folder(qtbot, 
     asked = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(1) or "")
     window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
-    window.export_current()
+    window.exporter.export_current()
     assert "padding" in window.last_alert and not asked
 
 
@@ -338,7 +338,7 @@ def test_a_model_that_fails_to_load_says_so_and_keeps_the_sweep(qtbot, window, s
     qtbot.waitUntil(lambda: "broken.safetensors" in window.last_alert, timeout=30_000)
     assert window.state.sweep.source == sweep_file and window.state.model is None
     wait_for_scoring(qtbot, window)
-    assert not window.actions["export_best"].isEnabled()  # nothing scored: nothing to export
+    assert not window.actions["exporter.export_best"].isEnabled()  # nothing scored: nothing to export
 
 
 def test_reopening_a_scored_sweep_shows_its_scores_from_the_cache(qtbot, window, sweep_file, slow_model):
