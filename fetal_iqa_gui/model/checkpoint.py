@@ -9,7 +9,6 @@ preprocessing, training metrics, version.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import re
@@ -85,8 +84,8 @@ def check_metadata(metadata, path: Path) -> None:
         raise ModelLoadError(path, "it was written by a newer fetal-iqa", "Update fetal-iqa.")
     if "threshold" in metadata:
         threshold = metadata["threshold"]
-        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                or not math.isfinite(threshold) or not 0 <= threshold <= 1):
+        # NaN fails the range check too (every comparison with it is false)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise ModelLoadError(path, f"its metadata's threshold is {threshold!r}, not a number from 0 to 1",
                                  "The file is damaged or was edited; use the adapter as `fetal-iqa train` wrote it.")
     for key, kind in (("name", str), ("demo", bool), ("full_model", bool)):
