@@ -157,7 +157,8 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
         return
     scores_option = "--out" if outputs.out else "--out-dir"
     for path in paths:
-        ours = _listed(read_marker(outputs.marker(path))) if outputs.out_dir else set()
+        marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
+        ours = set(marker["outputs"]) if marker else set()
         scores = outputs.for_case(path).scores_csv
         files = [(scores, scores_option)] if scores else []
         files += [(file, "--challenge-output") for file in challenge_files(outputs.challenge_dir, path)]
@@ -187,8 +188,9 @@ def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant
                                  ours=frozenset(listed)))
     if others:
         names = ", ".join(f"'{output_name(path)}'" for path in others[:3]) + (", ..." if len(others) > 3 else "")
-        raise OutputRefused(outputs.out_dir, f"{len(others)} case{'s' if len(others) > 1 else ''} ({names}) were "
-                            "finished there earlier from another input file or with another model",
+        cases_were = f"{len(others)} cases ({names}) were" if len(others) > 1 else f"the case {names} was"
+        raise OutputRefused(outputs.out_dir, f"{cases_were} finished there earlier from another input file or "
+                            "with another model",
                             "Give --force to redo them, replacing their outputs, or choose another --out-dir.")
     return cases
 
@@ -275,16 +277,14 @@ def read_marker(path: Path) -> dict | None:
     return marker if valid else None
 
 
-def rebuild_summary(out_dir: Path) -> int:
-    """`summary.csv` from every finished case in `out_dir`, this run's and earlier ones'; returns their count."""
-    rows, cases = [], 0
+def rebuild_summary(out_dir: Path) -> None:
+    """`summary.csv` from every finished case in `out_dir`, this run's and earlier ones'."""
+    rows = []
     for path in sorted((out_dir / DONE_DIR).glob("*.json")):
         marker = read_marker(path)
         if marker and marker["finished"] and all(_non_empty(file) for file in marker["outputs"]):
             rows += [{column: row.get(column, "") for column in SUMMARY_COLUMNS} for row in marker["rows"]]
-            cases += 1
     write_summary(out_dir / SUMMARY_CSV, rows)
-    return cases
 
 
 def summary_rows(scored: ScoredSweep) -> list[dict]:
@@ -344,10 +344,6 @@ def _check_export_names(paths: list[Path], export_dir: Path) -> None:
         if match and match.group(1) in names and os.path.dirname(_real(path)) == folder:
             raise OutputRefused(path, "it is one of the inputs, and an exported frame would take its name",
                                 "Choose another --export-best folder.")
-
-
-def _listed(marker: dict | None) -> set[str]:
-    return set(marker["outputs"]) if marker else set()
 
 
 def _real(path: str | os.PathLike) -> str:
