@@ -65,8 +65,8 @@ class CaseOutputs:
 
     def requested(self) -> dict:
         """The outputs asked for, as a marker records them: where each kind goes (None: not asked for)."""
-        return {name: _real(value) if value else None for name, value in
-                (("scores_csv", self.scores_csv), ("export_dir", self.export_dir), ("challenge_dir", self.challenge_dir))}
+        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir}
+        return {name: _real(value) if value else None for name, value in kinds.items()}
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
         files += [(file, "--challenge-output") for file in challenge_files(outputs.challenge_dir, path)]
         for file, option in files:
             if _exists(file) and _real(file) not in ours:
-                raise OutputRefused(file, "it exists already", f"Give --force to replace it, or choose another {option}.")
+                raise OutputRefused(file, "it exists already",
+                                    f"Give --force to replace it, or choose another {option}.")
 
 
 def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant: str = "") -> list[PlannedCase]:
@@ -308,7 +309,8 @@ def write_summary(path: Path, rows: list[dict]) -> None:
 
 def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:
     document = {"version": MARKER_VERSION, "case": output_name(case.path), "finished": finished, **case.key,
-                "variant": case.variant, **case.outputs.requested(), "outputs": [_real(file) for file in files], "rows": rows}
+                "variant": case.variant, **case.outputs.requested(), "outputs": [_real(file) for file in files],
+                "rows": rows}
     atomic_write(case.marker, lambda f: f.write(json.dumps(document, indent=1).encode()), overwrite=True)
 
 

@@ -135,7 +135,8 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, t
     except pickle.UnpicklingError as error:
         raise unsafe_object_error(path, error, "Save the model's state_dict alone, or use `fetal-iqa train`.") from None
     except Exception as error:  # a damaged file fails in many ways inside torch.load
-        raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({short_reason(error)})") from None
+        reason = short_reason(error)
+        raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({reason})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ModelLoadError(path, "it has no state_dict: not a Lightning checkpoint")

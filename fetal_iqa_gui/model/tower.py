@@ -94,7 +94,8 @@ def check_config(config: dict, path: str | os.PathLike | None = None) -> None:
                                  _CONFIG_ADVICE)
     width, head_width = vision.get("width", defaults.width), vision.get("head_width", defaults.head_width)
     if width % head_width:
-        raise ModelLoadError(path, f"its width {width} is not a multiple of its head_width {head_width}", _CONFIG_ADVICE)
+        raise ModelLoadError(path, f"its width {width} is not a multiple of its head_width {head_width}",
+                             _CONFIG_ADVICE)
     if vision.get("patch_size", defaults.patch_size) > min(sizes):
         raise ModelLoadError(path, "its patch_size is larger than its image_size", _CONFIG_ADVICE)
     ratio = vision.get("mlp_ratio", defaults.mlp_ratio)
