@@ -114,13 +114,13 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     A file named twice is taken once."""
     found = []
     for path in paths:
-        if _is_dir(path):
-            inside = sorted(p for p in path.iterdir()
-                            if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES))
-            volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
-            found += volumes if volumes else [path]
-        else:
-            found.append(path)
+        try:
+            inside = sorted(p for p in path.iterdir() if p.is_file()
+                            and p.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)) if path.is_dir() else []
+        except OSError:  # a path in or of a folder we may not open: load_sweep says so, naming it
+            inside = []
+        volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
+        found += volumes if volumes else [path]
     unique, seen = [], set()
     for path in found:
         if _real(path) not in seen:

@@ -68,6 +68,7 @@ class ScoredSweep:
         self.scores = np.full(sweep.n_frames, np.nan, np.float32) if scores is None else scores.astype(np.float32)
         self.masks = masks  # (n, 224, 224) bool for SEG models
         self.threshold = float(threshold if threshold is not None else model.threshold if model else 0.5)
+        self._measurements: dict[int, Measurement | None] = {}  # an ellipse fit per frame is worth keeping
 
     @classmethod
     def from_cache(cls, sweep: Sweep, model: ModelInfo, variant: str = "") -> "ScoredSweep":
@@ -104,6 +105,8 @@ class ScoredSweep:
             if self.masks is None:
                 self.masks = np.zeros((self.sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
             self.masks[frames] = masks
+            for frame in np.asarray(frames).tolist():
+                self._measurements.pop(frame, None)
 
     @property
     def n_scored(self) -> int:
@@ -159,13 +162,13 @@ class ScoredSweep:
 
     def measurement_of(self, frame: int) -> Measurement | None:
         """The abdominal circumference of the frame's mask, as the challenge measures it."""
-        mask = self.mask_of(frame)
-        if mask is None:
-            return None
-        try:
-            return measure_abdomen(mask, self.sweep.spacing_mm[0])
-        except MeasurementError:
-            return None
+        if frame not in self._measurements:
+            mask = self.mask_of(frame)
+            try:
+                self._measurements[frame] = None if mask is None else measure_abdomen(mask, self.sweep.spacing_mm[0])
+            except MeasurementError:
+                self._measurements[frame] = None
+        return self._measurements[frame]
 
     # -- exports ---------------------------------------------------------------------------
 

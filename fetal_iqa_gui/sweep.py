@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from . import headers
 from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, SWEEPS
 from .errors import SweepLoadError
 
@@ -30,6 +32,10 @@ sitk.ProcessObject.SetGlobalWarningDisplay(False)
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
 SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICOM (file or folder), PNG or JPEG"
+
+# ITK's readers for the formats above; any other reader could follow references to files we never check
+_IMAGE_IOS = ("MetaImageIO", "NrrdImageIO", "NiftiImageIO", "GDCMImageIO", "PNGImageIO", "JPEGImageIO", "BMPImageIO",
+              "TIFFImageIO")
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frames' worth
@@ -159,19 +165,25 @@ def hash_frames(frames: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
+def load_sweep(path: str | os.PathLike, sweeps: int | None = None, memory_budget: int | None = None) -> Sweep:
     """Open any supported file or DICOM folder as a `Sweep`; raise `SweepLoadError` otherwise.
 
     `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder);
-    by default an 840-frame volume has 6 and anything else one.
+    by default an 840-frame volume has 6 and anything else one. A file whose pixels (plus our
+    uint8 copy) would need more than `memory_budget` bytes (default: `headers.default_memory_budget()`)
+    is refused before anything is decoded.
     """
     path = Path(path)
-    image = _read_image(path)
-    spacing = _in_plane_spacing(image)
-    frames = _to_uint8_frames(image, path)
+    budget = headers.default_memory_budget() if memory_budget is None else memory_budget
+    try:
+        image = _read_image(path, budget)
+        spacing = _in_plane_spacing(image)
+        frames = _to_uint8_frames(image)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    except MemoryError:
+        raise _no_memory(path) from None
     del image  # keep at most one extra copy of a case alive
-    if frames.size == 0:
-        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
     padding = find_padding(frames)
     if padding.all():
         raise SweepLoadError(path, "every frame is blank (all pixels are zero)",
@@ -185,24 +197,71 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None) -> Sweep:
     return Sweep(frames, spacing, path, hash_frames(frames), layout)
 
 
-def _read_image(path: Path) -> sitk.Image:
-    if not path.exists():
-        raise SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
+def _read_image(path: Path, budget: int) -> sitk.Image:
+    info = _probe(path)
+    mode = info.st_mode
     if not os.access(path, os.R_OK):
         raise SweepLoadError(path, "you do not have permission to read it",
                              "Copy it somewhere you can read, or ask your administrator.")
-    if path.is_dir():
-        return _read_dicom_folder(path)
-    if path.stat().st_size == 0:
+    if stat.S_ISDIR(mode):
+        return _read_dicom_folder(path, budget)
+    if not stat.S_ISREG(mode):
+        raise SweepLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
+                             "Open the sweep file itself.")
+    if info.st_size == 0:
         raise SweepLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
+    reader = _read_header(path, budget)
     try:
-        return sitk.ReadImage(str(path))
+        return reader.Execute()
     except RuntimeError as error:
         log.debug("ITK could not read %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
 
 
-def _read_dicom_folder(path: Path) -> sitk.Image:
+def _probe(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: OSError) -> SweepLoadError:
+    """An OS error while looking at a file, in words (never a traceback)."""
+    if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+        return SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
+    if isinstance(error, PermissionError):  # stat() needs no permission on the file, only on its folders
+        return SweepLoadError(path, "you do not have permission to open the folder it is in",
+                              "Copy it somewhere you can read, or ask your administrator.")
+    return SweepLoadError(path, f"it could not be read ({error.strerror or error})", "Check the path and the disk.")
+
+
+def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | None = None) -> sitk.ImageFileReader:
+    """A reader for `path` that has read its header, after checking every file the header names,
+    then checked the size the header declares (`slices` files of it, a DICOM series).
+
+    Nothing but the header is opened here; pixels are decoded only by `Execute()`. A refusal
+    names `refused_as` (a DICOM folder) if given.
+    """
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    io_name = reader.GetImageIOFromFileName(str(path))
+    if io_name not in _IMAGE_IOS:
+        raise _unknown_format(path)
+    reader.SetImageIO(io_name)
+    try:
+        headers.check_data_files(path, io_name)
+        reader.ReadImageInformation()
+        headers.check_declared_size(reader, budget, slices)
+    except headers.RefusedHeader as error:
+        raise SweepLoadError(refused_as or path, error.problem, error.advice) from None
+    except RuntimeError as error:
+        log.debug("ITK could not read the header of %s: %s", path, error)
+        raise _explain_itk_error(path, str(error)) from None
+    return reader
+
+
+def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
+    files = _folder_files(path)
     reader = sitk.ImageSeriesReader()
     try:
         series = reader.GetGDCMSeriesIDs(str(path))
@@ -210,17 +269,19 @@ def _read_dicom_folder(path: Path) -> sitk.Image:
         series = ()
     if not series:
         # a folder may hold one multi-frame DICOM file instead of a series of slices
-        candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".dicom", ""))
+        candidates = [file for file in files if _is_dicom_file(file)]
         if len(candidates) == 1:
-            return _read_image(candidates[0])
+            return _read_image(candidates[0], budget)
         raise SweepLoadError(path, "the folder contains no DICOM series",
                              "Choose a folder of DICOM files, or open a single sweep file.")
     if len(series) > 1:
         log.warning("%s holds %d DICOM series; opening the first", path, len(series))
-    names = reader.GetGDCMSeriesFileNames(str(path), series[0])
-    if len(names) == 1:
-        return _read_image(Path(names[0]))
-    reader.SetFileNames(names)
+    names = [reader.GetGDCMSeriesFileNames(str(path), uid) for uid in series]
+    _check_every_file_read(path, files, names)
+    if len(names[0]) == 1:
+        return _read_image(Path(names[0][0]), budget)
+    _read_header(Path(names[0][0]), budget, slices=len(names[0]), refused_as=path)
+    reader.SetFileNames(names[0])
     try:
         return reader.Execute()
     except RuntimeError as error:
@@ -229,44 +290,63 @@ def _read_dicom_folder(path: Path) -> sitk.Image:
                              "Check that the export from the scanner completed.") from None
 
 
+def _folder_files(path: Path) -> list[Path]:
+    """The files of a DICOM folder, which GDCM will open: each must be a regular file inside the folder."""
+    files = []
+    for entry in sorted(os.scandir(path), key=lambda entry: entry.name):
+        if entry.is_dir():
+            continue  # GDCM does not look into subfolders
+        reason = headers.why_not_inside(path, entry.name)
+        if reason:
+            raise SweepLoadError(path, f"the folder holds '{entry.name}', which {reason}",
+                                 "Move it out of the folder, or copy the DICOM files into a folder of their own.")
+        files.append(Path(entry.path))
+    return files
+
+
+def _is_dicom_file(file: Path) -> bool:
+    """Named .dcm/.dicom or marked 'DICM' (at byte 128), and not hidden (macOS leaves '._name' files) or DICOMDIR."""
+    if file.name.startswith(".") or file.name.upper() == "DICOMDIR":
+        return False
+    if file.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    with open(file, "rb") as opened:
+        return opened.read(132)[128:] == b"DICM"
+
+
+def _check_every_file_read(path: Path, files: list[Path], series: list[tuple[str, ...]]) -> None:
+    """GDCM leaves a damaged file out of its series: refuse, since every later frame number would shift."""
+    read = {Path(name).name for names in series for name in names}
+    unread = [file.name for file in files if file.name not in read and _is_dicom_file(file)]
+    if unread:
+        shown = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
+        raise SweepLoadError(path, f"{len(unread)} of its {len(read) + len(unread)} DICOM files could not be read "
+                             f"({shown}), so every later frame number would be wrong",
+                             "A file may be damaged or incomplete; export the series again.")
+
+
+def _unknown_format(path: Path) -> SweepLoadError:
+    if not path.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
+        return SweepLoadError(path, "it is not an image format fetal-iqa can read", f"Supported: {SUPPORTED_DESCRIPTION}.")
+    return SweepLoadError(path, "its header is not valid for its format",
+                          "The file may be damaged or mislabelled; export it again.")
+
+
+def _no_memory(path: Path) -> SweepLoadError:
+    return SweepLoadError(path, "there is not enough free memory to open it", "Close other programs and try again.")
+
+
 def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
     lowered = detail.lower()
-    name = path.name.lower()
     if "unable to determine imageio reader" in lowered or "could not create io object" in lowered:
-        if not name.endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
-            return SweepLoadError(path, "it is not an image format fetal-iqa can read",
-                                  f"Supported: {SUPPORTED_DESCRIPTION}.")
-        return SweepLoadError(path, "its header is not valid for its format",
-                              "The file may be damaged or mislabelled; export it again.")
-    if name.endswith((".mha", ".mhd")) and not _metaimage_header_ok(path):
-        return SweepLoadError(path, "its header is not valid for its format",
-                              "The file may be damaged or mislabelled; export it again.")
+        return _unknown_format(path)
+    if "failed to allocate memory" in lowered:
+        return _no_memory(path)
     if any(word in lowered for word in ("header", "dimsize", "ndims", "objecttype")):
         return SweepLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
     return SweepLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
                           "The copy may be incomplete; copy or export it again.")
-
-
-_MET_TYPES = {"MET_UCHAR", "MET_CHAR", "MET_USHORT", "MET_SHORT", "MET_UINT", "MET_INT", "MET_ULONG", "MET_LONG",
-              "MET_ULONG_LONG", "MET_LONG_LONG", "MET_FLOAT", "MET_DOUBLE"}
-
-
-def _metaimage_header_ok(path: Path) -> bool:
-    """Whether a MetaImage header names a known pixel type and one size per dimension."""
-    fields = {}
-    with open(path, "rb") as file:
-        for raw in file.read(4096).split(b"\n"):
-            key, _, value = raw.decode("latin-1").partition("=")
-            fields[key.strip()] = value.strip()
-            if key.strip() == "ElementDataFile":
-                break
-    try:
-        dims = int(fields.get("NDims", "0"))
-        sizes = fields.get("DimSize", "").split()
-    except ValueError:
-        return False
-    return fields.get("ElementType") in _MET_TYPES and dims > 0 and len(sizes) == dims
 
 
 def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
@@ -278,22 +358,11 @@ def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
     return (sx, sy)
 
 
-def _to_uint8_frames(image: sitk.Image, path: Path) -> np.ndarray:
-    dimension = image.GetDimension()
+def _to_uint8_frames(image: sitk.Image) -> np.ndarray:
+    """(frames, height, width) uint8 of an image whose shape `headers.check_declared_size` accepted."""
+    if image.GetDimension() == 4:
+        image = image[:, :, :, 0]
     components = image.GetNumberOfComponentsPerPixel()
-    size = image.GetSize()
-    if dimension not in (2, 3):
-        # a 4-D image with a single time point is still a 3-D volume
-        if dimension == 4 and size[3] == 1:
-            image = image[:, :, :, 0]
-        else:
-            raise SweepLoadError(path, f"it is a {dimension}-D image with size {size}",
-                                 "fetal-iqa opens 2-D frames over time (a 3-D volume) or a single 2-D frame.")
-    if 0 in image.GetSize():
-        raise SweepLoadError(path, "the image is empty (it has no pixels)", "Choose another file.")
-    if components not in (1, 3, 4):
-        raise SweepLoadError(path, f"its pixels have {components} components",
-                             "Only greyscale, RGB and RGBA images can be converted to grey.")
     view = sitk.GetArrayViewFromImage(image)  # no copy: (z, y, x[, c]) or (y, x[, c])
     if image.GetDimension() == 2:
         view = view[np.newaxis]

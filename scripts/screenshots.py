@@ -2,8 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py OUT_DIR
 
-Opens the demo sweep with the demo model in a real window, and saves: scoring under way, the
-best frame, a padding frame, and the shortcuts dialog.
+Opens the demo sweep with the demo model in a real window, and saves: the empty window, scoring
+under way, the best frame, the best frame zoomed in (the readout stays), and a padding frame.
 """
 
 import sys
@@ -29,11 +29,15 @@ def main(out: Path) -> int:
 
     from fetal_iqa_gui.gui import settings as stored
     from fetal_iqa_gui.gui.main_window import MainWindow
+    from fetal_iqa_gui.gui.theme import apply_dark_theme
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv[:1])
+    apply_dark_theme(app)
     window = MainWindow(stored.AppSettings(batch_size=4))
     window.resize(1500, 920)
     window.show()
+    wait(app, 0.5)
+    window.grab().save(str(out / "empty.png"))
     window.open_demo()
     wait(app, until=lambda: window.state.scored_count >= 60)
     window.grab().save(str(out / "scoring.png"))
@@ -41,6 +45,10 @@ def main(out: Path) -> int:
     window.best_frame()
     wait(app, 0.5)
     window.grab().save(str(out / "best-frame.png"))
+    window.frame_view.view.scaleBy((0.4, 0.4))
+    wait(app, 0.3)
+    window.grab().save(str(out / "zoomed.png"))
+    window.fit_view()
     window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
     wait(app, 0.3)
     window.grab().save(str(out / "padding.png"))

@@ -12,6 +12,8 @@ from pathlib import Path
 import platformdirs
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from .theme import apply_dark_theme
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +49,7 @@ def run(sweep: Path | None = None, demo: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("fetal-iqa")
     app.setOrganizationName("fetal-iqa")
+    apply_dark_theme(app)
     install_excepthook(path)
     window = MainWindow()
     window.show()

@@ -22,8 +22,8 @@ def describe(best: SweepBest) -> tuple[str, str]:
         return f"Sweep {best.sweep}   not scored yet", "No frame of this sweep has a score yet"
     if best.good:
         return f"Sweep {best.sweep}   ✔ frame {pick.frame:4d}   {pick.score:.3f}", "The sweep's best frame: good"
-    return (f"Sweep {best.sweep}   ✘ no good frame (top {pick.score:.3f} at {pick.frame})",
-            "No frame of this sweep reaches the threshold; the row goes to its highest-scoring frame")
+    return (f"Sweep {best.sweep}   ✘ none good (top {pick.score:.3f})",
+            f"No frame of this sweep reaches the threshold; the row goes to its highest-scoring frame, {pick.frame}")
 
 
 class BestFramesWidget(QListWidget):

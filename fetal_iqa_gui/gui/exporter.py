@@ -107,7 +107,7 @@ class Exporter(QObject):
             return
         padding = [f for f in frames if self.state.sweep.layout.padding[f]]
         if padding and len(padding) == len(frames):  # say so before asking for a folder
-            self.alert.emit("Export", f"Frame {padding[0] + 1} is padding, not an image; nothing was exported.")
+            self.alert.emit("Export", f"Frame {padding[0]} is padding, not an image; nothing was exported.")
             return
         folder = folder or self.ask_folder()
         if folder is None:

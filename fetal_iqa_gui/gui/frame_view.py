@@ -111,11 +111,13 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.levels = (low, high)
         self.image.setLevels(self.levels)
 
-    def show_ellipse(self, ellipse) -> None:
-        """Draw the fitted AC ellipse (a `measure.Ellipse`), or hide it with None."""
-        if ellipse is None or not self.show_mask:
+    def _show_ellipse(self, frame: int) -> None:
+        """The AC ellipse fitted to the frame's mask (SEG models), if there is one."""
+        measurement = self.state.scored.measurement_of(frame) if self.show_mask else None
+        if measurement is None:
             self.ellipse.hide()
             return
+        ellipse = measurement.ellipse
         (cx, cy), (ax, ay) = ellipse.center, ellipse.axes
         self.ellipse.setRect(-ax, -ay, 2 * ax, 2 * ay)
         self.ellipse.setPos(cx, cy)
@@ -140,13 +142,15 @@ class FrameView(pg.GraphicsLayoutWidget):
             self.image.setImage(sweep.frames[frame], levels=self.levels, autoLevels=False)
         self.padding_text.setVisible(padding)
         self._redraw_mask(frame, padding)
+        self._show_ellipse(frame)
         self._describe(frame, padding)
 
     def _describe(self, frame: int, padding: bool) -> None:
         sweep = self.state.sweep
         slot = sweep.layout.sweep_of(frame)
-        text = (f"Frame {frame + 1}/{sweep.n_frames} · sweep {slot.number}/{len(sweep.layout.slots)}, "
-                f"frame {frame - slot.start + 1}/{len(slot)}")
+        # frame numbers count from 0, as on the timeline and in every export; the ranges say so
+        text = (f"Frame {frame} [0–{sweep.n_frames - 1}] · sweep {slot.number} of {len(sweep.layout.slots)}, "
+                f"frame {frame - slot.start} [0–{len(slot) - 1}] in the sweep")
         score = self.state.score
         if padding:
             text += "<br>Padding (no image, not scored)"

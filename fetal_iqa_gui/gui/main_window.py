@@ -14,18 +14,18 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDialog, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
-from ..model.loading import DEMO_LABEL, real_weights_configured
-from ..resources import MODEL_WEIGHTS_DIR
 from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from . import dialogs
 from . import settings as stored
 from .actions import ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, SEPARATOR, SPEED_MENU, Action
 from .exporter import Exporter
 from .frame_view import FrameView
+from .model_banner import ModelBanner
 from .review_panel import ReviewPanel
 from .session import ScoringSession
 from .settings_dialog import SettingsDialog
 from .state import ViewerState
+from .thumbnail_strip import ThumbnailStrip
 from .timeline_widget import TimelineWidget
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,14 @@ class MainWindow(QMainWindow):
         self.frame_view = FrameView(self.state)
         self.timeline = TimelineWidget(self.state)
         self.panel = ReviewPanel(self.state)
-        self.banner = QLabel(wordWrap=True)
-        self.banner.setAccessibleName("Model notice")
-        self.banner.setStyleSheet("QLabel { background: #7a5200; color: white; padding: 6px; }")
-        self.banner.hide()
+        self.banner = ModelBanner(self.state, lambda: self.settings)
+        self.thumbnails = ThumbnailStrip(self.state)
+        viewer = QSplitter(Qt.Orientation.Vertical)
+        viewer.addWidget(self.frame_view)
+        viewer.addWidget(self.thumbnails)
+        viewer.setStretchFactor(0, 1)
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.frame_view)
+        top.addWidget(viewer)
         top.addWidget(self.panel)
         top.setStretchFactor(0, 4)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -74,7 +76,6 @@ class MainWindow(QMainWindow):
         self.play_timer.timeout.connect(self._play_step)
         self._connect()
         self._build_menus()
-        self._update_banner()
         self._update_enabled()
         geometry = stored.window_geometry()
         if geometry is not None:
@@ -108,11 +109,8 @@ class MainWindow(QMainWindow):
         session.scoring_changed.connect(self.cancel_button.setVisible)
         self.exporter.status.connect(self.status_text.setText)
         self.exporter.alert.connect(self.alert)
-        state.frame_changed.connect(lambda _: self._update_measurement())
-        state.scores_changed.connect(self._on_scores)
         state.sweep_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
-        state.model_changed.connect(self._update_banner)
         self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
         self.frame_view.levels_dragged.connect(self.panel.drag_levels)
         self.panel.levels_changed.connect(self.frame_view.set_levels)
@@ -248,16 +246,6 @@ class MainWindow(QMainWindow):
 
     # -- measurement, exports -----------------------------------------------------------------
 
-    def _on_scores(self, frames) -> None:
-        if frames is None or self.state.frame in frames:
-            self._update_measurement()
-
-    def _update_measurement(self) -> None:
-        scored = self.state.scored
-        measurement = scored.measurement_of(self.state.frame) if scored else None
-        self.frame_view.show_ellipse(measurement.ellipse if measurement else None)
-        self.panel.show_measurement(measurement, has_masks=bool(scored and scored.masks is not None))
-
     def quick_export(self):
         self.exporter.quick_export()
         self._show_export_folder()  # the first quick export may have asked for the folder
@@ -290,19 +278,8 @@ class MainWindow(QMainWindow):
         self._show_export_folder()
         if rescore:
             self.session.demo_mode = False  # the user chose a model: it applies to the demo sweep too
-            self._update_banner()
+            self.banner.refresh()
             self.session.rescore()
-
-    def _update_banner(self) -> None:
-        notes = []
-        model = self.state.model
-        if model is not None and model.is_demo:
-            notes.append(f"⚠ {DEMO_LABEL}.")
-        if not real_weights_configured() and not self.settings.weights:
-            notes.append(f"No FetalCLIP weights are configured: put FetalCLIP_weights.pt in {MODEL_WEIGHTS_DIR} "
-                         "or choose it in File > Settings, with a trained adapter.")
-        self.banner.setText(" ".join(notes))
-        self.banner.setVisible(bool(notes))
 
     def show_shortcuts(self) -> None:
         dialogs.shortcuts_dialog(self).exec()

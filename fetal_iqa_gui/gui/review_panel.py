@@ -30,6 +30,8 @@ class ReviewPanel(QWidget):
         self.threshold_box.valueChanged.connect(state.set_threshold)
         self.threshold_box.editingFinished.connect(self.editing_done)
         state.threshold_changed.connect(self._show_threshold)
+        state.frame_changed.connect(lambda _: self._show_measurement())
+        state.scores_changed.connect(self._on_scores)
         self.ac_label = QLabel()
         self.ac_label.setAccessibleName("Abdominal circumference")
         self.ac_label.setWordWrap(True)
@@ -79,8 +81,14 @@ class ReviewPanel(QWidget):
         self.level_box.setValue(MID_LEVEL)
         self.levels_changed.emit(*FULL_LEVELS)
 
-    def show_measurement(self, measurement, has_masks: bool) -> None:
+    def _on_scores(self, frames) -> None:
+        if frames is None or self.state.frame in frames:
+            self._show_measurement()
+
+    def _show_measurement(self) -> None:
+        scored = self.state.scored
+        measurement = scored.measurement_of(self.state.frame) if scored else None
         if measurement is None:
-            self.ac_label.setText("AC: no abdomen mask on this frame" if has_masks else "")
+            self.ac_label.setText("AC: no abdomen mask on this frame" if scored and scored.masks is not None else "")
         else:
             self.ac_label.setText(f"<b>AC {measurement.ac_mm:.1f} mm</b> (ellipse fit {measurement.fit_quality})")

@@ -7,6 +7,7 @@ from dataclasses import replace
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
+from ..model.loading import DEMO_MODELS
 from ..scoring import DEVICES, PRECISIONS
 from .settings import AppSettings
 
@@ -21,7 +22,7 @@ class SettingsDialog(QDialog):
         self.config = self._path_row(form, "Model config (JSON)", settings.config, "JSON (*.json)")
         self.adapter = self._path_row(form, "Adapter", settings.adapter, "Adapters (*.safetensors *.ckpt)")
         self.demo_task = QComboBox()
-        self.demo_task.addItems(["classification", "segmentation"])
+        self.demo_task.addItems([task for task, path in DEMO_MODELS.items() if path.exists()])  # the shipped ones
         self.demo_task.setCurrentText(settings.demo_task)
         self.demo_task.setToolTip("The demo model used while no adapter is set")
         form.addRow("Demo model (no adapter)", self.demo_task)

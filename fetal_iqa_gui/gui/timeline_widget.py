@@ -70,7 +70,7 @@ class TimelineWidget(pg.PlotWidget):
         self.pending = pg.ScatterPlotItem(size=4, brush=PENDING_BRUSH, pen=None)
         self.addItem(self.pending)
         self.threshold_line = pg.InfiniteLine(
-            angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1), label="threshold {value:.2f}",
+            angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1), label="threshold {value:.3f}",
             labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": "#e67e22"})
         self.threshold_line.sigPositionChanged.connect(lambda line: state.set_threshold(line.value()))
         self.addItem(self.threshold_line)

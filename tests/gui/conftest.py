@@ -14,6 +14,14 @@ def sweep_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def case_file(tmp_path_factory):
+    """A case of the challenge's shape: 6 sweeps of 140 frames, with padding."""
+    folder = tmp_path_factory.mktemp("gui-case")
+    synthetic.write_dataset(folder, cases=1, seed=23)
+    return next((folder / synthetic.IMAGES_DIR).glob("*.mha"))
+
+
+@pytest.fixture(scope="session")
 def short_sweep_file(tmp_path_factory):
     """One short sweep, for the slower segmentation model."""
     folder = tmp_path_factory.mktemp("gui-short")

@@ -1,0 +1,291 @@
+"""The window through the user's doors: every menu item, every key, every field typed into, the
+timeline dragged, and a window that never stalls while a slow model scores."""
+
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtGui import QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
+
+from fetal_iqa_gui.gui import exporter as exporter_module
+from fetal_iqa_gui.gui import settings as stored
+from fetal_iqa_gui.gui import workers
+from fetal_iqa_gui.gui.actions import ACTIONS, SHORTCUTS, Action
+from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
+from tests.gui.conftest import open_and_score, wait_for_scoring
+
+
+def write_dicom_series(folder, volume):
+    folder.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(volume)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for index in range(len(volume)):
+        piece = image[:, :, index]
+        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.777")
+        piece.SetMetaData("0020|0013", str(index + 1))
+        piece.SetMetaData("0020|0032", f"0\\0\\{index}")
+        piece.SetMetaData("0008|0060", "US")
+        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
+        writer.Execute(piece)
+    return folder
+
+
+@pytest.fixture
+def answered(monkeypatch, tmp_path, sweep_file):
+    """Every file dialog and modal box answered as a user would: a fresh folder or file name each time."""
+    counter = iter(range(1000))
+    dicom = write_dicom_series(tmp_path / "dicom", np.random.default_rng(2).integers(1, 255, (4, 24, 32), np.uint8))
+
+    def folder(parent, caption, *rest, **options):
+        if "DICOM" in caption:
+            return str(dicom)
+        made = tmp_path / f"out{next(counter)}"
+        made.mkdir()
+        return str(made)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(sweep_file), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / f"s{next(counter)}.csv"), ""))
+    monkeypatch.setattr(QDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
+    monkeypatch.setattr(exporter_module.Exporter, "confirm", lambda self, question, yes: True)
+    monkeypatch.setattr(workers, "demo_sweep_path", lambda: sweep_file)  # the demo's path, not its 840 frames
+    return tmp_path
+
+
+def idle(qtbot, window):
+    """Until no thread of the window runs and their signals have been handled."""
+    qtbot.waitUntil(lambda: not window.session._threads and not window.exporter.busy
+                    and window.progress.isHidden(), timeout=60_000)
+    qtbot.wait(10)
+
+
+def test_every_menu_item_works_twice_on_an_open_sweep(qtbot, window, sweep_file, answered):
+    open_and_score(qtbot, window, sweep_file)
+    stored.add_recent_file(str(sweep_file))
+    window._fill_recent()
+    items = [a for a in ACTIONS if isinstance(a, Action) and a.name != "close"]
+    for spec in items:
+        for _ in range(2):
+            window.actions[spec.name].trigger()
+            idle(qtbot, window)
+            assert window.last_alert == "", f"{spec.text}: {window.last_alert}"
+    for _ in range(2):  # File > Open Recent > the sweep (the menu is rebuilt by each opening)
+        with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+            next(a for a in window.recent_menu.actions() if a.text() == str(sweep_file)).trigger()
+        idle(qtbot, window)
+        assert window.state.sweep.source == sweep_file
+    speeds = window.menuBar().findChildren(type(window.actions["close"]))
+    for action in [a for a in speeds if a.text().endswith("frames/s")] * 2:  # View > Cine speed
+        action.trigger()
+        assert action.isChecked()
+        assert window.play_timer.interval() == 1000 // int(action.text().split()[0])
+    assert window.last_alert == ""
+    assert list(answered.glob("out*/*.png")) and list(answered.glob("s*.csv"))  # exports landed
+    window.actions["close"].trigger()
+    assert not window.isVisible()
+
+
+def test_export_and_navigation_items_wait_for_a_sweep(window):
+    for spec in (a for a in ACTIONS if isinstance(a, Action)):
+        assert window.actions[spec.name].isEnabled() == (not spec.needs_sweep and not spec.needs_scores), spec.name
+
+
+@pytest.mark.parametrize("shortcut", SHORTCUTS, ids=lambda s: s.keys[0])
+def test_every_declared_key_reaches_its_action(qtbot, window, sweep_file, answered, shortcut):
+    open_and_score(qtbot, window, sweep_file)
+    window.frame_view.setFocus()
+    triggered = []
+    window.actions[shortcut.name].triggered.connect(lambda *_: triggered.append(True))
+    QTest.keySequence(window.frame_view, QKeySequence(shortcut.keys[0]))
+    assert triggered, f"{shortcut.keys[0]} did not trigger {shortcut.name}"
+    idle(qtbot, window)
+
+
+def test_navigation_keys_go_where_they_say(qtbot, window, case_file):
+    open_and_score(qtbot, window, case_file)
+    layout, state = window.state.sweep.layout, window.state
+    window.frame_view.setFocus()
+    QTest.keyClick(window.frame_view, Qt.Key.Key_End)
+    assert state.frame == layout.image_frames()[-1] and not layout.padding[state.frame]  # not a padding frame
+    QTest.keyClick(window.frame_view, Qt.Key.Key_Home)
+    assert state.frame == layout.image_frames()[0]
+    QTest.keyClick(window.frame_view, Qt.Key.Key_BracketRight)
+    assert layout.sweep_of(state.frame).number == 2 and state.frame == layout.image_frames(layout.slots[1])[0]
+    QTest.keyClick(window.frame_view, Qt.Key.Key_BracketLeft)
+    assert layout.sweep_of(state.frame).number == 1
+    assert f"Frame {state.frame} [0–{layout.n_frames - 1}]" in window.frame_view.readout.text()
+
+
+def test_typing_a_threshold_takes_the_whole_number_and_gives_the_keys_back(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    box = window.panel.threshold_box
+    for typed, expected in (("0.45", 0.45), ("0.3", 0.3), ("0.875", 0.875)):
+        box.setFocus()
+        box.selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Return)
+        assert window.state.threshold == pytest.approx(expected) and box.value() == pytest.approx(expected)
+        assert window.timeline.threshold_line.value() == pytest.approx(expected)
+    assert window.frame_view.hasFocus()  # Enter hands the keys back to the frame
+    before = window.state.frame
+    QTest.keyClick(window.frame_view, Qt.Key.Key_Right)
+    assert window.state.frame == before + 1
+
+
+def test_typing_window_and_level(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    for box, typed in ((window.panel.window_box, "100"), (window.panel.level_box, "60")):
+        box.setFocus()
+        box.selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Return)
+    assert window.frame_view.image.levels.tolist() == [10, 110]
+    QTest.keyClick(window.frame_view, Qt.Key.Key_R)
+    assert window.frame_view.image.levels.tolist() == [0, 255]
+
+
+def test_a_model_threshold_equal_to_the_start_value_is_shown(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    assert window.state.threshold == 0.5  # the tiny model's own, which equals ViewerState's starting value
+    assert window.panel.threshold_box.value() == 0.5 and window.timeline.threshold_line.value() == 0.5
+
+
+def test_settings_ok_with_nothing_changed_keeps_the_threshold_and_the_scores(qtbot, window, sweep_file, monkeypatch):
+    open_and_score(qtbot, window, sweep_file)
+    window.state.set_threshold(0.3)
+    scorer = window.session.scorer
+    monkeypatch.setattr(SettingsDialog, "exec", lambda self: QDialog.DialogCode.Accepted)
+    window.open_settings()
+    assert window.state.threshold == 0.3 and window.session.scorer is scorer
+
+
+def test_dragging_the_threshold_line_and_the_timeline(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    line = window.timeline.threshold_line
+    line.setPos(0.25)  # what a drag of the line does, through pyqtgraph's own signal
+    assert window.state.threshold == pytest.approx(0.25) and window.panel.threshold_box.value() == 0.25
+    view = window.timeline.plotItem.vb
+    viewport = window.timeline.viewport()
+    start = window.timeline.mapFromScene(view.mapViewToScene(QPointF(20, 0.6)))
+    end = window.timeline.mapFromScene(view.mapViewToScene(QPointF(90, 0.6)))
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    for step in range(1, 11):
+        QTest.mouseMove(viewport, start + (end - start) * step / 10)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
+    assert abs(window.state.frame - 90) <= 2
+
+
+def test_best_frame_rows_by_keyboard_and_the_thumbnails(qtbot, window, case_file):
+    open_and_score(qtbot, window, case_file)
+    scored = window.state.scored
+    rows = window.panel.best_frames
+    assert rows.count() == len(scored.sweep.layout.slots)
+    for row, best in enumerate(scored.best_per_sweep()):  # honest: "none good" where no frame reaches it
+        assert ("✔" in rows.item(row).text()) == best.good and ("none good" in rows.item(row).text()) == (not best.good)
+    rows.setFocus()
+    rows.setCurrentRow(0)
+    QTest.keyClick(rows, Qt.Key.Key_Down)
+    assert window.state.frame == scored.best_per_sweep()[1].frame
+    window.thumbnails.setCurrentRow(3)
+    assert window.state.frame == scored.best_per_sweep()[3].frame
+    window.state.set_frame(scored.sweep.layout.slots[4].start + 2)
+    assert window.thumbnails.currentRow() == 4  # in step with the current frame
+
+
+def test_exporting_best_frames_marks_those_below_the_threshold(qtbot, window, case_file, answered):
+    open_and_score(qtbot, window, case_file)
+    window.state.set_threshold(float(np.nanmax(window.state.scores)))  # one sweep good, the others not
+    with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as done:
+        window.export_best()
+    report = done.args[0]
+    names = sorted(p.name for p in report.written if p.suffix == ".png")
+    assert len(names) == len(window.state.sweep.layout.slots)
+    assert sum("_below-threshold" in n for n in names) == len(names) - 1
+    assert "5 below the threshold" in window.status_text.text()
+
+
+def test_exporting_a_padding_frame_is_refused_before_asking_for_a_folder(qtbot, window, sweep_file, monkeypatch):
+    open_and_score(qtbot, window, sweep_file)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(1) or "")
+    window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
+    window.export_current()
+    assert "padding" in window.last_alert and not asked
+
+
+def test_quick_export_twice_renames_instead_of_refusing(qtbot, window, sweep_file, tmp_path):
+    open_and_score(qtbot, window, sweep_file)
+    window.settings.export_dir = str(tmp_path / "quick")
+    for _ in range(2):
+        with qtbot.waitSignal(window.exporter.finished, timeout=60_000):
+            window.quick_export()
+    assert len(list((tmp_path / "quick").glob("*.png"))) == 2 and window.last_alert == ""
+    assert str(tmp_path / "quick") in window.export_folder.text()
+
+
+def test_a_dicom_series_folder_opens_from_the_menu(qtbot, window, tmp_path, monkeypatch):
+    volume = np.random.default_rng(1).integers(1, 255, size=(5, 32, 40), dtype=np.uint8)
+    folder = write_dicom_series(tmp_path / "series", volume)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        window.actions["open_folder_dialog"].trigger()
+    assert np.array_equal(window.state.sweep.frames, volume)
+    wait_for_scoring(qtbot, window)
+
+
+BATCH_SECONDS = 1.5  # the slow model's time a batch: any wait for it on the GUI thread shows as a gap this long
+
+
+@pytest.fixture
+def slow_model(monkeypatch):
+    """The tiny model, slowed to a full ViT-L's pace on a laptop: slow enough to switch, cancel and
+    export mid-batch."""
+    real = workers.warm_engine
+
+    def slow(spec, settings):
+        engine = real(spec, settings)
+        if not getattr(engine, "slowed", False):
+            predict = engine.predict
+            engine.predict = lambda frames: (time.sleep(BATCH_SECONDS), predict(frames))[1]
+            engine.slowed = True
+        return engine
+    monkeypatch.setattr(workers, "warm_engine", slow)
+
+
+def test_the_window_never_stalls_while_a_slow_model_scores(qtbot, window, sweep_file, short_sweep_file, slow_model,
+                                                           tmp_path):
+    """A 10 ms timer on the GUI thread: between two ticks the thread may not work more than 100 ms
+    (its own CPU time, which another process's load does not inflate), nor wait for a batch (a wall
+    clock gap of a second: the 4 s freezes of old were waits for the scoring thread)."""
+    gaps, work, last = [], [], [time.monotonic(), time.thread_time()]
+
+    def tick():
+        now, cpu = time.monotonic(), time.thread_time()
+        gaps.append(now - last[0])
+        work.append(cpu - last[1])
+        last[:] = now, cpu
+    timer = QTimer(interval=10)
+    timer.timeout.connect(tick)
+    window.settings.batch_size = 2
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        window.open_path(sweep_file)
+    last[:] = time.monotonic(), time.thread_time()
+    timer.start()
+    qtbot.waitUntil(lambda: window.state.scored_count >= 4, timeout=30_000)
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):  # a second file while scoring
+        window.open_path(short_sweep_file)
+    qtbot.waitUntil(lambda: window.state.scored_count >= 2, timeout=30_000)
+    window.exporter.export([int(window.state.sweep.layout.image_frames()[0])], tmp_path / "during")
+    window.cancel_scoring()
+    assert "Stopping" in window.status_text.text()
+    qtbot.waitUntil(lambda: not window.session.is_scoring and not window.exporter.busy, timeout=30_000)
+    timer.stop()
+    assert window.state.sweep.source == short_sweep_file  # no batch of the first file landed on the second
+    assert max(work) < 0.1, f"the GUI thread worked {max(work) * 1000:.0f} ms without a break"
+    assert max(gaps) < BATCH_SECONDS * 2 / 3, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
+    assert list((tmp_path / "during").glob("*.png"))
