@@ -1,31 +1,57 @@
-"""Many sweep files, headless: which files, what each case writes, the summary of a run.
+"""Many sweep files, headless: which files, where each case's outputs go, what counts as finished.
 
 The command line's `score` drives these (and prints); they take plain values, not its options.
+
+Outputs never replace an input, and never replace an existing file unless asked to (`force`),
+with one exception that makes a resumable run (`out_dir`) resumable: the files an unfinished
+attempt at the same case wrote. Each case keeps a marker, `out_dir/.done/<case>.json`, written
+before its outputs (listing them, `finished: false`) and again after the last of them
+(`finished: true`). A case counts as finished only when its marker says so, was made from the
+same input by the same model, lists the outputs asked for now, and every file it lists is there
+and not empty.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from .errors import FetalIqaError
-from .fileio import atomic_write
+from .export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
+from .fileio import atomic_write, check_writable, remove_stale_parts, safe_name
 from .review import ScoredSweep
 from .sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, case_id
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm")
+DONE_DIR = ".done"  # the per-case markers of a resumable run
+MARKER_VERSION = 1
 
 
 class NameClash(FetalIqaError):
     """Two inputs whose outputs would share names: refused before anything is written."""
 
     doing = "Cannot score"
+    exit_code = 2
 
     def _where(self) -> str:
         return "these files together"
+
+
+class OutputRefused(FetalIqaError):
+    """An output that would replace an input, or a result that is not this run's to replace."""
+
+    doing = "Will not write"
+    exit_code = 2
+
+    def _where(self) -> str:  # the whole path: the user has to find it
+        return f"'{self.path}'" if self.path else "the outputs"
 
 
 @dataclass(frozen=True)
@@ -35,11 +61,57 @@ class CaseOutputs:
     scores_csv: Path | None = None
     export_dir: Path | None = None  # each sweep's top frame (marked in its name when it is not good)
     challenge_dir: Path | None = None  # the challenge's frame number and mask
-    overwrite: bool = False
+    overwrite: bool = False  # replace any existing file (`--force`)
+
+    def requested(self) -> dict:
+        """The outputs asked for, as a marker records them: where each kind goes (None: not asked for)."""
+        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir}
+        return {name: _real(value) if value else None for name, value in kinds.items()}
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a `score` run writes: one CSV (`out`) or a resumable folder of them (`out_dir`), and exports."""
+
+    out: Path | None = None
+    out_dir: Path | None = None
+    export_dir: Path | None = None
+    challenge_dir: Path | None = None
+    force: bool = False  # replace existing outputs; with `out_dir`, redo finished cases too
+
+    def for_case(self, path: Path) -> CaseOutputs:
+        scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
+        return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force)
+
+    def marker(self, path: Path) -> Path | None:
+        return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
+
+    def folders(self) -> list[Path]:
+        named = [self.out.parent if self.out else None, self.out_dir, self.export_dir, self.challenge_dir]
+        return [folder for folder in named if folder is not None]
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    """One input of a run, with what an earlier run left of it."""
+
+    path: Path
+    outputs: CaseOutputs
+    marker: Path | None  # resumable runs only
+    key: dict  # what its results depend on: the input and the model
+    variant: str = ""  # how the model ran (device, precision): recorded, not compared
+    finished: bool = False  # skip it: an earlier run wrote all that is asked for now
+    ours: frozenset[str] = frozenset()  # files an earlier attempt at it listed: replaced when it is redone
+
+
+def output_name(path: str | os.PathLike) -> str:
+    """The case id as the outputs use it: a plain name inside their folder (never '', '..' or hidden)."""
+    return safe_name(case_id(path))
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders searched (not recursively) for sweep files, or taken as a DICOM series."""
+    """Files as given; folders searched (not recursively) for sweep files, or taken as a DICOM series.
+    A file named twice is taken once."""
     found = []
     for path in paths:
         try:
@@ -49,32 +121,171 @@ def expand_paths(paths: list[Path]) -> list[Path]:
             inside = []
         volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
         found += volumes if volumes else [path]
-    return found
+    unique, seen = [], set()
+    for path in found:
+        if _real(path) not in seen:
+            seen.add(_real(path))
+            unique.append(path)
+    return unique
 
 
 def check_case_ids(paths: list[Path]) -> None:
-    """Outputs are named by case id: two inputs with one id would overwrite or skip each other."""
+    """Outputs are named by case: two inputs with one name (in any letter case: macOS and Windows
+    do not tell them apart) would overwrite or skip each other."""
     seen: dict[str, Path] = {}
     for path in paths:
-        other = seen.setdefault(case_id(path), path)
-        if other != path:
-            raise NameClash(None, f"'{other}' and '{path}' would both write outputs named '{case_id(path)}'",
+        other = seen.setdefault(output_name(path).casefold(), path)
+        if other is not path:
+            raise NameClash(None, f"'{other}' and '{path}' would both write outputs named '{output_name(path)}'",
                             "Score them in separate runs, or rename one.")
 
 
-def write_case_outputs(scored: ScoredSweep, outputs: CaseOutputs) -> list[dict]:
-    """Write what `outputs` asks for; return one summary row per probe sweep."""
-    if outputs.scores_csv:
-        scored.write_csv(outputs.scores_csv, overwrite=outputs.overwrite)
-    rows = summary_rows(scored)
+def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
+    """Refuse, before anything is written, an output that would replace an input or land inside an
+    input DICOM folder, and, without `force`, one that would replace a file this run did not write."""
+    inputs = {_real(path) for path in paths if not _is_dir(path)}
+    series = [_real(path) for path in paths if _is_dir(path)]
+    for target, option in _fixed_targets(paths, outputs):
+        real = _real(target)
+        folder = next((s for s in series if real == s or real.startswith(s.rstrip(os.sep) + os.sep)), None)
+        if real in inputs or folder:
+            where = "one of the inputs" if real in inputs else f"inside the input DICOM folder '{folder}'"
+            raise OutputRefused(target, f"it is {where}", f"Choose another {option}.")
     if outputs.export_dir:
-        tops = [best.frame for best in scored.best_per_sweep() if best.candidate]
-        report = scored.export(tops, outputs.export_dir, overwrite=outputs.overwrite)
+        _check_export_names(paths, outputs.export_dir)
+    if outputs.force:
+        return
+    scores_option = "--out" if outputs.out else "--out-dir"
+    for path in paths:
+        marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
+        ours = set(marker["outputs"]) if marker else set()
+        scores = outputs.for_case(path).scores_csv
+        files = [(scores, scores_option)] if scores else []
+        files += [(file, "--challenge-output") for file in challenge_files(outputs.challenge_dir, path)]
+        for file, option in files:
+            if _exists(file) and _real(file) not in ours:
+                raise OutputRefused(file, "it exists already",
+                                    f"Give --force to replace it, or choose another {option}.")
+
+
+def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant: str = "") -> list[PlannedCase]:
+    """Each input with what an earlier run left of it. A case finished earlier from another input
+    (same name) or with another model is refused, not replaced, unless `force`; one finished with
+    the same model on another device or at another precision counts as finished."""
+    cases, others = [], []
+    for path in paths:
+        case = outputs.for_case(path)
+        key = case_key(path, model)
+        marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
+        listed = marker["outputs"] if marker else []
+        present = [file for file in listed if _non_empty(file)]
+        finished = bool(marker and marker["finished"])
+        same = finished and all(marker.get(name) == value for name, value in key.items())
+        covered = same and all(marker.get(name) == value for name, value in case.requested().items() if value)
+        if finished and not same and present and not outputs.force:
+            others.append(path)
+        cases.append(PlannedCase(path, case, outputs.marker(path), key, variant,
+                                 finished=covered and len(present) == len(listed) and not outputs.force,
+                                 ours=frozenset(listed)))
+    if others:
+        names = ", ".join(f"'{output_name(path)}'" for path in others[:3]) + (", ..." if len(others) > 3 else "")
+        cases_were = f"{len(others)} cases ({names}) were" if len(others) > 1 else f"the case {names} was"
+        raise OutputRefused(outputs.out_dir, f"{cases_were} finished there earlier from another input file or "
+                            "with another model",
+                            "Give --force to redo them, replacing their outputs, or choose another --out-dir.")
+    return cases
+
+
+def prepare_folders(paths: list[Path], outputs: RunOutputs) -> None:
+    """Before the first case: each output folder made and known to be writable (a read-only folder
+    is said now, not after an hour of scoring), and what killed writes left there removed."""
+    for folder in outputs.folders():
+        check_writable(folder)
+        remove_stale_parts(folder)
+    if outputs.out_dir:
+        remove_stale_parts(outputs.out_dir / DONE_DIR)
+    for path in paths if outputs.challenge_dir else []:
+        remove_stale_parts(outputs.challenge_dir / output_name(path))
+
+
+def case_key(path: Path, model: ModelInfo) -> dict:
+    """What a case's results depend on: the input file (where, its size, when it changed) and the model."""
+    try:
+        stat = os.stat(path)
+        size, changed = stat.st_size, stat.st_mtime_ns
+    except OSError:  # gone, or unreadable: loading it will say so
+        size = changed = None
+    return {"source": _real(path), "source_size": size, "source_mtime_ns": changed,
+            "model_identity": model.identity, "threshold": model.threshold}
+
+
+def write_case_outputs(scored: ScoredSweep, case: PlannedCase) -> list[dict]:
+    """Write what the case asks for, its marker around them; return one summary row per probe sweep.
+
+    Every file's name is known before the first is written: one that exists and is neither an
+    earlier attempt's nor to be replaced (`force`) refuses the whole case.
+    """
+    outputs = case.outputs
+    files = planned_files(scored, outputs)
+    if not outputs.overwrite:
+        taken = next((file for file in files if _exists(file) and _real(file) not in case.ours), None)
+        if taken:
+            raise OutputRefused(taken, "a file of that name exists already",
+                                "Give --force to replace it, or choose another folder.")
+    rows = summary_rows(scored)
+    if case.marker:
+        _write_marker(case, files, rows, finished=False)
+    if outputs.scores_csv:
+        scored.write_csv(outputs.scores_csv, overwrite=True)
+    if outputs.export_dir:
+        report = scored.export(_export_frames(scored), outputs.export_dir, overwrite=True)
         if report.problems:
             raise report.problems[0]
     if outputs.challenge_dir:
-        scored.write_challenge(outputs.challenge_dir, overwrite=outputs.overwrite)
+        scored.write_challenge(outputs.challenge_dir, overwrite=True)
+    if case.marker:
+        _write_marker(case, files, rows, finished=True)
     return rows
+
+
+def planned_files(scored: ScoredSweep, outputs: CaseOutputs) -> list[Path]:
+    """Every file that writing `outputs` of this case creates."""
+    files = [outputs.scores_csv] if outputs.scores_csv else []
+    if outputs.export_dir:
+        for frame in _export_frames(scored):
+            base = frame_basename(scored.sweep, frame, good=bool(scored.is_good(frame)))
+            files += [outputs.export_dir / f"{base}{suffix}" for suffix in FRAME_SUFFIXES]
+    return files + challenge_files(outputs.challenge_dir, scored.sweep.source)
+
+
+def challenge_files(challenge_dir: Path | None, path: Path) -> list[Path]:
+    if challenge_dir is None:
+        return []
+    case_dir = challenge_dir / output_name(path)
+    return [case_dir / CHALLENGE_MASK, case_dir / CHALLENGE_FRAME_JSON]
+
+
+def read_marker(path: Path) -> dict | None:
+    """A case's marker, or None where there is none or it is damaged (then nothing is known of the case)."""
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    valid = (isinstance(marker, dict) and marker.get("version") == MARKER_VERSION
+             and isinstance(marker.get("finished"), bool)
+             and isinstance(marker.get("outputs"), list) and all(isinstance(f, str) for f in marker["outputs"])
+             and isinstance(marker.get("rows"), list) and all(isinstance(r, dict) for r in marker["rows"]))
+    return marker if valid else None
+
+
+def rebuild_summary(out_dir: Path) -> None:
+    """`summary.csv` from every finished case in `out_dir`, this run's and earlier ones'."""
+    rows = []
+    for path in sorted((out_dir / DONE_DIR).glob("*.json")):
+        marker = read_marker(path)
+        if marker and marker["finished"] and all(_non_empty(file) for file in marker["outputs"]):
+            rows += [{column: row.get(column, "") for column in SUMMARY_COLUMNS} for row in marker["rows"]]
+    write_summary(out_dir / SUMMARY_CSV, rows)
 
 
 def summary_rows(scored: ScoredSweep) -> list[dict]:
@@ -94,3 +305,67 @@ def write_summary(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, lambda f: f.write(text.getvalue().encode()), overwrite=True)
+
+
+def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:
+    document = {"version": MARKER_VERSION, "case": output_name(case.path), "finished": finished, **case.key,
+                "variant": case.variant, **case.outputs.requested(), "outputs": [_real(file) for file in files],
+                "rows": rows}
+    atomic_write(case.marker, lambda f: f.write(json.dumps(document, indent=1).encode()), overwrite=True)
+
+
+def _export_frames(scored: ScoredSweep) -> list[int]:
+    """Each sweep's top frame, good or not (its name says which)."""
+    return [best.frame for best in scored.best_per_sweep() if best.candidate]
+
+
+def _fixed_targets(paths: list[Path], outputs: RunOutputs):
+    """(file or folder, the option that names it) for every output whose name is known before scoring."""
+    if outputs.out:
+        yield outputs.out, "--out"
+    if outputs.out_dir:
+        yield outputs.out_dir / SUMMARY_CSV, "--out-dir"
+        for path in paths:
+            yield outputs.for_case(path).scores_csv, "--out-dir"
+            yield outputs.marker(path), "--out-dir"
+    if outputs.export_dir:
+        yield outputs.export_dir, "--export-best"
+    for path in paths:
+        for file in challenge_files(outputs.challenge_dir, path):
+            yield file, "--challenge-output"
+
+
+def _check_export_names(paths: list[Path], export_dir: Path) -> None:
+    """An input in the export folder named as a case's exported frame would be (`force`) replaced by it."""
+    names = {output_name(path) for path in paths}
+    pattern = re.compile(r"(.+)_frame\d+_sweep\d+(?:%s)?(?:%s)" % (
+        re.escape(BELOW_THRESHOLD_MARK), "|".join(re.escape(s) for s in FRAME_SUFFIXES)))
+    folder = _real(export_dir)
+    for path in paths:
+        match = pattern.fullmatch(path.name)
+        if match and match.group(1) in names and os.path.dirname(_real(path)) == folder:
+            raise OutputRefused(path, "it is one of the inputs, and an exported frame would take its name",
+                                "Choose another --export-best folder.")
+
+
+def _real(path: str | os.PathLike) -> str:
+    """The path with every symlink followed (never raises, unlike Path.resolve on a symlink loop)."""
+    return os.path.realpath(path)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # inside an unreadable folder: loading it will say so
+        return False
+
+
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _non_empty(path: str) -> bool:
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) > 0
+    except OSError:
+        return False

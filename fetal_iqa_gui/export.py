@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from . import __version__
 from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from .errors import ExportRefused
-from .fileio import atomic_write, write_image, write_together
+from .fileio import atomic_write, safe_name, write_image, write_together
 from .sweep import Sweep
 
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
@@ -113,12 +113,14 @@ def overlay_image(frame: np.ndarray, caption: str, mask: np.ndarray | None = Non
 
 
 BELOW_THRESHOLD_MARK = "_below-threshold"
+FRAME_SUFFIXES = (".png", ".json")  # an exported frame's files: the PNG and its sidecar
+OVERLAY_SUFFIX = "_overlay.png"
 
 
 def frame_basename(sweep: Sweep, frame: int, good: bool = True) -> str:
     """`<case>_frame012_sweep1`; a frame that is not good says so in its name, whatever folder it lands in."""
     slot = sweep.layout.sweep_of(frame)
-    return f"{sweep.case_id}_frame{frame:03d}_sweep{slot.number}" + ("" if good else BELOW_THRESHOLD_MARK)
+    return f"{safe_name(sweep.case_id)}_frame{frame:03d}_sweep{slot.number}" + ("" if good else BELOW_THRESHOLD_MARK)
 
 
 def is_good(score: float | None, threshold: float) -> bool | None:
@@ -154,7 +156,7 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
         raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
     base = frame_basename(sweep, frame, good=bool(is_good(score, model.threshold)))
-    suffixes = [".png", ".json"] + (["_overlay.png"] if overlay is not None else [])
+    suffixes = list(FRAME_SUFFIXES) + ([OVERLAY_SUFFIX] if overlay is not None else [])
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
@@ -190,7 +192,7 @@ def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: 
                            shape: tuple[int, int, int], spacing_mm: tuple[float, float], overwrite: bool = False) -> Path:
     """The challenge's per-case output: chosen frame (0-based, -1 for none) and a 0/1 mask volume
     of the case's shape, zero except on the chosen frame."""
-    case_dir = Path(out_dir) / case_id
+    case_dir = Path(out_dir) / safe_name(case_id)
     volume = np.zeros(shape, np.uint8)
     if frame >= 0 and mask is not None:
         volume[frame] = (mask > 0).astype(np.uint8)

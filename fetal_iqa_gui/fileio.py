@@ -129,6 +129,26 @@ def remove_stale_parts(folder: str | os.PathLike, older_than_minutes: float = 60
     return removed
 
 
+def safe_name(name: str) -> str:
+    """`name` as a plain file name inside its folder: no folder separators, no leading dots (a hidden
+    file, or '..' leaving the folder), never empty."""
+    return re.sub(r"[/\\]", "_", name).lstrip(".") or "unnamed"
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` if needed and raise `WriteError` unless a file can be created in it: said at
+    the start, not after an hour of work. The probe is removed (or, if killed, cleaned by
+    `remove_stale_parts`)."""
+    folder = Path(folder)
+    probe = folder / f".write-test.{secrets.token_hex(4)}.part"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        probe.unlink()
+    except OSError as error:
+        raise _write_error(folder, error) from None
+
+
 def _place(temps: list[Path], paths: list[Path], overwrite: bool) -> None:
     """Claim every name, then move each finished temporary file onto its name; on failure remove
     the names this call claimed."""

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import FetalIqaError
+from ..errors import FetalIqaError, ScoringError
 from ..progress import ProgressBar
 from .options import add_engine_options, add_model_options
+
+if TYPE_CHECKING:  # the core loads when a command runs, not for --help
+    from ..batch import RunOutputs
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_score_command(commands) -> None:
-    score = commands.add_parser("score", help="score every frame of sweep files or folders",
-                                description="Score every frame of sweep files or folders of them. With --out-dir, a "
-                                "rerun skips the cases that finished (resumable).")
+    score = commands.add_parser(
+        "score", help="score every frame of sweep files or folders",
+        description="Score every frame of sweep files or folders of them. Nothing is ever written onto an input, "
+        "and no existing file is replaced without --force. With --out-dir a run is resumable: a rerun skips the "
+        "cases that finished (every output asked for written; a marker in OUT/.done/ says so) and redoes the rest.")
     score.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     outputs = score.add_mutually_exclusive_group()
     outputs.add_argument("--out", type=Path, help="CSV of one sweep's scores (one input)")
@@ -25,6 +31,9 @@ def add_score_command(commands) -> None:
     score.add_argument("--export-best", type=Path, metavar="DIR",
                        help="export each sweep's best frame (PNG + sidecar; named '..._below-threshold' "
                        "when even the best is not good)")
+    score.add_argument("--force", action="store_true",
+                       help="replace existing outputs: with --out, an existing CSV; with --out-dir, redo the "
+                       "finished cases too, replacing their outputs (an input is never replaced)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     add_model_options(score)
     add_engine_options(score)
@@ -32,45 +41,54 @@ def add_score_command(commands) -> None:
 
 
 def cmd_score(args) -> int:
-    from ..batch import expand_paths
+    """Every refusal (an output onto an input, an existing file, a name clash) comes before the
+    model loads and before anything is written."""
+    from ..batch import RunOutputs, check_case_ids, check_outputs, expand_paths
     from .options import load_engine
-    if args.out and len(args.paths) != 1:
+    paths = expand_paths(args.paths)
+    if args.out and len(paths) != 1:
         print("error: --out takes one sweep; use --out-dir for several", file=sys.stderr)
         return EXIT_BAD_INPUT
-    engine = load_engine(args)
-    return score_files(engine, expand_paths(args.paths), out=args.out, out_dir=args.out_dir,
-                       export_dir=args.export_best, challenge_dir=args.challenge_output, use_cache=not args.no_cache)
-
-
-def score_files(engine, paths: list[Path], out: Path | None = None, out_dir: Path | None = None,
-                export_dir: Path | None = None, challenge_dir: Path | None = None, use_cache: bool = True) -> int:
-    """Score each file and write its outputs; a failing file is reported and the others go on (exit 2)."""
-    from ..batch import SUMMARY_CSV, CaseOutputs, check_case_ids, write_case_outputs, write_summary
-    from ..export import ModelInfo
-    from ..sweep import case_id
+    outputs = RunOutputs(args.out, args.out_dir, args.export_best, args.challenge_output, args.force)
     check_case_ids(paths)
+    check_outputs(paths, outputs)
+    engine = load_engine(args)
+    return score_files(engine, paths, outputs, use_cache=not args.no_cache)
+
+
+def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool = True) -> int:
+    """Score each file and write its outputs; a failing file is reported and the others go on.
+
+    Exit status: 0, or the highest of the failures' (2 for a bad input, 1 for an output that could
+    not be written). A model that gives no usable scores stops the run: it would fail every case.
+    """
+    from ..batch import plan_cases, prepare_folders, rebuild_summary, write_case_outputs
+    from ..export import ModelInfo
     model = ModelInfo.of(engine.model)
-    summary, failed = [], 0
-    for path in paths:
-        csv_path = out or (out_dir / f"{case_id(path)}_scores.csv" if out_dir else None)
-        if csv_path and out_dir and csv_path.exists():
-            print(f"skipping {path.name}: {csv_path.name} exists (finished earlier)", file=sys.stderr)
-            continue
-        outputs = CaseOutputs(csv_path, export_dir, challenge_dir, overwrite=bool(out))
-        try:
-            scored = score_file(engine, model, path, use_cache)
-            rows = write_case_outputs(scored, outputs)
-        except FetalIqaError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        print(describe_case(path, rows, scored.threshold))
-        summary += rows
-    if out_dir and summary:
-        write_summary(out_dir / SUMMARY_CSV, summary)
-    if failed:
-        print(f"{failed} of {len(paths)} inputs failed.", file=sys.stderr)
-    return EXIT_BAD_INPUT if failed else EXIT_OK
+    cases = plan_cases(paths, outputs, model, engine.variant)
+    prepare_folders(paths, outputs)
+    failures = []
+    try:
+        for case in cases:
+            if case.finished:
+                print(f"skipping {case.path.name}: finished earlier ({case.marker})", file=sys.stderr)
+                continue
+            try:
+                scored = score_file(engine, model, case.path, use_cache)
+                rows = write_case_outputs(scored, case)
+            except ScoringError:
+                raise
+            except FetalIqaError as error:
+                print(f"error: {error}", file=sys.stderr)
+                failures.append(error)
+                continue
+            print(describe_case(case.path, rows, scored.threshold))
+    finally:
+        if outputs.out_dir:
+            rebuild_summary(outputs.out_dir)
+    if failures:
+        print(f"{len(failures)} of {len(paths)} inputs failed.", file=sys.stderr)
+    return max((error.exit_code for error in failures), default=EXIT_OK)
 
 
 def score_file(engine, model, path: Path, use_cache: bool):

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ModelLoadError
 from .networks import TASKS, network_for
-from .tower import build_visual, check_state, on_meta
+from .tower import build_visual, check_config, check_state, on_meta, short_reason, unsafe_object_error
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
@@ -67,11 +67,32 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         metadata = json.loads(header[METADATA_KEY])
     except ValueError:
         raise ModelLoadError(path, "its metadata is damaged") from None
+    check_metadata(metadata, path)
+    return state, metadata
+
+
+def check_metadata(metadata, path: Path) -> None:
+    """Raise a `ModelLoadError` naming the field unless the metadata holds what loading reads, of the right type."""
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(path, "its metadata is not a JSON object")
     if metadata.get("task") not in TASKS:
         raise ModelLoadError(path, f"unknown task {metadata.get('task')!r} in its metadata")
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
+    version = metadata.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelLoadError(path, f"its metadata's format_version is {version!r}, not a whole number")
+    if version > FORMAT_VERSION:
         raise ModelLoadError(path, "it was written by a newer fetal-iqa", "Update fetal-iqa.")
-    return state, metadata
+    if "threshold" in metadata:
+        threshold = metadata["threshold"]
+        # NaN fails the range check too (every comparison with it is false)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ModelLoadError(path, f"its metadata's threshold is {threshold!r}, not a number from 0 to 1",
+                                 "The file is damaged or was edited; use the adapter as `fetal-iqa train` wrote it.")
+    for key, kind in (("name", str), ("demo", bool), ("full_model", bool)):
+        if metadata.get(key) is not None and not isinstance(metadata[key], kind):
+            raise ModelLoadError(path, f"its metadata's {key} is {metadata[key]!r}, not a {kind.__name__}")
+    if metadata.get("config") is not None:
+        check_config(metadata["config"], path)
 
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, full_model: bool) -> None:
@@ -112,13 +133,10 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, t
         with torch.serialization.safe_globals(_LIGHTNING_STAND_INS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        match = re.search(r"GLOBAL ([\w.]+)", str(error)) or re.search(r"got <class '([\w.]+)'>", str(error))
-        name = match.group(1) if match else "an unknown type"
-        raise ModelLoadError(path, f"it holds a Python object of type {name} that fetal-iqa does not load "
-                             "(loading it would run code from the file)",
-                             "Save the model's state_dict alone, or use `fetal-iqa train`.") from None
+        raise unsafe_object_error(path, error, "Save the model's state_dict alone, or use `fetal-iqa train`.") from None
     except Exception as error:  # a damaged file fails in many ways inside torch.load
-        raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({_short(error)})") from None
+        reason = short_reason(error)
+        raise ModelLoadError(path, f"the file is truncated or not a PyTorch checkpoint ({reason})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ModelLoadError(path, "it has no state_dict: not a Lightning checkpoint")
@@ -155,7 +173,3 @@ def config_from_state(state: dict[str, torch.Tensor]) -> dict:
     layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.", k)))
     return {"embed_dim": state[prefix + "proj"].shape[1],
             "vision_cfg": {"image_size": grid * patch, "layers": layers, "width": width, "patch_size": patch}}
-
-
-def _short(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__

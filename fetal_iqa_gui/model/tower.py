@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import logging
 import mmap
 import os
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -61,21 +63,59 @@ def load_config(path: str | os.PathLike) -> dict:
     return config
 
 
+_CONFIG_ADVICE = "Use an open_clip CLIP config such as FetalCLIP_config.json."
+_VISION_KEYS = {f.name for f in dataclasses.fields(CLIPVisionCfg)}
+# whole numbers a ViT config needs, with bounds far beyond any real tower (a million layers would
+# take minutes to build before anything could fail)
+_SIZES = {"embed_dim": 65536, "layers": 256, "width": 65536, "head_width": 65536, "patch_size": 4096,
+          "image_size": 4096}
+
+
 def check_config(config: dict, path: str | os.PathLike | None = None) -> None:
+    """Raise a `ModelLoadError` naming the field unless `config` describes a ViT open_clip can build."""
     vision = config.get("vision_cfg") if isinstance(config, dict) else None
     if not isinstance(vision, dict) or "embed_dim" not in config:
-        raise ModelLoadError(path, "the config lacks 'embed_dim' or 'vision_cfg'",
-                             "Use an open_clip CLIP config such as FetalCLIP_config.json.")
+        raise ModelLoadError(path, "the config lacks 'embed_dim' or 'vision_cfg'", _CONFIG_ADVICE)
     if isinstance(vision.get("layers"), (list, tuple)) or vision.get("timm_model_name"):
         raise ModelLoadError(path, "the config describes a ResNet or timm tower, not a ViT",
                              "FetalCLIP_CLS needs an open_clip ViT config.")
+    unknown = sorted(set(vision) - _VISION_KEYS)
+    if unknown:
+        raise ModelLoadError(path, f"its vision_cfg has keys open_clip does not know ({', '.join(unknown)})",
+                             _CONFIG_ADVICE)
+    defaults = CLIPVisionCfg()
+    size = vision.get("image_size", defaults.image_size)
+    sizes = list(size) if isinstance(size, (list, tuple)) and size else [size]  # one side, or (height, width)
+    numbers = [("embed_dim", config["embed_dim"]), *[("image_size", side) for side in sizes]]
+    numbers += [(key, vision[key]) for key in ("layers", "width", "head_width", "patch_size") if key in vision]
+    for key, value in numbers:
+        if not (_is_int(value) and 1 <= value <= _SIZES[key]):
+            raise ModelLoadError(path, f"its '{key}' is {value!r}, not a whole number from 1 to {_SIZES[key]}",
+                                 _CONFIG_ADVICE)
+    width, head_width = vision.get("width", defaults.width), vision.get("head_width", defaults.head_width)
+    if width % head_width:
+        raise ModelLoadError(path, f"its width {width} is not a multiple of its head_width {head_width}",
+                             _CONFIG_ADVICE)
+    if vision.get("patch_size", defaults.patch_size) > min(sizes):
+        raise ModelLoadError(path, "its patch_size is larger than its image_size", _CONFIG_ADVICE)
+    ratio = vision.get("mlp_ratio", defaults.mlp_ratio)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
+        raise ModelLoadError(path, f"its 'mlp_ratio' is {ratio!r}, not a number from 0 to 64", _CONFIG_ADVICE)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def build_visual(config: dict) -> VisionTransformer:
     """The vision tower alone (the text tower is never built), randomly initialised."""
     check_config(config)
-    vision = CLIPVisionCfg(**config["vision_cfg"])
-    return _build_vision_tower(config["embed_dim"], vision, quick_gelu=config.get("quick_gelu", False))
+    try:
+        vision = CLIPVisionCfg(**config["vision_cfg"])
+        return _build_vision_tower(config["embed_dim"], vision, quick_gelu=config.get("quick_gelu", False))
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:  # options check_config does not know
+        raise ModelLoadError(None, f"open_clip cannot build a tower from its config ({short_reason(error)})",
+                             _CONFIG_ADVICE) from None
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20) -> str:
@@ -101,17 +141,26 @@ def read_torch_file(path: Path) -> object:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as error:
-        raise ModelLoadError(path, f"it holds Python objects that cannot be loaded safely ({_first_line(error)})",
-                             "Only plain PyTorch checkpoints are accepted.") from None
+        raise unsafe_object_error(path, error, "Only plain PyTorch checkpoints are accepted.") from None
     except Exception as error:  # a damaged file fails in many ways inside torch.load
         log.debug("torch.load failed on %s: %s", path, error)
         raise ModelLoadError(path, "the file is truncated or is not a PyTorch checkpoint",
                              "Download or copy it again.") from None
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return next((line for line in text if "Unsupported global" in line), text[0] if text else type(error).__name__)
+def unsafe_object_error(path: Path, error: pickle.UnpicklingError, advice: str) -> ModelLoadError:
+    """PyTorch's refusal to unpickle an object, told without its advice: PyTorch suggests loading the
+    file with `weights_only=False` or allowlisting the type, which would run code from the file."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(error)) or re.search(r"got <class '([\w.]+)'>", str(error))
+    name = match.group(1) if match else "an unknown type"
+    return ModelLoadError(path, f"it holds a Python object of type {name} that fetal-iqa does not load "
+                          "(loading it would run code from the file)", advice)
+
+
+def short_reason(error: Exception) -> str:
+    """The first line of an error from a library, for a message (never PyTorch's advice on unsafe loading)."""
+    lines = [line for line in str(error).strip().splitlines() if "weights_only" not in line]
+    return lines[0][:160] if lines else type(error).__name__
 
 
 def visual_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
