@@ -40,7 +40,9 @@ class DatasetError(Exception):
     """A training folder that does not have the ACOUSLIC-AI layout; the message says what is missing."""
 
 
-def read_cases(data_dir: Path) -> list[CaseRecord]:
+def read_cases(data_dir: Path, folders=(IMAGES_DIR, MASKS_DIR)) -> list[CaseRecord]:
+    """The cases of the AC table; each must have a file in every one of `folders` (the challenge's
+    ground truth for evaluating predictions is the masks and the table, without the images)."""
     csv_path = data_dir / CIRCUMFERENCES_CSV
     if not csv_path.exists():
         raise DatasetError(f"'{data_dir}' has no {CIRCUMFERENCES_CSV} (is it in the ACOUSLIC-AI layout?)")
@@ -51,7 +53,7 @@ def read_cases(data_dir: Path) -> list[CaseRecord]:
                    for i in range(1, SWEEPS + 1)]
             cases.append(CaseRecord(row["uuid"], row.get("subject_id", row["uuid"]), acs))
     for case in cases:
-        for folder in (IMAGES_DIR, MASKS_DIR):
+        for folder in folders:
             if not (data_dir / folder / f"{case.uuid}.mha").exists():
                 raise DatasetError(f"'{data_dir / folder / (case.uuid + '.mha')}' is missing")
     return cases

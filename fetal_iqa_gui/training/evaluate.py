@@ -56,7 +56,7 @@ def frame_report(model: LoadedModel, frames: FrameSet) -> dict:
 def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -> dict:
     """Per case WFSS, soft Dice, AC and its NAE, and the challenge score, as the challenge defines them."""
     try:
-        cases = {c.uuid: c for c in read_cases(gt_dir)}
+        cases = {c.uuid: c for c in read_cases(gt_dir, folders=(MASKS_DIR,))}
     except Exception as error:
         raise ChallengeInputError(f"ground truth: {error}") from None
     fov = load_fov_mask()

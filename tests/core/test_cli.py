@@ -110,3 +110,20 @@ def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tm
     sitk.WriteImage(sitk.GetImageFromArray(np.full(gt.shape, 2, np.uint8)), str(folder / CHALLENGE_MASK))
     assert main(args) == 2
     assert "not a 0/1 mask" in capsys.readouterr().err
+
+
+def test_evaluate_challenge_needs_only_the_masks_and_the_ac_table(small_dataset, tmp_path, capsys):
+    import shutil
+
+    from fetal_iqa_gui.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR
+    from fetal_iqa_gui.export import write_challenge_output
+    from fetal_iqa_gui.training.data import read_cases
+    ground_truth = tmp_path / "gt"  # what the challenge's ground truth holds: no images folder
+    shutil.copytree(small_dataset / MASKS_DIR, ground_truth / MASKS_DIR)
+    (ground_truth / CIRCUMFERENCES_CSV).parent.mkdir(parents=True)
+    shutil.copy(small_dataset / CIRCUMFERENCES_CSV, ground_truth / CIRCUMFERENCES_CSV)
+    assert not (ground_truth / IMAGES_DIR).exists()
+    for case in read_cases(small_dataset):
+        write_challenge_output(tmp_path / "pred", case.uuid, -1, None, (144, 562, 744), (0.28, 0.28))
+    assert main(["evaluate", "--challenge", str(tmp_path / "pred"), "--ground-truth", str(ground_truth)]) == 0
+    assert "challenge score" in capsys.readouterr().out
