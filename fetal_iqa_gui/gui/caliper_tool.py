@@ -43,6 +43,7 @@ class CaliperTool(QObject):
         self.proposal: tuple[Ellipse, float] | None = None  # the model's ellipse and AC, while unchanged
         state.frame_changed.connect(lambda _: self.show_kept())
         state.sweep_changed.connect(self.show_kept)
+        state.calipers_changed.connect(lambda frame: frame == state.frame and self.show_kept())
 
     # -- the actions ---------------------------------------------------------------------------
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..errors import FetalIqaError
+from ..report import write_report
 from . import settings as stored
 from .state import ViewerState
 from .workers import ExportThread
@@ -81,6 +82,21 @@ class Exporter(QObject):
             self.status.emit(f"Scores written to {path}.")
         except FetalIqaError as error:
             self.alert.emit("Export", str(error))
+
+    def export_report(self) -> None:
+        """The case report: each sweep's chosen frame (PNG + sidecar) and one printable HTML page."""
+        folder = self.ask_folder()
+        if folder is None:
+            return
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        self.window.timeline.grab().save(buffer, "PNG")
+        try:
+            page, exported = write_report(self.state.scored, folder, bytes(buffer.data()))
+        except FetalIqaError as error:
+            self.alert.emit("Export report", str(error))
+            return
+        self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it).")
 
     # -- the work ----------------------------------------------------------------------------
 

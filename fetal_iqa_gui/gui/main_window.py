@@ -12,8 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QDialog, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from . import dialogs
@@ -27,7 +26,9 @@ from .review_panel import ReviewPanel
 from .session import ScoringSession
 from .settings_dialog import SettingsDialog
 from .state import ViewerState
+from .status_line import StatusLine
 from .thumbnail_strip import ThumbnailStrip
+from .worklist_panel import WorklistPanel
 from .timeline_widget import TimelineWidget
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,16 @@ class MainWindow(QMainWindow):
         self.banner = ModelBanner(self.state, lambda: self.settings)
         self.thumbnails = ThumbnailStrip(self.state)
         self.calipers = CaliperTool(self.state, self.frame_view, self)
+        self.worklist = WorklistPanel(self.state, self.session)
         viewer = QSplitter(Qt.Orientation.Vertical)
         viewer.addWidget(self.frame_view)
         viewer.addWidget(self.thumbnails)
         viewer.setStretchFactor(0, 1)
         top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.worklist)
         top.addWidget(viewer)
         top.addWidget(self.panel)
-        top.setStretchFactor(0, 4)
+        top.setStretchFactor(1, 4)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(self.timeline)
@@ -73,7 +76,11 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(splitter)
         self.setCentralWidget(central)
-        self._build_status_bar()
+        self.setStatusBar(StatusLine(self.cancel_scoring))
+        bar = self.statusBar()
+        self.status_text, self.progress, self.cancel_button = bar.text, bar.progress, bar.cancel_button
+        self.export_folder = bar.export_folder
+        self._show_export_folder()
 
         self.play_timer = QTimer(self, interval=1000 // DEFAULT_CINE_SPEED)
         self.play_timer.timeout.connect(self._play_step)
@@ -86,26 +93,10 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1280, 820)
 
-    def _build_status_bar(self) -> None:
-        self.status_text = QLabel("Open a sweep: File > Open (Ctrl+O), or drop a file here.")
-        self.export_folder = QLabel()
-        self.export_folder.setToolTip("Where Ctrl+E exports the current frame (File > Settings changes it)")
-        self.progress = QProgressBar(maximumWidth=180)
-        self.progress.setAccessibleName("Scoring progress")
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop scoring (Esc); the scores so far stay")
-        self.cancel_button.clicked.connect(self.cancel_scoring)
-        self.cancel_button.hide()
-        self.statusBar().addWidget(self.status_text, 1)
-        for widget in (self.export_folder, self.progress, self.cancel_button):
-            self.statusBar().addPermanentWidget(widget)
-        self._show_export_folder()
-
     def _connect(self) -> None:
         state, session = self.state, self.session
         session.status.connect(self.status_text.setText)
-        session.progress.connect(self._show_progress)
+        session.progress.connect(self.statusBar().show_progress)
         session.alert.connect(self.alert)
         session.opened.connect(lambda sweep: self.setWindowTitle(f"fetal-iqa: {sweep.source.name}"))
         session.opened.connect(lambda _: self._fill_recent())
@@ -114,6 +105,7 @@ class MainWindow(QMainWindow):
         self.exporter.alert.connect(self.alert)
         self.calipers.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
+        self.worklist.status.connect(self.status_text.setText)
         state.sweep_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
@@ -201,11 +193,6 @@ class MainWindow(QMainWindow):
     def cancel_scoring(self) -> None:
         self.session.cancel()
 
-    def _show_progress(self, done: int, total: int) -> None:
-        self.progress.setVisible(total >= 0)
-        self.progress.setRange(0, max(total, 0))
-        self.progress.setValue(done)
-
     # -- navigation -------------------------------------------------------------------------
 
     def step_forward(self): self.state.set_frame(self.state.frame + 1)
@@ -257,7 +244,7 @@ class MainWindow(QMainWindow):
 
 
     def _show_export_folder(self) -> None:
-        self.export_folder.setText(f"Export folder: {self.exporter.export_folder_text()}")
+        self.statusBar().show_export_folder(self.exporter.export_folder_text())
 
     def alert(self, title: str, message: str) -> None:
         """A warning that does not block the window (and so never freezes scoring or tests)."""

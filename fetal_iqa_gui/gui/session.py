@@ -19,7 +19,7 @@ from ..scoring import EngineSettings
 from ..sweep import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
-from .workers import LoadThread, ScoringThread
+from .workers import LoadThread, PrefetchThread, ScoringThread
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class ScoringSession(QObject):
     alert = Signal(str, str)  # title, message: something the user must see
     opened = Signal(object)  # the Sweep now on screen
     scoring_changed = Signal(bool)  # whether a scoring thread is running
+    prefetched = Signal(object, object)  # path, ScoredSweep or None: a case scored ahead
 
     def __init__(self, state: ViewerState, settings: stored.AppSettings, parent=None):
         super().__init__(parent)
@@ -39,6 +40,7 @@ class ScoringSession(QObject):
         self.engine = None
         self.loader: LoadThread | None = None
         self.scorer: ScoringThread | None = None
+        self.prefetcher: PrefetchThread | None = None
         self._start_when_idle = False
         self._threads: set[QThread] = set()  # every thread still running, for a clean close
 
@@ -90,7 +92,17 @@ class ScoringSession(QObject):
 
     @property
     def is_scoring(self) -> bool:
-        return self.scorer is not None and self.scorer.isRunning()
+        # a thread counts until its `finished` has been handled here, not by isRunning(): a queued
+        # finished may arrive after isRunning() turned false, and nothing would start the next scoring
+        return any(thread is not None and thread in self._threads for thread in (self.scorer, self.prefetcher))
+
+    def prefetch(self, path: Path) -> None:
+        """Score a case ahead, into the cache, while nothing else scores."""
+        if self.is_scoring or self.state.sweep is None:
+            return
+        self.prefetcher = PrefetchThread(path, self.model_spec(), self.engine_settings(), self)
+        self.prefetcher.done.connect(self.prefetched)
+        self._run(self.prefetcher)
 
     def rescore(self) -> None:
         """Score the sweep on screen with the current settings, once any earlier scoring has stopped."""
@@ -113,8 +125,10 @@ class ScoringSession(QObject):
         self.scoring_changed.emit(True)
 
     def cancel(self, quiet: bool = False) -> None:
-        """Ask scoring to stop after its current batch; never waits."""
-        if self.is_scoring and not self.scorer.isInterruptionRequested():
+        """Ask scoring (and scoring ahead) to stop after the current batch; never waits."""
+        if self.prefetcher is not None:
+            self.prefetcher.requestInterruption()
+        if self.scorer in self._threads and not self.scorer.isInterruptionRequested():
             self.scorer.requestInterruption()
             if not quiet:
                 self.status.emit("Stopping after the current batch…")
@@ -159,6 +173,8 @@ class ScoringSession(QObject):
 
     def _finished(self, thread: QThread) -> None:
         self._threads.discard(thread)
+        if thread is self.prefetcher and self._start_when_idle:
+            self.rescore()
         if thread is not self.scorer:
             return
         self.scoring_changed.emit(False)

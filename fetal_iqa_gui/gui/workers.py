@@ -100,6 +100,27 @@ class ScoringThread(QThread):
             self.failed.emit(f"Scoring stopped: {error}. The scores so far are kept.")
 
 
+class PrefetchThread(QThread):
+    """Scores a case nobody looks at yet, into the score cache: the worklist's next case, while the
+    user reviews this one. Stops after its batch when asked (the case on screen comes first)."""
+
+    done = Signal(object, object)  # path, ScoredSweep (None when it could not be scored)
+
+    def __init__(self, path: Path, spec: ModelSpec, settings: EngineSettings, parent=None):
+        super().__init__(parent)
+        self.path, self.spec, self.settings = path, spec, settings
+
+    def run(self) -> None:
+        try:
+            engine = warm_engine(self.spec, self.settings)
+            scored = ScoredSweep.from_cache(load_sweep(self.path), ModelInfo.of(engine.model), engine.variant)
+            run_scoring(engine, scored, True, None, self.isInterruptionRequested)
+        except Exception as error:  # the user will see it when opening the case; here it only costs the prefetch
+            log.warning("could not score %s ahead: %s", self.path, error)
+            scored = None
+        self.done.emit(self.path, scored)
+
+
 class ExportThread(QThread):
     """Exports frames of a snapshot of the scored sweep (scoring may go on meanwhile)."""
 

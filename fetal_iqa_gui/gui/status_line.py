@@ -1,0 +1,32 @@
+"""The status bar: what is happening, the export folder, scoring progress and its Cancel button."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
+
+
+class StatusLine(QStatusBar):
+    def __init__(self, on_cancel, parent=None):
+        super().__init__(parent)
+        self.text = QLabel("Open a sweep: File > Open (Ctrl+O), or drop a file here.")
+        self.export_folder = QLabel()
+        self.export_folder.setToolTip("Where Ctrl+E exports the current frame (File > Settings changes it)")
+        self.progress = QProgressBar(maximumWidth=180)
+        self.progress.setAccessibleName("Scoring progress")
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop scoring (Esc); the scores so far stay")
+        self.cancel_button.clicked.connect(on_cancel)
+        self.cancel_button.hide()
+        self.addWidget(self.text, 1)
+        for widget in (self.export_folder, self.progress, self.cancel_button):
+            self.addPermanentWidget(widget)
+
+    def show_progress(self, done: int, total: int) -> None:
+        """`total` 0: busy without a measure; -1: nothing running."""
+        self.progress.setVisible(total >= 0)
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(done)
+
+    def show_export_folder(self, text: str) -> None:
+        self.export_folder.setText(f"Export folder: {text}")

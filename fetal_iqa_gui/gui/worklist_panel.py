@@ -1,0 +1,134 @@
+"""The worklist: a folder's cases with their state and best score. Selecting one opens it; the next
+unscored case is scored ahead while the user reviews; "reviewed" keeps the review beside the sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QFileDialog, QListWidget, QListWidgetItem
+
+from ..worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, restore_calipers
+from .session import ScoringSession
+from .state import ViewerState
+
+MARKS = {NOT_SCORED: "○", SCORING: "◔", SCORED: "●", REVIEWED: "✔"}
+COLOURS = {NOT_SCORED: "#9a9a9a", SCORING: "#4aa3ff", SCORED: "#e6e6e6", REVIEWED: "#2ecc71"}
+
+
+class WorklistPanel(QListWidget):
+    status = Signal(str)
+
+    def __init__(self, state: ViewerState, session: ScoringSession, parent=None):
+        super().__init__(parent)
+        self.state, self.session = state, session
+        self.worklist: Worklist | None = None
+        self.setAccessibleName("Worklist")
+        self.setToolTip("The cases of the open folder: ○ not scored, ◔ scoring, ● scored, ✔ reviewed. "
+                        "Ctrl+PgDown / Ctrl+PgUp: next / previous case.")
+        self.setMinimumWidth(200)
+        self.hide()  # until a folder is opened
+        self.itemActivated.connect(lambda item: self.open_case(self.row(item)))
+        self.itemClicked.connect(lambda item: self.open_case(self.row(item)))
+        session.opened.connect(self._on_opened)
+        session.scoring_changed.connect(self._on_scoring_changed)
+        session.prefetched.connect(self._on_prefetched)
+        state.model_changed.connect(self._restore_review)
+
+    # -- the actions ---------------------------------------------------------------------------
+
+    def open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of sweeps")
+        if folder:
+            self.load(Path(folder))
+
+    def load(self, folder: Path) -> None:
+        self.worklist = Worklist(folder)
+        if not self.worklist.cases:
+            self.status.emit(f"No sweep files in {folder}.")
+            return
+        self.clear()
+        for _ in self.worklist.cases:
+            self.addItem(QListWidgetItem())
+        self.refresh()
+        self.show()
+        self.open_case(0)
+
+    def next_case(self) -> None:
+        self._step(1)
+
+    def previous_case(self) -> None:
+        self._step(-1)
+
+    def mark_reviewed(self) -> None:
+        row = self._current_row()
+        if row is None or self.state.scored is None or self.state.model is None:
+            self.status.emit("Open a case of a folder (File > Open folder) and let it score to mark it reviewed.")
+            return
+        self.worklist.mark_reviewed(self.worklist.cases[row].path, self.state.scored)
+        self.refresh()
+        self.status.emit(f"{self.worklist.cases[row].path.name} is reviewed; kept in {self.worklist.review_file.name}.")
+
+    # -- keeping in step -----------------------------------------------------------------------
+
+    def open_case(self, row: int) -> None:
+        if self.worklist and 0 <= row < len(self.worklist.cases) and row != self._current_row():
+            self.session.open(self.worklist.cases[row].path)
+
+    def _step(self, direction: int) -> None:
+        row = self._current_row()
+        if self.worklist is None:
+            self.status.emit("No worklist: File > Open folder… first.")
+        elif row is not None:
+            self.open_case(min(max(row + direction, 0), len(self.worklist.cases) - 1))
+
+    def _current_row(self) -> int | None:
+        if self.worklist is None or self.state.sweep is None:
+            return None
+        return self.worklist.index_of(self.state.sweep.source)
+
+    def _on_opened(self, sweep) -> None:
+        row = self._current_row()
+        if row is not None:
+            self.setCurrentRow(row)
+            if self.worklist.cases[row].state == NOT_SCORED:
+                self.worklist.cases[row].state = SCORING
+            self.refresh()
+
+    def _restore_review(self) -> None:
+        row = self._current_row()
+        if row is not None and self.worklist.cases[row].review and not self.state.scored.calipers:
+            restore_calipers(self.state.scored, self.worklist.cases[row].review)
+            self.state.calipers_changed.emit(self.state.frame)
+
+    def _on_scoring_changed(self, scoring: bool) -> None:
+        row = self._current_row()
+        if scoring or row is None or self.state.scored is None or self.state.model is None:
+            return
+        entry = self.worklist.cases[row]
+        self.worklist.scored(entry.path, self.state.scored)
+        if entry.state == SCORING:
+            entry.state = NOT_SCORED  # stopped part way: it scores again when opened
+        self.refresh()
+        ahead = self.worklist.next_to_score(row)
+        if ahead is not None and self.state.scored.n_pending == 0:
+            self.session.prefetch(ahead.path)
+            self.status.emit(f"Scoring {ahead.path.name} ahead, while you review this case.")
+
+    def _on_prefetched(self, path: Path, scored) -> None:
+        if self.worklist is None or self.worklist.index_of(path) is None or scored is None:
+            return
+        self.worklist.scored(path, scored)
+        self.refresh()
+        if not self.session.is_scoring:
+            self._on_scoring_changed(False)  # and the one after it
+
+    def refresh(self) -> None:
+        for row, entry in enumerate(self.worklist.cases):
+            best = "" if entry.best_score is None else f"  {entry.best_score:.2f}"
+            item = self.item(row)
+            item.setText(f"{MARKS[entry.state]} {entry.path.name}{best}")
+            item.setToolTip(f"{entry.path}: {entry.state}")
+            item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
+            item.setForeground(QBrush(QColor(COLOURS[entry.state])))

@@ -1,0 +1,55 @@
+"""A folder as a worklist: cases open in turn, the next is scored ahead, a review is kept and restored."""
+
+import shutil
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
+
+from fetal_iqa_gui.calipers import EllipseCaliper
+from fetal_iqa_gui.gui.main_window import MainWindow
+from fetal_iqa_gui.measure import Ellipse
+from fetal_iqa_gui.worklist import REVIEWED, SCORED, Worklist
+from tests.gui.conftest import wait_for_scoring
+
+
+@pytest.fixture
+def cases(tmp_path, sweep_file, short_sweep_file):
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    shutil.copy(sweep_file, folder / "a.mha")
+    shutil.copy(short_sweep_file, folder / "b.mha")
+    return folder
+
+
+def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(cases))
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        window.actions["worklist.open_folder"].trigger()
+    panel = window.worklist
+    assert panel.isVisible() and panel.count() == 2 and window.state.sweep.source == cases / "a.mha"
+    wait_for_scoring(qtbot, window)
+    # while the user reviews a.mha, b.mha is scored ahead, into the cache
+    qtbot.waitUntil(lambda: panel.worklist.cases[1].state == SCORED, timeout=60_000)
+    assert panel.worklist.cases[0].state == SCORED and "●" in panel.item(0).text()
+    frame = window.state.frame
+    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (90.0, 70.0), 0.0), window.state.sweep.spacing_mm)
+    window.state.set_calipers(frame, [caliper])
+    QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert panel.worklist.cases[0].state == REVIEWED and "✔" in panel.item(0).text()
+    with qtbot.waitSignal(window.state.model_changed, timeout=30_000):
+        QTest.keyClick(window.frame_view, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ControlModifier)
+    assert window.state.sweep.source == cases / "b.mha"
+    assert window.state.scored.n_pending == 0  # scored ahead: all there at once
+    wait_for_scoring(qtbot, window)
+
+    reopened = MainWindow(window.settings)  # another day: the folder opened again
+    qtbot.addWidget(reopened)
+    with qtbot.waitSignal(reopened.state.sweep_changed, timeout=30_000):
+        reopened.worklist.load(cases)
+    wait_for_scoring(qtbot, reopened)
+    assert [c.state for c in Worklist(cases).cases][0] == REVIEWED
+    assert reopened.state.scored.calipers[frame][0].ac_mm == pytest.approx(caliper.ac_mm, abs=0.01)
+    reopened.state.set_frame(frame)
+    assert f"AC {caliper.ac_mm:.1f} mm" in reopened.panel.ac_label.text() and len(reopened.calipers.rois) == 1
