@@ -14,8 +14,8 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDialog, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
-from ..model.loading import DEMO_LABEL, real_weights_configured
-from ..resources import MODEL_WEIGHTS_DIR
+from ..model.spec import DEMO_LABEL, real_weights_configured
+from ..resources import user_weights_dir
 from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from . import dialogs
 from . import settings as stored
@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         if model is not None and model.is_demo:
             notes.append(f"⚠ {DEMO_LABEL}.")
         if not real_weights_configured() and not self.settings.weights:
-            notes.append(f"No FetalCLIP weights are configured: put FetalCLIP_weights.pt in {MODEL_WEIGHTS_DIR} "
+            notes.append(f"No FetalCLIP weights are configured: put FetalCLIP_weights.pt in {user_weights_dir()} "
                          "or choose it in File > Settings, with a trained adapter.")
         self.banner.setText(" ".join(notes))
         self.banner.setVisible(bool(notes))
