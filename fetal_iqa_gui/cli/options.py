@@ -51,7 +51,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
                        help="auto: bf16 on a GPU or a CPU with native bf16, else int8 on a CPU")
     group.add_argument("--batch-size", type=bounded_int(1, 4096), help="frames per batch (default: 8 on a CPU)")
-    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: all cores)")
+    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
 
 
 def model_spec(args):

@@ -8,14 +8,13 @@ on screen are dropped, so a late batch never lands on the wrong sweep.
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ..model.loading import ModelSpec
-from ..scoring import EngineSettings
+from ..model.spec import ModelSpec
+from ..runtime import EngineSettings, physical_cores
 from ..sweep import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
@@ -84,7 +83,7 @@ class ScoringSession(QObject):
         return ModelSpec.demo_model(s.demo_task)
 
     def engine_settings(self) -> EngineSettings:
-        cores = os.cpu_count() or 1
+        cores = physical_cores()
         threads = cores - 1 if cores >= 4 else cores  # keep a core for the window where there are enough
         return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None, threads)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from ..scoring import DEVICES, PRECISIONS
+from ..runtime import DEVICES, PRECISIONS
 from .settings import AppSettings
 
 
