@@ -68,6 +68,11 @@ def user_adapters() -> list[Path]:
                   if path.suffix in ADAPTER_SUFFIXES and path.is_file())
 
 
+def log_file() -> Path:
+    """The desktop app's log (it holds file paths, which may name patients: private to the user)."""
+    return Path(platformdirs.user_log_dir(APP_NAME)) / "fetal-iqa.log"
+
+
 def demo_model_target(task: str) -> Path | None:
     """Where `train-demo` writes the demo model so that the package reads it (None: not a folder)."""
     target = DEMO_MODELS[task]

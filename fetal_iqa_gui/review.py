@@ -21,6 +21,7 @@ from .measure import Measurement, MeasurementError, measure_abdomen
 from .preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
 from .sweep import Sweep, SweepSlot
+from .text import counted
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ExportReport:
     cancelled: bool = False
 
     def message(self, folder: Path) -> str:
-        text = f"Exported {len(self.frames)} frame{'s' if len(self.frames) != 1 else ''} to {folder}"
+        text = f"Exported {counted(len(self.frames), 'frame')} to {folder}"
         if self.below_threshold:
             text += f" ({len(self.below_threshold)} below the threshold, marked so in their names)"
         text += "."

@@ -50,6 +50,13 @@ def physical_cores() -> int:
     return logical // 2 if hyperthreaded else logical  # most x86 CPUs of 4 or more threads run 2 a core
 
 
+def default_threads(for_window: bool = False) -> int:
+    """torch's CPU threads unless chosen: one per physical core; the desktop app keeps one core for
+    its window where there are 4 or more."""
+    cores = physical_cores()
+    return cores - 1 if for_window and cores >= 4 else cores
+
+
 def _linux_physical_cores() -> int | None:
     try:
         with open("/proc/cpuinfo") as file:

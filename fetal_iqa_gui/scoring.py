@@ -22,7 +22,7 @@ from .model.int8 import quantize_model
 from .model.loading import LoadedModel
 from .preprocess import frames_to_tensor
 from .review import ScoredSweep
-from .runtime import EngineSettings, linux_cpu_flags, physical_cores
+from .runtime import EngineSettings, default_threads, linux_cpu_flags
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings())
     else:
         model.merge()
     if device.type == "cpu":
-        torch.set_num_threads(settings.threads or physical_cores())
+        torch.set_num_threads(settings.threads or default_threads())
         if not int8:
             model.module.to(device=device, dtype=_DTYPES[precision])
     else:

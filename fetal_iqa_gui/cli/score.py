@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import FetalIqaError
 from ..progress import ProgressBar
+from ..text import counted
 from .options import add_engine_options, add_model_options
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -69,7 +70,7 @@ def score_files(engine, paths: list[Path], out: Path | None = None, out_dir: Pat
     if out_dir and summary:
         write_summary(out_dir / SUMMARY_CSV, summary)
     if failed:
-        print(f"{failed} of {len(paths)} inputs failed.", file=sys.stderr)
+        print(f"{failed} of {counted(len(paths), 'input')} failed.", file=sys.stderr)
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 

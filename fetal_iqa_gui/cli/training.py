@@ -21,7 +21,10 @@ DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 3, "
 
 
 def add_training_commands(commands) -> None:
-    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder")
+    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder",
+                                description="Train FetalCLIP_CLS (frame quality) or FetalCLIP_SEG (abdomen mask) "
+                                "as in the paper: LoRA adapters on FetalCLIP's tower and a new head, on the cases "
+                                "of an ACOUSLIC-AI-layout folder. Writes one adapter file to score with.")
     train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     train.add_argument("--out", type=Path, required=True, help="the adapter to write (.safetensors)")
     train.add_argument("--task", choices=("classification", "segmentation"), default="classification")
@@ -40,7 +43,10 @@ def add_training_commands(commands) -> None:
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores")
+    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores",
+                                   description="Measure a model on a split of an ACOUSLIC-AI-layout folder (frame-level "
+                                   "F1, precision, recall, and how often each sweep's best frame is a good one), or "
+                                   "score predictions in the challenge's output format against its ground truth.")
     evaluate.add_argument("data_dir", type=Path, nargs="?", metavar="DATA_DIR", help="ACOUSLIC-AI-layout folder")
     evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
     evaluate.add_argument("--split-by-subject", action="store_true")
@@ -50,7 +56,10 @@ def add_training_commands(commands) -> None:
     add_model_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
+    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps",
+                               description="Regenerate the built-in demo model: synthesise cases, train a small "
+                               "model of FetalCLIP_CLS's family on them from scratch, choose its threshold, and "
+                               "report its F1 on held-out synthetic cases.")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
     demo.add_argument("--cases", type=bounded_int(2), default=240,
                       help="synthetic training cases (a sixth validate, to pick the epoch)")

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..errors import FetalIqaError
+from ..text import counted
 from . import settings as stored
 from .state import ViewerState
 from .workers import ExportThread
@@ -51,7 +52,8 @@ class Exporter(QObject):
             return
         below = [best.sweep for best in bests if not best.good]
         if below and not self.confirm(
-                f"{len(below)} of {len(bests)} sweeps have no good frame (sweep "
+                f"{len(below)} of {counted(len(bests), 'sweep')} {'has' if len(below) == 1 else 'have'} "
+                f"no good frame (sweep "
                 f"{', '.join(map(str, below))}). Export their top frames anyway, marked "
                 "'below-threshold' in their names?", "Export anyway"):
             bests = [best for best in bests if best.good]

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 from ..model.spec import ModelSpec
-from ..runtime import EngineSettings, physical_cores
+from ..runtime import EngineSettings, default_threads
 from ..sweep import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
@@ -83,9 +83,8 @@ class ScoringSession(QObject):
         return ModelSpec.demo_model(s.demo_task)
 
     def engine_settings(self) -> EngineSettings:
-        cores = physical_cores()
-        threads = cores - 1 if cores >= 4 else cores  # keep a core for the window where there are enough
-        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None, threads)
+        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None,
+                              default_threads(for_window=True))
 
     @property
     def is_scoring(self) -> bool:

@@ -28,6 +28,11 @@ def _store() -> QSettings:
     return QSettings("fetal-iqa", "fetal-iqa")
 
 
+def settings_file() -> str:
+    """Where the settings are kept (a file; on Windows, a registry key)."""
+    return _store().fileName()
+
+
 def load_settings() -> AppSettings:
     store = _store()
     values = {}

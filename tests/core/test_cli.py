@@ -22,6 +22,24 @@ def test_info_prints_each_file_and_reports_bad_ones(small_dataset, tmp_path, cap
     assert "sweeps: 1" in out and "padding" in out
 
 
+def test_info_counts_one_image_in_the_singular(tmp_path, capsys):
+    import cv2
+    picture = tmp_path / "frame.png"
+    cv2.imwrite(str(picture), np.full((40, 60), 80, np.uint8))
+    assert main(["info", str(picture)]) == 0
+    assert "frames: 1 (1 image, 0 padding)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["info", "synth", "score", "measure", "gui", "demo", "train", "evaluate",
+                                     "train-demo", "doctor"])
+def test_every_command_says_what_it_does(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    description = capsys.readouterr().out.split("\n\n")[1]  # the paragraph after the usage
+    assert not description.startswith(("positional arguments", "options")) and description.rstrip().endswith(".")
+
+
 def test_synth_writes_the_challenge_layout(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--cases", "1", "--seed", "4", "--frames-per-sweep", "12"]) == 0
     assert len(list((tmp_path / synthetic.IMAGES_DIR).glob("*.mha"))) == 1
