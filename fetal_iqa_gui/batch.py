@@ -36,6 +36,7 @@ class CaseOutputs:
     export_dir: Path | None = None  # each sweep's top frame (marked in its name when it is not good)
     challenge_dir: Path | None = None  # the challenge's frame number and mask
     overwrite: bool = False
+    source_name_only: bool = False  # exported sidecars name the sweep file without its folders
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -69,7 +70,8 @@ def write_case_outputs(scored: ScoredSweep, outputs: CaseOutputs) -> list[dict]:
     rows = summary_rows(scored)
     if outputs.export_dir:
         tops = [best.frame for best in scored.best_per_sweep() if best.candidate]
-        report = scored.export(tops, outputs.export_dir, overwrite=outputs.overwrite)
+        report = scored.export(tops, outputs.export_dir, overwrite=outputs.overwrite,
+                               source_name_only=outputs.source_name_only)
         if report.problems:
             raise report.problems[0]
     if outputs.challenge_dir:

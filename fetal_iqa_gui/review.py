@@ -181,7 +181,7 @@ class ScoredSweep:
                              measurement.ellipse if measurement else None)
 
     def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
-               rename: bool = False, should_stop=None, on_frame=None) -> ExportReport:
+               rename: bool = False, should_stop=None, on_frame=None, source_name_only: bool = False) -> ExportReport:
         """Export frames (PNG + sidecar, optionally an overlay copy); each refusal is reported, not raised.
 
         `on_frame(done, total)` is told after each frame; `should_stop()` is asked before each.
@@ -201,7 +201,8 @@ class ScoredSweep:
                 report.written += export_frame(
                     self.sweep, frame, float(self.scores[frame]), info, folder,
                     overlay=self.overlay_of(frame, measurement) if overlay else None,
-                    ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename)
+                    ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
+                    source_name_only=source_name_only)
             except FetalIqaError as error:
                 report.problems.append(error)
             else:

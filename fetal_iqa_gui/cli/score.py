@@ -26,6 +26,8 @@ def add_score_command(commands) -> None:
     score.add_argument("--export-best", type=Path, metavar="DIR",
                        help="export each sweep's best frame (PNG + sidecar; named '..._below-threshold' "
                        "when even the best is not good)")
+    score.add_argument("--sidecar-name-only", action="store_true",
+                       help="exported sidecars name the sweep file without its folders (which may name patients)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     add_model_options(score)
     add_engine_options(score)
@@ -40,11 +42,13 @@ def cmd_score(args) -> int:
         return EXIT_BAD_INPUT
     engine = load_engine(args)
     return score_files(engine, expand_paths(args.paths), out=args.out, out_dir=args.out_dir,
-                       export_dir=args.export_best, challenge_dir=args.challenge_output, use_cache=not args.no_cache)
+                       export_dir=args.export_best, challenge_dir=args.challenge_output, use_cache=not args.no_cache,
+                       source_name_only=args.sidecar_name_only)
 
 
 def score_files(engine, paths: list[Path], out: Path | None = None, out_dir: Path | None = None,
-                export_dir: Path | None = None, challenge_dir: Path | None = None, use_cache: bool = True) -> int:
+                export_dir: Path | None = None, challenge_dir: Path | None = None, use_cache: bool = True,
+                source_name_only: bool = False) -> int:
     """Score each file and write its outputs; a failing file is reported and the others go on (exit 2)."""
     from ..batch import SUMMARY_CSV, CaseOutputs, check_case_ids, write_case_outputs, write_summary
     from ..export import ModelInfo
@@ -57,7 +61,8 @@ def score_files(engine, paths: list[Path], out: Path | None = None, out_dir: Pat
         if csv_path and out_dir and csv_path.exists():
             print(f"skipping {path.name}: {csv_path.name} exists (finished earlier)", file=sys.stderr)
             continue
-        outputs = CaseOutputs(csv_path, export_dir, challenge_dir, overwrite=bool(out))
+        outputs = CaseOutputs(csv_path, export_dir, challenge_dir, overwrite=bool(out),
+                              source_name_only=source_name_only)
         try:
             scored = score_file(engine, model, path, use_cache)
             rows = write_case_outputs(scored, outputs)

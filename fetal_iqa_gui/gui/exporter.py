@@ -115,7 +115,7 @@ class Exporter(QObject):
         if folder is None:
             return
         self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
-                                   rename, self)
+                                   rename, self.settings.sidecar_name_only, self)
         self.thread.done.connect(self._done)
         if len(frames) > 1:
             dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)

@@ -22,6 +22,7 @@ class AppSettings:
     threshold: float = 0.0  # 0: the model's own threshold
     export_dir: str = ""
     export_overlay: bool = False
+    sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
 
 
 def _store() -> QSettings:

@@ -45,6 +45,11 @@ class SettingsDialog(QDialog):
         self.export_overlay = QCheckBox("also export a copy with the overlay")
         self.export_overlay.setChecked(settings.export_overlay)
         form.addRow("", self.export_overlay)
+        self.sidecar_name_only = QCheckBox("name the sweep in sidecars by its file name only (no folders)")
+        self.sidecar_name_only.setToolTip("Folder names may name the patient; the sidecar's 'source' then holds "
+                                          "the file name alone")
+        self.sidecar_name_only.setChecked(settings.sidecar_name_only)
+        form.addRow("", self.sidecar_name_only)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -78,4 +83,5 @@ class SettingsDialog(QDialog):
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        device=self.device.currentText(), precision=self.precision.currentText(),
                        batch_size=self.batch_size.value(), threshold=self.threshold.value(),
-                       export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked())
+                       export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
+                       sidecar_name_only=self.sidecar_name_only.isChecked())

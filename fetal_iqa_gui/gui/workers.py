@@ -116,14 +116,16 @@ class ExportThread(QThread):
     done = Signal(object, object)  # ExportReport, folder
 
     def __init__(self, scored: ScoredSweep, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
-                 parent=None):
+                 source_name_only: bool = False, parent=None):
         super().__init__(parent)
         self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename
+        self.source_name_only = source_name_only
 
     def run(self) -> None:
         try:
             report = self.scored.export(self.frames, self.folder, self.overlay, rename=self.rename,
-                                        should_stop=self.isInterruptionRequested, on_frame=self.progress.emit)
+                                        should_stop=self.isInterruptionRequested, on_frame=self.progress.emit,
+                                        source_name_only=self.source_name_only)
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on
             log.exception("export failed")
             report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])

@@ -81,6 +81,16 @@ def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_p
     assert "skipping" in capsys.readouterr().err
 
 
+def test_score_can_name_the_sweep_in_sidecars_by_file_name_only(small_dataset, tiny_cls_path, tmp_path, capsys):
+    case = next((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))
+    args = ["score", str(case), "--adapter", str(tiny_cls_path), "--device", "cpu", "--export-best"]
+    assert main(args + [str(tmp_path / "full")]) == 0
+    assert main(args + [str(tmp_path / "private"), "--sidecar-name-only"]) == 0
+    full = json.loads(next((tmp_path / "full").glob("*.json")).read_text())
+    private = json.loads(next((tmp_path / "private").glob("*.json")).read_text())
+    assert full["source"] == str(case.resolve()) and private["source"] == case.name
+
+
 def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
     import cv2
     mask = np.zeros((400, 400), np.uint8)
