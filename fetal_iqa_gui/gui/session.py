@@ -39,6 +39,7 @@ class ScoringSession(QObject):
         self.loader: LoadThread | None = None
         self.scorer: ScoringThread | None = None
         self._start_when_idle = False
+        self._closed = False  # after shutdown nothing starts: a thread would outlive the app
         self._threads: set[QThread] = set()  # every thread still running, for a clean close
 
     # -- opening -----------------------------------------------------------------------------
@@ -53,8 +54,8 @@ class ScoringSession(QObject):
         self._run(self.loader)
 
     def _on_loaded(self, loader: LoadThread, sweep) -> None:
-        if loader is not self.loader:
-            return  # the user opened something else meanwhile
+        if loader is not self.loader or self._closed:
+            return  # the user opened something else meanwhile, or closed the window
         self.demo_mode = loader.is_demo
         self.state.set_sweep(sweep)
         self.opened.emit(sweep)
@@ -185,6 +186,7 @@ class ScoringSession(QObject):
 
     def shutdown(self) -> None:
         """The window is closing: stop everything, and wait (at most a batch) so no thread outlives it."""
+        self._closed = True
         self._start_when_idle = False
         for thread in list(self._threads):
             thread.requestInterruption()

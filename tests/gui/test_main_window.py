@@ -102,6 +102,15 @@ def test_closing_during_scoring_is_clean(qtbot, window, sweep_file):
     assert window.session.scorer.isFinished()
 
 
+def test_closing_while_a_sweep_opens_starts_no_scoring(qtbot, window, sweep_file):
+    window.open_path(sweep_file)
+    loader = window.session.loader
+    window.close()  # waits for the loader; its "loaded" signal arrives after the window closed
+    assert loader.isFinished()
+    qtbot.wait(200)
+    assert window.session.scorer is None  # a thread started now would outlive the app (Qt aborts)
+
+
 def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):
     open_and_score(qtbot, window, sweep_file)
     before = window.state.sweep
