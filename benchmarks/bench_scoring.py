@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
 from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
-from fetal_iqa_gui.model.tower import build_visual, load_config, load_visual_weights  # noqa: E402
+from fetal_iqa_gui.model.tower import build_visual, load_visual_weights  # noqa: E402
 from fetal_iqa_gui.preprocess import frames_to_tensor  # noqa: E402
-from fetal_iqa_gui.resources import FETALCLIP_CONFIG  # noqa: E402
+from fetal_iqa_gui.resources import fetalclip_config  # noqa: E402
 from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep  # noqa: E402
 from fetal_iqa_gui.sweep import Sweep, load_sweep  # noqa: E402
 from fetal_iqa_gui.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
@@ -63,7 +63,7 @@ def random_weights_file(folder: Path) -> Path:
     path = folder / "random_FetalCLIP_weights.pt"
     if not path.exists():
         torch.manual_seed(0)
-        visual = build_visual(load_config(FETALCLIP_CONFIG))
+        visual = build_visual(fetalclip_config())
         torch.save({"epoch": 0, "state_dict": {f"module.visual.{k}": v for k, v in visual.state_dict().items()}}, path)
     return path
 
@@ -73,7 +73,7 @@ def adapter_file(folder: Path) -> Path:
     from fetal_iqa_gui.model.checkpoint import save_checkpoint
     path = folder / "random_adapter.safetensors"
     if not path.exists():
-        config = load_config(FETALCLIP_CONFIG)
+        config = fetalclip_config()
         with torch.device("meta"):
             model = build_model("classification", config)
         model = model.to_empty(device="cpu")
@@ -87,7 +87,7 @@ def adapter_file(folder: Path) -> Path:
 def run_baseline(weights: Path, frames: np.ndarray) -> dict:
     """The paper's path: LoRA-wrapped tower in fp32, eager, batch 32, in order."""
     started = time.perf_counter()
-    config = load_config(FETALCLIP_CONFIG)
+    config = fetalclip_config()
     visual = build_visual(config)
     load_visual_weights(visual, weights)
     model = FetalCLIPClassifier(visual, config["embed_dim"]).eval()

@@ -3,4 +3,4 @@
 Everything in this package except `gui` is the Qt-free core that the GUI and the CLI share.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the only place the version is written (pyproject.toml reads it)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .resources import FOV_MASK
+from .resources import FOV_MASK, real_path
 
 SWEEPS = 6
 FRAMES_PER_SWEEP = 140
@@ -34,6 +34,7 @@ LABEL_SUBOPTIMAL = 2
 @lru_cache(maxsize=1)
 def load_fov_mask() -> np.ndarray:
     """The probe's field of view, (562, 744) uint8 0/1, read-only."""
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(FOV_MASK))).astype(np.uint8)
+    with real_path(FOV_MASK) as path:
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.uint8)
     mask.setflags(write=False)
     return mask

@@ -62,6 +62,7 @@ class CaseOutputs:
     export_dir: Path | None = None  # each sweep's top frame (marked in its name when it is not good)
     challenge_dir: Path | None = None  # the challenge's frame number and mask
     overwrite: bool = False  # replace any existing file (`--force`)
+    source_name_only: bool = False  # exported sidecars name the sweep file without its folders
 
     def requested(self) -> dict:
         """The outputs asked for, as a marker records them: where each kind goes (None: not asked for)."""
@@ -78,10 +79,11 @@ class RunOutputs:
     export_dir: Path | None = None
     challenge_dir: Path | None = None
     force: bool = False  # replace existing outputs; with `out_dir`, redo finished cases too
+    source_name_only: bool = False
 
     def for_case(self, path: Path) -> CaseOutputs:
         scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
-        return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force)
+        return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only)
 
     def marker(self, path: Path) -> Path | None:
         return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
@@ -238,7 +240,8 @@ def write_case_outputs(scored: ScoredSweep, case: PlannedCase) -> list[dict]:
     if outputs.scores_csv:
         scored.write_csv(outputs.scores_csv, overwrite=True)
     if outputs.export_dir:
-        report = scored.export(_export_frames(scored), outputs.export_dir, overwrite=True)
+        report = scored.export(_export_frames(scored), outputs.export_dir, overwrite=True,
+                               source_name_only=outputs.source_name_only)
         if report.problems:
             raise report.problems[0]
     if outputs.challenge_dir:

@@ -20,7 +20,7 @@ import numpy as np
 import platformdirs
 
 from .errors import WriteError
-from .fileio import atomic_write, remove_stale_parts
+from .fileio import atomic_write, private_folder, remove_stale_parts
 from .preprocess import INPUT_SIZE
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,11 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
         arrays["masks"] = masks
     path = _entry(content_hash, model_identity, variant)
     try:
+        private_folder(path.parent)
         atomic_write(path, lambda file: np.savez(file, **arrays), overwrite=True)
+    except OSError as error:
+        log.warning("could not make the score cache folder %s (%s)", path.parent, error)
+        return
     except WriteError as error:
         log.warning("could not save scores to the cache (%s)", error)
         return

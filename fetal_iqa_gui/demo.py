@@ -14,10 +14,14 @@ DEMO_SWEEP_MB = 200  # its compressed image and mask, with room to spare
 DEMO_SEED = 7
 
 
+def demo_folder() -> Path:
+    return Path(platformdirs.user_cache_dir("fetal-iqa")) / "demo"
+
+
 def demo_sweep_path() -> Path:
     """The demo case's image file, synthesised on first use (a few seconds)."""
     from .synthetic import write_dataset
-    folder = Path(platformdirs.user_cache_dir("fetal-iqa")) / "demo"
+    folder = demo_folder()
     images = sorted((folder / IMAGES_DIR).glob("*.mha"))
     if not images:
         folder.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
 
 # The sidecar's fields, declared once: (name, description). The help text and the tests use this table.
 SIDECAR_FIELDS = (
-    ("source", "path of the sweep file the frame comes from"),
+    ("source", "absolute path of the sweep file the frame comes from (its name only, if so chosen)"),
     ("source_sha256", "content hash of the sweep's pixels"),
     ("frame", "0-based frame index in the volume"),
     ("sweep", "1-based sweep number"),
@@ -71,11 +71,12 @@ class ModelInfo:
 
 
 def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None,
-            calipers: list | None = None) -> dict:
+            calipers: list | None = None, source_name_only: bool = False) -> dict:
+    """`source_name_only`: name the sweep file without its folders, which may name the patient."""
     slot = sweep.layout.sweep_of(frame)
     good = is_good(score, model.threshold)
     values = {
-        "source": str(sweep.source),
+        "source": sweep.source.name if source_name_only else _absolute(sweep.source),
         "source_sha256": sweep.content_hash,
         "frame": int(frame),
         "sweep": slot.number,
@@ -95,6 +96,11 @@ def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_
     }
     assert list(values) == [name for name, _ in SIDECAR_FIELDS]
     return values
+
+
+def _absolute(path: Path) -> str:
+    """The resolved absolute path of a file; a name that is no file (an in-memory sweep) as it is."""
+    return str(path.resolve()) if path.exists() else str(path)
 
 
 def overlay_image(frame: np.ndarray, caption: str, mask: np.ndarray | None = None, ellipse=None) -> np.ndarray:
@@ -145,7 +151,7 @@ def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) 
 
 def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, out_dir: str | Path,
                  overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
-                 rename: bool = False, calipers: list | None = None) -> list[Path]:
+                 rename: bool = False, calipers: list | None = None, source_name_only: bool = False) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
     The files are written together: all of them or none (a PNG never lacks its sidecar), and a
@@ -160,7 +166,7 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
-    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm, calipers), indent=2).encode()
+    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm, calipers, source_name_only), indent=2).encode()
     writers = [lambda f: f.write(png_bytes(sweep.frames[frame], sweep.spacing_mm)), lambda f: f.write(document),
                lambda f: f.write(png_bytes(overlay, sweep.spacing_mm))]
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)

@@ -36,6 +36,18 @@ _REASONS = {
 from .errors import WriteError
 
 
+def private_folder(path: str | os.PathLike) -> Path:
+    """The folder `path`, made if missing, that only the user may open: logs and caches name files,
+    which may name patients. One an earlier version made open to all is closed (where the file
+    system has permissions)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change (another owner, FAT): it stays usable
+            path.chmod(0o700)
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Writer, overwrite: bool = False) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then move it into place.
 

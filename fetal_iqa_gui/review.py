@@ -21,6 +21,7 @@ from .measure import Measurement, MeasurementError, measure_abdomen
 from .preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
 from .sweep import Sweep, SweepSlot
+from .text import counted
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ExportReport:
     cancelled: bool = False
 
     def message(self, folder: Path) -> str:
-        text = f"Exported {len(self.frames)} frame{'s' if len(self.frames) != 1 else ''} to {folder}"
+        text = f"Exported {counted(len(self.frames), 'frame')} to {folder}"
         if self.below_threshold:
             text += f" ({len(self.below_threshold)} below the threshold, marked so in their names)"
         text += "."
@@ -193,7 +194,7 @@ class ScoredSweep:
                              measurement.ellipse if measurement else None)
 
     def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
-               rename: bool = False, should_stop=None, on_frame=None) -> ExportReport:
+               rename: bool = False, should_stop=None, on_frame=None, source_name_only: bool = False) -> ExportReport:
         """Export frames (PNG + sidecar, optionally an overlay copy); each refusal is reported, not raised.
 
         `on_frame(done, total)` is told after each frame; `should_stop()` is asked before each.
@@ -214,7 +215,7 @@ class ScoredSweep:
                     self.sweep, frame, float(self.scores[frame]), info, folder,
                     overlay=self.overlay_of(frame, measurement) if overlay else None,
                     ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
-                    calipers=self.calipers.get(frame))
+                    calipers=self.calipers.get(frame), source_name_only=source_name_only)
             except FetalIqaError as error:
                 report.problems.append(error)
             else:

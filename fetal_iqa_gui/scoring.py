@@ -10,7 +10,6 @@ The consumer (the GUI's worker or the CLI) stops it by no longer asking for batc
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -23,13 +22,12 @@ from .model.int8 import quantize_model
 from .model.loading import LoadedModel
 from .preprocess import frames_to_tensor
 from .review import ScoredSweep
+from .runtime import EngineSettings, default_threads, linux_cpu_flags
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
 
 COARSE_STRIDES = (16, 8)
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
@@ -39,20 +37,6 @@ class ScoreBatch:
     scores: np.ndarray  # float32, one per frame
     masks: np.ndarray | None = None  # (n, 224, 224) bool, SEG models only
     notice: str | None = None  # something the user should know (e.g. a fallback to the CPU)
-
-
-@dataclass
-class EngineSettings:
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = None
-    threads: int | None = None  # torch CPU threads; None: all cores
-
-    def __post_init__(self):
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
 
 @dataclass
@@ -89,13 +73,14 @@ class Engine:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is slower than fp32."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            flags = next((line for line in file if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is slower than fp32.
+
+    Asked of torch itself (any system); should this torch lack the query, of /proc/cpuinfo on Linux.
+    """
+    queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(queries):
+        return any(query() for query in queries)
+    return bool({"avx512_bf16", "amx_bf16"} & linux_cpu_flags())
 
 
 def pick_device(name: str) -> torch.device:
@@ -137,7 +122,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings())
     else:
         model.merge()
     if device.type == "cpu":
-        torch.set_num_threads(settings.threads or os.cpu_count() or 1)
+        torch.set_num_threads(settings.threads or default_threads())
         if not int8:
             model.module.to(device=device, dtype=_DTYPES[precision])
     else:

@@ -17,6 +17,7 @@ os.environ["FETAL_IQA_CACHE_DIR"] = os.path.join(_home, "cache")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_home, "config")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "xdg-cache")
 os.environ["XDG_STATE_HOME"] = os.path.join(_home, "state")
+os.environ["XDG_DATA_HOME"] = os.path.join(_home, "data")  # the user model folder: none of the user's models
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -16,6 +16,7 @@ from ..acouslic import DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
 from ..errors import FetalIqaError
 from ..progress import ProgressBar
 from .options import bounded_int, positive_float
+from ..text import counted
 from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command
 from .training import add_training_commands
 
@@ -47,11 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    info = commands.add_parser("info", help="describe sweep files: frames, size, spacing, sweeps, padding")
+    info = commands.add_parser("info", help="describe sweep files: frames, size, spacing, sweeps, padding",
+                               description="Describe sweep files without scoring them: the frame count and size, "
+                               "pixel spacing, memory, and each sweep's frames and padding.")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
     info.set_defaults(handler=cmd_info)
 
-    synth = commands.add_parser("synth", help="write synthetic ACOUSLIC-AI-shaped cases")
+    synth = commands.add_parser("synth", help="write synthetic ACOUSLIC-AI-shaped cases",
+                                description="Write synthetic cases in the ACOUSLIC-AI challenge's folder layout "
+                                "(sweeps, masks, circumferences), to try the app and the commands without patient "
+                                "data. They look like sweeps, not like patients: no model is judged on them.")
     synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     synth.add_argument("--cases", type=bounded_int(1), default=1)
     synth.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0)
@@ -61,20 +67,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_score_command(commands)
 
-    measure = commands.add_parser("measure", help="abdominal circumference of a mask")
+    measure = commands.add_parser("measure", help="abdominal circumference of a mask",
+                                  description="Measure the abdominal circumference (mm) of a segmentation mask, "
+                                  "a picture or one frame of a volume, by the ellipse fitted to its outline.")
     measure.add_argument("mask", type=Path, metavar="MASK")
     measure.add_argument("--frame", type=bounded_int(0), help="frame of a 3-D mask volume (0-based)")
     measure.add_argument("--spacing", type=positive_float,
                          help=f"mm per pixel, instead of the file's own (default {DEFAULT_SPACING_MM} for pictures)")
     measure.set_defaults(handler=cmd_measure)
 
-    for name, text in (("gui", "open the desktop app"), ("demo", "open the app on the built-in synthetic demo")):
-        gui = commands.add_parser(name, help=text)
+    for name, text, description in (
+            ("gui", "open the desktop app", "Open the desktop app, on a sweep file if one is given."),
+            ("demo", "open the app on the built-in synthetic demo", "Open the desktop app on a synthetic sweep "
+             "(made on first use), scored by the demo model: trained on synthetic data, not for clinical use.")):
+        gui = commands.add_parser(name, help=text, description=description)
         if name == "gui":
             gui.add_argument("sweep", nargs="?", type=Path, metavar="SWEEP")
         gui.set_defaults(handler=cmd_gui, demo=name == "demo")
 
     add_training_commands(commands)
+
+    doctor = commands.add_parser("doctor", help="report versions, devices and where files live",
+                                 description="Report this installation and computer: the versions of Python, torch, "
+                                 "open_clip, peft, Qt and the rest; the GPU and the CPU's features; the engine and "
+                                 "precision 'auto' would choose; and where settings, caches, logs and model files "
+                                 "live. Paste it into a bug report.")
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 
@@ -92,7 +110,7 @@ def cmd_info(args) -> int:
             continue
         width, height = sweep.frame_size
         print(f"{path}")
-        print(f"  frames: {sweep.n_frames} ({sweep.layout.n_images} images, "
+        print(f"  frames: {sweep.n_frames} ({counted(sweep.layout.n_images, 'image')}, "
               f"{int(sweep.layout.padding.sum())} padding)")
         print(f"  frame size: {width} x {height} px")
         print(f"  spacing: {sweep.spacing_mm[0]:.3f} x {sweep.spacing_mm[1]:.3f} mm")
@@ -141,6 +159,20 @@ def cmd_measure(args) -> int:
 def cmd_gui(args) -> int:
     from ..gui.app import run
     return run(sweep=getattr(args, "sweep", None), demo=args.demo)
+
+
+def cmd_doctor(args) -> int:
+    from ..doctor import report
+    try:  # the window's libraries, loaded without making a window: a missing system library shows here
+        from PySide6 import QtWidgets  # noqa: F401
+        from PySide6.QtCore import qVersion
+
+        from ..gui.settings import settings_file
+        qt_version, settings = qVersion(), settings_file()
+    except ImportError as error:
+        qt_version, settings = f"cannot be loaded: {error}", None
+    print(report(qt_version, settings))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 MAX_THREADS = 256  # far beyond any CPU here; libgomp aborts on absurd counts instead of saying so
+WEIGHTS_HELP = "FetalCLIP_weights.pt (default: the one in the user model folder, see `fetal-iqa doctor`)"
 
 
 def bounded_int(low: int, high: int | None = None):
@@ -38,7 +39,7 @@ def positive_float(text: str) -> float:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", choices=("demo", "demo-seg"), help="a built-in demo model (synthetic data)")
-    group.add_argument("--weights", type=Path, help="FetalCLIP_weights.pt (default model_weights/)")
+    group.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     group.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
     group.add_argument("--adapter", type=Path, help="our .safetensors adapter or the paper's Lightning .ckpt")
     group.add_argument("--verify-weights", action="store_true", help="check the weights' sha256 against the published one")
@@ -50,11 +51,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
                        help="auto: bf16 on a GPU or a CPU with native bf16, else int8 on a CPU")
     group.add_argument("--batch-size", type=bounded_int(1, 4096), help="frames per batch (default: 8 on a CPU)")
-    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: all cores)")
+    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
 
 
 def model_spec(args):
-    from ..model.loading import ModelSpec, default_spec
+    from ..model.spec import ModelSpec, default_spec
     if args.model:
         return ModelSpec.demo_model("segmentation" if args.model == "demo-seg" else "classification")
     if args.adapter or args.weights:

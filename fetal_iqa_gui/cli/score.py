@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import FetalIqaError, ScoringError
 from ..progress import ProgressBar
+from ..text import counted
 from .options import add_engine_options, add_model_options
 
 if TYPE_CHECKING:  # the core loads when a command runs, not for --help
@@ -34,6 +35,8 @@ def add_score_command(commands) -> None:
     score.add_argument("--force", action="store_true",
                        help="replace existing outputs: with --out, an existing CSV; with --out-dir, redo the "
                        "finished cases too, replacing their outputs (an input is never replaced)")
+    score.add_argument("--sidecar-name-only", action="store_true",
+                       help="exported sidecars name the sweep file without its folders (which may name patients)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     add_model_options(score)
     add_engine_options(score)
@@ -49,7 +52,8 @@ def cmd_score(args) -> int:
     if args.out and len(paths) != 1:
         print("error: --out takes one sweep; use --out-dir for several", file=sys.stderr)
         return EXIT_BAD_INPUT
-    outputs = RunOutputs(args.out, args.out_dir, args.export_best, args.challenge_output, args.force)
+    outputs = RunOutputs(args.out, args.out_dir, args.export_best, args.challenge_output, args.force,
+                         args.sidecar_name_only)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     engine = load_engine(args)
@@ -87,7 +91,7 @@ def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool 
         if outputs.out_dir:
             rebuild_summary(outputs.out_dir)
     if failures:
-        print(f"{len(failures)} of {len(paths)} inputs failed.", file=sys.stderr)
+        print(f"{len(failures)} of {counted(len(paths), 'input')} failed.", file=sys.stderr)
     return max((error.exit_code for error in failures), default=EXIT_OK)
 
 

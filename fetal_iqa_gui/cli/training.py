@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..progress import ProgressBar
-from .options import add_model_options, bounded_int, positive_float
+from .options import WEIGHTS_HELP, add_model_options, bounded_int, positive_float
 
 DEMO_DISK_PER_FRAME = 260_000  # bytes: a compressed synthetic frame (~150 kB) and its cached 224 x 224 image and mask
 
@@ -21,11 +21,14 @@ DEMO_CONFIG = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 3, "
 
 
 def add_training_commands(commands) -> None:
-    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder")
+    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder",
+                                description="Train FetalCLIP_CLS (frame quality) or FetalCLIP_SEG (abdomen mask) "
+                                "as in the paper: LoRA adapters on FetalCLIP's tower and a new head, on the cases "
+                                "of an ACOUSLIC-AI-layout folder. Writes one adapter file to score with.")
     train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     train.add_argument("--out", type=Path, required=True, help="the adapter to write (.safetensors)")
     train.add_argument("--task", choices=("classification", "segmentation"), default="classification")
-    train.add_argument("--weights", type=Path, help="FetalCLIP_weights.pt (default model_weights/)")
+    train.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     train.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
     train.add_argument("--from-scratch", action="store_true", help="random tower, all weights trained (small configs)")
     train.add_argument("--epochs", type=bounded_int(1), default=5)
@@ -40,7 +43,10 @@ def add_training_commands(commands) -> None:
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores")
+    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores",
+                                   description="Measure a model on a split of an ACOUSLIC-AI-layout folder (frame-level "
+                                   "F1, precision, recall, and how often each sweep's best frame is a good one), or "
+                                   "score predictions in the challenge's output format against its ground truth.")
     evaluate.add_argument("data_dir", type=Path, nargs="?", metavar="DATA_DIR", help="ACOUSLIC-AI-layout folder")
     evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
     evaluate.add_argument("--split-by-subject", action="store_true")
@@ -50,7 +56,10 @@ def add_training_commands(commands) -> None:
     add_model_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps")
+    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps",
+                               description="Regenerate the built-in demo model: synthesise cases, train a small "
+                               "model of FetalCLIP_CLS's family on them from scratch, choose its threshold, and "
+                               "report its F1 on held-out synthetic cases.")
     demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
     demo.add_argument("--cases", type=bounded_int(2), default=240,
                       help="synthetic training cases (a sixth validate, to pick the epoch)")
@@ -61,23 +70,23 @@ def add_training_commands(commands) -> None:
     demo.add_argument("--heldout-cases", type=bounded_int(1), default=8, help="held-out cases of the real shape (6 x 140 frames)")
     demo.add_argument("--epochs", type=bounded_int(1), default=6)
     demo.add_argument("--work-dir", type=Path, help="keep the synthetic data here (default: a temporary folder)")
-    demo.add_argument("--out", type=Path, help="default model_weights/demo_cls.safetensors or demo_seg")
+    demo.add_argument("--out", type=Path, help="the model file to write (default: the demo model the package reads)")
     demo.set_defaults(handler=cmd_train_demo)
 
 
 def cmd_train(args) -> int:
     from ..errors import ModelLoadError
     from ..model.tower import load_config
-    from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS
+    from ..resources import fetalclip_config, fetalclip_weights
     from ..training.data import DatasetError, load_frames, read_cases, split_cases
     from ..training.train import TrainSettings
     try:
-        config = load_config(args.config or FETALCLIP_CONFIG)
+        config = load_config(args.config) if args.config else fetalclip_config()
         cases = read_cases(args.data_dir)
     except (ModelLoadError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    weights = None if args.from_scratch else (args.weights or FETALCLIP_WEIGHTS)
+    weights = None if args.from_scratch else (args.weights or fetalclip_weights())
     if weights is not None and not Path(weights).exists():
         print(f"error: '{weights}' does not exist; give --weights, or --from-scratch for a small config",
               file=sys.stderr)
@@ -160,12 +169,16 @@ def _print_report(report: dict, out: Path | None) -> None:
 
 def cmd_train_demo(args) -> int:
     """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
-    from ..model.loading import DEMO_MODELS, ModelSpec
+    from ..model.spec import ModelSpec
+    from ..resources import demo_model_target
     from ..acouslic import CIRCUMFERENCES_CSV, FRAMES_PER_SWEEP, SWEEPS
     from ..synthetic import write_dataset
     from ..training.data import load_frames, read_cases
     from ..training.train import TrainSettings
-    out = args.out or DEMO_MODELS[args.task]
+    out = args.out or demo_model_target(args.task)
+    if out is None:
+        print("error: this installation's package files are not in a folder; give --out", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as temp:
         work = args.work_dir or Path(temp)
         if not (work / "train" / CIRCUMFERENCES_CSV).exists():

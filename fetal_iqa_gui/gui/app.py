@@ -5,27 +5,41 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import sys
 import traceback
 from pathlib import Path
 
-import platformdirs
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .theme import apply_dark_theme
+from ..fileio import private_folder
+from ..resources import log_file
 
 log = logging.getLogger(__name__)
 
+QUIT_AFTER_ENV = "FETAL_IQA_QUIT_AFTER_S"  # for smoke tests: quit this many seconds after the window shows
+
+
+class PrivateLogHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files only the user can read: it names files, which may name patients."""
+
+    def _open(self):
+        handle = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.baseFilename, 0o600)  # a log an earlier version made readable by all
+        return open(handle, self.mode, encoding=self.encoding, errors=self.errors)
+
 
 def log_path() -> Path:
-    folder = Path(platformdirs.user_log_dir("fetal-iqa"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "fetal-iqa.log"
+    path = log_file()
+    private_folder(path.parent)
+    return path
 
 
 def setup_logging() -> Path:
     path = log_path()
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3)
+    handler = PrivateLogHandler(path, maxBytes=2_000_000, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -53,6 +67,8 @@ def run(sweep: Path | None = None, demo: bool = False) -> int:
     install_excepthook(path)
     window = MainWindow()
     window.show()
+    if os.environ.get(QUIT_AFTER_ENV):
+        QTimer.singleShot(int(float(os.environ[QUIT_AFTER_ENV]) * 1000), window.close)
     if demo:
         window.open_demo()
     elif sweep is not None:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..errors import FetalIqaError
 from ..report import write_report
+from ..text import counted
 from . import settings as stored
 from .state import ViewerState
 from .workers import ExportThread
@@ -52,7 +53,8 @@ class Exporter(QObject):
             return
         below = [best.sweep for best in bests if not best.good]
         if below and not self.confirm(
-                f"{len(below)} of {len(bests)} sweeps have no good frame (sweep "
+                f"{len(below)} of {counted(len(bests), 'sweep')} {'has' if len(below) == 1 else 'have'} "
+                f"no good frame (sweep "
                 f"{', '.join(map(str, below))}). Export their top frames anyway, marked "
                 "'below-threshold' in their names?", "Export anyway"):
             bests = [best for best in bests if best.good]
@@ -129,7 +131,7 @@ class Exporter(QObject):
         if folder is None:
             return
         self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
-                                   rename, self)
+                                   rename, self.settings.sidecar_name_only, self)
         self.thread.done.connect(self._done)
         if len(frames) > 1:
             dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel
 
-from ..model.loading import DEMO_LABEL, real_weights_configured
-from ..resources import MODEL_WEIGHTS_DIR
+from ..model.spec import DEMO_LABEL, real_weights_configured
+from ..resources import user_weights_dir
 from .state import ViewerState
 
 
@@ -24,7 +24,7 @@ class ModelBanner(QLabel):
         if model is not None and model.is_demo:
             notes.append(f"⚠ {DEMO_LABEL}.")
         if not real_weights_configured() and not self.settings().weights:
-            notes.append(f"No FetalCLIP weights are configured: put FetalCLIP_weights.pt in {MODEL_WEIGHTS_DIR} "
+            notes.append(f"No FetalCLIP weights are configured: put FetalCLIP_weights.pt in {user_weights_dir()} "
                          "or choose it in File > Settings, with a trained adapter.")
         self.setText(" ".join(notes))
         self.setVisible(bool(notes))

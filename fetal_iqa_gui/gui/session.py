@@ -8,14 +8,13 @@ on screen are dropped, so a late batch never lands on the wrong sweep.
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ..model.loading import ModelSpec
-from ..scoring import EngineSettings
+from ..model.spec import ModelSpec
+from ..runtime import EngineSettings, default_threads
 from ..sweep import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
@@ -42,6 +41,7 @@ class ScoringSession(QObject):
         self.scorer: ScoringThread | None = None
         self.prefetcher: PrefetchThread | None = None
         self._start_when_idle = False
+        self._closed = False  # after shutdown nothing starts: a thread would outlive the app
         self._threads: set[QThread] = set()  # every thread still running, for a clean close
 
     # -- opening -----------------------------------------------------------------------------
@@ -56,8 +56,8 @@ class ScoringSession(QObject):
         self._run(self.loader)
 
     def _on_loaded(self, loader: LoadThread, sweep) -> None:
-        if loader is not self.loader:
-            return  # the user opened something else meanwhile
+        if loader is not self.loader or self._closed:
+            return  # the user opened something else meanwhile, or closed the window
         self.demo_mode = loader.is_demo
         self.state.set_sweep(sweep)
         self.opened.emit(sweep)
@@ -86,9 +86,8 @@ class ScoringSession(QObject):
         return ModelSpec.demo_model(s.demo_task)
 
     def engine_settings(self) -> EngineSettings:
-        cores = os.cpu_count() or 1
-        threads = cores - 1 if cores >= 4 else cores  # keep a core for the window where there are enough
-        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None, threads)
+        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None,
+                              default_threads(for_window=True))
 
     @property
     def is_scoring(self) -> bool:
@@ -203,6 +202,7 @@ class ScoringSession(QObject):
 
     def shutdown(self) -> None:
         """The window is closing: stop everything, and wait (at most a batch) so no thread outlives it."""
+        self._closed = True
         self._start_when_idle = False
         for thread in list(self._threads):
             thread.requestInterruption()

@@ -22,10 +22,16 @@ class AppSettings:
     threshold: float = 0.0  # 0: the model's own threshold
     export_dir: str = ""
     export_overlay: bool = False
+    sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
 
 
 def _store() -> QSettings:
     return QSettings("fetal-iqa", "fetal-iqa")
+
+
+def settings_file() -> str:
+    """Where the settings are kept (a file; on Windows, a registry key)."""
+    return _store().fileName()
 
 
 def load_settings() -> AppSettings:

@@ -7,8 +7,8 @@ from dataclasses import replace
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from ..model.loading import DEMO_MODELS
-from ..scoring import DEVICES, PRECISIONS
+from ..resources import DEMO_MODELS
+from ..runtime import DEVICES, PRECISIONS
 from .settings import AppSettings
 
 
@@ -22,7 +22,7 @@ class SettingsDialog(QDialog):
         self.config = self._path_row(form, "Model config (JSON)", settings.config, "JSON (*.json)")
         self.adapter = self._path_row(form, "Adapter", settings.adapter, "Adapters (*.safetensors *.ckpt)")
         self.demo_task = QComboBox()
-        self.demo_task.addItems([task for task, path in DEMO_MODELS.items() if path.exists()])  # the shipped ones
+        self.demo_task.addItems([task for task, path in DEMO_MODELS.items() if path.is_file()])  # the shipped ones
         self.demo_task.setCurrentText(settings.demo_task)
         self.demo_task.setToolTip("The demo model used while no adapter is set")
         form.addRow("Demo model (no adapter)", self.demo_task)
@@ -46,6 +46,11 @@ class SettingsDialog(QDialog):
         self.export_overlay = QCheckBox("also export a copy with the overlay")
         self.export_overlay.setChecked(settings.export_overlay)
         form.addRow("", self.export_overlay)
+        self.sidecar_name_only = QCheckBox("name the sweep in sidecars by its file name only (no folders)")
+        self.sidecar_name_only.setToolTip("Folder names may name the patient; the sidecar's 'source' then holds "
+                                          "the file name alone")
+        self.sidecar_name_only.setChecked(settings.sidecar_name_only)
+        form.addRow("", self.sidecar_name_only)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -79,4 +84,5 @@ class SettingsDialog(QDialog):
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        device=self.device.currentText(), precision=self.precision.currentText(),
                        batch_size=self.batch_size.value(), threshold=self.threshold.value(),
-                       export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked())
+                       export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
+                       sidecar_name_only=self.sidecar_name_only.isChecked())

@@ -3,6 +3,8 @@
 Opening a sweep, scoring it and exporting frames all run off the GUI thread. Scoring and exports
 check `isInterruptionRequested()` between batches or frames: a cancel slot could not run while
 their loop runs, and the window never waits for them (it drops a stopped thread's late signals).
+The model's libraries (torch, open_clip, peft: seconds to import) are imported by the scoring
+thread when it first runs, so the window shows before them.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QThread, Signal
 
 from ..demo import demo_sweep_path
 from ..errors import FetalIqaError
 from ..export import ModelInfo
-from ..model.loading import ModelSpec, load_model
+from ..model.spec import ModelSpec
 from ..review import ExportReport, ScoredSweep
-from ..scoring import Engine, EngineSettings, Throughput, make_engine, run_scoring
+from ..runtime import EngineSettings
 from ..sweep import Sweep, load_sweep
+
+if TYPE_CHECKING:
+    from ..scoring import Engine
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,8 @@ _warm_lock = threading.Lock()
 
 
 def warm_engine(spec: ModelSpec, settings: EngineSettings) -> Engine:
+    from ..model.loading import load_model
+    from ..scoring import make_engine
     key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads)
     with _warm_lock:
         if key not in _warm:
@@ -73,6 +81,7 @@ class ScoringThread(QThread):
 
     def run(self) -> None:
         try:
+            from ..scoring import Throughput, run_scoring
             engine = warm_engine(self.spec, self.settings)
             scored = ScoredSweep.from_cache(self.sweep, ModelInfo.of(engine.model), engine.variant)
         except FetalIqaError as error:
@@ -128,14 +137,16 @@ class ExportThread(QThread):
     done = Signal(object, object)  # ExportReport, folder
 
     def __init__(self, scored: ScoredSweep, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
-                 parent=None):
+                 source_name_only: bool = False, parent=None):
         super().__init__(parent)
         self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename
+        self.source_name_only = source_name_only
 
     def run(self) -> None:
         try:
             report = self.scored.export(self.frames, self.folder, self.overlay, rename=self.rename,
-                                        should_stop=self.isInterruptionRequested, on_frame=self.progress.emit)
+                                        should_stop=self.isInterruptionRequested, on_frame=self.progress.emit,
+                                        source_name_only=self.source_name_only)
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on
             log.exception("export failed")
             report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])

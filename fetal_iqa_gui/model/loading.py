@@ -11,35 +11,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..resources import FETALCLIP_CONFIG, FETALCLIP_WEIGHTS, MODEL_WEIGHTS_DIR
-from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
 from ..errors import ModelLoadError
+from ..resources import DEMO_MODELS, fetalclip_config, fetalclip_weights, real_path
+from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
 from .networks import SEG_GOOD_FRACTION, merge_for_inference, network_for
+from .spec import DEMO_LABEL, ModelSpec
 from .tower import build_visual, load_config, load_visual_weights
 
 log = logging.getLogger(__name__)
 
-DEMO_MODELS = {
-    "classification": MODEL_WEIGHTS_DIR / "demo_cls.safetensors",
-    "segmentation": MODEL_WEIGHTS_DIR / "demo_seg.safetensors",
-}
-DEMO_LABEL = "Demo model: trained on synthetic sweeps, not for clinical use"
 _HASH_LIMIT = 64 << 20  # larger files are identified by name, size and time, not by content
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the user chose: the demo model, or FetalCLIP weights + config + an adapter."""
-
-    weights: Path | None = None
-    config: Path | None = None
-    adapter: Path | None = None
-    demo: str | None = None  # a task name: use that demo model
-    verify_sha256: bool = False
-
-    @classmethod
-    def demo_model(cls, task: str = "classification") -> "ModelSpec":
-        return cls(demo=task)
 
 
 @dataclass
@@ -79,13 +60,14 @@ class LoadedModel:
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Build and load the model `spec` names, in eval mode; raises `ModelLoadError`."""
     if spec.demo:
-        path = DEMO_MODELS.get(spec.demo)
-        if path is None:
+        resource = DEMO_MODELS.get(spec.demo)
+        if resource is None:
             raise ModelLoadError(None, f"there is no demo model for the task {spec.demo!r}")
-        if not path.exists():
-            raise ModelLoadError(path, "the demo model is not installed",
-                                 "Regenerate it with `fetal-iqa train-demo` (see the README).")
-        return _load_ours(spec, path, demo=True)
+        with real_path(resource) as path:
+            if not path.is_file():
+                raise ModelLoadError(path, "the demo model is not installed",
+                                     f"Make it with `fetal-iqa train-demo --task {spec.demo}` (see the README).")
+            return _load_ours(spec, path, demo=True)
     if spec.adapter is None:
         raise ModelLoadError(spec.weights, "FetalCLIP's weights alone cannot score frames: a trained adapter is needed",
                              "Give an adapter (--adapter, or Settings), or use the demo model.")
@@ -101,14 +83,14 @@ def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
     demo = demo or bool(metadata.get("demo"))  # a demo model stays labelled as one, whatever its path
     config = load_config(spec.config) if spec.config else metadata.get("config")
     if config is None:
-        config = load_config(FETALCLIP_CONFIG)
+        config = fetalclip_config()
     warnings = []
     if metadata.get("full_model"):
         with torch.device("meta"):  # the file's tensors become the model's: no random init, no copy
             model = build_model(task, config)
         base_identity = "included"
     else:
-        weights = Path(spec.weights) if spec.weights else FETALCLIP_WEIGHTS
+        weights = Path(spec.weights) if spec.weights else fetalclip_weights()
         with torch.device("meta"):
             visual = build_visual(config)
         warning = load_visual_weights(visual, weights, spec.verify_sha256)
@@ -160,15 +142,3 @@ def _plain(value):
         return [_plain(v) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
-
-def default_spec() -> ModelSpec:
-    """The demo model unless real weights and an adapter are in model_weights/."""
-    adapters = sorted(p for p in MODEL_WEIGHTS_DIR.glob("*") if p.suffix in (".safetensors", ".ckpt")
-                      and p not in DEMO_MODELS.values())
-    if FETALCLIP_WEIGHTS.exists() and adapters:
-        return ModelSpec(weights=FETALCLIP_WEIGHTS, adapter=adapters[0])
-    return ModelSpec.demo_model()
-
-
-def real_weights_configured() -> bool:
-    return FETALCLIP_WEIGHTS.exists()

@@ -19,6 +19,7 @@ from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from open_clip.transformer import VisionTransformer
 
 from ..errors import ModelLoadError
+from ..resources import user_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def read_torch_file(path: Path) -> object:
     """torch.load without running pickled code; every failure becomes a `ModelLoadError`."""
     if not path.exists():
         raise ModelLoadError(path, "the file does not exist",
-                             "Put FetalCLIP_weights.pt in model_weights/ or give its path in Settings / --weights.")
+                             f"Put FetalCLIP_weights.pt in {user_weights_dir()} or give its path in Settings / --weights.")
     if not os.access(path, os.R_OK):
         raise ModelLoadError(path, "you do not have permission to read it")
     try:

@@ -13,6 +13,7 @@ from ..acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, MASKS_DIR, SWEEPS, 
 from ..model.loading import LoadedModel
 from ..preprocess import normalise
 from ..sweep import SweepLayout
+from ..text import counted
 from .data import FrameSet, read_cases
 from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
 
@@ -97,7 +98,7 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
     for r in results:
         table.append(f"{r['uuid']:38} {r['frame']:5d} {r['wfss']:5.2f} {r['dice_soft']:6.3f} "
                      f"{(r['ac_mm'] or 0):7.1f} {(r['ac_gt_mm'] or 0):7.1f} {r['nae_ac']:6.3f}")
-    table.append(f"challenge score {score:.4f} over {len(results)} cases")
+    table.append(f"challenge score {score:.4f} over {counted(len(results), 'case')}")
     return {"cases": results, "score": score,
             "mean": {k: float(np.mean([r[k] for r in results])) for k in ("wfss", "dice_soft", "nae_ac")},
             "table": table}

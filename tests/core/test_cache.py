@@ -99,3 +99,15 @@ def test_saving_removes_temporary_files_of_killed_writes():
     os.utime(stale, (old, old))
     cache.save_scores("sweep", "model", SCORES)
     assert not stale.exists() and len(entries()) == 1
+
+
+def test_the_cache_folder_is_private_to_the_user():
+    cache.save_scores("sweep", "model", SCORES)
+    assert os.stat(cache.cache_dir()).st_mode & 0o777 == 0o700
+
+
+def test_a_cache_folder_open_to_all_is_closed():
+    cache.cache_dir().mkdir()
+    os.chmod(cache.cache_dir(), 0o755)  # as an earlier version left it
+    cache.save_scores("sweep", "model", SCORES)
+    assert os.stat(cache.cache_dir()).st_mode & 0o777 == 0o700

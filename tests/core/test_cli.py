@@ -22,6 +22,24 @@ def test_info_prints_each_file_and_reports_bad_ones(small_dataset, tmp_path, cap
     assert "sweeps: 1" in out and "padding" in out
 
 
+def test_info_counts_one_image_in_the_singular(tmp_path, capsys):
+    import cv2
+    picture = tmp_path / "frame.png"
+    cv2.imwrite(str(picture), np.full((40, 60), 80, np.uint8))
+    assert main(["info", str(picture)]) == 0
+    assert "frames: 1 (1 image, 0 padding)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["info", "synth", "score", "measure", "gui", "demo", "train", "evaluate",
+                                     "train-demo", "doctor"])
+def test_every_command_says_what_it_does(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    description = capsys.readouterr().out.split("\n\n")[1]  # the paragraph after the usage
+    assert not description.startswith(("positional arguments", "options")) and description.rstrip().endswith(".")
+
+
 def test_synth_writes_the_challenge_layout(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--cases", "1", "--seed", "4", "--frames-per-sweep", "12"]) == 0
     assert len(list((tmp_path / synthetic.IMAGES_DIR).glob("*.mha"))) == 1
@@ -61,6 +79,16 @@ def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_p
     # resumable: a second run skips the finished cases
     assert main(args[:2] + args[3:]) == 0
     assert "skipping" in capsys.readouterr().err
+
+
+def test_score_can_name_the_sweep_in_sidecars_by_file_name_only(small_dataset, tiny_cls_path, tmp_path, capsys):
+    case = next((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))
+    args = ["score", str(case), "--adapter", str(tiny_cls_path), "--device", "cpu", "--export-best"]
+    assert main(args + [str(tmp_path / "full")]) == 0
+    assert main(args + [str(tmp_path / "private"), "--sidecar-name-only"]) == 0
+    full = json.loads(next((tmp_path / "full").glob("*.json")).read_text())
+    private = json.loads(next((tmp_path / "private").glob("*.json")).read_text())
+    assert full["source"] == str(case.resolve()) and private["source"] == case.name
 
 
 def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):

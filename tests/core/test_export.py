@@ -35,6 +35,18 @@ def test_png_is_the_original_frame_and_the_sidecar_says_where_it_came_from(sweep
     assert document["source_sha256"] == sweep.content_hash and document["pixel_spacing_mm"] == [0.28, 0.28]
 
 
+def test_sidecar_source_is_the_absolute_path_or_by_choice_the_name_alone(small_case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Doe_Jane").mkdir()
+    (tmp_path / "Doe_Jane" / "case-7.mha").touch()
+    sweep = Sweep.from_array(small_case.frames, "Doe_Jane/case-7.mha", sweeps=6)  # opened by a relative path
+    _, full = export_frame(sweep, 35, 0.8, MODEL, tmp_path / "full")
+    assert json.loads(full.read_text())["source"] == str(tmp_path.resolve() / "Doe_Jane" / "case-7.mha")
+    _, private = export_frame(sweep, 35, 0.8, MODEL, tmp_path / "private", source_name_only=True)
+    assert json.loads(private.read_text())["source"] == "case-7.mha"
+    assert "Doe_Jane" not in private.read_text()
+
+
 def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
     export_frame(sweep, 3, 0.2, MODEL, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}

@@ -72,9 +72,13 @@ def test_export_writes_the_original_pixels_and_a_sidecar(qtbot, window, sweep_fi
     assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), window.state.sweep.frames[frame])
     sidecar = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert sidecar["frame"] == frame and sidecar["model"] == "tiny classification test model"
+    assert sidecar["source"] == str(sweep_file.resolve())
     # exporting again refuses to overwrite and says so
     assert export_and_wait(qtbot, window, [frame], tmp_path).written == []
     assert "already exists" in window.last_alert
+    window.settings.sidecar_name_only = True  # Settings: the sweep by its file name only (folders may name patients)
+    written = export_and_wait(qtbot, window, [frame], tmp_path / "private").written
+    assert json.loads(next(p for p in written if p.suffix == ".json").read_text())["source"] == sweep_file.name
 
 
 def test_cancel_stops_scoring_and_keeps_the_scores(qtbot, window, sweep_file):
@@ -96,6 +100,15 @@ def test_closing_during_scoring_is_clean(qtbot, window, sweep_file):
     qtbot.waitUntil(lambda: window.state.scored_count >= 1, timeout=60_000)
     window.close()
     assert window.session.scorer.isFinished()
+
+
+def test_closing_while_a_sweep_opens_starts_no_scoring(qtbot, window, sweep_file):
+    window.open_path(sweep_file)
+    loader = window.session.loader
+    window.close()  # waits for the loader; its "loaded" signal arrives after the window closed
+    assert loader.isFinished()
+    qtbot.wait(200)
+    assert window.session.scorer is None  # a thread started now would outlive the app (Qt aborts)
 
 
 def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):

@@ -1,0 +1,7 @@
+"""`python -m fetal_iqa_gui`: the `fetal-iqa` command, where its script is not on the PATH."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""This installation and computer in one plain-text report (`fetal-iqa doctor`, Help > About): the
+versions that matter, what the CPU and GPU can do, what `auto` would run on, and where files live.
+Meant to be pasted into a bug report; it names folders but no sweep or patient."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from . import __version__
+from .cache import cache_dir
+from .demo import demo_folder
+from .resources import fetalclip_weights, log_file, weights_dirs
+from .runtime import cpu_model, default_threads, physical_cores, usable_cpus
+
+PACKAGES = (("open_clip", "open_clip_torch"), ("peft", "peft"), ("numpy", "numpy"), ("SimpleITK", "SimpleITK"),
+            ("pyqtgraph", "pyqtgraph"), ("PySide6", "PySide6-Essentials"))
+
+
+def report(qt_version: str, settings_file: str | None) -> str:
+    """The report. The caller, which may load Qt, tells Qt's version (or why it cannot load) and
+    where the settings are stored."""
+    rows = [("fetal-iqa", f"{__version__} ({Path(__file__).parent})"),
+            ("Python", f"{platform.python_version()} ({sys.executable})"),
+            ("System", platform.platform())]
+    rows += _torch_rows()
+    rows += [(label, _version(dist)) for label, dist in PACKAGES]
+    rows += [("Qt", qt_version)]
+    rows += _cpu_rows()
+    weights = fetalclip_weights()
+    rows += [("Settings", settings_file or "unknown (Qt cannot load)"),
+             ("Score cache", str(cache_dir())),
+             ("Demo sweep", str(demo_folder())),
+             ("Log", str(log_file())),
+             ("Model folders", "; ".join(map(str, weights_dirs()))),
+             ("FetalCLIP weights", str(weights) if weights.is_file() else f"none (put them at {weights})")]
+    width = max(len(label) for label, _ in rows) + 1
+    return "\n".join(f"{label + ':':{width}} {value}" for label, value in rows)
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _torch_rows() -> list[tuple[str, str]]:
+    try:
+        import torch
+    except Exception as error:  # a broken torch is what this report is for
+        return [("torch", f"cannot be imported: {error}")]
+    if torch.cuda.is_available():
+        cuda = f"yes, {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    else:
+        cuda = "no" + (f" (this torch is built for CUDA {torch.version.cuda})" if torch.version.cuda else "")
+    mps = getattr(torch.backends, "mps", None)
+    return [("torch", torch.__version__), ("CUDA GPU", cuda), ("Apple MPS", "yes" if mps and mps.is_available() else "no")]
+
+
+def _cpu_rows() -> list[tuple[str, str]]:
+    cores = physical_cores()
+    rows = [("CPU", cpu_model()),
+            ("CPU cores", f"{cores} physical, {usable_cpus()} logical usable; scoring threads {default_threads()} "
+                          f"(the desktop app: {default_threads(for_window=True)})")]
+    try:
+        import torch
+
+        from .scoring import cpu_has_bf16, pick_device, pick_precision
+    except Exception as error:
+        return rows + [("Auto engine", f"unknown: the model's libraries cannot be imported ({error})")]
+    features = [torch.backends.cpu.get_cpu_capability(), f"native bf16 {'yes' if cpu_has_bf16() else 'no'}"]
+    vnni = getattr(torch.cpu, "_is_vnni_supported", None)
+    if vnni:
+        features.append(f"VNNI (fast int8) {'yes' if vnni() else 'no'}")
+    device = pick_device("auto")
+    rows += [("CPU features", ", ".join(features)),
+             ("Auto engine", f"{device.type.upper()} {pick_precision('auto', device)}")]
+    return rows

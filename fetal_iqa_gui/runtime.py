@@ -1,0 +1,119 @@
+"""How scoring may run, said without importing torch: the choices (device, precision, threads) and
+this computer's CPU. The window reads these at start-up; torch itself loads later, off its thread."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+@dataclass
+class EngineSettings:
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int | None = None
+    threads: int | None = None  # torch CPU threads; None: one per physical core
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: a second hardware thread of a core adds little to
+    matrix work, and threads on every logical CPU leave none for the window."""
+    if sys.platform.startswith("linux"):
+        cores = _linux_physical_cores()
+        if cores:
+            return cores
+    elif sys.platform == "darwin":
+        cores = _sysctl_int("hw.perflevel0.physicalcpu") or _sysctl_int("hw.physicalcpu")  # Apple's performance cores
+        if cores:
+            return cores
+    logical = usable_cpus()
+    hyperthreaded = platform.machine().lower() in ("x86_64", "amd64") and logical >= 4 and logical % 2 == 0
+    return logical // 2 if hyperthreaded else logical  # most x86 CPUs of 4 or more threads run 2 a core
+
+
+def default_threads(for_window: bool = False) -> int:
+    """torch's CPU threads unless chosen: one per physical core; the desktop app keeps one core for
+    its window where there are 4 or more."""
+    cores = physical_cores()
+    return cores - 1 if for_window and cores >= 4 else cores
+
+
+def _linux_physical_cores() -> int | None:
+    try:
+        with open("/proc/cpuinfo") as file:
+            return count_cores(file.read(), os.sched_getaffinity(0))
+    except (OSError, ValueError):
+        return None
+
+
+def count_cores(cpuinfo: str, allowed: set[int]) -> int | None:
+    """Unique (physical id, core id) pairs of /proc/cpuinfo among the `allowed` CPUs; None if it
+    names no cores (ARM and some virtual machines)."""
+    cores, cpu, package = set(), None, "0"
+    for line in cpuinfo.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "processor":
+            cpu, package = int(value), "0"
+        elif key == "physical id":
+            package = value
+        elif key == "core id" and cpu in allowed:
+            cores.add((package, value))
+    return len(cores) or None
+
+
+def _sysctl(name: str) -> str:
+    """A macOS system value, or "" where there is none."""
+    try:
+        return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _sysctl_int(name: str) -> int | None:
+    value = _sysctl(name)
+    return int(value) if value.isdigit() else None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, as well as the system tells it."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo") as file:
+                for line in file:
+                    key, _, value = line.partition(":")
+                    if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+                        return value.strip()
+        except OSError:
+            pass
+    elif sys.platform == "darwin" and _sysctl("machdep.cpu.brand_string"):
+        return _sysctl("machdep.cpu.brand_string")
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def linux_cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo; empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            line = next((line for line in file if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return set()
+    return set(line.partition(":")[2].split())

@@ -1,0 +1,36 @@
+"""`fetal-iqa doctor`'s report: what a bug report needs, even from a broken installation."""
+
+import sys
+
+import torch
+
+from fetal_iqa_gui import __version__
+from fetal_iqa_gui.doctor import report
+from fetal_iqa_gui.resources import user_weights_dir
+
+
+def rows(text):
+    """{label: value} of the report's lines."""
+    return {label: value.strip() for label, value in (line.split(": ", 1) for line in text.splitlines())}
+
+
+def test_report_names_versions_engine_and_folders():
+    found = rows(report("6.9.9", "/home/someone/.config/fetal-iqa/fetal-iqa.conf"))
+    assert found["fetal-iqa"].startswith(__version__)
+    assert found["torch"] == torch.__version__
+    assert found["Qt"] == "6.9.9"
+    assert found["Python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
+    for name in ("open_clip", "peft", "numpy", "SimpleITK", "CUDA GPU", "Apple MPS", "CPU", "CPU features"):
+        assert found[name] and found[name] != "not installed", name
+    assert found["Auto engine"].split()[0] in ("CPU", "CUDA", "MPS")
+    assert "physical" in found["CPU cores"]
+    assert found["Settings"] == "/home/someone/.config/fetal-iqa/fetal-iqa.conf"
+    assert str(user_weights_dir()) in found["Model folders"] and str(user_weights_dir()) in found["FetalCLIP weights"]
+
+
+def test_report_of_a_broken_torch_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    found = rows(report("cannot be loaded: libEGL.so.1", None))
+    assert found["torch"].startswith("cannot be imported")
+    assert found["Auto engine"].startswith("unknown")
+    assert found["Qt"] == "cannot be loaded: libEGL.so.1"
