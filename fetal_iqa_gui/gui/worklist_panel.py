@@ -73,8 +73,13 @@ class WorklistPanel(QListWidget):
     # -- keeping in step -----------------------------------------------------------------------
 
     def open_case(self, row: int) -> None:
-        if self.worklist and 0 <= row < len(self.worklist.cases) and row != self._current_row():
+        if not (self.worklist and 0 <= row < len(self.worklist.cases)):
+            return
+        if row != self._current_row():
             self.session.open(self.worklist.cases[row].path)
+        elif not self.session.is_scoring:  # the case on screen already: what it has is its state
+            self.setCurrentRow(row)
+            self._on_scoring_changed(False)
 
     def _step(self, direction: int) -> None:
         row = self._current_row()
