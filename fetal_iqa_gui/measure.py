@@ -57,7 +57,7 @@ def ramanujan_circumference(a: float, b: float) -> float:
     return math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
 
 
-def measure_abdomen(mask: np.ndarray, spacing_mm: float = 0.28, fov_mask: np.ndarray | None = None) -> Measurement:
+def measure_abdomen(mask: np.ndarray, spacing_mm: float = DEFAULT_SPACING_MM, fov_mask: np.ndarray | None = None) -> Measurement:
     """Fit the abdomen ellipse of a 2-D mask and return its circumference in mm.
 
     The steps are the challenge evaluator's: pad by 200 px (an ellipse may extend past the frame),

@@ -100,6 +100,13 @@ class SweepLayout:
             frames = frames[(frames >= slot.start) & (frames < slot.stop)]
         return frames
 
+    def slots_touching(self, frames: np.ndarray | None) -> list[SweepSlot]:
+        """The sweeps holding any of `frames` (all of them for None): what a change of those frames changes."""
+        if frames is None:
+            return list(self.slots)
+        frames = np.asarray(frames)
+        return [slot for slot in self.slots if ((frames >= slot.start) & (frames < slot.stop)).any()]
+
     def padding_frames(self, slot: SweepSlot) -> np.ndarray:
         return np.flatnonzero(self.padding[slot.start:slot.stop]) + slot.start
 

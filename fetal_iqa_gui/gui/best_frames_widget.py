@@ -3,7 +3,6 @@ with the top candidate marked as below it. Click or move the selection with the 
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
@@ -52,11 +51,7 @@ class BestFramesWidget(QListWidget):
         """Rewrite the rows of the sweeps whose frames changed (all of them for None), in place."""
         if self.state.scored is None:
             return
-        slots = self.state.sweep.layout.slots
-        if frames is not None:
-            frames = np.asarray(frames)
-            slots = [s for s in slots if ((frames >= s.start) & (frames < s.stop)).any()]
-        for slot in slots:
+        for slot in self.state.sweep.layout.slots_touching(frames):
             best = self.state.scored.best_of(slot)
             item = self.item(slot.number - 1)
             text, tip = describe(best)

@@ -56,9 +56,7 @@ class ThumbnailStrip(QListWidget):
         """Update the sweeps whose frames changed; a thumbnail is redrawn only when its frame changes."""
         if self.state.scored is None:
             return
-        for slot in self.state.sweep.layout.slots:
-            if frames is not None and not ((np.asarray(frames) >= slot.start) & (np.asarray(frames) < slot.stop)).any():
-                continue
+        for slot in self.state.sweep.layout.slots_touching(frames):
             best = self.state.scored.best_of(slot)
             item = self.item(slot.number - 1)
             if best.candidate is None:

@@ -120,6 +120,7 @@ class PrefetchThread(QThread):
         self.path, self.spec, self.settings = path, spec, settings
 
     def run(self) -> None:
+        from ..scoring import run_scoring
         try:
             engine = warm_engine(self.spec, self.settings)
             scored = ScoredSweep.from_cache(load_sweep(self.path), ModelInfo.of(engine.model), engine.variant)
