@@ -42,7 +42,7 @@ class Worklist:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.cases = [CaseEntry(path) for path in expand_paths([self.folder]) if path != self.folder]
-        if not self.cases and self.folder.is_dir():  # a DICOM series folder is one case
+        if not self.cases and _holds_files(self.folder):  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
         self._load()
 
@@ -135,3 +135,10 @@ def restore_calipers(scored: ScoredSweep, review: dict) -> None:
                 kept.append(DistanceCaliper(tuple(record["start_px"]), tuple(record["end_px"]), spacing, record["by"]))
         if kept and sweep.get("frame") is not None:
             scored.set_calipers(sweep["frame"], kept)
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(entry.is_file() and not entry.name.startswith(".") for entry in folder.iterdir())
+    except OSError:
+        return False

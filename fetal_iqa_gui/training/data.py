@@ -47,7 +47,7 @@ def read_cases(data_dir: Path, folders=(IMAGES_DIR, MASKS_DIR)) -> list[CaseReco
     if not csv_path.exists():
         raise DatasetError(f"'{data_dir}' has no {CIRCUMFERENCES_CSV} (is it in the ACOUSLIC-AI layout?)")
     cases = []
-    with open(csv_path, newline="") as file:
+    with open(csv_path, newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
             acs = [float(row[f"sweep_{i}_ac_mm"]) if row.get(f"sweep_{i}_ac_mm") else None
                    for i in range(1, SWEEPS + 1)]

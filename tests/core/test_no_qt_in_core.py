@@ -35,7 +35,7 @@ def imports_of(name: str) -> set[str]:
     """Our modules that `name` imports anywhere in its file (function-level imports count too)."""
     found = set()
     package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             base = package
             for _ in range(node.level - 1):

@@ -73,7 +73,7 @@ def test_the_case_report_holds_every_sweep_the_measurements_and_the_note(folder,
     caliper = EllipseCaliper(Ellipse((370.0, 280.0), (100.0, 80.0), 0.0), scored.sweep.spacing_mm)
     scored.set_calipers(frame, [caliper])
     page, exported = write_report(scored, tmp_path / "report", timeline_png=None)
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     assert page.name == "a_report.html" and NOT_A_DEVICE in text and "demo model" in text
     assert text.count("<tr>") == 1 + 6 and text.count("data:image/png;base64,") == 6
     assert f"AC {caliper.ac_mm:.1f} mm (caliper)" in text
