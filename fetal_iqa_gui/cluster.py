@@ -227,8 +227,12 @@ class RayPool:
             self.actors.remove(actor)
             self.say(f"note: a worker did not start: {_gist(error)}")
             return
-        if info.error:
+        if info.error and self.info is None:  # the model does not load: it would not load on the others
             raise _WorkerFailed(info.error, info.exit_code)
+        if info.error:  # loaded elsewhere: this node lacks something (a file, a GPU)
+            self.actors.remove(actor)
+            self.say(f"note: a worker did not start: {info.error}")
+            return
         if self.info is None:
             self.info = info
         elif info.model.identity != self.info.model.identity:  # another file at that path on its node

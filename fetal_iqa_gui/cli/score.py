@@ -63,13 +63,12 @@ def cmd_score(args) -> int:
     if on_ray and not args.out_dir:
         print("error: --ray needs --out-dir (a resumable folder of outputs)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    folders = (args.out_dir, args.export_best, args.challenge_output)
     if on_ray:  # workers do not share our working folder: every path absolute
         from ..cluster import import_ray
         import_ray()
-        paths = [_absolute(path) for path in paths]
-        args.out_dir, args.export_best, args.challenge_output = (
-            _absolute(folder) for folder in (args.out_dir, args.export_best, args.challenge_output))
-    outputs = RunOutputs(args.out, args.out_dir, args.export_best, args.challenge_output, args.force)
+        paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
+    outputs = RunOutputs(args.out, *folders, args.force)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     if on_ray:
