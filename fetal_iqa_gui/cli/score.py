@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import FetalIqaError, ScoringError
 from ..progress import ProgressBar
 from ..text import counted
-from .options import add_engine_options, add_model_options
+from .options import add_engine_options, add_model_options, bounded_int
 
 if TYPE_CHECKING:  # the core loads when a command runs, not for --help
     from ..batch import RunOutputs
@@ -40,6 +41,15 @@ def add_score_command(commands) -> None:
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     add_model_options(score)
     add_engine_options(score)
+    cluster = score.add_argument_group("Ray (pip install 'fetal-iqa[cluster]')")
+    cluster.add_argument("--ray", action="store_true",
+                         help="score the cases on Ray workers, each with its own copy of the model (needs --out-dir; "
+                         "inputs and outputs on storage every worker sees)")
+    cluster.add_argument("--ray-address", metavar="ADDR",
+                         help="join this Ray cluster (implies --ray; default: start a local Ray for the run)")
+    cluster.add_argument("--ray-workers", type=bounded_int(1, 100_000), metavar="N",
+                         help="workers (default: as many as the CPUs hold at --threads each, default 4; "
+                         "with --device cuda, one per GPU)")
     score.set_defaults(handler=cmd_score)
 
 
@@ -52,10 +62,20 @@ def cmd_score(args) -> int:
     if args.out and len(paths) != 1:
         print("error: --out takes one sweep; use --out-dir for several", file=sys.stderr)
         return EXIT_BAD_INPUT
-    outputs = RunOutputs(args.out, args.out_dir, args.export_best, args.challenge_output, args.force,
-                         args.sidecar_name_only)
+    on_ray = args.ray or args.ray_address is not None
+    if on_ray and not args.out_dir:
+        print("error: --ray needs --out-dir (a resumable folder of outputs)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    folders = (args.out_dir, args.export_best, args.challenge_output)
+    if on_ray:  # workers do not share our working folder: every path absolute
+        from ..cluster import import_ray
+        import_ray()
+        paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
+    outputs = RunOutputs(args.out, *folders, args.force, args.sidecar_name_only)
     check_case_ids(paths)
     check_outputs(paths, outputs)
+    if on_ray:
+        return score_on_ray(args, paths, outputs)
     engine = load_engine(args)
     return score_files(engine, paths, outputs, use_cache=not args.no_cache)
 
@@ -93,6 +113,55 @@ def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool 
     if failures:
         print(f"{len(failures)} of {counted(len(paths), 'input')} failed.", file=sys.stderr)
     return max((error.exit_code for error in failures), default=EXIT_OK)
+
+
+def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
+    """`score_files` on Ray workers: the same planning, per-case outputs and summary (the workers
+    write each case's outputs with the same function), progress over cases as they finish."""
+    from ..batch import plan_cases, prepare_folders, rebuild_summary
+    from ..cluster import RayPool
+    from ..scoring import EngineSettings
+    from .options import model_spec
+    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads)
+    failures = []
+    with RayPool(model_spec(args), settings, args.ray_address, args.ray_workers, gpu=args.device == "cuda",
+                 use_cache=not args.no_cache, say=say) as pool:
+        info = pool.model_info()
+        for warning in info.warnings:
+            say(f"warning: {warning}")
+        if info.model.is_demo:
+            say(f"note: {info.model.name}.")
+        cases = plan_cases(paths, outputs, info.model, info.variant)
+        prepare_folders(paths, outputs)
+        for case in cases:
+            if case.finished:
+                say(f"skipping {case.path.name}: finished earlier ({case.marker})")
+        todo = [case for case in cases if not case.finished]
+        progress = ProgressBar(f"{len(todo)} cases on {pool.size} Ray workers [{info.variant}]", len(todo))
+        try:
+            for done, result in enumerate(pool.score(todo), 1):
+                if result.error:
+                    say(f"\nerror: {result.error}" if progress.tty else f"error: {result.error}")
+                    failures.append(result)
+                    if result.stops_run:
+                        return result.exit_code
+                else:
+                    print(describe_case(result.path, result.rows, result.threshold), flush=True)
+                progress.update(done, extra=f"{len(failures)} failed" if failures else "")
+        finally:
+            progress.close()
+            rebuild_summary(outputs.out_dir)
+    if failures:
+        say(f"{len(failures)} of {len(paths)} inputs failed.")
+    return max((failure.exit_code for failure in failures), default=EXIT_OK)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return Path(os.path.abspath(path)) if path else None
 
 
 def score_file(engine, model, path: Path, use_cache: bool):
