@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fetal_iqa_gui
 
 CORE_MODULES = sorted(
@@ -13,6 +15,7 @@ CORE_MODULES = sorted(
 )
 
 
+@pytest.mark.slow
 def test_core_modules_do_not_import_qt():
     code = ("import sys, importlib\n"
             f"for name in {CORE_MODULES!r}: importlib.import_module(name)\n"
