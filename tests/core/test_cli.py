@@ -38,29 +38,88 @@ def test_synth_on_a_full_disk_says_so_and_leaves_no_volume(tmp_path, capsys, mon
     assert not list((tmp_path / "out").rglob("*.mha"))
 
 
+def read_scores(csv_path):
+    """The per-sweep CSV's rows, and its scores as an array (NaN where empty)."""
+    rows = list(csv.DictReader(open(csv_path)))
+    return rows, np.array([float(r["score"]) if r["score"] else np.nan for r in rows])
+
+
+def snapshot(*folders):
+    """Every file's bytes and modification time."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for folder in folders for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.slow
 def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_path, tmp_path, capsys):
+    from fetal_iqa_gui.export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+    from fetal_iqa_gui.selection import smoothed
     images = small_dataset / synthetic.IMAGES_DIR
     broken = tmp_path / "in" / "zz-broken.mha"
     broken.parent.mkdir()
     broken.write_text("nonsense")
+    out, challenge, best = tmp_path / "out", tmp_path / "challenge", tmp_path / "best"
     args = ["score", str(images), str(broken), "--adapter", str(tiny_cls_path), "--device", "cpu",
-            "--out-dir", str(tmp_path / "out"), "--challenge-output", str(tmp_path / "challenge"),
-            "--export-best", str(tmp_path / "best")]
+            "--out-dir", str(out), "--challenge-output", str(challenge), "--export-best", str(best)]
     assert main(args) == 2  # one input failed, the others were scored
-    out, err = capsys.readouterr()
-    assert "zz-broken.mha" in err
-    csvs = sorted((tmp_path / "out").glob("*_scores.csv"))
-    assert len(csvs) == 4
-    rows = list(csv.DictReader(open(csvs[0])))
-    assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good"] and len(rows) == 144
-    assert all(r["score"] == "" for r in rows if r["padding"] == "1")
-    assert (tmp_path / "out" / "summary.csv").exists()
-    assert len(list((tmp_path / "challenge").iterdir())) == 4
-    assert list((tmp_path / "best").glob("*.json"))
-    assert "best sweep 1: frame" in out
-    # resumable: a second run skips the finished cases
+    printed, err = capsys.readouterr()
+    assert "zz-broken.mha" in err and "1 of 5 inputs failed" in err and "Traceback" not in err
+    cases = sorted(p.name.split(".")[0] for p in images.glob("*.mha"))
+    assert sorted(p.name for p in out.glob("*_scores.csv")) == [f"{case}_scores.csv" for case in cases]
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert list(summary[0]) == ["file", "sweep", "best_frame", "score", "good", "ac_mm"]
+    assert [r["file"] for r in summary] == [f"{case}.mha" for case in cases]  # 144 frames: one sweep a file
+    for case in cases:
+        rows, scores = read_scores(out / f"{case}_scores.csv")
+        assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good"] and len(rows) == 144
+        assert all((r["score"] == "") == (r["padding"] == "1") for r in rows)  # every image frame scored, no padding
+        assert all(r["good"] == str(int(r["score"] != "" and float(r["score"]) >= 0.5)) for r in rows)
+        sweeps = np.array([int(r["sweep"]) for r in rows])
+        for row in (r for r in summary if r["file"] == f"{case}.mha"):  # each sweep's best frame is its highest score
+            in_sweep = np.where(sweeps == int(row["sweep"]), scores, np.nan)
+            frame = int(np.nanargmax(in_sweep))
+            assert int(row["best_frame"]) == frame and float(row["score"]) == pytest.approx(scores[frame], abs=1e-4)
+            assert row["good"] == str(int(scores[frame] >= 0.5)) and row["ac_mm"] == ""  # no mask, no AC
+            sidecar = json.loads((best / f"{case}_frame{frame:03d}_sweep{row['sweep']}.json").read_text())
+            assert (sidecar["frame"], sidecar["sweep"]) == (frame, int(row["sweep"]))
+            assert sidecar["score"] == pytest.approx(scores[frame], abs=1e-6)
+            assert (best / f"{case}_frame{frame:03d}_sweep{row['sweep']}.png").exists()
+            assert f"sweep {row['sweep']}: frame {frame} ({scores[frame]:.3f})" in printed
+        # the challenge's frame: the best smoothed score if it counts as good, else -1; the mask volume is empty
+        frame = int(np.nanargmax(smoothed(scores)))
+        expected = frame if smoothed(scores)[frame] >= 0.5 else -1
+        assert json.loads((challenge / case / CHALLENGE_FRAME_JSON).read_text()) == expected
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(challenge / case / CHALLENGE_MASK)))
+        assert mask.shape == (144, 562, 744) and not mask.any()
+    assert len(list(best.glob("*.json"))) == len(list(best.glob("*.png"))) == 4
+    assert sorted(p.name for p in challenge.iterdir()) == cases
+    # resumable: a second run skips the finished cases and leaves every file as it was
+    finished = snapshot(out, challenge, best)
     assert main(args[:2] + args[3:]) == 0
-    assert "skipping" in capsys.readouterr().err
+    assert capsys.readouterr().err.count("(finished earlier)") == 4
+    assert snapshot(out, challenge, best) == finished
+
+
+def test_the_summary_has_a_row_per_sweep_of_an_acouslic_case(small_case, tiny_cls_path, tmp_path, capsys):
+    import cv2
+    # an ACOUSLIC-shaped volume, small: 6 slots of 140 frames, 20 images each then padding, the last all padding
+    images = [cv2.resize(frame, (93, 70), interpolation=cv2.INTER_AREA) for frame in small_case.frames if frame.any()]
+    volume = np.zeros((840, 70, 93), np.uint8)
+    for slot in range(5):
+        volume[140 * slot:140 * slot + 20] = images[20 * slot:20 * slot + 20]
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "case.mha"))
+    assert main(["score", str(tmp_path / "case.mha"), "--adapter", str(tiny_cls_path), "--device", "cpu", "--no-cache",
+                 "--out-dir", str(tmp_path / "out"), "--export-best", str(tmp_path / "best")]) == 0
+    _, scores = read_scores(tmp_path / "out" / "case_scores.csv")
+    summary = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
+    assert [r["sweep"] for r in summary] == ["1", "2", "3", "4", "5", "6"]
+    for row, start in zip(summary[:5], range(0, 700, 140)):
+        frame = start + int(np.argmax(scores[start:start + 20]))
+        assert int(row["best_frame"]) == frame and float(row["score"]) == pytest.approx(scores[frame], abs=1e-4)
+        assert (tmp_path / "best" / f"case_frame{frame:03d}_sweep{row['sweep']}.json").exists()
+    assert summary[5] == {"file": "case.mha", "sweep": "6", "best_frame": "", "score": "", "good": "0", "ac_mm": ""}
+    assert "sweep 6: no image frames" in capsys.readouterr().out
+    assert len(list((tmp_path / "best").glob("*.json"))) == 5
 
 
 def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
@@ -71,12 +130,21 @@ def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
     assert main(["measure", str(tmp_path / "mask.png")]) == 0
     printed = float(capsys.readouterr().out.split()[1])
     assert printed == pytest.approx(154.7, rel=0.01)  # Ramanujan on semi-axes 100 x 75 px at 0.28 mm
+    assert main(["measure", str(tmp_path / "mask.png"), "--spacing", "0.56"]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split()[1]) == pytest.approx(2 * printed, abs=0.15) and "spacing 0.560 mm" in out
     volume = np.zeros((3, 50, 50), np.uint8)
     volume[0, 10:20, 10:20] = 1
     sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "masks.mha"))
     assert main(["measure", str(tmp_path / "masks.mha")]) == 2
-    assert main(["measure", str(tmp_path / "masks.mha"), "--frame", "0", "--spacing", "0.5"]) == 0
-    capsys.readouterr()
+    assert "give --frame N" in capsys.readouterr().err
+    assert main(["measure", str(tmp_path / "masks.mha"), "--frame", "1"]) == 2
+    assert "no usable contour" in capsys.readouterr().err
+    acs = []
+    for spacing in ("0.25", "0.5"):
+        assert main(["measure", str(tmp_path / "masks.mha"), "--frame", "0", "--spacing", spacing]) == 0
+        acs.append(float(capsys.readouterr().out.split()[1]))
+    assert acs[1] == pytest.approx(2 * acs[0], abs=0.15) and acs[0] > 0
 
 
 def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, capsys):
@@ -109,3 +177,4 @@ def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tm
     sitk.WriteImage(sitk.GetImageFromArray(np.full(gt.shape, 2, np.uint8)), str(folder / CHALLENGE_MASK))
     assert main(args) == 2
     assert "not a 0/1 mask" in capsys.readouterr().err
+
