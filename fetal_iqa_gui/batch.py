@@ -307,7 +307,13 @@ def write_summary(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, lambda f: f.write(text.getvalue().encode()), overwrite=True)
+    data = text.getvalue().encode()
+    try:
+        if path.read_bytes() == data:
+            return  # a rerun that finished nothing new leaves the summary as it was
+    except OSError:
+        pass
+    atomic_write(path, lambda f: f.write(data), overwrite=True)
 
 
 def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:

@@ -49,26 +49,37 @@ TINY_CONFIG = {"embed_dim": 16, "vision_cfg": {"image_size": 224, "layers": 4, "
                                               "patch_size": 28}}
 
 
-def _tiny_checkpoint(folder, task, seed):
+def _tiny_checkpoint(folder, task, seed, case):
+    """A tiny random model whose head is set on the synthetic frames of `case`: CLS scores spread
+    over (0, 1), SEG masks cover about 1 % of a frame (the threshold), so that orders, thresholds
+    and largest areas matter (as drawn, its scores are all about 1e-7 and its masks empty)."""
     import torch
 
     from fetal_iqa_gui.model.checkpoint import build_model, save_checkpoint
+    from fetal_iqa_gui.preprocess import frames_to_tensor
     torch.manual_seed(seed)
-    model = build_model(task, TINY_CONFIG)
-    with torch.no_grad():  # a head that spreads scores over (0, 1), so that orders and thresholds matter
-        for name, parameter in model.named_parameters():
-            if name.startswith("classifier.weight"):
-                parameter.mul_(20)
+    model = build_model(task, TINY_CONFIG).eval()
+    frames = case.frames[np.flatnonzero(case.frames.reshape(len(case.frames), -1).any(1))]
+    images = frames_to_tensor(frames[::10 if task == "classification" else 40])  # SEG is slow
+    with torch.no_grad():
+        logits = model(images).flatten()
+        if task == "classification":  # logits of median 0 and standard deviation 2
+            scale = 2 / logits.std()
+            model.classifier.weight.mul_(scale)
+            model.classifier.bias.sub_(logits.median()).mul_(scale)
+        else:  # the last convolution's bias: 1 % of the pixels above 0
+            head = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+            head.bias.sub_(torch.quantile(logits[::3], 0.99))
     path = folder / f"tiny_{task}.safetensors"
     save_checkpoint(model, path, {"config": TINY_CONFIG, "name": f"tiny {task} test model"}, full_model=True)
     return path
 
 
 @pytest.fixture(scope="session")
-def tiny_cls_path(tmp_path_factory):
-    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "classification", 0)
+def tiny_cls_path(tmp_path_factory, small_case):
+    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "classification", 0, small_case)
 
 
 @pytest.fixture(scope="session")
-def tiny_seg_path(tmp_path_factory):
-    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "segmentation", 1)
+def tiny_seg_path(tmp_path_factory, small_case):
+    return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "segmentation", 1, small_case)

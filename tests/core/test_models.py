@@ -164,7 +164,7 @@ def _save_paper_checkpoint(path, task, model, extra=None):
         del sys.modules[name]  # the app must load it without Lightning
 
 
-@pytest.mark.parametrize("task", ["classification", "segmentation"])
+@pytest.mark.parametrize("task", ["classification", pytest.param("segmentation", marks=pytest.mark.slow)])
 def test_papers_lightning_checkpoint_gives_the_papers_scores(tmp_path, images, task):
     paper_model = randomise_lora(build_model(task, SMALL_CONFIG), seed=5).eval()
     path = tmp_path / f"{task}.ckpt"

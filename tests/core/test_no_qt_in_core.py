@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fetal_iqa_gui
 
 PACKAGE = Path(fetal_iqa_gui.__file__).parent
@@ -21,6 +23,7 @@ CORE_MODULES = sorted(name for name in MODULES  # __main__ modules run when impo
                       if not name.startswith("fetal_iqa_gui.gui") and not name.endswith("__main__"))
 
 
+@pytest.mark.slow
 def test_core_modules_do_not_import_qt():
     code = ("import sys, importlib\n"
             f"for name in {CORE_MODULES!r}: importlib.import_module(name)\n"

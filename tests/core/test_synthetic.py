@@ -53,6 +53,7 @@ def test_same_seed_same_case():
     assert np.array_equal(a.frames, b.frames) and a.uuid == b.uuid
 
 
+@pytest.mark.slow
 def test_the_shortest_sweeps_synth_allows_always_work():
     for seed in range(40):  # some of these seeds drew an abdomen run longer than the sweep
         with warnings.catch_warnings():

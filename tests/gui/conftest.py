@@ -1,9 +1,54 @@
-"""GUI test fixtures: a main window on a tiny test model (fast) and a small synthetic sweep file."""
+"""GUI test fixtures: a main window on a tiny test model (fast) and a small synthetic sweep file.
+
+Every QThread the tests start is recorded (and, under coverage, traced); a test that leaves
+one running fails.
+"""
+
+import sys
+import threading
 
 import pytest
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QThread
 
 from fetal_iqa_gui import synthetic
 from fetal_iqa_gui.gui import settings as stored
+
+_started_threads: list[QThread] = []
+_qthread_start = QThread.start
+
+
+def _recording_start(self, *args):
+    """Record the thread, and hand it the tracer that `threading` gives new Python threads:
+    QThreads are not Python threads, so coverage (concurrency = thread) would not see them."""
+    _started_threads.append(self)
+    trace = threading.gettrace()
+    if trace is not None and "run" not in vars(self):
+        run = self.run
+
+        def traced_run():
+            sys.settrace(trace)
+            return run()
+
+        self.run = traced_run  # PySide calls the instance's run, so this covers every subclass
+    return _qthread_start(self, *args)
+
+
+QThread.start = _recording_start
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """Fail a test that leaves a QThread running once its windows are closed (pytest-qt closes
+    them before fixtures are torn down): such a thread would act on the next test's state."""
+    _started_threads.clear()
+    yield
+    running = []
+    for thread in _started_threads:
+        if shiboken6.isValid(thread) and not thread.wait(5000):  # a deleted QThread has finished
+            running.append(type(thread).__name__)
+    _started_threads.clear()
+    assert not running, f"QThreads still running after the test: {running}"
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +92,8 @@ def open_and_score(qtbot, window, path, timeout=60_000):
 
 
 def wait_for_scoring(qtbot, window, timeout=60_000):
-    """Until the scoring thread has finished and its last signals have been handled."""
+    """Until the scoring thread has finished and the window has handled its last signals (its
+    `finished` included: is_scoring turns false there)."""
     qtbot.waitUntil(lambda: window.session.scorer is not None and window.session.scorer.isFinished()
                     and not window.session.is_scoring and window.progress.isHidden(), timeout=timeout)
 
