@@ -166,7 +166,10 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         else:
             batch = settings.batch_size or 8
             log.info("scoring on %s %s (%s), batch %d", device, compiled.precision, backend, batch)
-            return Engine(model, device, precision, batch, backend, compiled)
+            if compiled.converted_s is not None:  # also for front doors that passed no `notify`
+                notice = (f"The model was converted for this CPU in {compiled.converted_s:.0f} s "
+                          "(once: later starts read it from the cache).")
+            return Engine(model, device, precision, batch, backend, compiled, notice)
     int8 = precision == "int8"  # CPU only: pick_precision refuses it elsewhere
     if int8:
         quantize_model(model.module)

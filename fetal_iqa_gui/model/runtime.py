@@ -103,6 +103,7 @@ class CompiledModel:
     backend: str
     precision: str  # what the conversion kept, e.g. int8, or int8-weights when static int8 disagreed
     run: Callable[[np.ndarray], np.ndarray]
+    converted_s: float | None = None  # seconds spent converting it now; None when read from the cache
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.run(np.ascontiguousarray(images, dtype=np.float32))
@@ -137,10 +138,11 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
             folder.rename(entry)
         except OSError:  # another process placed it first: theirs is as good
             pass
-    log.info("converted in %.1f s", time.perf_counter() - started)
     compiled = _load_entry(entry, backend, threads, bf16_native)
     if compiled is None:
         raise RuntimeError(f"the converted model in {entry} does not load")
+    compiled.converted_s = time.perf_counter() - started
+    log.info("converted in %.1f s", compiled.converted_s)
     return compiled
 
 

@@ -4,6 +4,8 @@ The runtimes are optional: tests that need one are skipped where it is not insta
 check what the engine does without them.
 """
 
+import json
+import shutil
 import time
 
 import numpy as np
@@ -17,15 +19,21 @@ from fetal_iqa_gui.model.loading import ModelSpec, load_model
 from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep
 from fetal_iqa_gui.sweep import Sweep
 
-RUNTIMES = [pytest.param(name, marks=pytest.mark.skipif(not runtime.installed(name), reason=f"{name} is not installed"))
+RUNTIMES = [pytest.param(name, marks=[pytest.mark.slow, pytest.mark.skipif(not runtime.installed(name),
+                                                                          reason=f"{name} is not installed")])
             for name in runtime.COMPILED]
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg")
+
+
 @pytest.fixture
-def own_cache(tmp_path, monkeypatch):
-    """An empty converted-model cache for this test."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
+def own_cache(module_cache, monkeypatch):
+    """The converted-model cache these tests share (a conversion takes seconds even for a tiny model)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(module_cache))
+    return module_cache
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +50,16 @@ def engine_for(path, backend, precision="fp32", notes=None):
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_compiled_fp32_gives_torch_scores_and_is_cached(backend, tiny_cls_path, frames, own_cache):
     expected, _ = engine_for(tiny_cls_path, "torch").predict(frames)
+    if (own_cache / "fetal-iqa" / "compiled").exists():
+        for entry in entries(own_cache, backend, "fp32"):
+            shutil.rmtree(entry)
     notes = []
     started = time.perf_counter()
     engine = engine_for(tiny_cls_path, backend, notes=notes)
     cold = time.perf_counter() - started
     assert notes == [runtime.CONVERTING]
     assert engine.backend == backend and engine.variant == f"cpu-fp32-{backend}"
+    assert "converted for this CPU" in engine.notice  # for the first batch, where no `notify` was given
     scores, masks = engine.predict(frames)
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert masks is None
@@ -55,25 +67,40 @@ def test_compiled_fp32_gives_torch_scores_and_is_cached(backend, tiny_cls_path, 
     started = time.perf_counter()
     again = engine_for(tiny_cls_path, backend, notes=notes)
     assert time.perf_counter() - started < cold / 2
-    assert notes == [runtime.CONVERTING]  # not converted again
+    assert notes == [runtime.CONVERTING] and again.notice is None  # not converted again
     np.testing.assert_array_equal(again.predict(frames)[0], scores)
 
 
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_a_corrupted_cache_entry_is_rebuilt(backend, tiny_cls_path, frames, own_cache):
-    notes = []
-    scores = engine_for(tiny_cls_path, backend, notes=notes).predict(frames)[0]
-    (entry,) = (own_cache / "fetal-iqa" / "compiled").iterdir()
+    scores = engine_for(tiny_cls_path, backend).predict(frames)[0]  # converted, or from the cache
+    entry = only_entry(own_cache, backend, "fp32")
     model_file = max((path for path in entry.iterdir() if path.name != runtime.MANIFEST), key=lambda p: p.stat().st_size)
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2:len(data) // 2 + 64] = bytes(64)  # same size, other weights: only the checksum tells
     model_file.write_bytes(bytes(data))
 
+    notes = []
     again = engine_for(tiny_cls_path, backend, notes=notes)
-    assert notes == [runtime.CONVERTING] * 2
+    assert notes == [runtime.CONVERTING]
     np.testing.assert_array_equal(again.predict(frames)[0], scores)
-    (entry,) = (own_cache / "fetal-iqa" / "compiled").iterdir()  # replaced, no temporary folder left
+    assert only_entry(own_cache, backend, "fp32") == entry  # replaced in place, no temporary folder left
     assert not [path for path in entry.parent.iterdir() if path.name.startswith(".part-")]
+
+
+def entries(cache, backend, precision):
+    """The cache entries of the tiny CLS model converted for `backend` at `precision`."""
+    found = []
+    for path in (cache / "fetal-iqa" / "compiled").glob(f"*/{runtime.MANIFEST}"):
+        manifest = json.loads(path.read_text())
+        if (manifest["backend"], manifest["precision"]) == (backend, precision) and manifest["model"].startswith("classification"):
+            found.append(path.parent)
+    return found
+
+
+def only_entry(cache, backend, precision):
+    (entry,) = entries(cache, backend, precision)
+    return entry
 
 
 @pytest.mark.parametrize("backend", RUNTIMES)
@@ -88,6 +115,7 @@ def test_compiled_int8_keeps_the_decisions(backend, tiny_cls_path, frames, own_c
     assert np.mean((scores >= threshold) == (expected >= threshold)) >= 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not runtime.installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_compiled_segmentation_gives_torch_masks(tiny_seg_path, frames, own_cache):
     expected_scores, expected_masks = engine_for(tiny_seg_path, "torch").predict(frames)
