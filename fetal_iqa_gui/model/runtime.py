@@ -33,6 +33,8 @@ import numpy as np
 import platformdirs
 import torch
 
+from ..fileio import STAGING_PREFIX, remove_stale_parts
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -76,19 +78,22 @@ def cpu_summary() -> str:
 
 
 def pick_backend(name: str, device: torch.device, precision: str) -> str:
-    """The backend `name` means here. `auto`: a compiled runtime on a CPU where one is installed
-    (OpenVINO first: its static int8 does not depend on batch-mates and was fastest on AVX-512
-    and on AVX2 alike; then ONNX Runtime), torch on a GPU or for fp16. The setting
-    FETAL_IQA_BACKEND, if it names a backend, is what `auto` means (the tests keep to torch)."""
+    """The backend `name` means here. `auto` on a CPU: OpenVINO where installed (its static int8
+    was the fastest measured, on AVX-512 and on AVX2 alike, and does not depend on batch-mates);
+    else ONNX Runtime on AVX-512 CPUs only (on AVX2 its dynamic int8 was slower than torch's);
+    else torch, which is also the choice on a GPU and for fp16. The setting FETAL_IQA_BACKEND, if
+    it names a backend, is what `auto` means (the tests keep to torch)."""
     if name != "auto":
         return name
     if os.environ.get("FETAL_IQA_BACKEND") in COMPILED + ("torch",):
         return os.environ["FETAL_IQA_BACKEND"]
     if device.type != "cpu" or precision == "fp16":
         return "torch"
-    for backend in ("openvino", "onnxruntime"):
-        if installed(backend) and not (backend == "onnxruntime" and precision == "bf16"):
-            return backend
+    if installed("openvino"):
+        return "openvino"
+    avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    if installed("onnxruntime") and avx512 and precision != "bf16":
+        return "onnxruntime"
     return "torch"
 
 
@@ -125,8 +130,9 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
         notify(CONVERTING)
     log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
     entry.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(entry.parent)  # conversions killed midway
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=".part-", dir=entry.parent) as temp:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
         folder.mkdir()
         kept = _convert(model, backend, precision, folder)

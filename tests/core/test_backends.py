@@ -14,6 +14,7 @@ import torch
 
 from fetal_iqa_gui import scoring
 from fetal_iqa_gui.errors import ScoringError
+from fetal_iqa_gui.fileio import STAGING_PREFIX
 from fetal_iqa_gui.model import runtime
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
 from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep
@@ -85,7 +86,7 @@ def test_a_corrupted_cache_entry_is_rebuilt(backend, tiny_cls_path, frames, own_
     assert notes == [runtime.CONVERTING]
     np.testing.assert_array_equal(again.predict(frames)[0], scores)
     assert only_entry(own_cache, backend, "fp32") == entry  # replaced in place, no temporary folder left
-    assert not [path for path in entry.parent.iterdir() if path.name.startswith(".part-")]
+    assert not [path for path in entry.parent.iterdir() if path.name.startswith(STAGING_PREFIX)]
 
 
 def entries(cache, backend, precision):
@@ -133,6 +134,18 @@ def test_without_runtimes_auto_is_torch_and_a_named_one_is_refused(tiny_cls_path
     with pytest.raises(ScoringError, match="openvino is not installed") as error:
         make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 4, backend="openvino"))
     assert "pip install" in str(error.value)
+
+
+def test_auto_takes_onnxruntime_only_on_avx512(monkeypatch):
+    monkeypatch.delenv("FETAL_IQA_BACKEND")
+    monkeypatch.setattr(runtime, "installed", lambda name: name != "openvino")
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert runtime.pick_backend("auto", cpu, "auto") == "torch"  # its dynamic int8 was slower than torch's there
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert runtime.pick_backend("auto", cpu, "auto") == "onnxruntime"
+    monkeypatch.setattr(runtime, "installed", lambda name: True)
+    assert runtime.pick_backend("auto", cpu, "auto") == "openvino"
 
 
 def test_a_failed_conversion_under_auto_scores_with_torch_and_says_so(tiny_cls_path, small_case, monkeypatch):
