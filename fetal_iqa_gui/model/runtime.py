@@ -47,7 +47,12 @@ _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
 def installed(backend: str) -> bool:
-    return backend == "torch" or (backend in _PACKAGES and importlib.util.find_spec(_PACKAGES[backend]) is not None)
+    if backend == "torch":
+        return True
+    try:
+        return backend in _PACKAGES and importlib.util.find_spec(_PACKAGES[backend]) is not None
+    except (ImportError, ValueError):  # a broken install, or one blocked through sys.modules
+        return False
 
 
 def runtime_version(backend: str) -> str:
