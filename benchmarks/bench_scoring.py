@@ -1,25 +1,30 @@
 """Scoring benchmark: the paper's path against our engine, measured in the same run.
 
-    python benchmarks/bench_scoring.py [--frames 32] [--skip-agreement]
+    python benchmarks/bench_scoring.py [--frames 32] [--variants torch:auto,openvino:int8] [--skip-agreement]
 
 On one synthetic 840-frame ACOUSLIC-AI case, read from an .mha file as the app reads it, and the
 full ViT-L/14 FetalCLIP architecture (random weights: speed does not depend on their values):
 - baseline: the paper's path, open_clip fp32 eager, LoRA not merged, batch 32, every frame of the
   case in order (padding frames included: the paper's code scores them too);
-- engine: our scoring engine with its automatic settings (merged LoRA; bf16 weights on a CPU
-  with native bf16, dynamic int8 on other CPUs; CUDA autocast on a GPU).
+- engine: our scoring engine, once per backend and precision (`--variants`; those whose runtime
+  is not installed are skipped): torch with its automatic settings (merged LoRA; bf16 weights on a
+  CPU with native bf16, dynamic int8 on other CPUs; CUDA autocast on a GPU), and the compiled CPU
+  backends (ONNX Runtime, OpenVINO), each started twice: cold (converting the model into an
+  empty cache) and cached.
 Each side runs in its own process (so its peak memory is its own; the resident memory after
 scoring is printed too: the steady state while a sweep is scored), times a fixed subset of
 frames after a warm-up batch, and extrapolates to the case's image frames (said in the output).
 The order's quality (when the final best frame is first yielded, as a fraction of the pass) and
 the agreement of the fast path with fp32 are measured with the demo model, whose trained
-weights make int8/bf16 errors visible where random weights would not.
+weights make int8/bf16 errors visible where random weights would not (so the random-weights speed
+run keeps OpenVINO's static int8 unchecked; the demo run checks it as the app does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -33,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
+from fetal_iqa_gui.model import runtime  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
 from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
 from fetal_iqa_gui.model.tower import build_visual, load_visual_weights  # noqa: E402
@@ -43,6 +49,7 @@ from fetal_iqa_gui.sweep import Sweep, load_sweep  # noqa: E402
 from fetal_iqa_gui.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
 
 CASE_SEED = 2024
+DEFAULT_VARIANTS = "torch:auto,onnxruntime:int8,openvino:int8"
 
 
 def peak_rss_mb() -> float:
@@ -103,9 +110,12 @@ def run_baseline(weights: Path, frames: np.ndarray) -> dict:
             "rss_mb": rss_mb()}
 
 
-def run_engine(weights: Path, adapter: Path, frames: np.ndarray, precision: str) -> dict:
+def run_engine(weights: Path, adapter: Path, frames: np.ndarray, backend: str, precision: str) -> dict:
+    if backend == "openvino":  # random weights: every score near 0.5, an agreement check means nothing
+        runtime.agrees = lambda *args: (1.0, True)
     started = time.perf_counter()
-    engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), EngineSettings(precision=precision))
+    settings = EngineSettings(precision=precision, backend=backend)
+    engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), settings)
     load_s = time.perf_counter() - started
     engine.predict(frames[:2])  # warm-up
     started = time.perf_counter()
@@ -116,28 +126,37 @@ def run_engine(weights: Path, adapter: Path, frames: np.ndarray, precision: str)
             "rss_mb": rss_mb(), "engine": engine.description, "batch_size": engine.batch_size}
 
 
-def order_and_agreement(sweep: Sweep) -> dict:
-    """With the demo model: when the final best frame first appears, and fast path vs fp32."""
+def order_and_agreement(sweep: Sweep, variants: list[tuple[str, str]]) -> dict:
+    """With the demo model: when the final best frame first appears, and each variant vs torch fp32."""
     results = {}
-    for precision in ("fp32", "auto"):
-        engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(precision=precision))
+    for backend, precision in [("torch", "fp32"), *variants]:
+        engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(precision=precision, backend=backend))
         scores = np.full(sweep.n_frames, np.nan, np.float32)
         order = []
         for batch in score_sweep(engine, sweep):
             scores[batch.frames] = batch.scores
             order.append(batch.frames)
-        results[precision] = (scores, np.concatenate(order), engine)
-    scores, order, engine = results["fp32"]
+        results[f"{backend}:{precision}"] = (scores, np.concatenate(order), engine)
+    scores, order, engine = results["torch:fp32"]
     best = int(np.nanargmax(scores))
     position = int(np.flatnonzero(order == best)[0]) + 1
-    fast_scores, _, fast_engine = results["auto"]
     images = sweep.layout.image_frames()
     threshold = engine.model.threshold
-    agree = np.mean((scores[images] >= threshold) == (fast_scores[images] >= threshold))
-    return {"best_frame": best, "best_found_after_frames": position, "image_frames": len(images),
-            "best_found_fraction": position / len(images), "fast_path": fast_engine.description,
-            "decision_agreement": float(agree), "same_best_frame": best == int(np.nanargmax(fast_scores)),
+    agreement = {}
+    for name, (fast_scores, _, fast_engine) in results.items():
+        agreement[name] = {
+            "engine": fast_engine.description,
+            "decision_agreement": float(np.mean((scores[images] >= threshold) == (fast_scores[images] >= threshold))),
+            "same_best_frame": best == int(np.nanargmax(fast_scores)),
             "max_abs_score_difference": float(np.nanmax(np.abs(scores[images] - fast_scores[images])))}
+    return {"best_frame": best, "best_found_after_frames": position, "image_frames": len(images),
+            "best_found_fraction": position / len(images), "agreement": agreement}
+
+
+def parse_variants(text: str) -> list[tuple[str, str]]:
+    """"backend:precision,..." -> those whose runtime is installed."""
+    variants = [tuple(item.split(":")) for item in text.split(",") if item]
+    return [(backend, precision) for backend, precision in variants if runtime.installed(backend)]
 
 
 def case_file(folder: Path) -> Path:
@@ -160,18 +179,22 @@ def child(args) -> None:
     if args.part == "baseline":
         result = run_baseline(random_weights_file(folder), frames)
     elif args.part == "engine":
-        result = run_engine(random_weights_file(folder), adapter_file(folder), frames, args.precision)
+        result = run_engine(random_weights_file(folder), adapter_file(folder), frames, args.backend, args.precision)
     else:
-        result = order_and_agreement(sweep)
+        result = order_and_agreement(sweep, parse_variants(args.variants))
     result["image_frames_in_case"] = sweep.layout.n_images
     result["padding_fraction"] = float(sweep.layout.padding.mean())
     print("RESULT " + json.dumps(result))
 
 
-def run_part(part: str, work: str, frames: int, precision: str = "auto") -> dict:
+def run_part(part: str, work: str, frames: int, backend: str = "torch", precision: str = "auto",
+             variants: str = DEFAULT_VARIANTS) -> dict:
     command = [sys.executable, __file__, "--part", part, "--work", work, "--frames", str(frames),
-               "--precision", precision]
-    output = subprocess.run(command, capture_output=True, text=True)
+               "--backend", backend, "--precision", precision, "--variants", variants]
+    # converted models go to a cache of the run's own: the first start is cold, the user's cache untouched
+    env = {**os.environ, "XDG_CACHE_HOME": str(Path(work) / "cache")}
+    env.pop("FETAL_IQA_BACKEND", None)
+    output = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((l for l in output.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{part} failed:\n{output.stderr[-3000:]}")
@@ -181,37 +204,59 @@ def run_part(part: str, work: str, frames: int, precision: str = "auto") -> dict
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=32, help="frames timed per side (then extrapolated)")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help=f"backend:precision pairs for the engine (default {DEFAULT_VARIANTS})")
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--part", choices=("prepare", "baseline", "engine", "order"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
         child(args)
         return 0
+    variants = parse_variants(args.variants)
+    print(f"CPU: {runtime.cpu_summary()}")
+    print("runtimes: " + ", ".join(f"{b} {runtime.runtime_version(b)}" for b in ("torch", *runtime.COMPILED)
+                                    if runtime.installed(b)))
     with tempfile.TemporaryDirectory() as work:
         print("preparing random ViT-L/14 weights and adapter…", file=sys.stderr)
         # in a child too: Linux passes a parent's peak RSS on to the children it starts
         run_part("prepare", work, args.frames)
         baseline = run_part("baseline", work, args.frames)
-        engine = run_part("engine", work, args.frames)
-        order = None if args.skip_agreement else run_part("order", work, args.frames)
+        engines = []
+        for backend, precision in variants:
+            print(f"engine {backend} {precision}…", file=sys.stderr)
+            cold = run_part("engine", work, args.frames, backend, precision)
+            cached = run_part("engine", work, args.frames, backend, precision) if backend != "torch" else None
+            engines.append((f"{backend}:{precision}", cold, cached))
+        order = None if args.skip_agreement else run_part("order", work, args.frames, variants=args.variants)
     images = baseline["image_frames_in_case"]
     base_fps = baseline["frames"] / baseline["seconds"]
-    engine_fps = engine["frames"] / engine["seconds"]
-    base_case, engine_case = 840 / base_fps, images / engine_fps  # the baseline scores padding too
+    base_case = 840 / base_fps  # the baseline scores padding too
     print(f"case: 840 frames, {images} image frames ({baseline['padding_fraction']:.0%} padding); "
-          f"each side timed on {args.frames} frames after a warm-up, extrapolated to the case")
-    print(f"{'':26}{'frames/s':>10}{'case (s)':>10}{'load (s)':>10}{'peak RSS (MB)':>15}{'RSS after (MB)':>16}")
-    for name, side, fps, case_s in (("baseline (paper, fp32)", baseline, base_fps, base_case),
-                                    (f"engine ({engine['engine']})", engine, engine_fps, engine_case)):
-        print(f"{name:26}{fps:10.2f}{case_s:10.0f}{side['load_s']:10.1f}{side['peak_rss_mb']:15.0f}{side['rss_mb']:16.0f}")
-    print(f"speed-up per frame: {engine_fps / base_fps:.2f}x; on the whole case's wall time: {base_case / engine_case:.2f}x")
+          f"each side timed on {args.frames} frames after a warm-up, extrapolated to the case; "
+          f"full ViT-L/14, random weights, {os.cpu_count()} threads")
+    print(f"| {'variant':34} | frames/s | case (s) | x paper (case) | load cold (s) | load cached (s) "
+          f"| peak RSS cold / cached (MB) | demo: decisions = fp32 | same best frame | max score diff |")
+    print("|" + "---|" * 10)
+    print(f"| {'paper (LoRA unmerged, fp32, b32)':34} | {base_fps:8.2f} | {base_case:8.0f} | {1:14.2f} | "
+          f"{baseline['load_s']:13.1f} | {'-':>15} | {baseline['peak_rss_mb']:27.0f} | - | - | - |")
+    for name, cold, cached in engines:
+        timed = cached or cold
+        fps = timed["frames"] / timed["seconds"]
+        case_s = images / fps
+        agreement = (order or {}).get("agreement", {}).get(name)
+        demo = (f"{agreement['decision_agreement']:.2%} | {agreement['same_best_frame']} | "
+                f"{agreement['max_abs_score_difference']:.4f}" if agreement else "- | - | -")
+        label = f"{name} = {timed['engine']}, b{timed['batch_size']}"
+        cached_load = f"{cached['load_s']:.1f}" if cached else "-"
+        peaks = f"{cold['peak_rss_mb']:.0f}" + (f" / {cached['peak_rss_mb']:.0f}" if cached else "")
+        print(f"| {label:34} | {fps:8.2f} | {case_s:8.0f} | {base_case / case_s:14.2f} | {cold['load_s']:13.1f} | "
+              f"{cached_load:>15} | {peaks:>27} | {demo} |")
     if order:
-        print(f"best frame first yielded after {order['best_found_after_frames']} of {order['image_frames']} frames "
-              f"({order['best_found_fraction']:.1%} of the pass)")
-        print(f"demo model, {order['fast_path']} vs fp32: decisions agree on {order['decision_agreement']:.2%} of frames, "
-              f"same best frame: {order['same_best_frame']}, max score difference {order['max_abs_score_difference']:.4f}")
+        print(f"best frame (torch fp32 order) first yielded after {order['best_found_after_frames']} of "
+              f"{order['image_frames']} frames ({order['best_found_fraction']:.1%} of the pass)")
     return 0
 
 

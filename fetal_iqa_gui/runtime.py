@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # torch, or a compiled CPU runtime (model/runtime.py)
 
 
 @dataclass
@@ -19,8 +20,11 @@ class EngineSettings:
     precision: str = "auto"
     batch_size: int | None = None
     threads: int | None = None  # torch CPU threads; None: one per physical core
+    backend: str = "auto"
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.precision not in PRECISIONS:

@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from ..runtime import BACKENDS
+
 MAX_THREADS = 256  # far beyond any CPU here; libgomp aborts on absurd counts instead of saying so
 WEIGHTS_HELP = "FetalCLIP_weights.pt (default: the one in the user model folder, see `fetal-iqa doctor`)"
 
@@ -49,7 +51,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
-                       help="auto: bf16 on a GPU or a CPU with native bf16, else int8 on a CPU")
+                       help="auto: bf16 on a GPU; int8 on a compiled CPU backend; on torch's CPU path bf16 where native, else int8")
+    group.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="auto: OpenVINO, else ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
+                            "else torch")
     group.add_argument("--batch-size", type=bounded_int(1, 4096), help="frames per batch (default: 8 on a CPU)")
     group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
 
@@ -69,7 +74,8 @@ def load_engine(args):
     from ..model.loading import load_model
     from ..scoring import EngineSettings, make_engine
     model = load_model(model_spec(args))
-    engine = make_engine(model, EngineSettings(args.device, args.precision, args.batch_size, args.threads))
+    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend)
+    engine = make_engine(model, settings, notify=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
     for warning in model.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if model.is_demo:

@@ -122,7 +122,7 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
     from ..cluster import RayPool
     from ..scoring import EngineSettings
     from .options import model_spec
-    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads)
+    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend)
     failures = []
     with RayPool(model_spec(args), settings, args.ray_address, args.ray_workers, gpu=args.device == "cuda",
                  use_cache=not args.no_cache, say=say) as pool:

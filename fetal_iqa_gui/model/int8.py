@@ -1,7 +1,8 @@
 """Dynamic int8 inference on a CPU: every linear layer of the tower, attention's included.
 
-On a CPU without native bf16 this is the fastest path that keeps fp32's decisions (the engine's
-agreement check): weights are int8 per output channel, activations are quantised on the fly.
+The fallback where no compiled runtime (ONNX Runtime, OpenVINO) is installed: on a CPU without
+native bf16 the fastest torch path that keeps fp32's decisions (the engine's agreement check):
+weights are int8 per output channel, activations are quantised on the fly.
 torch's MultiheadAttention reads its projection weights directly, so it cannot take quantised
 layers; `Int8Attention` does the same computation with them and PyTorch's fused attention.
 """
@@ -16,6 +17,12 @@ from torch import nn
 
 from .networks import merge_for_inference
 from .tower import release_pages
+
+# torch announces the end of quantised tensors: this path is the fallback where ONNX Runtime and
+# OpenVINO are missing (see runtime.py). Only that warning, only from this module: a filter set
+# once at import, as `catch_warnings` around each call is not thread-safe (scoring runs in a thread).
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+                        category=UserWarning, module=__name__)
 
 
 class Int8Linear(nn.Module):
@@ -33,9 +40,7 @@ class Int8Linear(nn.Module):
         weight = linear.weight.detach().float()
         scale = (weight.abs().amax(dim=1) / 127.5).clamp(min=torch.finfo(torch.float32).eps).double()
         zero = torch.zeros(len(scale), dtype=torch.long)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch announces the end of quantised tensors (see the README)
-            qweight = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+        qweight = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
         bias = None if linear.bias is None else linear.bias.detach().float().clone()  # not a view of the file
         self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
 

@@ -50,7 +50,11 @@ class LoadedModel:
         CLS scores are sigmoid probabilities; SEG scores are the predicted abdomen area as a
         fraction of the frame (good at >= 1 %, the paper's rule).
         """
-        output = self.module(images).float()
+        return self.postprocess(self.module(images))
+
+    def postprocess(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """The module's raw output (logits, or mask logits for SEG) -> what `predict` returns."""
+        output = output.float()
         if not self.is_segmentation:
             return torch.sigmoid(output).cpu().numpy(), None
         masks = (output[:, 0] > 0).cpu().numpy()  # sigmoid > 0.5
