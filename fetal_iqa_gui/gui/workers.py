@@ -36,7 +36,7 @@ _warm_lock = threading.Lock()
 def warm_engine(spec: ModelSpec, settings: EngineSettings) -> Engine:
     from ..model.loading import load_model
     from ..scoring import make_engine
-    key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads)
+    key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend)
     with _warm_lock:
         if key not in _warm:
             _warm.clear()  # one model in memory at a time: ViT-L is large
