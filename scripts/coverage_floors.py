@@ -10,14 +10,19 @@ import json
 import sys
 from pathlib import Path
 
-# package (a folder of the source tree): (floor, target), in % of lines. Floors measured on
-# 2026-11-29 (90.8, 91.0, 94.9, 77.0 %); targets from issue #18: 90 % for the core, 85 % for gui/.
+# package (a folder of the source tree): (floor, target), in % of lines. Floors first measured on
+# 2026-11-29 (90.8, 91.0, 94.9, 77.0 %), raised after the GUI's user-path tests (91.0, 92.6, 95.7,
+# 93.0 %); targets from issue #18: 90 % for the core, 85 % for gui/.
 FLOORS = {
     "fetal_iqa_gui": (90, 90),  # the core's top-level modules
-    "fetal_iqa_gui/model": (90, 90),
+    "fetal_iqa_gui/model": (91, 90),
     "fetal_iqa_gui/training": (94, 90),
-    "fetal_iqa_gui/gui": (76, 85),
+    "fetal_iqa_gui/gui": (92, 85),
 }
+# Code that runs only with an optional extra CI does not install (the compiled CPU backends need
+# `[cpu]`: ONNX Runtime, OpenVINO, NNCF): reported, not held to a floor it cannot reach there. Its
+# tests (tests/core/test_backends.py) run wherever the extra is installed.
+OPTIONAL = {"fetal_iqa_gui/model/runtime.py"}
 
 
 def line_coverage(report: dict) -> dict[str, tuple[int, int]]:
@@ -27,6 +32,11 @@ def line_coverage(report: dict) -> dict[str, tuple[int, int]]:
         parts = Path(name).parent.parts
         top = len(parts) - 1 - parts[::-1].index("fetal_iqa_gui") if "fetal_iqa_gui" in parts else 0
         package = "/".join(parts[top:])  # relative to the checkout, wherever coverage ran
+        if f"{package}/{Path(name).name}" in OPTIONAL:
+            summary = entry["summary"]
+            print(f"{package}/{Path(name).name}: {summary['covered_lines']} of {summary['num_statements']} lines "
+                  "(an optional extra's code: not held to the floor)")
+            continue
         if package in totals:
             totals[package][0] += entry["summary"]["covered_lines"]
             totals[package][1] += entry["summary"]["num_statements"]
