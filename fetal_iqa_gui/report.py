@@ -23,14 +23,8 @@ NOT_A_DEVICE = ("fetal-iqa is not a medical device. The scores and measurements 
 
 def chosen_frames(scored: ScoredSweep) -> dict[int, int]:
     """Sweep number -> the frame the report shows: the one measured on, else the sweep's best."""
-    chosen = {}
-    for best in scored.best_per_sweep():
-        slot = scored.sweep.layout.slots[best.sweep - 1]
-        measured = sorted(frame for frame in scored.calipers if frame in slot)
-        frame = measured[0] if measured else best.frame
-        if frame is not None:
-            chosen[best.sweep] = frame
-    return chosen
+    chosen = {best.sweep: scored.chosen_frame(best) for best in scored.best_per_sweep()}
+    return {sweep: frame for sweep, frame in chosen.items() if frame is not None}
 
 
 def write_report(scored: ScoredSweep, folder: str | Path, timeline_png: bytes | None = None,

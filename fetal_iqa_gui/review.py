@@ -174,6 +174,12 @@ class ScoredSweep:
                 self._measurements[frame] = None
         return self._measurements[frame]
 
+    def chosen_frame(self, best: SweepBest) -> int | None:
+        """The frame a sweep's review keeps: the first one measured on, else the sweep's best."""
+        slot = self.sweep.layout.slots[best.sweep - 1]
+        measured = sorted(frame for frame in self.calipers if frame in slot)
+        return measured[0] if measured else best.frame
+
     def set_calipers(self, frame: int, calipers: list) -> None:
         """The measurements the user accepted on a frame (none: cleared); exports and reports carry them."""
         if calipers:

@@ -106,9 +106,7 @@ def review_of(scored: ScoredSweep) -> dict:
     """Per sweep: the chosen frame (the one measured on, else the best), its score, and its AC."""
     sweeps = []
     for best in scored.best_per_sweep():
-        slot = scored.sweep.layout.slots[best.sweep - 1]
-        measured = sorted(frame for frame in scored.calipers if frame in slot)
-        frame = measured[0] if measured else best.frame
+        frame = scored.chosen_frame(best)
         calipers = [c.record() for c in scored.calipers.get(frame, [])] if frame is not None else []
         acs = [c["ac_mm"] for c in calipers if c["kind"] == "ellipse"]
         sweeps.append({"sweep": best.sweep, "frame": frame,
