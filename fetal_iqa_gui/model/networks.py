@@ -20,7 +20,7 @@ from torch import nn
 from .tower import release_pages
 
 SEG_INPUT_CHANNELS = 3
-SEG_INIT_FILTERS = 32
+SEG_INIT_FILTERS = 32  # the paper's decoder width; a config's "decoder_filters" may reduce it (the demo)
 SEG_GRID = 14  # the decoder's token grid: hidden states are resized to 14 x 14
 SEG_GOOD_FRACTION = 0.01  # a frame is good when >= 1 % of its 224 x 224 pixels are abdomen
 TASKS = ("classification", "segmentation")
@@ -48,7 +48,7 @@ def network_for(task: str, visual: nn.Module, config: dict) -> nn.Module:
     if task == "classification":
         return FetalCLIPClassifier(visual, config["embed_dim"])
     if task == "segmentation":
-        return FetalCLIPSegmenter(visual)
+        return FetalCLIPSegmenter(visual, filters=config.get("decoder_filters", SEG_INIT_FILTERS))
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
@@ -71,10 +71,10 @@ class FetalCLIPSegmenter(nn.Module):
 
     task = "segmentation"
 
-    def __init__(self, visual: nn.Module, lora: bool = True):
+    def __init__(self, visual: nn.Module, lora: bool = True, filters: int = SEG_INIT_FILTERS):
         super().__init__()
         self.encoder = with_lora(visual) if lora else visual
-        self.decoder = UNETR(visual.transformer.width, 1, SEG_INPUT_CHANNELS, SEG_INIT_FILTERS)
+        self.decoder = UNETR(visual.transformer.width, 1, SEG_INPUT_CHANNELS, filters)
 
     def hidden_states(self, images: torch.Tensor) -> list[torch.Tensor]:
         tower = tower_of(self.encoder)
@@ -84,8 +84,10 @@ class FetalCLIPSegmenter(nn.Module):
         captured: dict[int, torch.Tensor] = {}
         hooks = [blocks[i].register_forward_hook(lambda _m, _in, out, i=i: captured.__setitem__(i, out))
                  for i in set(picked)]
+        # the paper's encoder never trains in SEG; a demo model trained from scratch trains it too
+        trains = any(parameter.requires_grad for parameter in self.encoder.parameters())
         try:
-            with torch.no_grad():  # the paper's encoder never trains in SEG
+            with torch.set_grad_enabled(trains and torch.is_grad_enabled()):
                 self.encoder(images)
         finally:
             for hook in hooks:
