@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         gui = commands.add_parser(name, help=text, description=description)
         if name == "gui":
             gui.add_argument("sweep", nargs="?", type=Path, metavar="SWEEP")
+        else:
+            gui.add_argument("--model", choices=("demo", "demo-seg"), default="demo",
+                             help="demo-seg: the demo segmentation model, which draws the abdomen's mask and "
+                             "proposes its ellipse caliper")
         gui.set_defaults(handler=cmd_gui, demo=name == "demo")
 
     add_training_commands(commands)
@@ -158,7 +162,8 @@ def cmd_measure(args) -> int:
 
 def cmd_gui(args) -> int:
     from ..gui.app import run
-    return run(sweep=getattr(args, "sweep", None), demo=args.demo)
+    task = "segmentation" if getattr(args, "model", None) == "demo-seg" else "classification"
+    return run(sweep=getattr(args, "sweep", None), demo=args.demo, demo_task=task)
 
 
 def cmd_doctor(args) -> int:

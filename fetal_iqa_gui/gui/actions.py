@@ -32,6 +32,7 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("worklist.open_folder", "Open folder of cases (worklist)…", "File", ("Ctrl+L",)),
     RECENT_MENU,
     Action("open_demo", "Open the demo sweep", "File"),
+    Action("open_demo_segmented", "Open the demo sweep with the demo segmentation model", "File"),
     SEPARATOR,
     Action("quick_export", "Export current frame to the export folder", "File", ("Ctrl+E",), needs_scores=True),
     Action("exporter.export_current", "Export current frame to…", "File", ("Ctrl+Shift+E",), needs_scores=True),

@@ -57,7 +57,7 @@ def install_excepthook(path: Path) -> None:
     sys.excepthook = show
 
 
-def run(sweep: Path | None = None, demo: bool = False) -> int:
+def run(sweep: Path | None = None, demo: bool = False, demo_task: str = "classification") -> int:
     from .main_window import MainWindow
     path = setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -70,7 +70,7 @@ def run(sweep: Path | None = None, demo: bool = False) -> int:
     if os.environ.get(QUIT_AFTER_ENV):
         QTimer.singleShot(int(float(os.environ[QUIT_AFTER_ENV]) * 1000), window.close)
     if demo:
-        window.open_demo()
+        window.session.open(None, demo_task=demo_task)
     elif sweep is not None:
         window.open_path(Path(sweep))
     return app.exec()

@@ -178,6 +178,10 @@ class MainWindow(QMainWindow):
         """The built-in synthetic sweep, made on first use (off the GUI thread), with the demo model."""
         self.session.open(None)
 
+    def open_demo_segmented(self) -> None:
+        """The demo sweep with the demo segmentation model: masks, their AC and proposed calipers."""
+        self.session.open(None, demo_task="segmentation")
+
     def open_path(self, path: Path) -> None:
         self.session.open(Path(path))
 

@@ -35,7 +35,8 @@ class ScoringSession(QObject):
         super().__init__(parent)
         self.state = state
         self.settings = settings
-        self.demo_mode = False  # the demo sweep always runs the demo model, whatever the settings say
+        self.demo_mode = False  # the demo sweep always runs a demo model, whatever the settings say
+        self.demo_task: str | None = None  # which demo model it runs (None: the one in the settings)
         self.engine = None
         self.loader: LoadThread | None = None
         self.scorer: ScoringThread | None = None
@@ -46,9 +47,10 @@ class ScoringSession(QObject):
 
     # -- opening -----------------------------------------------------------------------------
 
-    def open(self, path: Path | None) -> None:
-        """Open a sweep file, or (None) the demo sweep; the sweep on screen stays until it is loaded."""
-        self.loader = LoadThread(path, self)
+    def open(self, path: Path | None, demo_task: str | None = None) -> None:
+        """Open a sweep file, or (None) the demo sweep with the demo model of `demo_task`; the sweep
+        on screen stays until it is loaded."""
+        self.loader = LoadThread(path, self, demo_task)
         self.loader.loaded.connect(partial(self._on_loaded, self.loader))
         self.loader.failed.connect(partial(self._on_load_failed, self.loader))
         self.status.emit(f"Opening {path.name if path else 'the demo sweep'}…")
@@ -58,7 +60,7 @@ class ScoringSession(QObject):
     def _on_loaded(self, loader: LoadThread, sweep) -> None:
         if loader is not self.loader or self._closed:
             return  # the user opened something else meanwhile, or closed the window
-        self.demo_mode = loader.is_demo
+        self.demo_mode, self.demo_task = loader.is_demo, loader.demo_task
         self.state.set_sweep(sweep)
         self.opened.emit(sweep)
         if sweep.source.exists() and not loader.is_demo:
@@ -83,7 +85,7 @@ class ScoringSession(QObject):
         if s.adapter and not self.demo_mode:
             return ModelSpec(weights=Path(s.weights) if s.weights else None,
                              config=Path(s.config) if s.config else None, adapter=Path(s.adapter))
-        return ModelSpec.demo_model(s.demo_task)
+        return ModelSpec.demo_model(self.demo_task if self.demo_mode and self.demo_task else s.demo_task)
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None,

@@ -50,9 +50,10 @@ class LoadThread(QThread):
     loaded = Signal(object)  # Sweep
     failed = Signal(str)
 
-    def __init__(self, path: Path | None, parent=None):
+    def __init__(self, path: Path | None, parent=None, demo_task: str | None = None):
         super().__init__(parent)
         self.path = path
+        self.demo_task = demo_task  # the demo model the demo sweep is scored with (None: the settings')
 
     @property
     def is_demo(self) -> bool:
