@@ -84,3 +84,22 @@ def tiny_cls_path(tmp_path_factory, small_case):
 @pytest.fixture(scope="session")
 def tiny_seg_path(tmp_path_factory, small_case):
     return _tiny_checkpoint(tmp_path_factory.mktemp("models"), "segmentation", 1, small_case)
+
+
+def write_dicom_series(folder, volume):
+    """A DICOM series (one file a slice, in one series, with positions and instance numbers) of a
+    (slices, rows, columns) uint8 volume."""
+    import SimpleITK as sitk
+    folder.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(volume)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for index in range(len(volume)):
+        piece = image[:, :, index]
+        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.12345")
+        piece.SetMetaData("0020|0013", str(index + 1))
+        piece.SetMetaData("0020|0032", f"0\\0\\{index}")
+        piece.SetMetaData("0008|0060", "US")
+        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
+        writer.Execute(piece)
+    return folder

@@ -22,6 +22,7 @@ import fetal_iqa_gui
 from fetal_iqa_gui import headers
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.sweep import SweepLoadError, load_sweep
+from tests.conftest import write_dicom_series
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
 ADDRESS_SPACE = 3 * 2**30  # the subprocesses' limit: far below what a hostile file could make us allocate
@@ -66,21 +67,9 @@ def compressed_bomb(path, size=(1500, 1000, 2000)):
 
 
 def dicom_series(folder, slices=6):
-    """A DICOM series of `slices` 16 x 16 slices, as test_sweep writes one."""
-    folder.mkdir(exist_ok=True)
+    """A DICOM series of `slices` 16 x 16 slices."""
     volume = np.arange(slices * 16 * 16, dtype=np.uint32).reshape(slices, 16, 16) % 250 + 1
-    image = sitk.GetImageFromArray(volume.astype(np.uint8))
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for index in range(slices):
-        slice_image = image[:, :, index]
-        slice_image.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.12345")
-        slice_image.SetMetaData("0020|0013", str(index + 1))
-        slice_image.SetMetaData("0020|0032", f"0\\0\\{index}")
-        slice_image.SetMetaData("0008|0060", "US")
-        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
-        writer.Execute(slice_image)
-    return folder
+    return write_dicom_series(folder, volume.astype(np.uint8))
 
 
 def damage(path):

@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from fetal_iqa_gui.errors import SweepLoadError
 from fetal_iqa_gui.sweep import Sweep, SweepLayout, load_sweep
+from tests.conftest import write_dicom_series
 
 
 def write(volume, path, spacing=(0.28, 0.28, 1.0)):
@@ -107,19 +108,7 @@ def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
 
 def test_dicom_series_folder_opens_in_slice_order(tmp_path, rng):
     volume = rng.integers(1, 255, size=(4, 16, 16), dtype=np.uint8)
-    image = sitk.GetImageFromArray(volume)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    series_uid = "1.2.826.0.1.3680043.2.1125.1.12345"
-    for index in range(len(volume)):
-        slice_image = image[:, :, index]
-        slice_image.SetMetaData("0020|000e", series_uid)
-        slice_image.SetMetaData("0020|0013", str(index + 1))
-        slice_image.SetMetaData("0020|0032", f"0\\0\\{index}")
-        slice_image.SetMetaData("0008|0060", "US")
-        writer.SetFileName(str(tmp_path / f"slice{index:03d}.dcm"))
-        writer.Execute(slice_image)
-    sweep = load_sweep(tmp_path)
+    sweep = load_sweep(write_dicom_series(tmp_path, volume))
     assert np.array_equal(sweep.frames, volume)
 
 

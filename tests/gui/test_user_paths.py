@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
@@ -16,23 +15,8 @@ from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui import workers
 from fetal_iqa_gui.gui.actions import ACTIONS, SHORTCUTS, Action
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
+from tests.conftest import write_dicom_series
 from tests.gui.conftest import open_and_score, wait_for_scoring
-
-
-def write_dicom_series(folder, volume):
-    folder.mkdir(parents=True, exist_ok=True)
-    image = sitk.GetImageFromArray(volume)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for index in range(len(volume)):
-        piece = image[:, :, index]
-        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.777")
-        piece.SetMetaData("0020|0013", str(index + 1))
-        piece.SetMetaData("0020|0032", f"0\\0\\{index}")
-        piece.SetMetaData("0008|0060", "US")
-        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
-        writer.Execute(piece)
-    return folder
 
 
 @pytest.fixture
