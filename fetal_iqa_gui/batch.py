@@ -29,7 +29,7 @@ from .review import ScoredSweep
 from .sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, case_id
 
 SUMMARY_CSV = "summary.csv"
-SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm")
+SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model")
 DONE_DIR = ".done"  # the per-case markers of a resumable run
 MARKER_VERSION = 1
 
@@ -298,7 +298,9 @@ def summary_rows(scored: ScoredSweep) -> list[dict]:
         ac = scored.measurement_of(pick.frame) if pick and best.good else None
         rows.append({"file": scored.sweep.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
                      "score": f"{pick.score:.4f}" if pick else "", "good": int(best.good),
-                     "ac_mm": f"{ac.ac_mm:.1f}" if ac else ""})
+                     "ac_mm": f"{ac.ac_mm:.1f}" if ac else "", "threshold": f"{scored.threshold:.4f}",
+                     # which model decided "good": a summary may gather runs of different models
+                     "model": scored.model.name if scored.model else ""})
     return rows
 
 

@@ -85,7 +85,8 @@ def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_p
     cases = sorted(p.name.split(".")[0] for p in images.glob("*.mha"))
     assert sorted(p.name for p in out.glob("*_scores.csv")) == [f"{case}_scores.csv" for case in cases]
     summary = list(csv.DictReader(open(out / "summary.csv")))
-    assert list(summary[0]) == ["file", "sweep", "best_frame", "score", "good", "ac_mm"]
+    assert list(summary[0]) == ["file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model"]
+    assert {r["model"] for r in summary} == {"tiny classification test model"} and {r["threshold"] for r in summary} == {"0.5000"}
     assert [r["file"] for r in summary] == [f"{case}.mha" for case in cases]  # 144 frames: one sweep a file
     for case in cases:
         rows, scores = read_scores(out / f"{case}_scores.csv")
