@@ -4,7 +4,8 @@
 
 Opens the demo sweep with the demo model in a real window, and saves: the empty window, scoring
 under way, the best frame, the best frame zoomed in (the readout stays), an ellipse caliper kept
-on it, a padding frame, and the demo's folder as a worklist.
+on it, a padding frame, the demo's folder as a worklist, and the demo segmentation model's mask
+with its ellipse proposed as the caliper.
 """
 
 import sys
@@ -70,6 +71,14 @@ def main(out: Path) -> int:
     wait(app, until=lambda: window.session.scorer is not None and window.session.scorer.isFinished(), limit=60)
     wait(app, 0.5)
     window.grab().save(str(out / "worklist.png"))
+    window.worklist.hide()
+    window.open_demo_segmented()  # the demo segmentation model: its mask, and its ellipse proposed as the caliper
+    wait(app, until=lambda: window.session.demo_task == "segmentation" and window.session.scorer is not None
+         and window.session.scorer.isFinished() and window.progress.isHidden())
+    window.state.set_frame(window.state.scored.challenge_choice())
+    window.calipers.start_ellipse()
+    wait(app, 0.5)
+    window.grab().save(str(out / "segmentation-proposed.png"))
     window.close()
     print(f"screenshots in {out}")
     return 0

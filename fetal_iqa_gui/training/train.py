@@ -43,6 +43,10 @@ class TrainSettings:
     # the paper keeps the epoch of least validation loss; with subsampled negatives the loss is
     # miscalibrated for the real class balance, and validation F1 picks better
     select_by: str = "val_loss"  # or "val_f1"
+    # SEG: add pixel-wise BCE to the paper's Dice loss. A frame without abdomen has an empty target,
+    # where Dice's gradient (eps / (sum p + eps)^2) all but vanishes: trained from scratch on Dice
+    # alone, the demo segmenter drew large masks on every sweep and never learned to leave one empty.
+    seg_bce: bool = False
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -100,7 +104,12 @@ def _loss(model, settings, images, masks, labels):
     output = model(images)
     if settings.task == "classification":
         return F.binary_cross_entropy_with_logits(output.float(), labels), output
-    return dice_loss(output.float(), masks), output
+    return segmentation_loss(output.float(), masks, settings.seg_bce), output
+
+
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor, with_bce: bool) -> torch.Tensor:
+    loss = dice_loss(logits, masks)
+    return loss + F.binary_cross_entropy_with_logits(logits, masks) if with_bce else loss
 
 
 def evaluate_frames(model, frames: FrameSet, settings: TrainSettings, device) -> tuple[float, np.ndarray]:

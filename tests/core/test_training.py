@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fetal_iqa_gui.acouslic import CHALLENGE_FRAME_JSON
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.model.checkpoint import read_checkpoint
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
@@ -160,9 +161,41 @@ def test_train_demo_regenerates_a_labelled_demo_model_with_its_heldout_f1(tmp_pa
     assert metadata["threshold"] == metadata["metrics"]["synthetic_heldout"]["threshold"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_train_demo_segmentation_measures_its_model_as_a_user_would(tmp_path, capfd):
+    out = tmp_path / "demo_seg.safetensors"
+    assert main(["train-demo", "--task", "segmentation", "--cases", "3", "--frames-per-sweep", "20",
+                 "--val-cases", "1", "--heldout-cases", "1", "--epochs", "1", "--work-dir", str(tmp_path / "work"),
+                 "--out", str(out)]) == 0
+    printed = capfd.readouterr().out
+    _, metadata = read_checkpoint(out)
+    assert metadata["task"] == "segmentation" and metadata["demo"] and metadata["full_model"]
+    assert metadata["config"]["decoder_filters"] == 8 and metadata["training"]["batch_size"] == 8
+    challenge = metadata["metrics"]["synthetic_heldout_challenge"]
+    assert challenge["cases"] == 1 and set(challenge) >= {"nae_ac", "wfss", "dice_soft", "score"}
+    # through the user's own commands: the challenge's files, scored as `evaluate --challenge` scores them
+    (case,) = (tmp_path / "work" / "heldout-challenge").iterdir()
+    assert (case / CHALLENGE_FRAME_JSON).is_file()
+    assert f"challenge score {challenge['score']:.4f} over 1 case" in printed
+    assert load_model(ModelSpec(adapter=out)).is_demo
+
+
 def test_train_demo_refuses_a_work_dir_holding_other_data(small_dataset, tmp_path, capsys):
     import shutil
     shutil.copytree(small_dataset, tmp_path / "train")  # a different number of cases and frames
     assert main(["train-demo", "--work-dir", str(tmp_path), "--out", str(tmp_path / "demo.safetensors")]) == 2
     assert "give another --work-dir" in capsys.readouterr().err
     assert not (tmp_path / "demo.safetensors").exists()
+
+
+def test_the_demo_segmenters_loss_teaches_an_empty_frame_to_stay_empty():
+    from fetal_iqa_gui.training.train import segmentation_loss
+    empty = torch.zeros(2, 1, 16, 16)
+    gradients = {}
+    for with_bce in (False, True):
+        logits = torch.full((2, 1, 16, 16), 2.0, requires_grad=True)  # a mask drawn where there is none
+        segmentation_loss(logits, empty, with_bce).backward()
+        gradients[with_bce] = float(logits.grad.abs().max())
+    assert gradients[False] < 1e-6  # the paper's Dice alone: nothing pushes the mask away
+    assert gradients[True] > 1e-4
