@@ -207,6 +207,11 @@ def main() -> int:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"backend:precision pairs for the engine (default {DEFAULT_VARIANTS})")
     parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--gpu", action="store_true",
+                        help="measure on a CUDA GPU instead: the paper's path against the engine in fp16 and bf16")
+    parser.add_argument("--gpu-variants", default=GPU_VARIANTS,
+                        help=f"with --gpu: precision:batch pairs for the engine (default {GPU_VARIANTS})")
+    parser.add_argument("--repeats", type=int, default=3, help="with --gpu: timed passes over the case (median)")
     parser.add_argument("--part", choices=("prepare", "baseline", "engine", "order"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
@@ -215,6 +220,8 @@ def main() -> int:
     if args.part:
         child(args)
         return 0
+    if args.gpu:
+        return gpu_main(args)
     variants = parse_variants(args.variants)
     print(f"CPU: {runtime.cpu_summary()}")
     print("runtimes: " + ", ".join(f"{b} {runtime.runtime_version(b)}" for b in ("torch", *runtime.COMPILED)
@@ -258,6 +265,129 @@ def main() -> int:
         print(f"best frame (torch fp32 order) first yielded after {order['best_found_after_frames']} of "
               f"{order['image_frames']} frames ({order['best_found_fraction']:.1%} of the pass)")
     return 0
+
+
+# GPU mode (--gpu) ----------------------------------------------------------------------------------
+
+GPU_VARIANTS = "fp16:32,fp16:64,fp16:128,bf16:32,bf16:64,bf16:128"
+
+
+def gpu_main(args) -> int:
+    """The paper's path and our engine on a CUDA GPU, in one process (GPU memory is counted by torch
+    per variant, so no child processes are needed), on the whole synthetic case:
+    - baseline: the paper's path on the GPU: fp32 (torch's defaults: no TF32 matmuls), LoRA not
+      merged, batch 32, every frame of the case in order, preprocessed on the CPU as float RGB;
+    - engine: each precision:batch of `--gpu-variants` (CUDA autocast; passes of `batch` frames,
+      4 queued per step; frames sent as pinned uint8 and normalised on the GPU), scoring the case's
+      image frames in the engine's own order. One engine is made and its precision and batch size
+      changed per variant: on CUDA the weights stay fp32 and autocast picks the precision per pass;
+    - agreement: the demo model's scores of the case, each variant against torch fp32 on the CPU.
+    Timed over the whole case after a warm-up pass, the median of `--repeats`; not extrapolated."""
+    if not torch.cuda.is_available():
+        print(f"error: --gpu needs a CUDA GPU, and torch {torch.__version__} sees none here "
+              f"({'built for CUDA ' + torch.version.cuda if torch.version.cuda else 'a build without CUDA'}). "
+              "Run it where `fetal-iqa doctor` shows a CUDA GPU.", file=sys.stderr)
+        return 2
+    from dataclasses import replace
+    from fetal_iqa_gui.scoring import cuda_has_bf16
+    device = torch.device("cuda")
+    properties = torch.cuda.get_device_properties(device)
+    print(f"GPU: {properties.name}, {properties.total_memory / 2**30:.0f} GiB, native bf16: {cuda_has_bf16()}; "
+          f"torch {torch.__version__}, CUDA {torch.version.cuda}; CPU (preprocessing): {runtime.cpu_summary()}")
+    variants = [(precision, int(batch)) for precision, batch in (v.split(":") for v in args.gpu_variants.split(","))]
+    skipped = [v for v in variants if v[0] == "bf16" and not cuda_has_bf16()]
+    variants = [v for v in variants if v not in skipped]
+    with tempfile.TemporaryDirectory() as work:
+        print("preparing random ViT-L/14 weights, adapter and case…", file=sys.stderr)
+        folder = Path(work)
+        weights, adapter, sweep = random_weights_file(folder), adapter_file(folder), load_sweep(case_file(folder))
+        baseline = gpu_baseline(weights, sweep, device, args.repeats)
+        torch.cuda.empty_cache()  # the baseline's model is gone: its memory is not the engine's
+        engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)),
+                             EngineSettings(device.type, "fp32", 32, backend="torch"))
+        rows = [gpu_engine(replace(engine, precision=p, batch_size=b), sweep, args.repeats) for p, b in variants]
+        del engine
+        agreement = gpu_agreement(sweep, device, variants)
+    images = sweep.layout.n_images
+    print(f"case: {sweep.n_frames} frames, {images} image frames; full ViT-L/14, random weights; "
+          f"median of {args.repeats} timed passes over the whole case after a warm-up")
+    print("| variant | frames/s | case (s) | x paper (case) | peak GPU memory (GB) | demo: decisions = CPU fp32 "
+          "| same best frame | max score diff |")
+    print("|" + "---|" * 8)
+    print(f"| paper (LoRA unmerged, fp32, b32) | {baseline['frames'] / baseline['seconds']:.1f} | "
+          f"{baseline['seconds']:.2f} | 1.00 | {baseline['peak_gb']:.2f} | - | - | - |")
+    for (precision, batch), row in zip(variants, rows):
+        demo = agreement[f"{precision}:{batch}"]
+        print(f"| engine {precision} b{batch}{row['fallback']} | {images / row['seconds']:.1f} | "
+              f"{row['seconds']:.2f} | {baseline['seconds'] / row['seconds']:.2f} | {row['peak_gb']:.2f} | "
+              f"{demo['decisions']:.2%} | {demo['same_best_frame']} | {demo['max_difference']:.4f} |")
+    demo = agreement["fp32"]
+    print(f"demo model, CUDA fp32 against CPU fp32: decisions {demo['decisions']:.2%}, same best frame "
+          f"{demo['same_best_frame']}, max score difference {demo['max_difference']:.5f}")
+    for precision, batch in skipped:
+        print(f"{precision} b{batch}: skipped (this GPU has no native bf16)")
+    return 0
+
+
+def gpu_timed(run, repeats: int) -> float:
+    """Median seconds of `run()` after one untimed warm-up run."""
+    run()
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def gpu_baseline(weights: Path, sweep: Sweep, device: torch.device, repeats: int) -> dict:
+    """The paper's path on the GPU: every frame, in order, batch 32, fp32."""
+    config = fetalclip_config()
+    visual = build_visual(config)
+    load_visual_weights(visual, weights)
+    torch.cuda.reset_peak_memory_stats(device)
+    model = FetalCLIPClassifier(visual, config["embed_dim"]).eval().to(device)
+
+    def run():
+        with torch.inference_mode():
+            for i in range(0, sweep.n_frames, 32):
+                torch.sigmoid(model(frames_to_tensor(sweep.frames[i:i + 32]).to(device))).cpu()
+    seconds = gpu_timed(run, repeats)
+    return {"frames": sweep.n_frames, "seconds": seconds, "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9}
+
+
+def gpu_engine(engine, sweep: Sweep, repeats: int) -> dict:
+    """Our engine on the case's image frames, in its order, as the app scores them."""
+    print(f"engine {engine.precision} batch {engine.batch_size}…", file=sys.stderr)
+    batch_size = engine.batch_size
+    torch.cuda.reset_peak_memory_stats(engine.device)
+    seconds = gpu_timed(lambda: sum(len(batch.frames) for batch in score_sweep(engine, sweep)), repeats)
+    fallback = f" (short of memory: ended at b{engine.batch_size})" if engine.batch_size != batch_size else ""
+    return {"seconds": seconds, "peak_gb": torch.cuda.max_memory_allocated(engine.device) / 1e9, "fallback": fallback}
+
+
+def gpu_agreement(sweep: Sweep, device: torch.device, variants: list[tuple[str, int]]) -> dict:
+    """With the demo model (trained weights: half-precision errors show): each variant, and CUDA
+    fp32, against torch fp32 on the CPU."""
+    from dataclasses import replace
+
+    def scores_of(engine):
+        scores = np.full(sweep.n_frames, np.nan, np.float32)
+        for batch in score_sweep(engine, sweep):
+            scores[batch.frames] = batch.scores
+        return scores[sweep.layout.image_frames()]
+    cpu = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 32, backend="torch"))
+    reference, threshold = scores_of(cpu), cpu.model.threshold
+    gpu = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(device.type, "fp32", 32, backend="torch"))
+    results = {}
+    for name, precision, batch in [("fp32", "fp32", 32), *((f"{p}:{b}", p, b) for p, b in variants)]:
+        scores = scores_of(replace(gpu, precision=precision, batch_size=batch))
+        results[name] = {"decisions": float(np.mean((scores >= threshold) == (reference >= threshold))),
+                         "same_best_frame": int(np.argmax(scores)) == int(np.argmax(reference)),
+                         "max_difference": float(np.abs(scores - reference).max())}
+    return results
 
 
 if __name__ == "__main__":

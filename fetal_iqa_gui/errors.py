@@ -56,6 +56,12 @@ class ScoringError(FetalIqaError):
         return f"with '{self.path.name}'" if self.path else "with this model"
 
 
+class EngineChoiceError(ScoringError):
+    """A device or precision this computer cannot run (no CUDA, no bf16 on this GPU): a usage error."""
+
+    exit_code = 2  # as argparse's for a choice it refuses
+
+
 class WriteError(FetalIqaError):
     """A file that could not be written (full disk, read-only folder, a name already taken)."""
 

@@ -10,6 +10,8 @@ frame and the channels differ only by their normalisation: the same numbers at a
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -41,11 +43,29 @@ def normalise(grey: np.ndarray) -> np.ndarray:
     return grey * _SCALE - _OFFSET
 
 
+def resize_frames(frames: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """A batch of grey uint8 frames (n, height, width) -> (n, size, size) uint8, padded and resized."""
+    return np.stack([square_resize(frame, size) for frame in frames])
+
+
 def frames_to_tensor(frames: np.ndarray, size: int = INPUT_SIZE):
     """A batch of grey uint8 frames (n, height, width) -> model input (n, 3, size, size) float32 tensor."""
     import torch  # here, not at import: the window and the CLI's file commands start without torch
-    resized = np.stack([square_resize(frame, size) for frame in frames])
-    return torch.from_numpy(normalise(resized))
+    return torch.from_numpy(normalise(resize_frames(frames, size)))
+
+
+def normalise_tensor(grey):
+    """`normalise` on a torch uint8 tensor where it lies: on a GPU, frames cross the bus as uint8
+    grey (1/12 of the float RGB bytes) and the GPU, not the CPU, does the arithmetic."""
+    scale, offset = _constants_on(grey.device)
+    return grey[:, None].float() * scale - offset
+
+
+@functools.cache
+def _constants_on(device):
+    """Copied to a device once: a copy from pageable memory makes the CPU wait for the GPU."""
+    import torch
+    return torch.from_numpy(_SCALE).to(device), torch.from_numpy(_OFFSET).to(device)
 
 
 def unsquare_mask(mask: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:

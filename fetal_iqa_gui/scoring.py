@@ -17,11 +17,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .errors import ScoringError
+from .errors import EngineChoiceError, ScoringError
 from .model.int8 import quantize_model
 from .model.loading import LoadedModel
 from .model.runtime import COMPILED, CompiledModel, compile_model, installed, pick_backend
-from .preprocess import frames_to_tensor
+from .preprocess import frames_to_tensor, normalise_tensor, resize_frames
 from .review import ScoredSweep
 from .runtime import EngineSettings, default_threads, linux_cpu_flags
 from .sweep import Sweep
@@ -29,6 +29,7 @@ from .sweep import Sweep
 log = logging.getLogger(__name__)
 
 COARSE_STRIDES = (16, 8)
+CUDA_PASSES_PER_STEP = 4  # forward passes queued on the GPU per yielded batch (one wait for the GPU each)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
@@ -63,22 +64,37 @@ class Engine:
         return f"{self.device.type.upper()} {self.precision}"
 
     @property
+    def step_size(self) -> int:
+        """Frames per yielded batch: on CUDA several passes of `batch_size`, so that the CPU prepares
+        the next pass while the GPU runs one, and waits for the GPU once per step."""
+        return self.batch_size * (CUDA_PASSES_PER_STEP if self.device.type == "cuda" else 1)
+
+    @property
     def variant(self) -> str:
         """How the model runs, as far as it changes the scores: part of the score cache's key."""
         precision = self.compiled.precision if self.compiled is not None else self.precision
         return f"{self.device.type}-{precision}-{self.backend}"
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.device.type == "cuda":
+            return self._predict_cuda(frames)
         images = frames_to_tensor(frames)
         if self.compiled is not None:
             return self.model.postprocess(torch.from_numpy(self.compiled(images.numpy())))
-        if self.device.type == "cuda":
-            images = images.pin_memory().to(self.device, non_blocking=True)
-            with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32):
-                return self.model.predict(images)
         # on the CPU the weights themselves are cast: autocast leaves MultiheadAttention's fast path
         with torch.inference_mode():
             return self.model.predict(images.to(self.device, self.dtype))
+
+    def _predict_cuda(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """In passes of `batch_size`, queued without waiting: the CPU resizes the next pass while the
+        GPU runs this one. Frames go up as pinned uint8 (copied without blocking) and are normalised
+        there; the CPU waits once, when the outputs come back."""
+        outputs = []
+        with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32):
+            for start in range(0, len(frames), self.batch_size):
+                grey = torch.from_numpy(resize_frames(frames[start:start + self.batch_size])).pin_memory()
+                outputs.append(self.model.module(normalise_tensor(grey.to(self.device, non_blocking=True))))
+            return self.model.postprocess(torch.cat(outputs))
 
 
 def cpu_has_bf16() -> bool:
@@ -100,25 +116,32 @@ def pick_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ScoringError(None, "no CUDA GPU is available on this computer", "Choose device 'cpu' or 'auto'.")
+        raise EngineChoiceError(None, "no CUDA GPU is available on this computer", "Choose device 'cpu' or 'auto'.")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ScoringError(None, "Apple's MPS is not available on this computer", "Choose device 'cpu' or 'auto'.")
+        raise EngineChoiceError(None, "Apple's MPS is not available on this computer", "Choose device 'cpu' or 'auto'.")
     return torch.device(name)
 
 
+def cuda_has_bf16() -> bool:
+    """Whether this GPU computes bf16 natively (Ampere and later); older ones emulate it, slower than fp16."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def pick_precision(precision: str, device: torch.device, backend: str = "torch") -> str:
-    """The precision `auto` means here: on CUDA bf16 (fp16 on older cards); on a compiled CPU
+    """The precision `auto` means here: on CUDA bf16 (fp16 on cards without native bf16); on a compiled CPU
     backend int8 (the fastest there, on AVX2 and AVX-512 alike); on torch on a CPU, bf16 where it
     is native (about 4x fp32), else int8 dynamic quantization of every linear layer, attention's
     included (bf16 without native support runs several times slower than fp32)."""
     if precision == "int8" and device.type != "cpu":
-        raise ScoringError(None, "int8 runs on the CPU only", "Choose precision 'auto' or 'bf16' on a GPU.")
+        raise EngineChoiceError(None, "int8 runs on the CPU only", "Choose precision 'auto' or 'bf16' on a GPU.")
+    if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16():
+        raise EngineChoiceError(None, "this GPU has no bf16", "Choose precision 'fp16' or 'auto'.")
     if precision != "auto":
         return precision
     if backend in COMPILED:
         return "int8"
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cuda_has_bf16() else "fp16"
     if device.type == "cpu":
         return "bf16" if cpu_has_bf16() else "int8"
     return "fp32"
@@ -162,7 +185,12 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         if not int8:
             model.module.to(device=device, dtype=_DTYPES[precision])
     else:
-        model.module.to(device=device, dtype=torch.float32)  # autocast picks the precision per op
+        try:
+            model.module.to(device=device, dtype=torch.float32)  # autocast picks the precision per op
+        except torch.cuda.OutOfMemoryError:
+            model.module.to("cpu")
+            raise ScoringError(None, "the model does not fit in the GPU's free memory",
+                               "Close other programs that use the GPU, or choose device 'cpu'.") from None
     batch = settings.batch_size or (64 if device.type == "cuda" else 8)
     log.info("scoring on %s %s, batch %d", device, precision, batch)
     return Engine(model, device, precision, batch, notice=notice)
@@ -208,7 +236,7 @@ def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -
         if len(pending) == 0:
             return
         level = next((c[np.isnan(scores[c])] for c in coarse if np.isnan(scores[c]).any()), None)
-        batch = level[:engine.batch_size] if level is not None else scoring_order_step(scores, pending, engine.batch_size)
+        batch = level[:engine.step_size] if level is not None else scoring_order_step(scores, pending, engine.step_size)
         result = _predict_with_fallback(engine, sweep.frames[batch])
         if not np.isfinite(result.scores).all():  # NaN means "unscored" here: it would be asked for forever
             bad = batch[~np.isfinite(result.scores)]
@@ -242,19 +270,21 @@ def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:
     notice, engine.notice = engine.notice, None
     while True:
         try:
-            parts = [engine.predict(frames[i:i + engine.batch_size]) for i in range(0, len(frames), engine.batch_size)]
-            break
+            parts = [engine.predict(frames[i:i + engine.step_size]) for i in range(0, len(frames), engine.step_size)]
         except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if engine.batch_size > 1:
-                engine.batch_size //= 2
-                notice = f"GPU memory is short: batch size reduced to {engine.batch_size}."
-            else:
-                engine.device, engine.precision = torch.device("cpu"), "fp32"
-                engine.model.module.to(device=engine.device, dtype=torch.float32)
-                engine.batch_size = 8
-                notice = "The GPU ran out of memory; scoring continues on the CPU (slower)."
-            log.warning(notice)
+            parts = None  # recovered below, once the error's traceback no longer holds the failed pass's tensors
+        if parts is not None:
+            break
+        torch.cuda.empty_cache()
+        if engine.batch_size > 1:
+            engine.batch_size //= 2
+            notice = f"GPU memory is short: batch size reduced to {engine.batch_size}."
+        else:
+            engine.device, engine.precision = torch.device("cpu"), "fp32"
+            engine.model.module.to(device=engine.device, dtype=torch.float32)
+            engine.batch_size = 8
+            notice = "The GPU ran out of memory; scoring continues on the CPU (slower)."
+        log.warning(notice)
     scores = np.concatenate([p[0] for p in parts]).astype(np.float32)
     masks = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     return ScoreBatch(np.empty(0, int), scores, masks, notice)

@@ -55,7 +55,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="auto: OpenVINO, else ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
                             "else torch")
-    group.add_argument("--batch-size", type=bounded_int(1, 4096), help="frames per batch (default: 8 on a CPU)")
+    group.add_argument("--batch-size", type=bounded_int(1, 4096),
+                       help="frames per forward pass (default: 8 on a CPU, 64 on a GPU)")
     group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
 
 
