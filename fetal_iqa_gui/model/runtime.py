@@ -259,38 +259,23 @@ def _convert(model, backend: str, precision: str, folder: Path, frames: np.ndarr
     calibrated on `frames`."""
     model.merge()
     module = model.module.to(dtype=torch.float32)
-    if backend == "onnxruntime":
-        with tempfile.TemporaryDirectory() as temp:
-            onnx_path = export_onnx(module, Path(temp) / "model.onnx")
+    with tempfile.TemporaryDirectory() as temp:
+        onnx_path = export_onnx(module, Path(temp) / "model.onnx")
+        if backend == "onnxruntime":
             if precision == "int8":
                 from onnxruntime.quantization import QuantType, quantize_dynamic
                 quantize_dynamic(onnx_path, folder / "model.onnx", per_channel=True, weight_type=QuantType.QInt8)
             else:
                 import onnx
                 onnx.save(onnx.load(onnx_path), folder / "model.onnx")  # one file: external data folded in
-        return precision
-    import openvino as ov
-    ov_model = to_openvino(module)
-    log.info("converted to OpenVINO")
+            return precision
+        import openvino as ov
+        ov_model = ov.convert_model(onnx_path)
     kept = precision
     if precision == "int8":
         ov_model, kept = _ov_int8(model, ov_model, frames)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
     return kept
-
-
-def to_openvino(module: torch.nn.Module):
-    """The module as an OpenVINO model (any batch size), straight from torch: no ONNX file in
-    between, and its weights shared with the module's, not copied (the conversion's peak memory)."""
-    import openvino as ov
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)  # the fused kernel has no traced form
-    try:
-        with torch.no_grad():
-            return ov.convert_model(module, example_input=torch.zeros(2, 3, 224, 224),
-                                    input=[ov.PartialShape([-1, 3, 224, 224])])
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def export_onnx(module: torch.nn.Module, path: Path) -> Path:
@@ -347,7 +332,7 @@ def _ov_int8(model, ov_model, frames: np.ndarray):
     with torch.inference_mode():
         reference = np.concatenate([model.module(torch.from_numpy(held_back[i:i + 8])).float().numpy()
                                     for i in range(0, len(held_back), 8)])
-    batches = [calibration[i:i + 2] for i in range(0, len(calibration), 2)]  # small: NNCF keeps every activation of a batch
+    batches = [calibration[i:i + 8] for i in range(0, len(calibration), 8)]
     for smooth_quant in (-1, 0.95):
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=smooth_quant))
