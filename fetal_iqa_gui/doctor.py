@@ -4,10 +4,13 @@ Meant to be pasted into a bug report; it names folders but no sweep or patient."
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import platformdirs
 
 from . import __version__
 from .cache import cache_dir
@@ -32,12 +35,29 @@ def report(qt_version: str, settings_file: str | None) -> str:
     weights = fetalclip_weights()
     rows += [("Settings", settings_file or "unknown (Qt cannot load)"),
              ("Score cache", str(cache_dir())),
+             ("Converted models", _converted_models()),
              ("Demo sweep", str(demo_folder())),
              ("Log", str(log_file())),
              ("Model folders", "; ".join(map(str, weights_dirs()))),
              ("FetalCLIP weights", str(weights) if weights.is_file() else f"none (put them at {weights})")]
     width = max(len(label) for label, _ in rows) + 1
     return "\n".join(f"{label + ':':{width}} {value}" for label, value in rows)
+
+
+def _converted_models() -> str:
+    """The compiled backends' cache (model/runtime.py): each entry's backend, precision and what its
+    static int8 was calibrated on, by kind only (the manifest names the sweep; this report does not)."""
+    folder = Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
+    kinds = {"synthetic": "synthetic frames", "first-sweep": "the first sweep scored", "sample": "a sample sweep"}
+    found = []
+    for manifest in sorted(folder.glob("*/manifest.json")):
+        try:
+            entry = json.loads(manifest.read_text())
+            calibration = kinds.get(entry.get("calibration"))
+            found.append(f"{entry['backend']} {entry['precision']}" + (f" (calibrated on {calibration})" if calibration else ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            found.append("one unreadable (converted again when used)")
+    return f"{folder}: " + ("; ".join(found) if found else "none")
 
 
 def _version(dist: str) -> str:

@@ -21,6 +21,7 @@ class EngineSettings:
     batch_size: int | None = None
     threads: int | None = None  # torch CPU threads; None: one per physical core
     backend: str = "auto"
+    calibration: str | None = None  # a sweep file OpenVINO's static int8 is calibrated on (real models)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:

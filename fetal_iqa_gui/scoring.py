@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .errors import EngineChoiceError, ScoringError
+from .errors import EngineChoiceError, FetalIqaError, ScoringError
 from .model.int8 import quantize_model
 from .model.loading import LoadedModel
-from .model.runtime import COMPILED, CompiledModel, compile_model, installed, pick_backend
+from .model.runtime import COMPILED, CompiledModel, compile_model, installed, pick_backend, user_calibration
 from .preprocess import frames_to_tensor, normalise_tensor, resize_frames
 from .review import ScoredSweep
 from .runtime import EngineSettings, default_threads, linux_cpu_flags
@@ -148,9 +148,11 @@ def pick_precision(precision: str, device: torch.device, backend: str = "torch")
 
 
 def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
-                notify: Callable[[str], None] | None = None) -> Engine:
+                notify: Callable[[str], None] | None = None, first_sweep: Callable[[], Sweep] | None = None) -> Engine:
     """Place the model (in place) on the chosen device, precision and backend. A compiled backend
-    converts the model once (then reads it from the disk cache), telling `notify` first."""
+    converts the model once (then reads it from the disk cache), telling `notify` first; OpenVINO's
+    static int8 of a real model is calibrated on `settings.calibration`, else on `first_sweep()`
+    (called only then: the sweep about to be scored), else on synthetic frames."""
     device = pick_device(settings.device)
     backend = pick_backend(settings.backend, device, settings.precision)
     precision = pick_precision(settings.precision, device, backend)
@@ -160,7 +162,10 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         check_backend(backend, device, precision)
         torch.set_num_threads(threads)
         try:
-            compiled = compile_model(model, backend, precision, threads, notify, bf16_native=cpu_has_bf16())
+            compiled = compile_model(model, backend, precision, threads, notify, bf16_native=cpu_has_bf16(),
+                                     calibration=user_calibration(settings.calibration, first_sweep))
+        except FetalIqaError:  # e.g. an unreadable calibration sweep: the user's to fix, not a fallback
+            raise
         except Exception as error:  # an exporter or runtime failure: torch still scores, if allowed
             if settings.backend != "auto":
                 raise ScoringError(None, f"{backend} cannot run this model ({error})",

@@ -58,6 +58,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=bounded_int(1, 4096),
                        help="frames per forward pass (default: 8 on a CPU, 64 on a GPU)")
     group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
+    group.add_argument("--calibration", type=Path, metavar="SWEEP",
+                       help="OpenVINO int8 of a real model: calibrate on this sweep file (default: the first sweep scored)")
 
 
 def model_spec(args):
@@ -70,13 +72,16 @@ def model_spec(args):
     return default_spec()
 
 
-def load_engine(args):
-    """The model and engine the options name; raises `FetalIqaError` subclasses the caller reports."""
+def load_engine(args, first_sweep: Path | None = None):
+    """The model and engine the options name (`first_sweep`: the file scored first, which OpenVINO's
+    int8 is calibrated on without --calibration); raises `FetalIqaError` subclasses the caller reports."""
     from ..model.loading import load_model
     from ..scoring import EngineSettings, make_engine
+    from ..sweep import load_sweep
     model = load_model(model_spec(args))
-    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend)
-    engine = make_engine(model, settings, notify=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
+    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend, args.calibration)
+    engine = make_engine(model, settings, notify=lambda message: print(f"note: {message}", file=sys.stderr, flush=True),
+                         first_sweep=None if first_sweep is None else lambda: load_sweep(first_sweep))
     for warning in model.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if model.is_demo:

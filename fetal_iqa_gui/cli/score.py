@@ -76,7 +76,7 @@ def cmd_score(args) -> int:
     check_outputs(paths, outputs)
     if on_ray:
         return score_on_ray(args, paths, outputs)
-    engine = load_engine(args)
+    engine = load_engine(args, first_sweep=paths[0])
     return score_files(engine, paths, outputs, use_cache=not args.no_cache)
 
 
@@ -122,7 +122,7 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
     from ..cluster import RayPool
     from ..scoring import EngineSettings
     from .options import model_spec
-    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend)
+    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend, args.calibration)
     failures = []
     with RayPool(model_spec(args), settings, args.ray_address, args.ray_workers, gpu=args.device == "cuda",
                  use_cache=not args.no_cache, say=say) as pool:

@@ -33,14 +33,15 @@ _warm: dict[tuple, Engine] = {}  # models stay loaded between sweeps, per spec a
 _warm_lock = threading.Lock()
 
 
-def warm_engine(spec: ModelSpec, settings: EngineSettings) -> Engine:
+def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None = None) -> Engine:
+    """The loaded engine; `sweep` (the one about to be scored) calibrates OpenVINO's int8 when it converts."""
     from ..model.loading import load_model
     from ..scoring import make_engine
     key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend)
     with _warm_lock:
         if key not in _warm:
             _warm.clear()  # one model in memory at a time: ViT-L is large
-            _warm[key] = make_engine(load_model(spec), settings)
+            _warm[key] = make_engine(load_model(spec), settings, first_sweep=None if sweep is None else lambda: sweep)
         return _warm[key]
 
 
@@ -83,7 +84,7 @@ class ScoringThread(QThread):
     def run(self) -> None:
         try:
             from ..scoring import Throughput, run_scoring
-            engine = warm_engine(self.spec, self.settings)
+            engine = warm_engine(self.spec, self.settings, self.sweep)
             scored = ScoredSweep.from_cache(self.sweep, ModelInfo.of(engine.model), engine.variant)
         except FetalIqaError as error:
             self.failed.emit(str(error))

@@ -5,13 +5,17 @@ when used; without them the engine runs on torch. A conversion (export, quantisa
 while, so its result is cached on disk in the user cache (`fetal-iqa/compiled/`), keyed by the
 model's identity, the precision and the runtime's version. An entry is written to a temporary
 folder and renamed into place, with a manifest of its files' sha256; one that does not match or
-does not load is rebuilt, never trusted.
+does not load is rebuilt, never trusted. OpenVINO's compiled form of the model (its `CACHE_DIR`
+blob: compiling takes seconds, importing the blob a fraction) is kept inside the entry too, and
+its sha256 recorded in the manifest: a start hashes the blob it runs, not the model files as well.
 
 int8 per runtime:
 - ONNX Runtime: dynamic int8 (weights int8 per output channel, activations quantised per batch):
   like torch's own dynamic int8, a frame's score moves slightly with its batch-mates.
-- OpenVINO: static int8 (NNCF, activation ranges calibrated on synthetic sweep frames), used only
-  if it keeps fp32's decisions and best frame on held-back frames; otherwise int8 weights only.
+- OpenVINO: static int8 (NNCF), its activation ranges calibrated on sweep frames: the user's for a
+  real model (a sample sweep they name, else the first sweep they score), synthetic ones for the
+  demo model. Used only if it keeps fp32's decisions and best frame on held-back frames of the
+  same sweep; otherwise int8 weights only. What it was calibrated on is in the cache's manifest.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from ..fileio import STAGING_PREFIX, remove_stale_parts
+from ..fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ COMPILED = ("onnxruntime", "openvino")
 FORMAT_VERSION = 1  # bump when a conversion changes: old entries then stop matching
 CONVERTING = "Converting the model for this CPU (once)…"
 MANIFEST = "manifest.json"
+BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
@@ -105,6 +110,36 @@ def compiled_dir() -> Path:
     return Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Where static int8's calibration frames come from: `key` is part of the cache key (a new
+    sample converts again; any first sweep will do), `load()` gives the frames (model input) and
+    what to call them, and runs only when a conversion needs them."""
+
+    key: str
+    load: Callable[[], tuple[np.ndarray, str]]
+
+
+SYNTHETIC = Calibration("synthetic", lambda: (calibration_frames(), "synthetic sweep frames"))
+
+
+def user_calibration(sample: str | os.PathLike | None, first_sweep: Callable | None) -> Calibration:
+    """Calibration on the sample sweep file `sample`, else on the sweep `first_sweep()` gives (the
+    first one scored), else on synthetic frames."""
+    if sample is not None:
+        from ..sweep import load_sweep
+        path = Path(sample)
+        stat = path.stat() if path.is_file() else None
+        key = f"sample:{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}"
+        return Calibration(key, lambda: (sweep_frames(load_sweep(path)), f"the sample sweep {path.name}"))
+    if first_sweep is not None:
+        def load():
+            sweep = first_sweep()
+            return sweep_frames(sweep), f"the first sweep scored ({Path(sweep.source).name})"
+        return Calibration("first-sweep", load)
+    return SYNTHETIC
+
+
 @dataclass
 class CompiledModel:
     """A converted model loaded by its runtime: raw outputs (logits or mask logits) for a batch."""
@@ -113,21 +148,26 @@ class CompiledModel:
     precision: str  # what the conversion kept, e.g. int8, or int8-weights when static int8 disagreed
     run: Callable[[np.ndarray], np.ndarray]
     converted_s: float | None = None  # seconds spent converting it now; None when read from the cache
+    calibrated_on: str | None = None  # static int8's calibration frames, as the manifest tells them
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.run(np.ascontiguousarray(images, dtype=np.float32))
 
 
 def compile_model(model, backend: str, precision: str, threads: int, notify: Callable[[str], None] | None = None,
-                  bf16_native: bool = False) -> CompiledModel:
+                  bf16_native: bool = False, calibration: Calibration = SYNTHETIC) -> CompiledModel:
     """The model (a `LoadedModel`) converted for `backend` at `precision`, from the cache when it
-    holds a sound entry, else converted now (saying so through `notify`) and cached."""
+    holds a sound entry, else converted now (saying so through `notify`) and cached. Static int8
+    (OpenVINO) is calibrated on `calibration`'s frames (the demo model: always synthetic ones)."""
     if not installed(backend):
         raise ModuleNotFoundError(f"{backend} is not installed (pip install 'fetal-iqa[cpu]')")
+    static_int8 = backend == "openvino" and precision == "int8"
+    calibration = SYNTHETIC if model.is_demo or not static_int8 else calibration
     key = hashlib.sha256(f"{FORMAT_VERSION}|{model.identity}|{model.task}|{backend}|{precision}|"
-                         f"{runtime_version(backend)}|torch {torch.__version__}".encode()).hexdigest()[:32]
+                         f"{runtime_version(backend)}|torch {torch.__version__}"
+                         f"{'|' + calibration.key if static_int8 else ''}".encode()).hexdigest()[:32]
     entry = compiled_dir() / key
-    compiled = _load_entry(entry, backend, threads, bf16_native)
+    compiled = _load_entry(entry, backend, threads, bf16_native, verify=True)
     if compiled is not None:
         return compiled
     if notify:
@@ -136,11 +176,13 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
     entry.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(entry.parent)  # conversions killed midway
     started = time.perf_counter()
+    frames, calibrated_on = calibration.load() if static_int8 else (None, None)  # a bad sample fails first
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
         folder.mkdir()
-        kept = _convert(model, backend, precision, folder)
+        kept = _convert(model, backend, precision, folder, frames)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
+                    "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
                     "runtime": runtime_version(backend), "files": {p.name: _sha256(p) for p in folder.iterdir()}}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
         shutil.rmtree(entry, ignore_errors=True)  # a bad entry: the load above refused it
@@ -148,7 +190,7 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
             folder.rename(entry)
         except OSError:  # another process placed it first: theirs is as good
             pass
-    compiled = _load_entry(entry, backend, threads, bf16_native)
+    compiled = _load_entry(entry, backend, threads, bf16_native, verify=False)  # hashed just now
     if compiled is None:
         raise RuntimeError(f"the converted model in {entry} does not load")
     compiled.converted_s = time.perf_counter() - started
@@ -164,26 +206,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool) -> CompiledModel | None:
-    """The cached model, or None when absent, altered or unloadable (then it is removed)."""
+def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, verify: bool) -> CompiledModel | None:
+    """The cached model, or None when absent, altered or unloadable (then it is removed). What runs
+    is checked against the manifest first: OpenVINO's recorded blob when it is there, else the
+    model's files (`verify` False: they were hashed a moment ago, when written)."""
     if not entry.is_dir():
         return None
     try:
         manifest = json.loads((entry / MANIFEST).read_text())
         files = manifest["files"]
-        present = {p.name for p in entry.iterdir()} - {MANIFEST}
-        if present != set(files) or any(_sha256(entry / name) != digest for name, digest in files.items()):
-            raise ValueError("its files do not match their checksums")
-        run = (_ort_session if backend == "onnxruntime" else _ov_compiled)(entry, threads, bf16_native)
-        return CompiledModel(backend, manifest["precision"], run)
+        if {p.name for p in entry.iterdir()} - {MANIFEST, BLOBS} != set(files):
+            raise ValueError("its files are not those of its manifest")
+        blob_checked = backend == "openvino" and _matches(entry / BLOBS, manifest.get("blob"))
+        if not blob_checked:
+            shutil.rmtree(entry / BLOBS, ignore_errors=True)
+            if verify and not _matches(entry, files, skip={MANIFEST, BLOBS}):
+                raise ValueError("its files do not match their checksums")
+        if backend == "onnxruntime":
+            return CompiledModel(backend, manifest["precision"], _ort_session(entry, threads))
+        run = _ov_compiled(entry, threads, bf16_native)
+        recorded = manifest["blob"] if blob_checked else {}
+        written = {name: digest for name, digest in _checksums(entry / BLOBS).items() if name not in recorded}
+        if written:  # compiled now (other settings, say), not imported: its blob replaces the recorded one
+            if blob_checked and not _matches(entry, files, skip={MANIFEST, BLOBS}):  # compiled from unchecked files
+                raise ValueError("its files do not match their checksums")
+            for name in recorded:
+                (entry / BLOBS / name).unlink(missing_ok=True)
+            text = json.dumps(dict(manifest, blob=written), indent=1)
+            atomic_write(entry / MANIFEST, lambda file: file.write(text.encode()), overwrite=True)
+        return CompiledModel(backend, manifest["precision"], run, calibrated_on=manifest.get("calibrated_on"))
     except Exception as error:  # anything wrong with a cache entry means: convert again
         log.warning("the cached converted model %s is unusable (%s); converting again", entry, error)
         shutil.rmtree(entry, ignore_errors=True)
         return None
 
 
-def _convert(model, backend: str, precision: str, folder: Path) -> str:
-    """Write the converted model's files into `folder`; the precision it kept."""
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
+
+
+def _matches(folder: Path, recorded: dict[str, str] | None, skip: set[str] = frozenset()) -> bool:
+    """Whether `folder` holds exactly the files `recorded` names (besides `skip`), with those sha256."""
+    if not recorded or not folder.is_dir():
+        return False
+    if {p.name for p in folder.iterdir()} - skip != set(recorded):
+        return False
+    return all(_sha256(folder / name) == digest for name, digest in recorded.items())
+
+
+def _convert(model, backend: str, precision: str, folder: Path, frames: np.ndarray | None) -> str:
+    """Write the converted model's files into `folder`; the precision it kept. OpenVINO's int8 is
+    calibrated on `frames`."""
     model.merge()
     module = model.module.to(dtype=torch.float32)
     with tempfile.TemporaryDirectory() as temp:
@@ -200,7 +273,7 @@ def _convert(model, backend: str, precision: str, folder: Path) -> str:
         ov_model = ov.convert_model(onnx_path)
     kept = precision
     if precision == "int8":
-        ov_model, kept = _ov_int8(model, ov_model)
+        ov_model, kept = _ov_int8(model, ov_model, frames)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
     return kept
 
@@ -233,6 +306,14 @@ def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
     return frames_to_tensor(case.frames[np.sort(chosen[:count])]).numpy()
 
 
+def sweep_frames(sweep, count: int = 64) -> np.ndarray:
+    """`count` image frames spread over a sweep (padding left out), as model input."""
+    from ..preprocess import frames_to_tensor
+    images = sweep.layout.image_frames()
+    chosen = images[np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).astype(int))]
+    return frames_to_tensor(sweep.frames[chosen]).numpy()
+
+
 def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, bool]:
     """(share of frames with the same good/not-good decision, same best frame) for two raw outputs."""
     ours, _ = model.postprocess(torch.from_numpy(candidate))
@@ -241,16 +322,16 @@ def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, 
     return same, int(np.argmax(ours)) == int(np.argmax(theirs))
 
 
-def _ov_int8(model, ov_model):
-    """Static int8 calibrated on even synthetic frames, checked on the odd ones against fp32:
+def _ov_int8(model, ov_model, frames: np.ndarray):
+    """Static int8 calibrated on the even `frames`, checked on the odd ones against fp32:
     first without SmoothQuant (it moved the demo model's best frame), then with it; int8 weights
     only (activations in float) when neither keeps fp32's decisions and best frame."""
     import nncf
     import openvino as ov
-    frames = calibration_frames()
     calibration, held_back = frames[0::2], frames[1::2]
     with torch.inference_mode():
-        reference = model.module(torch.from_numpy(held_back)).float().numpy()
+        reference = np.concatenate([model.module(torch.from_numpy(held_back[i:i + 8])).float().numpy()
+                                    for i in range(0, len(held_back), 8)])
     batches = [calibration[i:i + 8] for i in range(0, len(calibration), 8)]
     for smooth_quant in (-1, 0.95):
         advanced = nncf.AdvancedQuantizationParameters(
@@ -259,15 +340,15 @@ def _ov_int8(model, ov_model):
                                   subset_size=len(batches), advanced_parameters=advanced)
         output = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(held_back)[0]
         share, same_best = agrees(model, reference, np.asarray(output))
-        if share >= AGREEMENT and same_best:
-            return quantized, "int8"
         log.info("static int8 (SmoothQuant %s) keeps %.1f %% of fp32's decisions, best frame %s",
                  smooth_quant, 100 * share, "kept" if same_best else "moved")
+        if share >= AGREEMENT and same_best:
+            return quantized, "int8"
     log.warning("static int8 changes the model's decisions: using int8 weights only")
     return nncf.compress_weights(ov_model), "int8-weights"
 
 
-def _ort_session(entry: Path, threads: int, bf16_native: bool):
+def _ort_session(entry: Path, threads: int):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -280,9 +361,9 @@ def _ort_session(entry: Path, threads: int, bf16_native: bool):
 
 def _ov_compiled(entry: Path, threads: int, bf16_native: bool):
     import openvino as ov
-    core = ov.Core()
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "bf16" if bf16_native else "f32"}
-    compiled = core.compile_model(core.read_model(entry / "model.xml"), "CPU", config)
+              "INFERENCE_PRECISION_HINT": "bf16" if bf16_native else "f32", "CACHE_DIR": str(entry / BLOBS)}
+    # from the path: on a cache hit OpenVINO imports the blob without reading the model's files
+    compiled = ov.Core().compile_model(str(entry / "model.xml"), "CPU", config)
     request = compiled.create_infer_request()
     return lambda images: np.array(request.infer([images])[0])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fetal_iqa_gui import scoring
-from fetal_iqa_gui.errors import ScoringError
+from fetal_iqa_gui.errors import FetalIqaError, ScoringError
 from fetal_iqa_gui.fileio import STAGING_PREFIX
 from fetal_iqa_gui.model import runtime
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
@@ -76,10 +76,9 @@ def test_compiled_fp32_gives_torch_scores_and_is_cached(backend, tiny_cls_path, 
 def test_a_corrupted_cache_entry_is_rebuilt(backend, tiny_cls_path, frames, own_cache):
     scores = engine_for(tiny_cls_path, backend).predict(frames)[0]  # converted, or from the cache
     entry = only_entry(own_cache, backend, "fp32")
-    model_file = max((path for path in entry.iterdir() if path.name != runtime.MANIFEST), key=lambda p: p.stat().st_size)
-    data = bytearray(model_file.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)  # same size, other weights: only the checksum tells
-    model_file.write_bytes(bytes(data))
+    for path in entry.rglob("*"):  # the model's files, and OpenVINO's compiled blob
+        if path.is_file() and path.name != runtime.MANIFEST:
+            damage(path)
 
     notes = []
     again = engine_for(tiny_cls_path, backend, notes=notes)
@@ -87,6 +86,31 @@ def test_a_corrupted_cache_entry_is_rebuilt(backend, tiny_cls_path, frames, own_
     np.testing.assert_array_equal(again.predict(frames)[0], scores)
     assert only_entry(own_cache, backend, "fp32") == entry  # replaced in place, no temporary folder left
     assert not [path for path in entry.parent.iterdir() if path.name.startswith(STAGING_PREFIX)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+def test_openvino_starts_from_its_compiled_blob_only_when_it_is_the_recorded_one(tiny_cls_path, frames, own_cache):
+    scores = engine_for(tiny_cls_path, "openvino").predict(frames)[0]
+    entry = only_entry(own_cache, "openvino", "fp32")
+    (blob,) = (entry / runtime.BLOBS).iterdir()
+    recorded = json.loads((entry / runtime.MANIFEST).read_text())["blob"]
+    assert recorded == {blob.name: runtime._sha256(blob)}
+    damage(blob)
+
+    notes = []
+    again = engine_for(tiny_cls_path, "openvino", notes=notes)
+    assert notes == []  # compiled again from the model's checked files, not converted again
+    np.testing.assert_array_equal(again.predict(frames)[0], scores)
+    assert json.loads((entry / runtime.MANIFEST).read_text())["blob"] == {blob.name: runtime._sha256(blob)}
+
+
+def damage(path):
+    """Other bytes, same size: only a checksum tells."""
+    path.chmod(0o600)  # OpenVINO writes its blob read-only
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2:len(data) // 2 + 64])
+    path.write_bytes(bytes(data))
 
 
 def entries(cache, backend, precision):
@@ -181,3 +205,36 @@ def test_gpu_scores_agree_with_the_cpu(tiny_cls_path, frames):
     assert engine.backend == "torch" and engine.device.type == "cuda"
     scores, _ = engine.predict(frames)
     assert np.abs(scores - expected).max() < 0.02
+
+
+def test_int8_calibration_source_is_the_sample_else_the_first_sweep_else_synthetic(small_dataset, small_case):
+    sample = next((small_dataset / "images").rglob("*.mha"))
+    asked = []
+    first = runtime.user_calibration(None, lambda: asked.append(1) or Sweep.from_array(small_case.frames[:60], "s.mha"))
+    assert first.key == "first-sweep" and asked == []  # the sweep is read only when a conversion needs it
+    frames, source = first.load()
+    assert frames.shape[1:] == (3, 224, 224) and source == "the first sweep scored (s.mha)"
+    chosen = runtime.user_calibration(sample, first.load)
+    assert chosen.key.startswith("sample:") and chosen.load()[1] == f"the sample sweep {sample.name}"
+    assert runtime.user_calibration(None, None) is runtime.SYNTHETIC
+
+
+@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+def test_an_unreadable_calibration_sweep_is_told_not_replaced_by_torch(tiny_cls_path, tmp_path, own_cache, monkeypatch):
+    monkeypatch.setenv("FETAL_IQA_BACKEND", "openvino")  # auto: would otherwise fall back to torch
+    settings = EngineSettings("cpu", "int8", 4, calibration=str(tmp_path / "missing.mha"))
+    with pytest.raises(FetalIqaError, match="missing.mha"):
+        make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+def test_openvino_int8_of_a_real_model_is_calibrated_on_the_first_sweep_and_says_so(tiny_cls_path, small_case, own_cache):
+    sweep = Sweep.from_array(small_case.frames[:90], "first.mha")
+    settings = EngineSettings("cpu", "int8", 4, backend="openvino")
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_sweep=lambda: sweep)
+    assert engine.compiled.calibrated_on == "the first sweep scored (first.mha)"
+    manifest = json.loads((only_entry(own_cache, "openvino", engine.compiled.precision) / runtime.MANIFEST).read_text())
+    assert manifest["calibration"] == "first-sweep"
+    again = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_sweep=pytest.fail)  # cached
+    assert again.compiled.calibrated_on == engine.compiled.calibrated_on

@@ -1,5 +1,6 @@
 """`fetal-iqa doctor`'s report: what a bug report needs, even from a broken installation."""
 
+import json
 import sys
 
 import torch
@@ -34,3 +35,19 @@ def test_report_of_a_broken_torch_says_so(monkeypatch):
     assert found["torch"].startswith("cannot be imported")
     assert found["Auto engine"].startswith("unknown")
     assert found["Qt"] == "cannot be loaded: libEGL.so.1"
+
+
+def test_report_says_what_converted_models_were_calibrated_on_without_naming_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert rows(report("6.9.9", None))["Converted models"].endswith(": none")
+    for name, manifest in [("a", {"backend": "openvino", "precision": "int8", "calibration": "first-sweep",
+                                  "calibrated_on": "the first sweep scored (patient-42.mha)"}),
+                           ("b", {"backend": "onnxruntime", "precision": "int8", "calibration": None}),
+                           ("c", "not json")]:
+        (tmp_path / "fetal-iqa" / "compiled" / name).mkdir(parents=True)
+        (tmp_path / "fetal-iqa" / "compiled" / name / "manifest.json").write_text(json.dumps(manifest)[:-1] if name == "c"
+                                                                                  else json.dumps(manifest))
+    found = rows(report("6.9.9", None))["Converted models"]
+    assert "openvino int8 (calibrated on the first sweep scored)" in found
+    assert "onnxruntime int8;" in found and "one unreadable" in found
+    assert "patient-42" not in found
