@@ -40,6 +40,12 @@ fiqa score cases/images/stacked_fetal_ultrasound/*.mha --model demo --device cpu
 [ "$(wc -l < scores.csv)" -eq 73 ]  # a header and 6 x 12 frames
 ls best/*.json >/dev/null
 
+step "score --model demo-seg (the shipped segmentation demo)"
+fiqa score cases/images/stacked_fetal_ultrasound/*.mha --model demo-seg --device cpu --out seg.csv \
+    --challenge-output challenge >/dev/null
+[ "$(wc -l < seg.csv)" -eq 73 ]
+ls challenge/*/fetal-abdomen-frame-number.json >/dev/null
+
 step "measure"
 "$PYTHON" -c "import cv2, numpy as np
 mask = np.zeros((562, 744), np.uint8)
