@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -289,7 +290,6 @@ def finish_demo_segmenter(spec, out: Path, work: Path) -> dict:
     from ..training.data import load_frames, read_cases
     from ..training.evaluate import evaluate_challenge, frame_report
     from ..acouslic import IMAGES_DIR
-    from . import main
     frames = frame_report(load_model(spec), load_frames(work / "heldout", read_cases(work / "heldout"),
                                                          work / "cache", True))
     predictions, scores = work / "heldout-challenge", work / "heldout-scores"
@@ -297,8 +297,9 @@ def finish_demo_segmenter(spec, out: Path, work: Path) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
     model = ["--model", "demo-seg"] if spec.adapter is None else ["--adapter", str(spec.adapter)]
     # torch's own path: the figures are the model's, whichever optional CPU runtimes are installed
-    if main(["score", str(work / "heldout" / IMAGES_DIR), "--out-dir", str(scores), "--backend", "torch",
-             "--challenge-output", str(predictions), *model]) != 0:
+    command = ["score", str(work / "heldout" / IMAGES_DIR), "--out-dir", str(scores), "--backend", "torch",
+               "--challenge-output", str(predictions), *model]
+    if subprocess.run([sys.executable, "-m", "fetal_iqa_gui", *command]).returncode != 0:  # the user's own command
         raise RuntimeError("scoring the held-out cases failed (see above)")
     report = evaluate_challenge(predictions, work / "heldout")
     state, document = read_checkpoint(out)

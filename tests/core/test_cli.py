@@ -138,7 +138,8 @@ def test_the_summary_has_a_row_per_sweep_of_an_acouslic_case(small_case, tiny_cl
         assert int(row["best_frame"]) == frame and float(row["score"]) == pytest.approx(scores[frame], abs=1e-4)
         mark = "" if row["good"] == "1" else "_below-threshold"
         assert (tmp_path / "best" / f"case_frame{frame:03d}_sweep{row['sweep']}{mark}.json").exists()
-    assert summary[5] == {"file": "case.mha", "sweep": "6", "best_frame": "", "score": "", "good": "0", "ac_mm": ""}
+    assert summary[5] == {"file": "case.mha", "sweep": "6", "best_frame": "", "score": "", "good": "0", "ac_mm": "",
+                          "threshold": "0.5000", "model": "tiny classification test model"}
     assert "sweep 6: no image frames" in capsys.readouterr().out
     assert len(list((tmp_path / "best").glob("*.json"))) == 5
 
@@ -314,13 +315,15 @@ def test_fp32_scores_are_the_models_own_at_any_batch_size_and_thread_count(
         assert torch.get_num_threads() == threads
 
 
-def test_the_demo_model_is_labelled_as_such_and_a_missing_one_is_said(sweep_path, tmp_path, capsys):
+def test_the_demo_model_is_labelled_as_such_and_a_missing_one_is_said(sweep_path, tmp_path, capsys, monkeypatch):
+    from fetal_iqa_gui import resources
     from fetal_iqa_gui.model.loading import DEMO_LABEL
     assert main(["score", str(sweep_path), "--model", "demo", "--device", "cpu", "--no-cache",
                  "--export-best", str(tmp_path / "best")]) == 0
     assert f"note: {DEMO_LABEL}." in capsys.readouterr().err
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "best").glob("*.json")]
     assert len(sidecars) == 1 and sidecars[0]["demo_model"] and sidecars[0]["model"] == DEMO_LABEL
+    monkeypatch.setitem(resources.DEMO_MODELS, "segmentation", tmp_path / "removed.safetensors")  # a damaged install
     assert main(["score", str(sweep_path), "--model", "demo-seg", "--out", str(tmp_path / "seg.csv")]) == 1
     err = capsys.readouterr().err
     assert "the demo model is not installed" in err and "train-demo" in err and "Traceback" not in err

@@ -231,8 +231,8 @@ def slow_model(monkeypatch):
     export mid-batch."""
     real = workers.warm_engine
 
-    def slow(spec, settings):
-        engine = real(spec, settings)
+    def slow(spec, settings, sweep=None):
+        engine = real(spec, settings, sweep)
         if not getattr(engine, "slowed", False):
             predict = engine.predict
             engine.predict = lambda frames: (time.sleep(BATCH_SECONDS), predict(frames))[1]
