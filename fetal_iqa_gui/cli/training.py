@@ -261,7 +261,6 @@ def finish_demo_model(spec, out: Path, work: Path) -> dict:
     validation split of the training cases it came out at 0.87, and the held-out F1 at 0.926
     instead of 0.950.
     """
-    from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
     from ..model.loading import load_model
     from ..training.data import load_frames, read_cases
     from ..training.evaluate import frame_report, predict_frames
@@ -271,13 +270,9 @@ def finish_demo_model(spec, out: Path, work: Path) -> dict:
     scores = predict_frames(model, val)
     model.threshold = best_f1_threshold(val.labels, scores)
     report = frame_report(model, load_frames(work / "heldout", read_cases(work / "heldout"), work / "cache", True))
-    state, document = read_checkpoint(out)
-    document["threshold"] = model.threshold
-    document["metrics"]["validation_real_shape"] = classification_metrics(val.labels, scores, model.threshold)
-    document["metrics"]["synthetic_heldout"] = report["frame_level"]
-    rebuilt = build_model(document["task"], document["config"])
-    load_into(rebuilt, state, out, full_model=True)
-    save_checkpoint(rebuilt, out, document, full_model=True)
+    _update_metadata(out, {"threshold": model.threshold},
+                     {"validation_real_shape": classification_metrics(val.labels, scores, model.threshold),
+                      "synthetic_heldout": report["frame_level"]})
     return report
 
 
@@ -285,7 +280,6 @@ def finish_demo_segmenter(spec, out: Path, work: Path) -> dict:
     """Measure the demo segmentation model on the held-out cases as a user would: `score
     --challenge-output`, then `evaluate --challenge`. The frame-level and challenge metrics go into
     its metadata. Returns the challenge report, with the frame-level table before it."""
-    from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
     from ..model.loading import load_model
     from ..training.data import load_frames, read_cases
     from ..training.evaluate import evaluate_challenge, frame_report
@@ -302,15 +296,22 @@ def finish_demo_segmenter(spec, out: Path, work: Path) -> dict:
     if subprocess.run([sys.executable, "-m", "fetal_iqa_gui", *command]).returncode != 0:  # the user's own command
         raise RuntimeError("scoring the held-out cases failed (see above)")
     report = evaluate_challenge(predictions, work / "heldout")
+    _update_metadata(out, {}, {"synthetic_heldout": frames["frame_level"],
+                               "synthetic_heldout_challenge": {**report["mean"], "score": report["score"],
+                                                               "cases": len(report["cases"])}})
+    report["table"] = frames["table"] + report["table"]
+    return report
+
+
+def _update_metadata(out: Path, fields: dict, metrics: dict) -> None:
+    """Rewrite a demo model file with `fields` and `metrics` added to its metadata."""
+    from ..model.checkpoint import build_model, load_into, read_checkpoint, save_checkpoint
     state, document = read_checkpoint(out)
-    document["metrics"]["synthetic_heldout"] = frames["frame_level"]
-    document["metrics"]["synthetic_heldout_challenge"] = {**report["mean"], "score": report["score"],
-                                                          "cases": len(report["cases"])}
+    document.update(fields)
+    document["metrics"].update(metrics)
     rebuilt = build_model(document["task"], document["config"])
     load_into(rebuilt, state, out, full_model=True)
     save_checkpoint(rebuilt, out, document, full_model=True)
-    report["table"] = frames["table"] + report["table"]
-    return report
 
 
 def _synthetic_shape(folder: Path) -> tuple[int, int]:
