@@ -204,13 +204,13 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
 def check_backend(backend: str, device: torch.device, precision: str) -> None:
     """Refuse what a compiled backend cannot do, saying what to choose instead."""
     if not installed(backend):
-        raise ScoringError(None, f"{backend} is not installed",
-                           "Install it with `pip install 'fetal-iqa[cpu]'`, or choose backend 'torch'.")
+        raise EngineChoiceError(None, f"{backend} is not installed",
+                                "Install it with `pip install 'fetal-iqa[cpu]'`, or choose backend 'torch'.")
     if device.type != "cpu":
-        raise ScoringError(None, f"{backend} runs on the CPU here", "Choose device 'cpu', or backend 'torch'.")
+        raise EngineChoiceError(None, f"{backend} runs on the CPU here", "Choose device 'cpu', or backend 'torch'.")
     if precision == "fp16" or (backend == "onnxruntime" and precision == "bf16"):
-        raise ScoringError(None, f"{backend} does not run {precision} here",
-                           "Choose precision 'int8', 'fp32' or 'auto', or backend 'torch'.")
+        raise EngineChoiceError(None, f"{backend} does not run {precision} here",
+                                "Choose precision 'int8', 'fp32' or 'auto', or backend 'torch'.")
 
 
 def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -> np.ndarray:

@@ -242,3 +242,17 @@ def test_openvino_int8_of_a_real_model_is_calibrated_on_the_first_sweep_and_says
     assert manifest["calibration"] == "first-sweep"
     again = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_sweep=pytest.fail)  # cached
     assert again.compiled.calibrated_on == engine.compiled.calibrated_on
+
+
+def test_a_backend_choice_this_computer_cannot_run_is_a_usage_error(small_dataset, tiny_cls_path, tmp_path, capsys,
+                                                                    monkeypatch):
+    from fetal_iqa_gui.cli import main
+    from fetal_iqa_gui.synthetic import IMAGES_DIR
+    monkeypatch.setattr(scoring, "installed", lambda name: name != "openvino")
+    sweep_path = sorted((small_dataset / IMAGES_DIR).glob("*.mha"))[0]
+    out = tmp_path / "scores.csv"
+    for flags, message in ((["--backend", "openvino"], "openvino is not installed"),
+                           (["--backend", "onnxruntime", "--precision", "bf16"], "onnxruntime does not run bf16")):
+        code = main(["score", str(sweep_path), "--adapter", str(tiny_cls_path), *flags, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err and not out.exists(), flags
