@@ -61,7 +61,8 @@ class TimelineWidget(pg.PlotWidget):
         self.setLabel("left", "score")
         self.setLabel("bottom", "frame")
         self.getAxis("bottom").enableAutoSIPrefix(False)  # frame numbers, never "x0.001"
-        self.setYRange(0, 1.08, padding=0)
+        self.top = 1.0  # of the scores' axis: 1 for a CLS probability, fitted to a SEG model's areas
+        self.setYRange(0, self.top * 1.08, padding=0)
         self.setXRange(0, EMPTY_FRAMES, padding=0)
         self.curve = self.plot([], [], pen=SCORE_PEN, connect="finite")
         # dots too: while scoring is coarse, scored frames have no scored neighbours to join
@@ -83,6 +84,7 @@ class TimelineWidget(pg.PlotWidget):
         state.sweep_changed.connect(self._on_sweep)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(self._on_threshold)
+        state.model_changed.connect(self._fit_axis)
         state.frame_changed.connect(self.current_line.setValue)
 
     def _on_sweep(self) -> None:
@@ -97,7 +99,7 @@ class TimelineWidget(pg.PlotWidget):
             if slot.start > 0:
                 self.decorations.append(pg.InfiniteLine(slot.start - 0.5, angle=90, pen=SWEEP_PEN))
             label = pg.TextItem(f"sweep {slot.number}", color="#999999", anchor=(0, 0))
-            label.setPos(slot.start + 1, 1.08)
+            label.setPos(slot.start + 1, self.top * 1.08)
             self.decorations.append(label)
         for item in self.decorations:
             self.addItem(item)
@@ -117,7 +119,29 @@ class TimelineWidget(pg.PlotWidget):
         self.scored.setData(scored, scores[scored])
         pending = np.flatnonzero(np.isnan(scores) & ~padding)
         self.pending.setData(pending, np.zeros(len(pending)))
+        self._fit_axis()
         self._shade_runs()
+
+    def _fit_axis(self) -> None:
+        """A SEG model's score is the abdomen's share of the frame (good from 1 %, rarely above 10 %):
+        on a 0-1 axis its curve would lie flat, so the axis ends a little above the largest area
+        (at least three thresholds up, room to drag the threshold)."""
+        model = self.state.model
+        if model is not None and model.is_segmentation:
+            scores = self.state.scores
+            largest = float(np.nanmax(scores)) if np.isfinite(scores).any() else 0.0
+            top = min(1.0, max(3 * self.state.threshold, 1.15 * largest))
+            if top <= self.top and self.top <= 1.5 * top:  # grows with the scores, not at every batch
+                return
+            label = "abdomen area (share of frame)"
+        else:
+            top, label = 1.0, "score"
+        self.top = top
+        self.setLabel("left", label)
+        self.setYRange(0, top * 1.08, padding=0)
+        for item in self.decorations:
+            if isinstance(item, pg.TextItem):
+                item.setPos(item.pos().x(), top * 1.08)
 
     def _on_threshold(self, value: float) -> None:
         self.threshold_line.setValue(value)  # its echo to the state is the same value: no loop

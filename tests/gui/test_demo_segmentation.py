@@ -2,6 +2,7 @@
 segmentation model gives it: a labelled demo, masks on the abdomen's frames, and its ellipse
 proposed as the caliper with the AC of the true abdomen."""
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 
@@ -24,6 +25,10 @@ def test_the_segmentation_demo_proposes_the_abdomens_ellipse(qtbot, window, swee
     good = scored.scores >= scored.threshold  # enough mask to measure
     annotated = truth.reshape(len(truth), -1).any(1)
     assert (good == annotated).mean() >= 0.9  # where the abdomen is measurable, and not elsewhere
+    low, high = window.timeline.getViewBox().viewRange()[1]  # the areas fill the axis, not its bottom 6 %
+    largest = np.nanmax(scored.scores)
+    assert low == 0 and largest < high < 3 * largest
+    assert window.timeline.getAxis("left").labelText == "abdomen area (share of frame)"
     frame = scored.challenge_choice()
     assert annotated[frame]
     window.state.set_frame(frame)
