@@ -174,6 +174,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
             notice = f"{backend} could not convert the model; scoring with torch instead (slower)."
             backend, precision = "torch", pick_precision(settings.precision, device)
         else:
+            model.release()  # the compiled model scores: torch's copy of the weights is not needed
             batch = settings.batch_size or 8
             log.info("scoring on %s %s (%s), batch %d", device, compiled.precision, backend, batch)
             if compiled.converted_s is not None:  # also for front doors that passed no `notify`

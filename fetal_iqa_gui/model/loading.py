@@ -25,9 +25,9 @@ _HASH_LIMIT = 64 << 20  # larger files are identified by name, size and time, no
 
 @dataclass
 class LoadedModel:
-    """A merged, eval-mode model and what the app needs to know about it."""
+    """An eval-mode model and what the app needs to know about it."""
 
-    module: nn.Module
+    _module: nn.Module | None
     task: str
     threshold: float
     name: str
@@ -35,6 +35,21 @@ class LoadedModel:
     is_demo: bool = False
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    spec: ModelSpec | None = None  # what it was loaded from: `module` rebuilds from it after `release`
+
+    @property
+    def module(self) -> nn.Module:
+        if self._module is None:
+            again = load_model(self.spec)
+            if again.identity != self.identity:
+                raise ModelLoadError(None, "the model's files changed on disk while it was in use",
+                                     "Open the model again.")
+            self._module = again._module
+        return self._module
+
+    def release(self) -> None:
+        """Free the torch module (a compiled backend runs without it; converting needs the memory)."""
+        self._module = None
 
     @property
     def is_segmentation(self) -> bool:
@@ -63,6 +78,12 @@ class LoadedModel:
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Build and load the model `spec` names, in eval mode; raises `ModelLoadError`."""
+    model = _load(spec)
+    model.spec = spec
+    return model
+
+
+def _load(spec: ModelSpec) -> LoadedModel:
     if spec.demo:
         resource = DEMO_MODELS.get(spec.demo)
         if resource is None:

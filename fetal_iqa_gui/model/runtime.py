@@ -20,6 +20,7 @@ int8 per runtime:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -180,7 +181,7 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
         folder.mkdir()
-        kept = _convert(model, backend, precision, folder, frames)
+        kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
                     "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
                     "runtime": runtime_version(backend), "files": {p.name: _sha256(p) for p in folder.iterdir()}}
@@ -254,32 +255,51 @@ def _matches(folder: Path, recorded: dict[str, str] | None, skip: set[str] = fro
     return all(_sha256(folder / name) == digest for name, digest in recorded.items())
 
 
-def _convert(model, backend: str, precision: str, folder: Path, frames: np.ndarray | None) -> str:
-    """Write the converted model's files into `folder`; the precision it kept. OpenVINO's int8 is
-    calibrated on `frames`."""
+def _convert(model, backend: str, precision: str, folder: Path, work: Path, frames: np.ndarray | None) -> str:
+    """Write the converted model's files into `folder` (intermediate files go to `work`, on the
+    cache's disk: they are the size of the model); the precision it kept. OpenVINO's int8 is
+    calibrated on the even `frames` and checked against torch's outputs on the odd ones.
+
+    Memory: each step holds one copy of the weights at most. The export writes its tensors to a
+    separate file; torch's module is then released (built again only if torch must score after
+    all); OpenVINO reads its fp32 model memory-mapped and NNCF calibrates one frame at a time.
+    All at once (the ONNX in one piece, torch's module kept, batches of 8) it peaked at 8.6 GB."""
     model.merge()
     module = model.module.to(dtype=torch.float32)
-    with tempfile.TemporaryDirectory() as temp:
-        onnx_path = export_onnx(module, Path(temp) / "model.onnx")
-        if backend == "onnxruntime":
-            if precision == "int8":
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-                quantize_dynamic(onnx_path, folder / "model.onnx", per_channel=True, weight_type=QuantType.QInt8)
-            else:
-                import onnx
-                onnx.save(onnx.load(onnx_path), folder / "model.onnx")  # one file: external data folded in
-            return precision
-        import openvino as ov
-        ov_model = ov.convert_model(onnx_path)
+    work.mkdir()
+    reference = None
+    if backend == "openvino" and precision == "int8":
+        held_back = frames[1::2]
+        with torch.inference_mode():
+            reference = np.concatenate([module(torch.from_numpy(held_back[i:i + 8])).float().numpy()
+                                        for i in range(0, len(held_back), 8)])
+    onnx_path = export_onnx(module, work / "model.onnx")
+    del module
+    model.release()
+    gc.collect()
+    if backend == "onnxruntime":
+        import onnx
+        if precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            quantize_dynamic(onnx_path, folder / "model.onnx", per_channel=True, weight_type=QuantType.QInt8)
+        else:
+            onnx.save(onnx.load(onnx_path), folder / "model.onnx")  # one file: external data folded in
+        return precision
+    import openvino as ov
+    fp32 = work / "fp32.xml"
+    ov.save_model(ov.convert_model(onnx_path), fp32, compress_to_fp16=False)
+    gc.collect()
+    ov_model = ov.Core().read_model(fp32)  # its weights memory-mapped
     kept = precision
     if precision == "int8":
-        ov_model, kept = _ov_int8(model, ov_model, frames)
+        ov_model, kept = _ov_int8(model, ov_model, frames, reference)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
     return kept
 
 
 def export_onnx(module: torch.nn.Module, path: Path) -> Path:
-    """The module as ONNX (opset 18, any batch size)."""
+    """The module as ONNX (opset 18, any batch size), its weights in `path`.data beside it (saved
+    in one piece, the model took two more copies of its weights in memory while saving)."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused kernel has no ONNX form
     try:
@@ -288,10 +308,25 @@ def export_onnx(module: torch.nn.Module, path: Path) -> Path:
         with torch.no_grad():
             program = torch.onnx.export(module, (example,), dynamo=True, opset_version=18,
                                         dynamic_shapes=({0: batch},), verbose=False)
-        program.save(str(path))
+        program.save(str(path), external_data=True)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+        _forget_exported_graph()
     return path
+
+
+def _forget_exported_graph() -> None:
+    """onnxscript's default rewrite rules (0.7) keep the last graph they matched, and with it the
+    module's weights: the full model's 1.2 GB stayed taken after export, through the conversion."""
+    try:
+        from onnxscript import rewriter
+    except ImportError:
+        return
+    for rule in getattr(rewriter, "_DEFAULT_REWRITE_RULES", ()):
+        matcher = getattr(rule, "_matcher", None)
+        for name in ("_graph", "_current_node", "_match", "_tracer"):
+            if hasattr(matcher, name):
+                setattr(matcher, name, None)
 
 
 def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
@@ -322,28 +357,30 @@ def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, 
     return same, int(np.argmax(ours)) == int(np.argmax(theirs))
 
 
-def _ov_int8(model, ov_model, frames: np.ndarray):
-    """Static int8 calibrated on the even `frames`, checked on the odd ones against fp32:
-    first without SmoothQuant (it moved the demo model's best frame), then with it; int8 weights
-    only (activations in float) when neither keeps fp32's decisions and best frame."""
+def _ov_int8(model, ov_model, frames: np.ndarray, reference: np.ndarray):
+    """Static int8 calibrated on the even `frames` (one at a time: NNCF keeps every activation of
+    a batch), checked on the odd ones against fp32's `reference` outputs: first without
+    SmoothQuant (it moved the demo model's best frame), then with it; int8 weights only
+    (activations in float) when neither keeps fp32's decisions and best frame."""
     import nncf
     import openvino as ov
     calibration, held_back = frames[0::2], frames[1::2]
-    with torch.inference_mode():
-        reference = np.concatenate([model.module(torch.from_numpy(held_back[i:i + 8])).float().numpy()
-                                    for i in range(0, len(held_back), 8)])
-    batches = [calibration[i:i + 8] for i in range(0, len(calibration), 8)]
+    samples = [calibration[i:i + 1] for i in range(len(calibration))]
     for smooth_quant in (-1, 0.95):
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=smooth_quant))
-        quantized = nncf.quantize(ov_model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(batches), advanced_parameters=advanced)
-        output = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(held_back)[0]
-        share, same_best = agrees(model, reference, np.asarray(output))
+        quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(samples), advanced_parameters=advanced)
+        compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        output = np.concatenate([compiled(held_back[i:i + 8])[0] for i in range(0, len(held_back), 8)])
+        del compiled
+        share, same_best = agrees(model, reference, output)
         log.info("static int8 (SmoothQuant %s) keeps %.1f %% of fp32's decisions, best frame %s",
                  smooth_quant, 100 * share, "kept" if same_best else "moved")
         if share >= AGREEMENT and same_best:
             return quantized, "int8"
+        del quantized
+        gc.collect()
     log.warning("static int8 changes the model's decisions: using int8 weights only")
     return nncf.compress_weights(ov_model), "int8-weights"
 

@@ -4,9 +4,11 @@ The runtimes are optional: tests that need one are skipped where it is not insta
 check what the engine does without them.
 """
 
+import gc
 import json
 import shutil
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -256,3 +258,16 @@ def test_a_backend_choice_this_computer_cannot_run_is_a_usage_error(small_datase
         code = main(["score", str(sweep_path), "--adapter", str(tiny_cls_path), *flags, "--out", str(out)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err and not out.exists(), flags
+
+
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_a_compiled_engine_keeps_no_copy_of_torchs_weights(backend, tiny_cls_path, own_cache):
+    """The full model's weights take 1.2 GB: once exported (onnxscript's rewriter held on to the
+    exported graph, and so to them) and while the compiled model scores, torch's copy is gone."""
+    model = load_model(ModelSpec(adapter=tiny_cls_path))
+    weight = weakref.ref(next(model.module.parameters()))
+    for entry in entries(own_cache, backend, "fp32") if (own_cache / "fetal-iqa" / "compiled").exists() else []:
+        shutil.rmtree(entry)  # converted now, not read from the cache
+    engine = make_engine(model, EngineSettings("cpu", "fp32", 4, backend=backend))
+    gc.collect()
+    assert engine.compiled.converted_s is not None and weight() is None

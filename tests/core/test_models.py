@@ -92,6 +92,23 @@ def test_adapter_checkpoint_round_trip_scores_the_same(tmp_path, images):
     np.testing.assert_allclose(scores, expected, atol=1e-5)
 
 
+def test_a_released_model_is_built_again_from_its_files_and_only_from_the_same_files(tmp_path, images):
+    """A compiled backend releases torch's module; torch scoring after all (a fallback) rebuilds it."""
+    adapter = tmp_path / "adapter.safetensors"
+    save_checkpoint(randomise_lora(build_model("classification", SMALL_CONFIG)), adapter,
+                    {"config": SMALL_CONFIG}, full_model=True)
+    loaded = load_model(ModelSpec(adapter=adapter))
+    expected, _ = loaded.predict(images)
+    loaded.release()
+    again, _ = loaded.predict(images)
+    np.testing.assert_array_equal(again, expected)
+    loaded.release()
+    save_checkpoint(randomise_lora(build_model("classification", SMALL_CONFIG), seed=1), adapter,
+                    {"config": SMALL_CONFIG}, full_model=True)  # another model under the same name
+    with pytest.raises(ModelLoadError, match="changed on disk while it was in use"):
+        loaded.predict(images)
+
+
 def test_weights_file_errors_name_the_file(tmp_path):
     visual = build_visual(SMALL_CONFIG)
     with pytest.raises(ModelLoadError, match="does not exist"):
