@@ -34,7 +34,8 @@ from .timeline_widget import TimelineWidget
 log = logging.getLogger(__name__)
 
 OPEN_FILTER = f"Sweeps ({' '.join('*' + s for s in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)});;All files (*)"
-RESCORE_FIELDS = ("weights", "config", "adapter", "demo_task", "device", "precision", "batch_size")
+RESCORE_FIELDS = ("weights", "config", "adapter", "demo_task", "device", "precision", "batch_size", "backend",
+                  "calibration")
 
 
 class MainWindow(QMainWindow):

@@ -89,7 +89,7 @@ class ScoringSession(QObject):
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None,
-                              default_threads(for_window=True))
+                              default_threads(for_window=True), self.settings.backend, self.settings.calibration or None)
 
     @property
     def is_scoring(self) -> bool:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..runtime import BACKENDS, DEVICES, PRECISIONS
+
 VERSION = "v1"
 MAX_RECENT = 8
 
@@ -23,6 +25,11 @@ class AppSettings:
     export_dir: str = ""
     export_overlay: bool = False
     sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
+    backend: str = "auto"  # torch, or a compiled CPU runtime (the [cpu] extra)
+    calibration: str = ""  # a sweep file OpenVINO's int8 is calibrated on; "": the first sweep scored
+
+
+CHOICES = {"device": DEVICES, "precision": PRECISIONS, "backend": BACKENDS}
 
 
 def _store() -> QSettings:
@@ -45,6 +52,8 @@ def load_settings() -> AppSettings:
             values[field.name] = (raw in (True, "true", "1")) if field.type == "bool" else type(field.default)(raw)
         except (TypeError, ValueError):
             continue  # a damaged value falls back to the default
+        if values[field.name] not in CHOICES.get(field.name, (values[field.name],)):
+            del values[field.name]  # a choice this version does not have: the default
     return AppSettings(**values)
 
 

@@ -1,4 +1,4 @@
-"""The settings dialog: model files, device, precision, batch size, threshold, export folder."""
+"""The settings dialog: model files, device, precision, backend, batch size, threshold, export folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from ..resources import DEMO_MODELS
-from ..runtime import DEVICES, PRECISIONS
+from ..runtime import BACKENDS, DEVICES, PRECISIONS
+from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from .settings import AppSettings
 
 
@@ -34,6 +35,17 @@ class SettingsDialog(QDialog):
         self.precision.addItems(PRECISIONS)
         self.precision.setCurrentText(settings.precision)
         form.addRow("Precision", self.precision)
+        self.backend = QComboBox()
+        self.backend.addItems(BACKENDS)
+        self.backend.setCurrentText(settings.backend)
+        self.backend.setToolTip("auto: OpenVINO or ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
+                                "else torch")
+        form.addRow("Backend", self.backend)
+        sweeps = f"Sweeps ({' '.join('*' + s for s in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)})"
+        self.calibration = self._path_row(form, "Calibration sweep", settings.calibration, sweeps)
+        self.calibration.setPlaceholderText("the first sweep scored")
+        self.calibration.setToolTip("OpenVINO's int8 of a real model is calibrated on this sweep's frames "
+                                    "(converted again when it changes)")
         self.batch_size = QSpinBox(minimum=0, maximum=1024)
         self.batch_size.setValue(settings.batch_size)
         self.batch_size.setSpecialValueText("automatic")
@@ -85,4 +97,5 @@ class SettingsDialog(QDialog):
                        device=self.device.currentText(), precision=self.precision.currentText(),
                        batch_size=self.batch_size.value(), threshold=self.threshold.value(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
-                       sidecar_name_only=self.sidecar_name_only.isChecked())
+                       sidecar_name_only=self.sidecar_name_only.isChecked(), backend=self.backend.currentText(),
+                       calibration=self.calibration.text().strip())

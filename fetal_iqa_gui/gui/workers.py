@@ -37,7 +37,8 @@ def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None =
     """The loaded engine; `sweep` (the one about to be scored) calibrates OpenVINO's int8 when it converts."""
     from ..model.loading import load_model
     from ..scoring import make_engine
-    key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend)
+    key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend,
+           settings.calibration)
     with _warm_lock:
         if key not in _warm:
             _warm.clear()  # one model in memory at a time: ViT-L is large

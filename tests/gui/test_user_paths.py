@@ -357,3 +357,25 @@ def test_the_app_starts_with_a_sweep_argument(qtbot, sweep_file, monkeypatch, ti
     assert window.state.sweep.source == sweep_file and window.isVisible()
     wait_for_scoring(qtbot, window)
     window.close()
+
+
+def test_a_backend_this_computer_lacks_is_told_and_a_damaged_choice_is_forgotten(qtbot, window, sweep_file,
+                                                                                  monkeypatch):
+    from fetal_iqa_gui import scoring
+    open_and_score(qtbot, window, sweep_file)
+    monkeypatch.setattr(scoring, "installed", lambda name: name != "openvino")
+
+    def choose(dialog):  # Settings: Backend openvino, a calibration sweep typed in
+        dialog.backend.setCurrentText("openvino")
+        dialog.calibration.setText(f"  {sweep_file}  ")
+        return QDialog.DialogCode.Accepted
+    monkeypatch.setattr(SettingsDialog, "exec", choose)
+    window.open_settings()
+    idle(qtbot, window)
+    assert "openvino is not installed" in window.last_alert and "pip install" in window.last_alert
+    assert "Traceback" not in window.last_alert and window.isVisible()
+    settings = window.session.engine_settings()
+    assert (settings.backend, settings.calibration) == ("openvino", str(sweep_file))
+    assert stored.load_settings().backend == "openvino"
+    stored._store().setValue(f"{stored.VERSION}/backend", "tensorrt")  # an older or damaged settings file
+    assert stored.load_settings().backend == "auto"
