@@ -61,6 +61,7 @@ class TimelineWidget(pg.PlotWidget):
         self.setLabel("left", "score")
         self.setLabel("bottom", "frame")
         self.getAxis("bottom").enableAutoSIPrefix(False)  # frame numbers, never "x0.001"
+        self.getAxis("left").enableAutoSIPrefix(False)  # a SEG model's areas (0.06) as they are, not "60 m"
         self.top = 1.0  # of the scores' axis: 1 for a CLS probability, fitted to a SEG model's areas
         self.setYRange(0, self.top * 1.08, padding=0)
         self.setXRange(0, EMPTY_FRAMES, padding=0)
@@ -133,11 +134,13 @@ class TimelineWidget(pg.PlotWidget):
             top = min(1.0, max(3 * self.state.threshold, 1.15 * largest))
             if top <= self.top and self.top <= 1.5 * top:  # grows with the scores, not at every batch
                 return
-            label = "abdomen area (share of frame)"
+            label = "area"  # the short axis has room for a word; the tooltip says of what
         else:
             top, label = 1.0, "score"
         self.top = top
         self.setLabel("left", label)
+        self.setToolTip(("Frame scores" if label == "score" else "The abdomen's area as a share of the frame")
+                        + ". Click or drag to go to a frame; drag the dashed line to set the threshold.")
         self.setYRange(0, top * 1.08, padding=0)
         for item in self.decorations:
             if isinstance(item, pg.TextItem):

@@ -28,7 +28,7 @@ def test_the_segmentation_demo_proposes_the_abdomens_ellipse(qtbot, window, swee
     low, high = window.timeline.getViewBox().viewRange()[1]  # the areas fill the axis, not its bottom 6 %
     largest = np.nanmax(scored.scores)
     assert low == 0 and largest < high < 3 * largest
-    assert window.timeline.getAxis("left").labelText == "abdomen area (share of frame)"
+    assert window.timeline.getAxis("left").labelText == "area" and not window.timeline.getAxis("left").autoSIPrefix
     frame = scored.challenge_choice()
     assert annotated[frame]
     window.state.set_frame(frame)
