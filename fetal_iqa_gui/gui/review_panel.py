@@ -30,6 +30,8 @@ class ReviewPanel(QWidget):
         self.threshold_box.valueChanged.connect(state.set_threshold)
         self.threshold_box.editingFinished.connect(self.editing_done)
         state.threshold_changed.connect(self._show_threshold)
+        state.sweep_changed.connect(self._on_model)
+        state.model_changed.connect(self._on_model)
         state.frame_changed.connect(lambda _: self._show_measurement())
         state.scores_changed.connect(self._on_scores)
         state.calipers_changed.connect(lambda frame: frame == state.frame and self._show_measurement())
@@ -62,6 +64,13 @@ class ReviewPanel(QWidget):
         for widget in (self.window_box, self.level_box, reset):
             levels.addWidget(widget)
         layout.addLayout(levels)
+
+    def _on_model(self) -> None:
+        """Until the model is known (loading, converting) so is not its threshold: a dash, not 0.000."""
+        known = self.state.model is not None
+        self.threshold_box.setEnabled(known)
+        self.threshold_box.setSpecialValueText("" if known else "–")
+        self._show_threshold(self.state.threshold if known else self.threshold_box.minimum())
 
     def _show_threshold(self, value: float) -> None:
         self.threshold_box.blockSignals(True)  # showing the state's value is not a new choice

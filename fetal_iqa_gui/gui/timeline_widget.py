@@ -76,7 +76,7 @@ class TimelineWidget(pg.PlotWidget):
             labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": "#e67e22"})
         self.threshold_line.sigPositionChanged.connect(lambda line: state.set_threshold(line.value()))
         self.addItem(self.threshold_line)
-        self.threshold_line.hide()  # shown with the first sweep, when the model's threshold is known
+        self.threshold_line.hide()  # shown once a model's threshold is known
         self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=CURRENT_PEN)
         self.addItem(self.current_line)
         self.current_line.hide()
@@ -107,7 +107,7 @@ class TimelineWidget(pg.PlotWidget):
         self.setXRange(-0.5, layout.n_frames - 0.5, padding=0.01)
         self.current_line.setValue(self.state.frame)
         self._on_threshold(self.state.threshold)
-        self.threshold_line.show()
+        self.threshold_line.setVisible(self.state.model is not None)  # until then its threshold is not known
         self.current_line.show()
 
     def _on_scores(self, frames) -> None:
@@ -128,6 +128,7 @@ class TimelineWidget(pg.PlotWidget):
         on a 0-1 axis its curve would lie flat, so the axis ends a little above the largest area
         (at least three thresholds up, room to drag the threshold)."""
         model = self.state.model
+        self.threshold_line.setVisible(model is not None)
         if model is not None and model.is_segmentation:
             scores = self.state.scores
             largest = float(np.nanmax(scores)) if np.isfinite(scores).any() else 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QThread, Signal
 
@@ -33,8 +33,10 @@ _warm: dict[tuple, Engine] = {}  # models stay loaded between sweeps, per spec a
 _warm_lock = threading.Lock()
 
 
-def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None = None) -> Engine:
-    """The loaded engine; `sweep` (the one about to be scored) calibrates OpenVINO's int8 when it converts."""
+def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None = None,
+                notify: Callable[[str], None] | None = None) -> Engine:
+    """The loaded engine; `sweep` (the one about to be scored) calibrates OpenVINO's int8 when it
+    converts, and `notify` hears that it converts (minutes for the full model)."""
     from ..model.loading import load_model
     from ..scoring import make_engine
     key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend,
@@ -42,7 +44,8 @@ def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None =
     with _warm_lock:
         if key not in _warm:
             _warm.clear()  # one model in memory at a time: ViT-L is large
-            _warm[key] = make_engine(load_model(spec), settings, first_sweep=None if sweep is None else lambda: sweep)
+            _warm[key] = make_engine(load_model(spec), settings, notify,
+                                     first_sweep=None if sweep is None else lambda: sweep)
         return _warm[key]
 
 
@@ -85,7 +88,7 @@ class ScoringThread(QThread):
     def run(self) -> None:
         try:
             from ..scoring import Throughput, run_scoring
-            engine = warm_engine(self.spec, self.settings, self.sweep)
+            engine = warm_engine(self.spec, self.settings, self.sweep, self.notice.emit)
             scored = ScoredSweep.from_cache(self.sweep, ModelInfo.of(engine.model), engine.variant)
         except FetalIqaError as error:
             self.failed.emit(str(error))

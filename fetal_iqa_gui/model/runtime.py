@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 COMPILED = ("onnxruntime", "openvino")
 FORMAT_VERSION = 1  # bump when a conversion changes: old entries then stop matching
-CONVERTING = "Converting the model for this CPU (once)…"
+CONVERTING = "Converting the model for this CPU, once (minutes for the full model; later starts read it from the cache)…"
 MANIFEST = "manifest.json"
 BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)

@@ -1,6 +1,7 @@
 """The window through the user's doors: every menu item, every key, every field typed into, the
 timeline dragged, and a window that never stalls while a slow model scores."""
 
+import threading
 import time
 
 import numpy as np
@@ -231,8 +232,8 @@ def slow_model(monkeypatch):
     export mid-batch."""
     real = workers.warm_engine
 
-    def slow(spec, settings, sweep=None):
-        engine = real(spec, settings, sweep)
+    def slow(spec, settings, sweep=None, notify=None):
+        engine = real(spec, settings, sweep, notify)
         if not getattr(engine, "slowed", False):
             predict = engine.predict
             engine.predict = lambda frames: (time.sleep(BATCH_SECONDS), predict(frames))[1]
@@ -379,3 +380,25 @@ def test_a_backend_this_computer_lacks_is_told_and_a_damaged_choice_is_forgotten
     assert stored.load_settings().backend == "openvino"
     stored._store().setValue(f"{stored.VERSION}/backend", "tensorrt")  # an older or damaged settings file
     assert stored.load_settings().backend == "auto"
+
+
+def test_while_the_model_converts_the_window_says_so_and_shows_no_threshold_yet(qtbot, window, sweep_file,
+                                                                                monkeypatch):
+    """A compiled backend's first start converts the model (minutes for ViT-L/14), in the scoring thread."""
+    from fetal_iqa_gui.model import runtime
+    real, release = workers.warm_engine, threading.Event()
+
+    def converting(spec, settings, sweep=None, notify=None):
+        notify(runtime.CONVERTING)
+        release.wait(30)
+        return real(spec, settings, sweep)
+    monkeypatch.setattr(workers, "warm_engine", converting)
+    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        window.open_path(sweep_file)
+    qtbot.waitUntil(lambda: "Converting the model for this CPU" in window.status_text.text(), timeout=30_000)
+    box = window.panel.threshold_box
+    assert box.text() == "–" and not box.isEnabled() and not window.timeline.threshold_line.isVisible()
+    release.set()
+    wait_for_scoring(qtbot, window)
+    assert box.isEnabled() and box.value() == window.state.threshold == 0.5 and box.text() == "0.500"
+    assert window.timeline.threshold_line.isVisible() and window.timeline.threshold_line.value() == 0.5
