@@ -40,6 +40,8 @@ class LoadedModel:
     @property
     def module(self) -> nn.Module:
         if self._module is None:
+            if self.spec is None:
+                raise ModelLoadError(None, "the model was released and cannot be built again", "Open the model again.")
             again = load_model(self.spec)
             if again.identity != self.identity:
                 raise ModelLoadError(None, "the model's files changed on disk while it was in use",

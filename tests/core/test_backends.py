@@ -271,3 +271,19 @@ def test_a_compiled_engine_keeps_no_copy_of_torchs_weights(backend, tiny_cls_pat
     engine = make_engine(model, EngineSettings("cpu", "fp32", 4, backend=backend))
     gc.collect()
     assert engine.compiled.converted_s is not None and weight() is None
+
+
+def test_a_converted_segmenter_must_keep_the_masks_not_only_their_areas():
+    """Static int8's check: an abdomen drawn elsewhere, of the same size, keeps the decision but not the frame."""
+    from fetal_iqa_gui.model.loading import LoadedModel
+    model = LoadedModel(None, "segmentation", 0.01, "segmenter", "id")
+    rows, columns = np.mgrid[:224, :224]
+
+    def logits(*centres):  # a disc of radius 30 per frame (about 5.6 % of it), or an empty frame
+        discs = [((rows - y) ** 2 + (columns - x) ** 2 < 30 ** 2) if y else np.zeros((224, 224), bool)
+                 for y, x in centres]
+        return np.where(np.stack(discs)[:, None], 5.0, -5.0).astype(np.float32)
+    reference = logits((100, 100), (0, 0), (120, 110))
+    assert runtime.agrees(model, reference, logits((102, 101), (0, 0), (120, 110))) == (1.0, True)
+    share, same_best = runtime.agrees(model, reference, logits((100, 160), (0, 0), (120, 110)))  # moved 60 px
+    assert share == pytest.approx(2 / 3)
