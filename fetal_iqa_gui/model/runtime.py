@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 import platformdirs
 import torch
+from filelock import FileLock
 
 from ..fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
 
@@ -174,8 +175,21 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
         return compiled
     if notify:
         notify(CONVERTING)
-    log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
     entry.parent.mkdir(parents=True, exist_ok=True)
+    # one conversion of a model at a time on this computer: Ray's workers start together, and each
+    # would convert it (minutes, 4.5 GB each for ViT-L/14); the others wait, then read its entry
+    with FileLock(entry.with_suffix(".lock")):
+        compiled = _load_entry(entry, backend, threads, bf16_native, verify=True)
+        if compiled is not None:
+            return compiled
+        return _convert_into(entry, model, backend, precision, threads, bf16_native, calibration)
+
+
+def _convert_into(entry: Path, model, backend: str, precision: str, threads: int, bf16_native: bool,
+                  calibration: Calibration) -> CompiledModel:
+    """Convert the model, place it in the cache as `entry` (whole or not at all), and load it."""
+    static_int8 = backend == "openvino" and precision == "int8"
+    log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
     remove_stale_parts(entry.parent)  # conversions killed midway
     started = time.perf_counter()
     frames, calibrated_on = calibration.load() if static_int8 else (None, None)  # a bad sample fails first

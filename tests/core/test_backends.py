@@ -287,3 +287,30 @@ def test_a_converted_segmenter_must_keep_the_masks_not_only_their_areas():
     assert runtime.agrees(model, reference, logits((102, 101), (0, 0), (120, 110))) == (1.0, True)
     share, same_best = runtime.agrees(model, reference, logits((100, 160), (0, 0), (120, 110)))  # moved 60 px
     assert share == pytest.approx(2 / 3)
+
+
+def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own_cache, monkeypatch):
+    """Ray's workers start together: one converts (minutes, 4.5 GB for ViT-L/14), the others wait for
+    its cache entry and read it."""
+    import threading
+    conversions = []
+
+    def convert(model, backend, precision, folder, work, frames):
+        conversions.append(backend)
+        time.sleep(1.0)
+        (folder / "model.onnx").write_bytes(b"converted")
+        return precision
+    monkeypatch.setattr(runtime, "installed", lambda name: True)
+    monkeypatch.setattr(runtime, "runtime_version", lambda name: "together-1")  # an entry of its own
+    monkeypatch.setattr(runtime, "_convert", convert)
+    monkeypatch.setattr(runtime, "_ort_session", lambda entry, threads: lambda images: images)
+    models = [load_model(ModelSpec(adapter=tiny_cls_path)) for _ in range(3)]
+    results = []
+    workers = [threading.Thread(target=lambda m=m: results.append(runtime.compile_model(m, "onnxruntime", "fp32", 1)))
+               for m in models]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert conversions == ["onnxruntime"]
+    assert sorted(result.converted_s is None for result in results) == [False, True, True]
