@@ -71,13 +71,16 @@ class CaseResult:
 class CaseScorer:
     """A worker: the model loaded once, then cases scored and written one after another."""
 
-    def __init__(self, spec, settings, use_cache: bool):
+    def __init__(self, spec, settings, use_cache: bool, first_sweep: Path | None = None):
         from .model.loading import load_model
         from .scoring import make_engine
+        from .sweep import load_sweep
         self.use_cache, self.engine, self.failure = use_cache, None, None
         try:
             model = load_model(spec)
-            self.engine = make_engine(model, settings)
+            # OpenVINO's int8 of a real model: calibrated on the run's first sweep, as in one process
+            # (the cache key is the same; one worker converts, the others read its entry)
+            self.engine = make_engine(model, settings, first_sweep=first_sweep and (lambda: load_sweep(first_sweep)))
         except FetalIqaError as error:  # said by `describe`: an actor that dies in __init__ tells nothing
             self.failure = error
 
@@ -122,9 +125,11 @@ class RayPool:
     """
 
     def __init__(self, spec, settings, address: str | None = None, workers: int | None = None,
-                 gpu: bool = False, use_cache: bool = True, say: Callable[[str], None] = lambda text: None):
+                 gpu: bool = False, use_cache: bool = True, say: Callable[[str], None] = lambda text: None,
+                 first_sweep: Path | None = None):
         self.ray = import_ray()
         self.spec, self.settings, self.address, self.requested = spec, settings, address, workers
+        self.first_sweep = first_sweep
         self.gpu, self.use_cache, self.say = gpu, use_cache, say
         self.started = False
         self.starting: dict = {}  # describe() reference -> worker not yet ready
@@ -175,7 +180,7 @@ class RayPool:
         options = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": threads}
         settings = replace(self.settings, threads=threads)
         worker = self.ray.remote(CaseScorer).options(**options)
-        self.actors = [worker.remote(self.spec, settings, self.use_cache) for _ in range(count)]
+        self.actors = [worker.remote(self.spec, settings, self.use_cache, self.first_sweep) for _ in range(count)]
         self.starting = {actor.describe.remote(): actor for actor in self.actors}
 
     def model_info(self) -> WorkerInfo:

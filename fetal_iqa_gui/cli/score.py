@@ -125,7 +125,7 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
     settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend, args.calibration)
     failures = []
     with RayPool(model_spec(args), settings, args.ray_address, args.ray_workers, gpu=args.device == "cuda",
-                 use_cache=not args.no_cache, say=say) as pool:
+                 use_cache=not args.no_cache, say=say, first_sweep=paths[0]) as pool:
         info = pool.model_info()
         for warning in info.warnings:
             say(f"warning: {warning}")

@@ -85,3 +85,19 @@ def test_ray_run_writes_what_one_process_writes_and_resumes(local_ray, small_dat
     assert half.stem in out and untouched.stem in out
     assert {path: path.stat().st_mtime_ns for path in kept} == kept  # the finished ones were not redone
     assert _outputs(spread) == expected
+
+
+def test_a_worker_calibrates_int8_on_the_runs_first_sweep_as_one_process_does(small_dataset, tiny_cls_path,
+                                                                              monkeypatch):
+    from fetal_iqa_gui import cluster, scoring
+    from fetal_iqa_gui.model.spec import ModelSpec
+    from fetal_iqa_gui.runtime import EngineSettings
+    first = sorted((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))[0]
+    given = {}
+
+    def make_engine(model, settings, notify=None, first_sweep=None):
+        given["sweep"] = first_sweep()  # what a conversion would calibrate on
+        return "engine"
+    monkeypatch.setattr(scoring, "make_engine", make_engine)
+    worker = cluster.CaseScorer(ModelSpec(adapter=tiny_cls_path), EngineSettings("cpu"), True, first)
+    assert worker.engine == "engine" and given["sweep"].source == first
