@@ -49,7 +49,7 @@ CONVERTING = "Converting the model for this CPU, once (minutes for the full mode
 MANIFEST = "manifest.json"
 BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)
-MASK_IOU = 0.8  # and, for SEG, masks that overlap this much
+MASK_IOU = 0.8  # and, for SEG, good frames' masks that overlap this much
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -366,15 +366,16 @@ def sweep_frames(sweep, count: int = 64) -> np.ndarray:
 
 def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, bool]:
     """(share of frames that agree, same best frame) for two raw outputs. A frame agrees when its
-    good/not-good decision is the same and, for SEG, its masks overlap (IoU >= MASK_IOU where
-    either has one): the mask is drawn, and measured, not only counted."""
+    good/not-good decision is the same and, for SEG, where either calls it good, its masks overlap
+    (IoU >= MASK_IOU): a good frame's mask is drawn and measured, not only counted."""
     ours, our_masks = model.postprocess(torch.from_numpy(candidate))
     theirs, their_masks = model.postprocess(torch.from_numpy(reference))
     same = (ours >= model.threshold) == (theirs >= model.threshold)
     if our_masks is not None:
         union = (our_masks | their_masks).sum(axis=(1, 2))
         overlap = (our_masks & their_masks).sum(axis=(1, 2)) / np.maximum(union, 1)
-        same &= (union == 0) | (overlap >= MASK_IOU)
+        good = (ours >= model.threshold) | (theirs >= model.threshold)
+        same &= ~good | (overlap >= MASK_IOU)
     return float(np.mean(same)), int(np.argmax(ours)) == int(np.argmax(theirs))
 
 

@@ -287,6 +287,9 @@ def test_a_converted_segmenter_must_keep_the_masks_not_only_their_areas():
     assert runtime.agrees(model, reference, logits((102, 101), (0, 0), (120, 110))) == (1.0, True)
     share, same_best = runtime.agrees(model, reference, logits((100, 160), (0, 0), (120, 110)))  # moved 60 px
     assert share == pytest.approx(2 / 3)
+    speck = logits((100, 100), (0, 0), (120, 110))
+    speck[1, 0, :5, :5] = 5.0  # a few pixels on a frame both call not good: not drawn as an abdomen
+    assert runtime.agrees(model, reference, speck)[0] == 1.0
 
 
 def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own_cache, monkeypatch):
