@@ -30,6 +30,14 @@ DEFAULT_LIMIT_MB = 500
 PACKED_MASK_BYTES = INPUT_SIZE * INPUT_SIZE // 8  # a SEG model's 224 x 224 mask, one bit a pixel (np.packbits)
 
 
+COMPILED_MANIFEST = "manifest.json"  # in each entry of `compiled_dir()`: its files' sha256, what it was made from
+
+
+def compiled_dir() -> Path:
+    """The compiled CPU backends' converted models (model/runtime.py writes them, `doctor` lists them)."""
+    return Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
+
+
 def cache_dir() -> Path:
     override = os.environ.get("FETAL_IQA_CACHE_DIR")
     return Path(override) if override else Path(platformdirs.user_cache_dir("fetal-iqa")) / "scores"

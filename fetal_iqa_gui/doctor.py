@@ -10,10 +10,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import platformdirs
-
 from . import __version__
-from .cache import cache_dir
+from .cache import COMPILED_MANIFEST, cache_dir, compiled_dir
 from .demo import demo_folder
 from .resources import fetalclip_weights, log_file, weights_dirs
 from .runtime import cpu_model, default_threads, physical_cores, usable_cpus
@@ -47,10 +45,10 @@ def report(qt_version: str, settings_file: str | None) -> str:
 def _converted_models() -> str:
     """The compiled backends' cache (model/runtime.py): each entry's backend, precision and what its
     static int8 was calibrated on, by kind only (the manifest names the sweep; this report does not)."""
-    folder = Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
+    folder = compiled_dir()
     kinds = {"synthetic": "synthetic frames", "first-sweep": "the first sweep scored", "sample": "a sample sweep"}
     found = []
-    for manifest in sorted(folder.glob("*/manifest.json")):
+    for manifest in sorted(folder.glob(f"*/{COMPILED_MANIFEST}")):
         try:
             entry = json.loads(manifest.read_text())
             calibration = kinds.get(entry.get("calibration"))

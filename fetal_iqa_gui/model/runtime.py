@@ -35,18 +35,19 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import platformdirs
 import torch
 from filelock import FileLock
 
+from ..cache import COMPILED_MANIFEST as MANIFEST
+from ..cache import compiled_dir
 from ..fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
 
 log = logging.getLogger(__name__)
 
 COMPILED = ("onnxruntime", "openvino")
 FORMAT_VERSION = 1  # bump when a conversion changes: old entries then stop matching
-CONVERTING = "Converting the model for this CPU, once (minutes for the full model; later starts read it from the cache)…"
-MANIFEST = "manifest.json"
+CONVERTING = ("Converting the model for this CPU, once (minutes for the full model; later starts read it "
+              "from the cache)…")
 BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)
 MASK_IOU = 0.8  # and, for SEG, good frames' masks that overlap this much
@@ -107,10 +108,6 @@ def pick_backend(name: str, device: torch.device, precision: str) -> str:
     if installed("onnxruntime") and avx512 and precision != "bf16":
         return "onnxruntime"
     return "torch"
-
-
-def compiled_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
 
 
 @dataclass(frozen=True)
@@ -182,24 +179,25 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
         compiled = _load_entry(entry, backend, threads, bf16_native, verify=True)
         if compiled is not None:
             return compiled
-        return _convert_into(entry, model, backend, precision, threads, bf16_native, calibration)
+        return _convert_into(entry, model, backend, precision, threads, bf16_native,
+                             calibration if static_int8 else None)
 
 
 def _convert_into(entry: Path, model, backend: str, precision: str, threads: int, bf16_native: bool,
-                  calibration: Calibration) -> CompiledModel:
-    """Convert the model, place it in the cache as `entry` (whole or not at all), and load it."""
-    static_int8 = backend == "openvino" and precision == "int8"
+                  calibration: Calibration | None) -> CompiledModel:
+    """Convert the model, place it in the cache as `entry` (whole or not at all), and load it;
+    `calibration` for static int8 only."""
     log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
     remove_stale_parts(entry.parent)  # conversions killed midway
     started = time.perf_counter()
-    frames, calibrated_on = calibration.load() if static_int8 else (None, None)  # a bad sample fails first
+    frames, calibrated_on = calibration.load() if calibration else (None, None)  # a bad sample fails first
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
         folder.mkdir()
         kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
                     "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
-                    "runtime": runtime_version(backend), "files": {p.name: _sha256(p) for p in folder.iterdir()}}
+                    "runtime": runtime_version(backend), "files": _checksums(folder)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
         shutil.rmtree(entry, ignore_errors=True)  # a bad entry: the load above refused it
         try:
@@ -272,8 +270,8 @@ def _matches(folder: Path, recorded: dict[str, str] | None, skip: set[str] = fro
 
 def _convert(model, backend: str, precision: str, folder: Path, work: Path, frames: np.ndarray | None) -> str:
     """Write the converted model's files into `folder` (intermediate files go to `work`, on the
-    cache's disk: they are the size of the model); the precision it kept. OpenVINO's int8 is
-    calibrated on the even `frames` and checked against torch's outputs on the odd ones.
+    cache's disk: they are the size of the model); the precision it kept. `frames` are given for
+    OpenVINO's static int8: calibrated on the even ones, checked against torch on the odd ones.
 
     Memory: each step holds one copy of the weights at most. The export writes its tensors to a
     separate file; torch's module is then released (built again only if torch must score after
@@ -282,14 +280,12 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
     model.merge()
     module = model.module.to(dtype=torch.float32)
     work.mkdir()
-    reference = None
-    if backend == "openvino" and precision == "int8":
-        held_back = frames[1::2]
+    if frames is not None:  # torch's outputs to check int8 against, while torch's module is here
+        calibration, held_back = frames[0::2], frames[1::2]
         with torch.inference_mode():
-            reference = np.concatenate([module(torch.from_numpy(held_back[i:i + 8])).float().numpy()
-                                        for i in range(0, len(held_back), 8)])
+            reference = _batched(lambda images: module(torch.from_numpy(images)).float().numpy(), held_back)
     onnx_path = export_onnx(module, work / "model.onnx")
-    del module
+    module = None  # with the release below, torch's copy of the weights goes
     model.release()
     gc.collect()
     if backend == "onnxruntime":
@@ -306,8 +302,8 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
     gc.collect()
     ov_model = ov.Core().read_model(fp32)  # its weights memory-mapped
     kept = precision
-    if precision == "int8":
-        ov_model, kept = _ov_int8(model, ov_model, frames, reference)
+    if frames is not None:  # int8
+        ov_model, kept = _ov_int8(model, ov_model, calibration, held_back, reference)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
     return kept
 
@@ -379,14 +375,19 @@ def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, 
     return float(np.mean(same)), int(np.argmax(ours)) == int(np.argmax(theirs))
 
 
-def _ov_int8(model, ov_model, frames: np.ndarray, reference: np.ndarray):
-    """Static int8 calibrated on the even `frames` (one at a time: NNCF keeps every activation of
-    a batch), checked on the odd ones against fp32's `reference` outputs: first without
-    SmoothQuant (it moved the demo model's best frame), then with it; int8 weights only
-    (activations in float) when neither keeps fp32's decisions and best frame."""
+def _batched(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, size: int = 8) -> np.ndarray:
+    """`run`'s outputs for `images`, `size` at a time (a ViT-L/14's activations for all at once
+    would take gigabytes)."""
+    return np.concatenate([run(images[i:i + size]) for i in range(0, len(images), size)])
+
+
+def _ov_int8(model, ov_model, calibration: np.ndarray, held_back: np.ndarray, reference: np.ndarray):
+    """Static int8 calibrated on the `calibration` frames (one at a time: NNCF keeps every
+    activation of a batch), checked on the `held_back` ones against fp32's `reference` outputs:
+    first without SmoothQuant (it moved the demo model's best frame), then with it; int8 weights
+    only (activations in float) when neither keeps fp32's decisions and best frame."""
     import nncf
     import openvino as ov
-    calibration, held_back = frames[0::2], frames[1::2]
     samples = [calibration[i:i + 1] for i in range(len(calibration))]
     for smooth_quant in (-1, 0.95):
         advanced = nncf.AdvancedQuantizationParameters(
@@ -394,8 +395,8 @@ def _ov_int8(model, ov_model, frames: np.ndarray, reference: np.ndarray):
         quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(samples), advanced_parameters=advanced)
         compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        output = np.concatenate([compiled(held_back[i:i + 8])[0] for i in range(0, len(held_back), 8)])
-        del compiled
+        output = _batched(lambda images: compiled(images)[0], held_back)
+        compiled = None  # its memory, before agreement is judged and a second calibration runs
         share, same_best = agrees(model, reference, output)
         log.info("static int8 (SmoothQuant %s) keeps %.1f %% of fp32's decisions, best frame %s",
                  smooth_quant, 100 * share, "kept" if same_best else "moved")
