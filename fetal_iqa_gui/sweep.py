@@ -31,6 +31,7 @@ sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
+SWEEP_PATTERNS = " ".join("*" + suffix for suffix in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)  # for file dialogs
 SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICOM (file or folder), PNG or JPEG"
 
 # ITK's readers for the formats above; any other reader could follow references to files we never check

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
-from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
+from ..sweep import SWEEP_PATTERNS
 from . import dialogs
 from . import settings as stored
 from .actions import ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, SEPARATOR, SPEED_MENU, Action
@@ -33,7 +33,7 @@ from .timeline_widget import TimelineWidget
 
 log = logging.getLogger(__name__)
 
-OPEN_FILTER = f"Sweeps ({' '.join('*' + s for s in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)});;All files (*)"
+OPEN_FILTER = f"Sweeps ({SWEEP_PATTERNS});;All files (*)"
 RESCORE_FIELDS = ("weights", "config", "adapter", "demo_task", "device", "precision", "batch_size", "backend",
                   "calibration")
 

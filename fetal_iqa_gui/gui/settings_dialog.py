@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from ..resources import DEMO_MODELS
 from ..runtime import BACKENDS, DEVICES, PRECISIONS
-from ..sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
+from ..sweep import SWEEP_PATTERNS
 from .settings import AppSettings
 
 
@@ -41,8 +41,7 @@ class SettingsDialog(QDialog):
         self.backend.setToolTip("auto: OpenVINO or ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
                                 "else torch")
         form.addRow("Backend", self.backend)
-        sweeps = f"Sweeps ({' '.join('*' + s for s in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)})"
-        self.calibration = self._path_row(form, "Calibration sweep", settings.calibration, sweeps)
+        self.calibration = self._path_row(form, "Calibration sweep", settings.calibration, f"Sweeps ({SWEEP_PATTERNS})")
         self.calibration.setPlaceholderText("the first sweep scored")
         self.calibration.setToolTip("OpenVINO's int8 of a real model is calibrated on this sweep's frames "
                                     "(converted again when it changes)")

@@ -19,6 +19,9 @@ SWEEP_PEN = pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
 EMPTY_FRAMES = 140  # the x range shown before a sweep is open
 
 
+_HOW_TO = "Click or drag to go to a frame; drag the dashed line to set the threshold."
+
+
 def _band(start: float, stop: float, brush, z: float) -> pg.LinearRegionItem:
     """A shaded, fixed span of frames without edge lines."""
     region = pg.LinearRegionItem((start, stop), movable=False, brush=brush, pen=pg.mkPen(None))
@@ -55,7 +58,7 @@ class TimelineWidget(pg.PlotWidget):
         super().__init__(parent, viewBox=ScrubViewBox(state))
         self.state = state
         self.setAccessibleName("Quality timeline")
-        self.setToolTip("Frame scores. Click or drag to go to a frame; drag the dashed line to set the threshold.")
+        self.setToolTip(f"Frame scores. {_HOW_TO}")
         self.setMinimumHeight(140)
         self.hideButtons()
         self.setLabel("left", "score")
@@ -85,7 +88,7 @@ class TimelineWidget(pg.PlotWidget):
         state.sweep_changed.connect(self._on_sweep)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(self._on_threshold)
-        state.model_changed.connect(self._fit_axis)
+        state.model_changed.connect(self._on_model)
         state.frame_changed.connect(self.current_line.setValue)
 
     def _on_sweep(self) -> None:
@@ -107,7 +110,7 @@ class TimelineWidget(pg.PlotWidget):
         self.setXRange(-0.5, layout.n_frames - 0.5, padding=0.01)
         self.current_line.setValue(self.state.frame)
         self._on_threshold(self.state.threshold)
-        self.threshold_line.setVisible(self.state.model is not None)  # until then its threshold is not known
+        self._on_model()
         self.current_line.show()
 
     def _on_scores(self, frames) -> None:
@@ -123,25 +126,27 @@ class TimelineWidget(pg.PlotWidget):
         self._fit_axis()
         self._shade_runs()
 
+    def _on_model(self) -> None:
+        self.threshold_line.setVisible(self.state.model is not None)  # until then its threshold is not known
+        self._fit_axis()
+
     def _fit_axis(self) -> None:
         """A SEG model's score is the abdomen's share of the frame (good from 1 %, rarely above 10 %):
         on a 0-1 axis its curve would lie flat, so the axis ends a little above the largest area
         (at least three thresholds up, room to drag the threshold)."""
         model = self.state.model
-        self.threshold_line.setVisible(model is not None)
         if model is not None and model.is_segmentation:
             scores = self.state.scores
             largest = float(np.nanmax(scores)) if np.isfinite(scores).any() else 0.0
             top = min(1.0, max(3 * self.state.threshold, 1.15 * largest))
             if top <= self.top and self.top <= 1.5 * top:  # grows with the scores, not at every batch
                 return
-            label = "area"  # the short axis has room for a word; the tooltip says of what
+            label, what = "area", "The abdomen's area as a share of the frame"  # the axis has room for a word
         else:
-            top, label = 1.0, "score"
+            top, label, what = 1.0, "score", "Frame scores"
         self.top = top
         self.setLabel("left", label)
-        self.setToolTip(("Frame scores" if label == "score" else "The abdomen's area as a share of the frame")
-                        + ". Click or drag to go to a frame; drag the dashed line to set the threshold.")
+        self.setToolTip(f"{what}. {_HOW_TO}")
         self.setYRange(0, top * 1.08, padding=0)
         for item in self.decorations:
             if isinstance(item, pg.TextItem):
