@@ -53,9 +53,8 @@ def engine_for(path, backend, precision="fp32", notes=None):
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_compiled_fp32_gives_torch_scores_and_is_cached(backend, tiny_cls_path, frames, own_cache):
     expected, _ = engine_for(tiny_cls_path, "torch").predict(frames)
-    if (own_cache / "fetal-iqa" / "compiled").exists():
-        for entry in entries(own_cache, backend, "fp32"):
-            shutil.rmtree(entry)
+    for entry in entries(own_cache, backend, "fp32"):  # none before the first conversion
+        shutil.rmtree(entry)
     notes = []
     started = time.perf_counter()
     engine = engine_for(tiny_cls_path, backend, notes=notes)
@@ -266,7 +265,7 @@ def test_a_compiled_engine_keeps_no_copy_of_torchs_weights(backend, tiny_cls_pat
     exported graph, and so to them) and while the compiled model scores, torch's copy is gone."""
     model = load_model(ModelSpec(adapter=tiny_cls_path))
     weight = weakref.ref(next(model.module.parameters()))
-    for entry in entries(own_cache, backend, "fp32") if (own_cache / "fetal-iqa" / "compiled").exists() else []:
+    for entry in entries(own_cache, backend, "fp32"):
         shutil.rmtree(entry)  # converted now, not read from the cache
     engine = make_engine(model, EngineSettings("cpu", "fp32", 4, backend=backend))
     gc.collect()
