@@ -64,6 +64,7 @@ class ReviewPanel(QWidget):
         for widget in (self.window_box, self.level_box, reset):
             levels.addWidget(widget)
         layout.addLayout(levels)
+        self._on_model()
 
     def _on_model(self) -> None:
         """Until the model is known (loading, converting) so is not its threshold: a dash, not 0.000."""
