@@ -38,15 +38,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
-from fetal_iqa_gui.model import runtime  # noqa: E402
+from fetal_iqa_gui.engine import compiled as runtime  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
 from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
 from fetal_iqa_gui.model.tower import build_visual, load_visual_weights  # noqa: E402
-from fetal_iqa_gui.preprocess import frames_to_tensor  # noqa: E402
-from fetal_iqa_gui.resources import fetalclip_config  # noqa: E402
-from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep  # noqa: E402
-from fetal_iqa_gui.sweep import Sweep, load_sweep  # noqa: E402
-from fetal_iqa_gui.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
+from fetal_iqa_gui.engine.preprocess import frames_to_tensor  # noqa: E402
+from fetal_iqa_gui.base.resources import fetalclip_config  # noqa: E402
+from fetal_iqa_gui.engine.choice import EngineSettings, installed  # noqa: E402
+from fetal_iqa_gui.engine.cpu import cpu_summary  # noqa: E402
+from fetal_iqa_gui.engine.scoring import make_engine, score_case  # noqa: E402
+from fetal_iqa_gui.case.case import Case  # noqa: E402
+from fetal_iqa_gui.case.loading import load_case  # noqa: E402
+from fetal_iqa_gui.case.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
 
 CASE_SEED = 2024
 DEFAULT_VARIANTS = "torch:auto,onnxruntime:int8,openvino:int8"
@@ -126,14 +129,14 @@ def run_engine(weights: Path, adapter: Path, frames: np.ndarray, backend: str, p
             "rss_mb": rss_mb(), "engine": engine.description, "batch_size": engine.batch_size}
 
 
-def order_and_agreement(sweep: Sweep, variants: list[tuple[str, str]]) -> dict:
+def order_and_agreement(sweep: Case, variants: list[tuple[str, str]]) -> dict:
     """With the demo model: when the final best frame first appears, and each variant vs torch fp32."""
     results = {}
     for backend, precision in [("torch", "fp32"), *variants]:
         engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(precision=precision, backend=backend))
         scores = np.full(sweep.n_frames, np.nan, np.float32)
         order = []
-        for batch in score_sweep(engine, sweep):
+        for batch in score_case(engine, sweep):
             scores[batch.frames] = batch.scores
             order.append(batch.frames)
         results[f"{backend}:{precision}"] = (scores, np.concatenate(order), engine)
@@ -156,7 +159,7 @@ def order_and_agreement(sweep: Sweep, variants: list[tuple[str, str]]) -> dict:
 def parse_variants(text: str) -> list[tuple[str, str]]:
     """"backend:precision,..." -> those whose runtime is installed."""
     variants = [tuple(item.split(":")) for item in text.split(",") if item]
-    return [(backend, precision) for backend, precision in variants if runtime.installed(backend)]
+    return [(backend, precision) for backend, precision in variants if installed(backend)]
 
 
 def case_file(folder: Path) -> Path:
@@ -174,7 +177,7 @@ def child(args) -> None:
         random_weights_file(folder), adapter_file(folder), case_file(folder)
         print("RESULT {}")
         return
-    sweep = load_sweep(case_file(folder))
+    sweep = load_case(case_file(folder))
     frames = sweep.frames[sweep.layout.image_frames()[: args.frames]]
     if args.part == "baseline":
         result = run_baseline(random_weights_file(folder), frames)
@@ -223,7 +226,7 @@ def main() -> int:
     if args.gpu:
         return gpu_main(args)
     variants = parse_variants(args.variants)
-    print(f"CPU: {runtime.cpu_summary()}")
+    print(f"CPU: {cpu_summary()}")
     print("runtimes: " + ", ".join(f"{b} {runtime.runtime_version(b)}" for b in ("torch", *runtime.COMPILED)
                                     if runtime.installed(b)))
     with tempfile.TemporaryDirectory() as work:
@@ -289,18 +292,18 @@ def gpu_main(args) -> int:
               "Run it where `fetal-iqa doctor` shows a CUDA GPU.", file=sys.stderr)
         return 2
     from dataclasses import replace
-    from fetal_iqa_gui.scoring import cuda_has_bf16
+    from fetal_iqa_gui.engine.choice import cuda_has_bf16
     device = torch.device("cuda")
     properties = torch.cuda.get_device_properties(device)
     print(f"GPU: {properties.name}, {properties.total_memory / 2**30:.0f} GiB, native bf16: {cuda_has_bf16()}; "
-          f"torch {torch.__version__}, CUDA {torch.version.cuda}; CPU (preprocessing): {runtime.cpu_summary()}")
+          f"torch {torch.__version__}, CUDA {torch.version.cuda}; CPU (preprocessing): {cpu_summary()}")
     variants = [(precision, int(batch)) for precision, batch in (v.split(":") for v in args.gpu_variants.split(","))]
     skipped = [v for v in variants if v[0] == "bf16" and not cuda_has_bf16()]
     variants = [v for v in variants if v not in skipped]
     with tempfile.TemporaryDirectory() as work:
         print("preparing random ViT-L/14 weights, adapter and case…", file=sys.stderr)
         folder = Path(work)
-        weights, adapter, sweep = random_weights_file(folder), adapter_file(folder), load_sweep(case_file(folder))
+        weights, adapter, sweep = random_weights_file(folder), adapter_file(folder), load_case(case_file(folder))
         baseline = gpu_baseline(weights, sweep, device, args.repeats)
         torch.cuda.empty_cache()  # the baseline's model is gone: its memory is not the engine's
         engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)),
@@ -342,7 +345,7 @@ def gpu_timed(run, repeats: int) -> float:
     return float(np.median(times))
 
 
-def gpu_baseline(weights: Path, sweep: Sweep, device: torch.device, repeats: int) -> dict:
+def gpu_baseline(weights: Path, sweep: Case, device: torch.device, repeats: int) -> dict:
     """The paper's path on the GPU: every frame, in order, batch 32, fp32."""
     config = fetalclip_config()
     visual = build_visual(config)
@@ -358,24 +361,24 @@ def gpu_baseline(weights: Path, sweep: Sweep, device: torch.device, repeats: int
     return {"frames": sweep.n_frames, "seconds": seconds, "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9}
 
 
-def gpu_engine(engine, sweep: Sweep, repeats: int) -> dict:
+def gpu_engine(engine, sweep: Case, repeats: int) -> dict:
     """Our engine on the case's image frames, in its order, as the app scores them."""
     print(f"engine {engine.precision} batch {engine.batch_size}…", file=sys.stderr)
     batch_size = engine.batch_size
     torch.cuda.reset_peak_memory_stats(engine.device)
-    seconds = gpu_timed(lambda: sum(len(batch.frames) for batch in score_sweep(engine, sweep)), repeats)
+    seconds = gpu_timed(lambda: sum(len(batch.frames) for batch in score_case(engine, sweep)), repeats)
     fallback = f" (short of memory: ended at b{engine.batch_size})" if engine.batch_size != batch_size else ""
     return {"seconds": seconds, "peak_gb": torch.cuda.max_memory_allocated(engine.device) / 1e9, "fallback": fallback}
 
 
-def gpu_agreement(sweep: Sweep, device: torch.device, variants: list[tuple[str, int]]) -> dict:
+def gpu_agreement(sweep: Case, device: torch.device, variants: list[tuple[str, int]]) -> dict:
     """With the demo model (trained weights: half-precision errors show): each variant, and CUDA
     fp32, against torch fp32 on the CPU."""
     from dataclasses import replace
 
     def scores_of(engine):
         scores = np.full(sweep.n_frames, np.nan, np.float32)
-        for batch in score_sweep(engine, sweep):
+        for batch in score_case(engine, sweep):
             scores[batch.frames] = batch.scores
         return scores[sweep.layout.image_frames()]
     cpu = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 32, backend="torch"))

@@ -51,23 +51,23 @@ def main(out: Path) -> int:
     wait(app, 0.3)
     window.grab().save(str(out / "zoomed.png"))
     window.fit_view()
-    from fetal_iqa_gui.calipers import EllipseCaliper
-    from fetal_iqa_gui.measure import Ellipse
-    from fetal_iqa_gui.acouslic import IMAGES_DIR, MASKS_DIR
-    from fetal_iqa_gui.measure import measure_abdomen
-    from fetal_iqa_gui.sweep import load_sweep
+    from fetal_iqa_gui.review.calipers import EllipseCaliper
+    from fetal_iqa_gui.case.measure import Ellipse
+    from fetal_iqa_gui.case.acouslic import IMAGES_DIR, MASKS_DIR
+    from fetal_iqa_gui.case.measure import measure_abdomen
+    from fetal_iqa_gui.case.loading import load_case
     pick = window.state.scored.best_frame()
-    source = window.state.sweep.source  # the synthetic case's own mask: the ellipse a sonographer would place
-    mask = load_sweep(Path(str(source).replace(str(IMAGES_DIR), str(MASKS_DIR))), sweeps=6).frames[pick.frame]
+    source = window.state.case.source  # the synthetic case's own mask: the ellipse a sonographer would place
+    mask = load_case(Path(str(source).replace(str(IMAGES_DIR), str(MASKS_DIR))), sweeps=6).frames[pick.frame]
     ellipse = measure_abdomen(mask).ellipse if mask.any() else Ellipse((372.0, 250.0), (95.0, 80.0), 0.0)
-    window.state.set_calipers(pick.frame, [EllipseCaliper(ellipse, window.state.sweep.spacing_mm)])
+    window.state.set_calipers(pick.frame, [EllipseCaliper(ellipse, window.state.case.spacing_mm)])
     wait(app, 0.3)
     window.grab().save(str(out / "caliper.png"))
-    window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
+    window.state.set_frame(int(np.flatnonzero(window.state.case.layout.padding)[0]))
     wait(app, 0.3)
     window.grab().save(str(out / "padding.png"))
     window.best_frame()
-    window.worklist.load(window.state.sweep.source.parent)
+    window.worklist.load(window.state.case.source.parent)
     wait(app, until=lambda: window.session.scorer is not None and window.session.scorer.isFinished(), limit=60)
     wait(app, 0.5)
     window.grab().save(str(out / "worklist.png"))

@@ -23,7 +23,19 @@ os.environ["FETAL_IQA_BACKEND"] = "torch"  # `auto` would convert every test mod
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from fetal_iqa_gui import synthetic  # noqa: E402
+from fetal_iqa_gui.case import synthetic  # noqa: E402
+
+
+
+@pytest.fixture(autouse=True)
+def plain_choice_words():
+    """Each test starts with no front door's words for the choices in errors' advice: a front door
+    (the CLI's `main`, a window) names them when it starts, and that must not leak into the next test."""
+    from fetal_iqa_gui.base.errors import name_choices
+    name_choices({})
+    yield
+    name_choices({})
+
 
 SMALL_CONFIG = {"embed_dim": 32, "vision_cfg": {"image_size": 224, "layers": 24, "width": 64, "patch_size": 14}}
 
@@ -57,7 +69,7 @@ def _tiny_checkpoint(folder, task, seed, case):
     import torch
 
     from fetal_iqa_gui.model.checkpoint import build_model, save_checkpoint
-    from fetal_iqa_gui.preprocess import frames_to_tensor
+    from fetal_iqa_gui.engine.preprocess import frames_to_tensor
     torch.manual_seed(seed)
     model = build_model(task, TINY_CONFIG).eval()
     frames = case.frames[np.flatnonzero(case.frames.reshape(len(case.frames), -1).any(1))]

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..acouslic import DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
-from ..errors import FetalIqaError
-from ..progress import ProgressBar
-from .options import bounded_int, positive_float
-from ..text import counted
+from ..case.acouslic import DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
+from ..base.errors import FetalIqaError, name_choices
+from .progress import ProgressBar
+from .options import CLI_WORDS, bounded_int, positive_float
+from ..base.text import counted
 from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command
 from .training import add_training_commands
 
@@ -27,6 +27,7 @@ DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    name_choices(CLI_WORDS)  # errors' advice names the options to change
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "handler", None):
@@ -103,32 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 
 def cmd_info(args) -> int:
-    from ..sweep import load_sweep
+    from ..case.loading import load_case
     status = EXIT_OK
     for path in args.files:
         try:
-            sweep = load_sweep(path)
+            case = load_case(path)
         except FetalIqaError as error:
             print(f"error: {error}", file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        width, height = sweep.frame_size
+        width, height = case.frame_size
         print(f"{path}")
-        print(f"  frames: {sweep.n_frames} ({counted(sweep.layout.n_images, 'image')}, "
-              f"{int(sweep.layout.padding.sum())} padding)")
+        print(f"  frames: {case.n_frames} ({counted(case.layout.n_images, 'image')}, "
+              f"{int(case.layout.padding.sum())} padding)")
         print(f"  frame size: {width} x {height} px")
-        print(f"  spacing: {sweep.spacing_mm[0]:.3f} x {sweep.spacing_mm[1]:.3f} mm")
-        print(f"  memory: {sweep.nbytes / 2**20:.0f} MiB")
-        print(f"  sweeps: {len(sweep.layout.slots)}")
-        for slot in sweep.layout.slots:
-            padding = sweep.layout.padding_frames(slot)
+        print(f"  spacing: {case.spacing_mm[0]:.3f} x {case.spacing_mm[1]:.3f} mm")
+        print(f"  memory: {case.nbytes / 2**20:.0f} MiB")
+        print(f"  sweeps: {len(case.layout.sweeps)}")
+        for sweep in case.layout.sweeps:
+            padding = case.layout.padding_frames(sweep)
             span = f"frames {padding[0]}-{padding[-1]}" if len(padding) else "none"
-            print(f"    sweep {slot.number}: frames {slot.start}-{slot.stop - 1}, padding {len(padding)} ({span})")
+            print(f"    sweep {sweep.number}: frames {sweep.start}-{sweep.stop - 1}, padding {len(padding)} ({span})")
     return status
 
 
 def cmd_synth(args) -> int:
-    from ..synthetic import write_dataset
+    from ..case.synthetic import write_dataset
     progress = ProgressBar("synthesising", args.cases)
     cases = write_dataset(args.out_dir, args.cases, args.seed, args.frames_per_sweep, progress=progress.update)
     progress.close()
@@ -138,9 +139,9 @@ def cmd_synth(args) -> int:
 
 
 def cmd_measure(args) -> int:
-    from ..measure import MeasurementError, measure_abdomen
-    from ..sweep import load_sweep
-    volume = load_sweep(args.mask)
+    from ..case.measure import MeasurementError, measure_abdomen
+    from ..case.loading import load_case
+    volume = load_case(args.mask)
     if volume.n_frames > 1 and args.frame is None:
         print(f"error: '{args.mask.name}' is a volume of {volume.n_frames} frames; give --frame N", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -163,11 +164,11 @@ def cmd_measure(args) -> int:
 def cmd_gui(args) -> int:
     from ..gui.app import run
     task = "segmentation" if getattr(args, "model", None) == "demo-seg" else "classification"
-    return run(sweep=getattr(args, "sweep", None), demo=args.demo, demo_task=task)
+    return run(case=getattr(args, "sweep", None), demo=args.demo, demo_task=task)
 
 
 def cmd_doctor(args) -> int:
-    from ..doctor import report
+    from ..engine.doctor import report
     try:  # the window's libraries, loaded without making a window: a missing system library shows here
         from PySide6 import QtWidgets  # noqa: F401
         from PySide6.QtCore import qVersion

@@ -7,9 +7,10 @@ import math
 import sys
 from pathlib import Path
 
-from ..runtime import BACKENDS
+from ..engine.choice import EngineSettings, choice_words, declared_settings
+from ..model.spec import ModelSpec, choose_model
+from ..model.task import SCORE_MEANING
 
-MAX_THREADS = 256  # far beyond any CPU here; libgomp aborts on absurd counts instead of saying so
 WEIGHTS_HELP = "FetalCLIP_weights.pt (default: the one in the user model folder, see `fetal-iqa doctor`)"
 
 
@@ -38,53 +39,71 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+CLI_WORDS = {"weights": "--weights", "config": "--config", "adapter": "--adapter", "model": "--model",
+             "threshold": "--threshold", "force": "--force", **choice_words("cli")}
+
+
+def unit_fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (a probability, or a share of the frame)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give a number from 0 to 1")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, threshold: bool = False) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", choices=("demo", "demo-seg"), help="a built-in demo model (synthetic data)")
     group.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     group.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
-    group.add_argument("--adapter", type=Path, help="our .safetensors adapter or the paper's Lightning .ckpt")
+    group.add_argument("--adapter", type=Path, help="our .safetensors adapter or the paper's Lightning .ckpt "
+                       "(default: the first in the user model folder, when FetalCLIP's weights are there too; "
+                       "else the demo model)")
     group.add_argument("--verify-weights", action="store_true", help="check the weights' sha256 against the published one")
+    if threshold:
+        meanings = "; ".join(f"{task}: the {meaning}" for task, meaning in SCORE_MEANING.items())
+        group.add_argument("--threshold", type=unit_fraction,
+                           help=f"the score a frame must reach to be good (default: the model's own). Scores are, "
+                           f"for {meanings}")
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """One option per declared engine setting (engine/choice.py), its choices, bounds and help from there."""
     group = parser.add_argument_group("engine")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
-                       help="auto: bf16 on a GPU; int8 on a compiled CPU backend; on torch's CPU path bf16 where native, else int8")
-    group.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="auto: OpenVINO, else ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
-                            "else torch")
-    group.add_argument("--batch-size", type=bounded_int(1, 4096),
-                       help="frames per forward pass (default: 8 on a CPU, 64 on a GPU)")
-    group.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="CPU threads (default: one per physical core)")
-    group.add_argument("--calibration", type=Path, metavar="SWEEP",
-                       help="OpenVINO int8 of a real model: calibrate on this sweep file (default: the first sweep scored)")
+    for name, setting in declared_settings():
+        kind = {"choices": setting.choices} if setting.choices else {}
+        if setting.bounds:
+            kind["type"] = bounded_int(*setting.bounds)
+        elif setting.is_path:
+            kind.update(type=Path, metavar="SWEEP")
+        default = getattr(EngineSettings(), name)
+        group.add_argument(CLI_WORDS[name], dest=name, default=default, help=setting.full_help, **kind)
 
 
-def model_spec(args):
-    from ..model.spec import ModelSpec, default_spec
-    if args.model:
-        return ModelSpec.demo_model("segmentation" if args.model == "demo-seg" else "classification")
-    if args.adapter or args.weights:
-        return ModelSpec(weights=args.weights, config=args.config, adapter=args.adapter,
-                         verify_sha256=args.verify_weights)
-    return default_spec()
+def model_spec(args) -> ModelSpec:
+    """The model the options name, by the one rule every front door follows (model/spec.py)."""
+    demo = {"demo": "classification", "demo-seg": "segmentation"}.get(args.model) if args.model else None
+    return choose_model(demo, args.weights, args.config, args.adapter, args.verify_weights)
 
 
-def load_engine(args, first_sweep: Path | None = None):
-    """The model and engine the options name (`first_sweep`: the file scored first, which OpenVINO's
+def engine_settings(args) -> EngineSettings:
+    values = {name: getattr(args, name) for name, _ in declared_settings()}
+    return EngineSettings(**{name: str(value) if isinstance(value, Path) else value for name, value in values.items()})
+
+
+def load_engine(args, first_case: Path | None = None):
+    """The model and engine the options name (`first_case`: the file scored first, which OpenVINO's
     int8 is calibrated on without --calibration); raises `FetalIqaError` subclasses the caller reports."""
-    from ..model.loading import load_model
-    from ..scoring import EngineSettings, make_engine
-    from ..sweep import load_sweep
-    model = load_model(model_spec(args))
-    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend, args.calibration)
-    engine = make_engine(model, settings, notify=lambda message: print(f"note: {message}", file=sys.stderr, flush=True),
-                         first_sweep=None if first_sweep is None else lambda: load_sweep(first_sweep))
-    for warning in model.warnings:
+    from ..case.loading import load_case
+    from ..engine.scoring import load_engine as load
+    engine = load(model_spec(args), engine_settings(args),
+                  notify=lambda message: print(f"note: {message}", file=sys.stderr, flush=True),
+                  first_case=None if first_case is None else lambda: load_case(first_case))
+    for warning in engine.model.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if model.is_demo:
-        print(f"note: {model.name}.", file=sys.stderr)
+    if engine.model.is_demo:
+        print(f"note: {engine.model.name}.", file=sys.stderr)
     return engine
-

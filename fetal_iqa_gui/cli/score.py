@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FetalIqaError, ScoringError
-from ..progress import ProgressBar
-from ..text import counted
+from ..base.errors import FetalIqaError, ScoringError
+from .progress import ProgressBar
+from ..base.text import counted
 from .options import add_engine_options, add_model_options, bounded_int
 
 if TYPE_CHECKING:  # the core loads when a command runs, not for --help
-    from ..batch import RunOutputs
+    from ..runs.batch import RunOutputs
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -39,7 +39,7 @@ def add_score_command(commands) -> None:
     score.add_argument("--sidecar-name-only", action="store_true",
                        help="exported sidecars name the sweep file without its folders (which may name patients)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
-    add_model_options(score)
+    add_model_options(score, threshold=True)
     add_engine_options(score)
     cluster = score.add_argument_group("Ray (pip install 'fetal-iqa[cluster]')")
     cluster.add_argument("--ray", action="store_true",
@@ -56,7 +56,7 @@ def add_score_command(commands) -> None:
 def cmd_score(args) -> int:
     """Every refusal (an output onto an input, an existing file, a name clash) comes before the
     model loads and before anything is written."""
-    from ..batch import RunOutputs, check_case_ids, check_outputs, expand_paths
+    from ..runs.batch import RunOutputs, check_case_ids, check_outputs, expand_paths
     from .options import load_engine
     paths = expand_paths(args.paths)
     if args.out and len(paths) != 1:
@@ -68,7 +68,7 @@ def cmd_score(args) -> int:
         return EXIT_BAD_INPUT
     folders = (args.out_dir, args.export_best, args.challenge_output)
     if on_ray:  # workers do not share our working folder: every path absolute
-        from ..cluster import import_ray
+        from ..runs.cluster import import_ray
         import_ray()
         paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
     outputs = RunOutputs(args.out, *folders, args.force, args.sidecar_name_only)
@@ -76,20 +76,21 @@ def cmd_score(args) -> int:
     check_outputs(paths, outputs)
     if on_ray:
         return score_on_ray(args, paths, outputs)
-    engine = load_engine(args, first_sweep=paths[0])
-    return score_files(engine, paths, outputs, use_cache=not args.no_cache)
+    engine = load_engine(args, first_case=paths[0])
+    return score_files(engine, paths, outputs, use_cache=not args.no_cache, threshold=args.threshold)
 
 
-def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool = True) -> int:
+def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool = True,
+                threshold: float | None = None) -> int:
     """Score each file and write its outputs; a failing file is reported and the others go on.
 
     Exit status: 0, or the highest of the failures' (2 for a bad input, 1 for an output that could
     not be written). A model that gives no usable scores stops the run: it would fail every case.
     """
-    from ..batch import plan_cases, prepare_folders, rebuild_summary, write_case_outputs
-    from ..export import ModelInfo
+    from ..runs.batch import plan_cases, prepare_folders, rebuild_summary
+    from ..review.export import ModelInfo
     model = ModelInfo.of(engine.model)
-    cases = plan_cases(paths, outputs, model, engine.variant)
+    cases = plan_cases(paths, outputs, model, engine.variant, threshold)
     prepare_folders(paths, outputs)
     failures = []
     try:
@@ -98,15 +99,14 @@ def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool 
                 print(f"skipping {case.path.name}: finished earlier ({case.marker})", file=sys.stderr)
                 continue
             try:
-                scored = score_file(engine, model, case.path, use_cache)
-                rows = write_case_outputs(scored, case)
+                result = score_file(engine, case, use_cache, threshold)
             except ScoringError:
                 raise
             except FetalIqaError as error:
                 print(f"error: {error}", file=sys.stderr)
                 failures.append(error)
                 continue
-            print(describe_case(case.path, rows, scored.threshold))
+            print(describe_case(case.path, result.rows, result.scored.threshold))
     finally:
         if outputs.out_dir:
             rebuild_summary(outputs.out_dir)
@@ -118,20 +118,19 @@ def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool 
 def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
     """`score_files` on Ray workers: the same planning, per-case outputs and summary (the workers
     write each case's outputs with the same function), progress over cases as they finish."""
-    from ..batch import plan_cases, prepare_folders, rebuild_summary
-    from ..cluster import RayPool
-    from ..scoring import EngineSettings
-    from .options import model_spec
-    settings = EngineSettings(args.device, args.precision, args.batch_size, args.threads, args.backend, args.calibration)
+    from ..runs.batch import plan_cases, prepare_folders, rebuild_summary
+    from ..runs.cluster import RayPool
+    from .options import CLI_WORDS, engine_settings, model_spec
     failures = []
-    with RayPool(model_spec(args), settings, args.ray_address, args.ray_workers, gpu=args.device == "cuda",
-                 use_cache=not args.no_cache, say=say, first_sweep=paths[0]) as pool:
+    with RayPool(model_spec(args), engine_settings(args), args.ray_address, args.ray_workers, gpu=args.device == "cuda",
+                 use_cache=not args.no_cache, say=say, first_case=paths[0], threshold=args.threshold,
+                 words=CLI_WORDS) as pool:
         info = pool.model_info()
         for warning in info.warnings:
             say(f"warning: {warning}")
         if info.model.is_demo:
             say(f"note: {info.model.name}.")
-        cases = plan_cases(paths, outputs, info.model, info.variant)
+        cases = plan_cases(paths, outputs, info.model, info.variant, args.threshold)
         prepare_folders(paths, outputs)
         for case in cases:
             if case.finished:
@@ -164,29 +163,30 @@ def _absolute(path: Path | None) -> Path | None:
     return Path(os.path.abspath(path)) if path else None
 
 
-def score_file(engine, model, path: Path, use_cache: bool):
-    """One file loaded and scored (from the cache where it has the scores), with a progress bar."""
-    from ..review import ScoredSweep
-    from ..scoring import Throughput, run_scoring
-    from ..sweep import load_sweep
-    sweep = load_sweep(path)
-    if use_cache:
-        scored = ScoredSweep.from_cache(sweep, model, engine.variant)
-    else:
-        scored = ScoredSweep(sweep, model)
-    progress = ProgressBar(f"{path.name} [{engine.description}]", sweep.layout.n_images)
-    throughput = Throughput(scored.n_pending)
+def score_file(engine, case, use_cache: bool, threshold: float | None = None):
+    """One planned case loaded, scored (from the cache where it has the scores) and written, with a progress bar."""
+    from ..engine.scoring import Throughput
+    from ..runs.job import CaseJob
+    progress = throughput = None
 
-    def on_batch(batch):
+    def on_open(scored):
+        nonlocal progress, throughput
+        progress = ProgressBar(f"{case.path.name} [{engine.description}]", scored.case.layout.n_images)
+        throughput = Throughput(scored.n_pending)
+
+    def on_batch(batch, scored):
         throughput.add(len(batch.frames))
         if batch.notice:
             print(f"\nnote: {batch.notice}", file=sys.stderr)
         progress.update(scored.n_scored, extra=f"{throughput.frames_per_second:.1f} frames/s")
 
-    run_scoring(engine, scored, use_cache, on_batch)
-    progress.update(scored.n_scored)
-    progress.close()
-    return scored
+    try:
+        result = CaseJob(engine, case.path, threshold, use_cache, plan=case).run(on_open, on_batch)
+        progress.update(result.scored.n_scored)
+    finally:
+        if progress is not None:
+            progress.close()
+    return result
 
 
 def describe_case(path: Path, rows: list[dict], threshold: float) -> str:

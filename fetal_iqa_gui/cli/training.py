@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..progress import ProgressBar
+from .progress import ProgressBar
 from .options import WEIGHTS_HELP, add_model_options, bounded_int, positive_float
 
 DEMO_DISK_PER_FRAME = 260_000  # bytes: a compressed synthetic frame (~150 kB) and its cached 224 x 224 image and mask
@@ -100,9 +100,9 @@ def add_training_commands(commands) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..errors import ModelLoadError
+    from ..base.errors import ModelLoadError
     from ..model.tower import load_config
-    from ..resources import fetalclip_config, fetalclip_weights
+    from ..base.resources import fetalclip_config, fetalclip_weights
     from ..training.data import DatasetError, load_frames, read_cases, split_cases
     from ..training.train import TrainSettings
     try:
@@ -153,7 +153,7 @@ def cmd_evaluate(args) -> int:
         return 2
     from .options import model_spec
     from ..model.loading import load_model
-    from ..errors import ModelLoadError
+    from ..base.errors import ModelLoadError
     from ..training.data import DatasetError, load_frames, read_cases, split_cases
     from ..training.evaluate import frame_report
     try:
@@ -184,7 +184,7 @@ def _evaluate_challenge(args) -> int:
 
 
 def _print_report(report: dict, out: Path | None) -> None:
-    from ..fileio import atomic_write
+    from ..base.fileio import atomic_write
     for line in report.pop("table"):
         print(line)
     if out:
@@ -195,9 +195,9 @@ def _print_report(report: dict, out: Path | None) -> None:
 def cmd_train_demo(args) -> int:
     """Synthesise cases, train a small model of the same family from scratch, report held-out F1."""
     from ..model.spec import ModelSpec
-    from ..resources import demo_model_target
-    from ..acouslic import CIRCUMFERENCES_CSV, FRAMES_PER_SWEEP, SWEEPS
-    from ..synthetic import write_dataset
+    from ..base.resources import demo_model_target
+    from ..case.acouslic import CIRCUMFERENCES_CSV, FRAMES_PER_SWEEP, SWEEPS
+    from ..case.synthetic import write_dataset
     from ..training.data import load_frames, read_cases
     from ..training.train import TrainSettings
     recipe = DEMO_RECIPES[args.task]
@@ -283,7 +283,7 @@ def finish_demo_segmenter(spec, out: Path, work: Path) -> dict:
     from ..model.loading import load_model
     from ..training.data import load_frames, read_cases
     from ..training.evaluate import evaluate_challenge, frame_report
-    from ..acouslic import IMAGES_DIR
+    from ..case.acouslic import IMAGES_DIR
     frames = frame_report(load_model(spec), load_frames(work / "heldout", read_cases(work / "heldout"),
                                                          work / "cache", True))
     predictions, scores = work / "heldout-challenge", work / "heldout-scores"

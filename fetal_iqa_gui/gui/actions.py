@@ -12,7 +12,7 @@ class Action:
     text: str
     menu: str | None  # None: keyboard only
     keys: tuple[str, ...] = ()
-    needs_sweep: bool = False  # disabled while no sweep is open
+    needs_case: bool = False  # disabled while no sweep is open
     needs_scores: bool = False  # disabled until the model has scored something
 
     @property
@@ -44,18 +44,18 @@ ACTIONS: tuple[Action | str, ...] = (
     SEPARATOR,
     Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
     Action("close", "Quit", "File", ("Ctrl+Q",)),
-    Action("fit_view", "Fit to window", "View", ("F",), needs_sweep=True),
-    Action("reset_levels", "Reset window/level", "View", ("R",), needs_sweep=True),
-    Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_sweep=True),
+    Action("fit_view", "Fit to window", "View", ("F",), needs_case=True),
+    Action("reset_levels", "Reset window/level", "View", ("R",), needs_case=True),
+    Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_case=True),
     SPEED_MENU,
-    Action("step_forward", "Next frame", "Go", ("Right",), needs_sweep=True),
-    Action("step_back", "Previous frame", "Go", ("Left",), needs_sweep=True),
-    Action("jump_forward", "Ten frames forward", "Go", ("PgDown",), needs_sweep=True),
-    Action("jump_back", "Ten frames back", "Go", ("PgUp",), needs_sweep=True),
-    Action("first_frame", "First image frame", "Go", ("Home",), needs_sweep=True),
-    Action("last_frame", "Last image frame", "Go", ("End",), needs_sweep=True),
-    Action("next_sweep", "Next sweep", "Go", ("]",), needs_sweep=True),
-    Action("previous_sweep", "Previous sweep", "Go", ("[",), needs_sweep=True),
+    Action("step_forward", "Next frame", "Go", ("Right",), needs_case=True),
+    Action("step_back", "Previous frame", "Go", ("Left",), needs_case=True),
+    Action("jump_forward", "Ten frames forward", "Go", ("PgDown",), needs_case=True),
+    Action("jump_back", "Ten frames back", "Go", ("PgUp",), needs_case=True),
+    Action("first_frame", "First image frame", "Go", ("Home",), needs_case=True),
+    Action("last_frame", "Last image frame", "Go", ("End",), needs_case=True),
+    Action("next_sweep", "Next sweep", "Go", ("]",), needs_case=True),
+    Action("previous_sweep", "Previous sweep", "Go", ("[",), needs_case=True),
     SEPARATOR,
     Action("next_good", "Next good frame", "Go", ("N",), needs_scores=True),
     Action("previous_good", "Previous good frame", "Go", ("P",), needs_scores=True),
@@ -65,12 +65,12 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("worklist.previous_case", "Previous case of the worklist", "Go", ("Ctrl+PgUp",)),
     Action("worklist.mark_reviewed", "Mark the case reviewed", "Go", ("Ctrl+M",), needs_scores=True),
     SEPARATOR,
-    Action("toggle_play", "Play / pause cine (loops)", "Go", ("Space",), needs_sweep=True),
+    Action("toggle_play", "Play / pause cine (loops)", "Go", ("Space",), needs_case=True),
     Action("cancel_scoring", "Stop scoring (the scores so far stay)", "Go", ("Esc",)),
-    Action("calipers.start_ellipse", "Ellipse caliper (AC)", "Measure", ("C",), needs_sweep=True),
-    Action("calipers.start_distance", "Distance caliper", "Measure", ("D",), needs_sweep=True),
-    Action("calipers.accept", "Keep the measurement with the frame", "Measure", ("A",), needs_sweep=True),
-    Action("calipers.clear", "Clear the frame's measurements", "Measure", ("Delete",), needs_sweep=True),
+    Action("calipers.start_ellipse", "Ellipse caliper (AC)", "Measure", ("C",), needs_case=True),
+    Action("calipers.start_distance", "Distance caliper", "Measure", ("D",), needs_case=True),
+    Action("calipers.accept", "Keep the measurement with the frame", "Measure", ("A",), needs_case=True),
+    Action("calipers.clear", "Clear the frame's measurements", "Measure", ("Delete",), needs_case=True),
     Action("show_shortcuts", "Keyboard shortcuts", "Help", ("F1",)),
     Action("show_about", "About fetal-iqa", "Help"),
 )

@@ -14,8 +14,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .theme import apply_dark_theme
-from ..fileio import private_folder
-from ..resources import log_file
+from ..base.fileio import private_folder
+from ..base.resources import log_file
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def install_excepthook(path: Path) -> None:
     sys.excepthook = show
 
 
-def run(sweep: Path | None = None, demo: bool = False, demo_task: str = "classification") -> int:
+def run(case: Path | None = None, demo: bool = False, demo_task: str = "classification") -> int:
     from .main_window import MainWindow
     path = setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -71,8 +71,8 @@ def run(sweep: Path | None = None, demo: bool = False, demo_task: str = "classif
         QTimer.singleShot(int(float(os.environ[QUIT_AFTER_ENV]) * 1000), window.close)
     if demo:
         window.session.open(None, demo_task=demo_task)
-    elif sweep is not None:
-        window.open_path(Path(sweep))
+    elif case is not None:
+        window.open_path(Path(case))
     return app.exec()
 
 

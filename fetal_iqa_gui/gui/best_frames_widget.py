@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
-from ..review import SweepBest
+from ..review.scored_case import SweepBest
 from .state import ViewerState
 
 GOOD_TEXT = QColor("#2ecc71")
@@ -35,14 +35,14 @@ class BestFramesWidget(QListWidget):
         self.setMinimumWidth(240)
         self.currentItemChanged.connect(self._go)
         self.itemClicked.connect(self._go)
-        state.sweep_changed.connect(self._on_sweep)
+        state.case_changed.connect(self._on_case)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(lambda _: self._on_scores(None))
 
-    def _on_sweep(self) -> None:
+    def _on_case(self) -> None:
         self.blockSignals(True)
         self.clear()
-        for slot in self.state.sweep.layout.slots:
+        for sweep in self.state.case.layout.sweeps:
             self.addItem(QListWidgetItem())
         self.blockSignals(False)
         self._on_scores(None)
@@ -51,9 +51,9 @@ class BestFramesWidget(QListWidget):
         """Rewrite the rows of the sweeps whose frames changed (all of them for None), in place."""
         if self.state.scored is None:
             return
-        for slot in self.state.sweep.layout.slots_touching(frames):
-            best = self.state.scored.best_of(slot)
-            item = self.item(slot.number - 1)
+        for sweep in self.state.case.layout.sweeps_touching(frames):
+            best = self.state.scored.best_of(sweep)
+            item = self.item(sweep.number - 1)
             text, tip = describe(best)
             item.setText(text)
             item.setToolTip(tip)

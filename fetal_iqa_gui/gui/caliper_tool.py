@@ -9,8 +9,8 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Signal
 
-from ..calipers import DistanceCaliper, EllipseCaliper, check_spacing
-from ..measure import Ellipse, MeasurementError
+from ..review.calipers import DistanceCaliper, EllipseCaliper, check_spacing
+from ..case.measure import Ellipse, MeasurementError
 from .frame_view import FrameView
 from .state import ViewerState
 
@@ -42,7 +42,7 @@ class CaliperTool(QObject):
         self.rois: list[pg.ROI] = []
         self.proposal: tuple[Ellipse, float] | None = None  # the model's ellipse and AC, while unchanged
         state.frame_changed.connect(lambda _: self.show_kept())
-        state.sweep_changed.connect(self.show_kept)
+        state.case_changed.connect(self.show_kept)
         state.calipers_changed.connect(lambda frame: frame == state.frame and self.show_kept())
 
     # -- the actions ---------------------------------------------------------------------------
@@ -51,7 +51,7 @@ class CaliperTool(QObject):
         if not self._can_measure():
             return
         proposed = self.state.scored.measurement_of(self.state.frame) if self.state.scored else None
-        width, height = self.state.sweep.frame_size
+        width, height = self.state.case.frame_size
         roi = self._add(pg.EllipseROI((width * 0.35, height * 0.35), (width * 0.3, height * 0.3),
                                       pen=EDIT_PEN, parent=self.view.image))
         if proposed is not None:  # the segmentation model's ellipse, for the user to accept or adjust
@@ -67,7 +67,7 @@ class CaliperTool(QObject):
     def start_distance(self) -> None:
         if not self._can_measure():
             return
-        width, height = self.state.sweep.frame_size
+        width, height = self.state.case.frame_size
         roi = self._add(pg.LineSegmentROI([(width * 0.4, height / 2), (width * 0.6, height / 2)], pen=EDIT_PEN,
                                           parent=self.view.image))
         self.view.view.placing = lambda start, end, done: self._drag_line(roi, start, end, done)
@@ -77,7 +77,7 @@ class CaliperTool(QObject):
         if not self.rois:
             self.status.emit("Nothing to keep: place a caliper first (C for an ellipse, D for a distance).")
             return
-        spacing = self.state.sweep.spacing_mm
+        spacing = self.state.case.spacing_mm
         calipers = []
         for roi in self.rois:
             if isinstance(roi, pg.EllipseROI):
@@ -122,7 +122,7 @@ class CaliperTool(QObject):
 
     def _can_measure(self) -> bool:
         try:
-            check_spacing(self.state.sweep.spacing_mm)
+            check_spacing(self.state.case.spacing_mm)
         except MeasurementError as error:
             self.alert.emit("Measure", f"{str(error)[0].upper()}{str(error)[1:]}.")
             return False

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, 
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..doctor import report
+from ..engine.doctor import report
 from .actions import SHORTCUTS
 from .settings import settings_file
 

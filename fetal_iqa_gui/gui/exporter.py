@@ -1,5 +1,5 @@
 """The window's exports: which frames, where to, asked once; the writing runs in a worker with
-progress and cancel. What a frame's export holds is the core's (`ScoredSweep.export`)."""
+progress and cancel. What a frame's export holds is the core's (`ScoredCase.export`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
-from ..errors import FetalIqaError
-from ..report import write_report
-from ..text import counted
+from ..base.errors import FetalIqaError
+from ..review.report import write_report
+from ..base.text import counted
 from . import settings as stored
 from .state import ViewerState
 from .workers import ExportThread
@@ -71,12 +71,12 @@ class Exporter(QObject):
         self.export(frames)
 
     def export_csv(self) -> None:
-        sweep = self.state.sweep
-        default = Path(self.settings.export_dir or Path.home()) / f"{sweep.case_id}_scores.csv"
+        case = self.state.case
+        default = Path(self.settings.export_dir or Path.home()) / f"{case.case_id}_scores.csv"
         path, _ = QFileDialog.getSaveFileName(self.window, "Export scores", str(default), "CSV (*.csv)")
         if not path:
             return
-        if Path(path).resolve() == sweep.source.resolve():
+        if Path(path).resolve() == case.source.resolve():
             self.alert.emit("Export", f"'{path}' is the sweep itself; choose another name.")
             return
         try:  # the dialog has asked before replacing a file
@@ -123,7 +123,7 @@ class Exporter(QObject):
         if self.busy:
             self.status.emit("An export is running; wait for it or cancel it.")
             return
-        padding = [f for f in frames if self.state.sweep.layout.padding[f]]
+        padding = [f for f in frames if self.state.case.layout.padding[f]]
         if padding and len(padding) == len(frames):  # say so before asking for a folder
             self.alert.emit("Export", f"Frame {padding[0]} is padding, not an image; nothing was exported.")
             return

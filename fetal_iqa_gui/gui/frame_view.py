@@ -91,16 +91,16 @@ class FrameView(pg.GraphicsLayoutWidget):
         # latest request wins: many frame changes between repaints draw once, the last one
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self.redraw)
-        state.sweep_changed.connect(self._on_sweep)
+        state.case_changed.connect(self._on_case)
         state.frame_changed.connect(lambda _: self._redraw_timer.start())
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(lambda _: self._redraw_timer.start())
 
-    def _on_sweep(self) -> None:
-        sweep = self.state.sweep
+    def _on_case(self) -> None:
+        case = self.state.case
         self.empty_text.hide()
         self.readout.show()
-        spacing_x, spacing_y = sweep.spacing_mm
+        spacing_x, spacing_y = case.spacing_mm
         # square pixels on screen in mm: the image item is scaled by the spacing ratio
         self.image.setTransform(pg.QtGui.QTransform.fromScale(1.0, spacing_y / spacing_x))
         self.mask_outline.setTransform(self.image.transform())
@@ -136,28 +136,28 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.redraw()
 
     def redraw(self) -> None:
-        sweep = self.state.sweep
-        if sweep is None:
+        case = self.state.case
+        if case is None:
             return
         frame = self.state.frame
-        padding = bool(sweep.layout.padding[frame])
+        padding = bool(case.layout.padding[frame])
         if padding:
-            self.image.setImage(np.full(sweep.frames.shape[1:], PADDING_GREY, np.uint8), levels=FULL_LEVELS)
-            width, height = sweep.frame_size
+            self.image.setImage(np.full(case.frames.shape[1:], PADDING_GREY, np.uint8), levels=FULL_LEVELS)
+            width, height = case.frame_size
             self.padding_text.setPos(width / 2, height / 2)
         else:
-            self.image.setImage(sweep.frames[frame], levels=self.levels, autoLevels=False)
+            self.image.setImage(case.frames[frame], levels=self.levels, autoLevels=False)
         self.padding_text.setVisible(padding)
         self._redraw_mask(frame, padding)
         self._show_ellipse(frame)
         self._describe(frame, padding)
 
     def _describe(self, frame: int, padding: bool) -> None:
-        sweep = self.state.sweep
-        slot = sweep.layout.sweep_of(frame)
+        case = self.state.case
+        sweep = case.layout.sweep_of(frame)
         # frame numbers count from 0, as on the timeline and in every export; the ranges say so
-        text = (f"Frame {frame} [0–{sweep.n_frames - 1}] · sweep {slot.number} of {len(sweep.layout.slots)}, "
-                f"frame {frame - slot.start} [0–{len(slot) - 1}] in the sweep")
+        text = (f"Frame {frame} [0–{case.n_frames - 1}] · sweep {sweep.number} of {len(case.layout.sweeps)}, "
+                f"frame {frame - sweep.start} [0–{len(sweep) - 1}] in the sweep")
         score = self.state.score
         if padding:
             text += "<br>Padding (no image, not scored)"
@@ -166,7 +166,7 @@ class FrameView(pg.GraphicsLayoutWidget):
             text += "<br>Score: pending"
             colour = "#dddddd"
         else:
-            good = score >= self.state.threshold
+            good = self.state.scored.is_good(frame)  # the core's rule, as every export says it
             verdict = "✔ GOOD" if good else "✘ not good"
             text += f"<br><b>{verdict}</b>: score {score:.3f} (threshold {self.state.threshold:.3f})"
             colour = GOOD_COLOUR if good else POOR_COLOUR

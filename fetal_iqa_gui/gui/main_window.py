@@ -1,6 +1,6 @@
 """The main window: lays out the widgets and routes the actions of the table in `actions.py`.
 
-What a frame's score, mask, AC or export is, the core decides (`review.ScoredSweep`, through the
+What a frame's score, mask, AC or export is, the core decides (`review.ScoredCase`, through the
 state); opening and scoring run in `session.py`, exports in `exporter.py`.
 """
 
@@ -14,7 +14,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
-from ..sweep import SWEEP_PATTERNS
+from ..base.errors import name_choices
+from ..case.loading import SWEEP_PATTERNS
 from . import dialogs
 from . import settings as stored
 from .actions import ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, SEPARATOR, SPEED_MENU, Action
@@ -24,7 +25,7 @@ from .frame_view import FrameView
 from .model_banner import ModelBanner
 from .review_panel import ReviewPanel
 from .session import ScoringSession
-from .settings_dialog import SettingsDialog
+from .settings_dialog import SettingsDialog, window_words
 from .state import ViewerState
 from .status_line import StatusLine
 from .thumbnail_strip import ThumbnailStrip
@@ -34,13 +35,12 @@ from .timeline_widget import TimelineWidget
 log = logging.getLogger(__name__)
 
 OPEN_FILTER = f"Sweeps ({SWEEP_PATTERNS});;All files (*)"
-RESCORE_FIELDS = ("weights", "config", "adapter", "demo_task", "device", "precision", "batch_size", "backend",
-                  "calibration")
 
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: stored.AppSettings | None = None):
         super().__init__()
+        name_choices(window_words())  # errors' advice names what to change in Settings
         self.settings = settings or stored.load_settings()
         self.state = ViewerState()
         self.session = ScoringSession(self.state, self.settings, self)
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         session.status.connect(self.status_text.setText)
         session.progress.connect(self.statusBar().show_progress)
         session.alert.connect(self.alert)
-        session.opened.connect(lambda sweep: self.setWindowTitle(f"fetal-iqa: {sweep.source.name}"))
+        session.opened.connect(lambda case: self.setWindowTitle(f"fetal-iqa: {case.source.name}"))
         session.opened.connect(lambda _: self._fill_recent())
         session.scoring_changed.connect(self.cancel_button.setVisible)
         self.exporter.status.connect(self.status_text.setText)
@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self.calipers.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
         self.worklist.status.connect(self.status_text.setText)
-        state.sweep_changed.connect(self._update_enabled)
+        state.case_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
         self.frame_view.levels_dragged.connect(self.panel.drag_levels)
@@ -159,8 +159,8 @@ class MainWindow(QMainWindow):
 
     def _update_enabled(self) -> None:
         for entry in ACTIONS:
-            if isinstance(entry, Action) and (entry.needs_sweep or entry.needs_scores):
-                ready = self.state.model is not None if entry.needs_scores else self.state.sweep is not None
+            if isinstance(entry, Action) and (entry.needs_case or entry.needs_scores):
+                ready = self.state.model is not None if entry.needs_scores else self.state.case is not None
                 self.actions[entry.name].setEnabled(ready)
 
     # -- opening ----------------------------------------------------------------------------
@@ -204,8 +204,8 @@ class MainWindow(QMainWindow):
     def step_back(self): self.state.set_frame(self.state.frame - 1)
     def jump_forward(self): self.state.set_frame(self.state.frame + 10)
     def jump_back(self): self.state.set_frame(self.state.frame - 10)
-    def first_frame(self): self.state.set_frame(int(self.state.sweep.layout.image_frames()[0]))
-    def last_frame(self): self.state.set_frame(int(self.state.sweep.layout.image_frames()[-1]))
+    def first_frame(self): self.state.set_frame(int(self.state.case.layout.image_frames()[0]))
+    def last_frame(self): self.state.set_frame(int(self.state.case.layout.image_frames()[-1]))
     def fit_view(self): self.frame_view.fit()
     def reset_levels(self): self.panel.reset_levels()
     def toggle_mask(self): self.frame_view.toggle_mask()
@@ -215,9 +215,9 @@ class MainWindow(QMainWindow):
     def previous_good(self): self._go_good(-1)
 
     def _go_sweep(self, direction: int) -> None:
-        layout = self.state.sweep.layout
+        layout = self.state.case.layout
         number = layout.sweep_of(self.state.frame).number + direction
-        if 1 <= number <= len(layout.slots) and len(frames := layout.image_frames(layout.slots[number - 1])):
+        if 1 <= number <= len(layout.sweeps) and len(frames := layout.image_frames(layout.sweeps[number - 1])):
             self.state.set_frame(int(frames[0]))
 
     def _go_good(self, direction: int) -> None:
@@ -239,7 +239,7 @@ class MainWindow(QMainWindow):
             self.play_timer.start()
 
     def _play_step(self) -> None:
-        self.state.set_frame((self.state.frame + 1) % self.state.sweep.n_frames)
+        self.state.set_frame((self.state.frame + 1) % self.state.case.n_frames)
 
     # -- measurement, exports -----------------------------------------------------------------
 
@@ -264,14 +264,15 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() != QDialog.DialogCode.Accepted or dialog.result_settings() == self.settings:
             return
-        new = dialog.result_settings()
-        rescore = any(getattr(new, name) != getattr(self.settings, name) for name in RESCORE_FIELDS)
+        old, new = self.settings, dialog.result_settings()
+        model_changed = new.model_choice() != old.model_choice()
         self.settings = self.session.settings = self.exporter.settings = new
         stored.save_settings(new)
         self._show_export_folder()
-        if rescore:
+        if model_changed:
             self.session.demo_mode = False  # the user chose a model: it applies to the demo sweep too
             self.banner.refresh()
+        if model_changed or new.engine() != old.engine():  # the same model elsewhere still keeps its demo
             self.session.rescore()
 
     def show_shortcuts(self) -> None:

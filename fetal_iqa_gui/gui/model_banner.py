@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel
 
 from ..model.spec import DEMO_LABEL, real_weights_configured
-from ..resources import user_weights_dir
+from ..base.resources import user_weights_dir
 from .state import ViewerState
 
 

@@ -30,7 +30,7 @@ class ReviewPanel(QWidget):
         self.threshold_box.valueChanged.connect(state.set_threshold)
         self.threshold_box.editingFinished.connect(self.editing_done)
         state.threshold_changed.connect(self._show_threshold)
-        state.sweep_changed.connect(self._on_model)
+        state.case_changed.connect(self._on_model)
         state.model_changed.connect(self._on_model)
         state.frame_changed.connect(lambda _: self._show_measurement())
         state.scores_changed.connect(self._on_scores)

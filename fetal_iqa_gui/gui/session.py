@@ -13,9 +13,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ..model.spec import ModelSpec
-from ..runtime import EngineSettings, default_threads
-from ..sweep import SUPPORTED_DESCRIPTION
+from ..model.spec import ModelSpec, choose_model
+from ..engine.choice import EngineSettings
+from ..engine.cpu import default_threads
+from ..case.loading import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
 from .workers import LoadThread, PrefetchThread, ScoringThread
@@ -27,9 +28,9 @@ class ScoringSession(QObject):
     status = Signal(str)  # a line for the status bar
     progress = Signal(int, int)  # done, total; total 0: busy without a measure; total -1: idle
     alert = Signal(str, str)  # title, message: something the user must see
-    opened = Signal(object)  # the Sweep now on screen
+    opened = Signal(object)  # the Case now on screen
     scoring_changed = Signal(bool)  # whether a scoring thread is running
-    prefetched = Signal(object, object)  # path, ScoredSweep or None: a case scored ahead
+    prefetched = Signal(object, object)  # path, ScoredCase or None: a case scored ahead
 
     def __init__(self, state: ViewerState, settings: stored.AppSettings, parent=None):
         super().__init__(parent)
@@ -57,14 +58,14 @@ class ScoringSession(QObject):
         self.progress.emit(0, 0)
         self._run(self.loader)
 
-    def _on_loaded(self, loader: LoadThread, sweep) -> None:
+    def _on_loaded(self, loader: LoadThread, case) -> None:
         if loader is not self.loader or self._closed:
             return  # the user opened something else meanwhile, or closed the window
         self.demo_mode, self.demo_task = loader.is_demo, loader.demo_task
-        self.state.set_sweep(sweep)
-        self.opened.emit(sweep)
-        if sweep.source.exists() and not loader.is_demo:
-            stored.add_recent_file(str(sweep.source))
+        self.state.set_case(case)
+        self.opened.emit(case)
+        if case.source.exists() and not loader.is_demo:
+            stored.add_recent_file(str(case.source))
         self.rescore()
 
     def _on_load_failed(self, loader: LoadThread, message: str) -> None:
@@ -81,15 +82,16 @@ class ScoringSession(QObject):
     # -- scoring -----------------------------------------------------------------------------
 
     def model_spec(self) -> ModelSpec:
+        """The demo sweep runs its demo model; anything else the model the settings name, by the rule
+        the CLI follows too (model/spec.py: the user model folder's adapter before the demo model)."""
         s = self.settings
-        if s.adapter and not self.demo_mode:
-            return ModelSpec(weights=Path(s.weights) if s.weights else None,
-                             config=Path(s.config) if s.config else None, adapter=Path(s.adapter))
-        return ModelSpec.demo_model(self.demo_task if self.demo_mode and self.demo_task else s.demo_task)
+        if self.demo_mode:
+            return ModelSpec.demo_model(self.demo_task or s.demo_task)
+        return choose_model(weights=s.weights or None, config=s.config or None, adapter=s.adapter or None,
+                            fallback_demo=s.demo_task)
 
     def engine_settings(self) -> EngineSettings:
-        return EngineSettings(self.settings.device, self.settings.precision, self.settings.batch_size or None,
-                              default_threads(for_window=True), self.settings.backend, self.settings.calibration or None)
+        return self.settings.engine(threads=default_threads(for_window=True))
 
     @property
     def is_scoring(self) -> bool:
@@ -99,7 +101,7 @@ class ScoringSession(QObject):
 
     def prefetch(self, path: Path) -> None:
         """Score a case ahead, into the cache, while nothing else scores."""
-        if self.is_scoring or self.state.sweep is None:
+        if self.is_scoring or self.state.case is None:
             return
         self.prefetcher = PrefetchThread(path, self.model_spec(), self.engine_settings(), self)
         self.prefetcher.done.connect(self.prefetched)
@@ -107,7 +109,7 @@ class ScoringSession(QObject):
 
     def rescore(self) -> None:
         """Score the sweep on screen with the current settings, once any earlier scoring has stopped."""
-        if self.state.sweep is None:
+        if self.state.case is None:
             return
         if self.is_scoring:
             self._start_when_idle = True
@@ -115,7 +117,7 @@ class ScoringSession(QObject):
             self.status.emit("Stopping the previous scoring…")
             return
         self._start_when_idle = False
-        self.scorer = ScoringThread(self.state.sweep, self.model_spec(), self.engine_settings(), self)
+        self.scorer = ScoringThread(self.state.case, self.model_spec(), self.engine_settings(), self)
         self.scorer.ready.connect(partial(self._on_ready, self.scorer))
         self.scorer.batch_ready.connect(partial(self._on_batch, self.scorer))
         self.scorer.failed.connect(partial(self._on_failed, self.scorer))
@@ -135,7 +137,7 @@ class ScoringSession(QObject):
                 self.status.emit("Stopping after the current batch…")
 
     def _current(self, thread: ScoringThread) -> bool:
-        return thread is self.scorer and thread.sweep is self.state.sweep and not self._start_when_idle
+        return thread is self.scorer and thread.case is self.state.case and not self._start_when_idle
 
     def _on_ready(self, thread: ScoringThread, engine, scored) -> None:
         if not self._current(thread):
@@ -145,15 +147,15 @@ class ScoringSession(QObject):
         if previous is not None and previous.identity == scored.model.identity:
             threshold = self.state.threshold  # the same model on another device: the user's threshold stays
         else:
-            threshold = self.settings.threshold or None
+            threshold = self.settings.default_threshold(scored.model.task)  # never another kind's
         self.state.set_scored(scored, threshold)
-        self.progress.emit(scored.n_scored, self.state.sweep.layout.n_images)
+        self.progress.emit(scored.n_scored, self.state.case.layout.n_images)
 
     def _on_batch(self, thread: ScoringThread, batch, throughput) -> None:
         if not self._current(thread):
             return
         self.state.add_scores(batch.frames, batch.scores, batch.masks)
-        done, images = self.state.scored_count, self.state.sweep.layout.n_images
+        done, images = self.state.scored_count, self.state.case.layout.n_images
         self.progress.emit(done, images)
         if thread.isInterruptionRequested():
             return  # "Stopping…" stays until the thread has finished
@@ -186,7 +188,7 @@ class ScoringSession(QObject):
         if self.state.scored is None or self.state.model is None or self.engine is None:
             return
         scored = self.state.scored
-        images = scored.sweep.layout.n_images
+        images = scored.case.layout.n_images
         summary = f"{self.engine.model.name} | {self.engine.description} | scored {scored.n_scored}/{images}"
         if scored.n_scored < images:
             summary += " (stopped: the scores so far are kept)"

@@ -1,35 +1,65 @@
-"""Settings, persisted with QSettings: plain values under versioned keys."""
+"""Settings, persisted with QSettings: plain values under versioned keys.
+
+The engine's settings are not listed here: `AppSettings` takes one field per engine setting that
+the window offers, made from their declaration (`engine/choice.py`), stored as a plain value
+("" or 0 for "automatic")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from ..runtime import BACKENDS, DEVICES, PRECISIONS
+from ..engine.choice import EngineSettings, declared_settings
+from ..model.task import TASKS
 
 VERSION = "v1"
 MAX_RECENT = 8
+MODEL_FIELDS = ("weights", "config", "adapter", "demo_task")  # which model scores: a change rescores
 
 
 @dataclass
-class AppSettings:
+class _WindowSettings:
     weights: str = ""
     config: str = ""
-    adapter: str = ""
-    demo_task: str = "classification"  # used when no adapter is set
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int = 0  # 0: the engine's default
-    threshold: float = 0.0  # 0: the model's own threshold
+    adapter: str = ""  # "": the first adapter in the user model folder, else the demo model
+    demo_task: str = "classification"  # the demo model used when there is no adapter
+    # the default threshold of each kind of model (0: the model's own): a CLS model's probability
+    # and a SEG model's share of the frame are different quantities
+    threshold_classification: float = 0.0
+    threshold_segmentation: float = 0.0
     export_dir: str = ""
     export_overlay: bool = False
     sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
-    backend: str = "auto"  # torch, or a compiled CPU runtime (the [cpu] extra)
-    calibration: str = ""  # a sweep file OpenVINO's int8 is calibrated on; "": the first sweep scored
+
+    def engine(self, threads: int | None = None) -> EngineSettings:
+        """The engine settings these choose (`threads`: the window's own default)."""
+        values = {name: getattr(self, name) or None for name, setting in WINDOW_ENGINE_SETTINGS}
+        return EngineSettings(threads=threads, **values)
+
+    def default_threshold(self, task: str) -> float | None:
+        """The user's default threshold for this kind of model; None: the model's own."""
+        return getattr(self, f"threshold_{task}", 0.0) or None
+
+    def model_choice(self) -> tuple:
+        return tuple(getattr(self, name) for name in MODEL_FIELDS)
 
 
-CHOICES = {"device": DEVICES, "precision": PRECISIONS, "backend": BACKENDS}
+WINDOW_ENGINE_SETTINGS = [(name, setting) for name, setting in declared_settings() if setting.in_window]
+
+
+def _stored_field(name: str, setting) -> tuple:
+    default = getattr(EngineSettings(), name)
+    if setting.bounds:
+        return name, int, field(default=default or 0)
+    return name, str, field(default=default or "")
+
+
+AppSettings = make_dataclass("AppSettings", [_stored_field(name, s) for name, s in WINDOW_ENGINE_SETTINGS],
+                             bases=(_WindowSettings,))
+AppSettings.__doc__ = "What the user chose in the window, as plain values."
+CHOICES = {name: setting.choices for name, setting in WINDOW_ENGINE_SETTINGS if setting.choices}
+assert {f"threshold_{task}" for task in TASKS} <= {f.name for f in fields(AppSettings)}
 
 
 def _store() -> QSettings:
@@ -43,24 +73,27 @@ def settings_file() -> str:
 
 def load_settings() -> AppSettings:
     store = _store()
+    if store.value(f"{VERSION}/threshold_classification") is None and store.value(f"{VERSION}/threshold") is not None:
+        store.setValue(f"{VERSION}/threshold_classification", store.value(f"{VERSION}/threshold"))  # one threshold once
     values = {}
-    for field in fields(AppSettings):
-        raw = store.value(f"{VERSION}/{field.name}")
+    for field_ in fields(AppSettings):
+        raw = store.value(f"{VERSION}/{field_.name}")
         if raw is None:
             continue
+        kind = type(field_.default)
         try:
-            values[field.name] = (raw in (True, "true", "1")) if field.type == "bool" else type(field.default)(raw)
+            values[field_.name] = (raw in (True, "true", "1")) if kind is bool else kind(raw)
         except (TypeError, ValueError):
             continue  # a damaged value falls back to the default
-        if values[field.name] not in CHOICES.get(field.name, (values[field.name],)):
-            del values[field.name]  # a choice this version does not have: the default
+        if values[field_.name] not in CHOICES.get(field_.name, (values[field_.name],)):
+            del values[field_.name]  # a choice this version does not have: the default
     return AppSettings(**values)
 
 
 def save_settings(settings: AppSettings) -> None:
     store = _store()
-    for field in fields(AppSettings):
-        store.setValue(f"{VERSION}/{field.name}", getattr(settings, field.name))
+    for field_ in fields(AppSettings):
+        store.setValue(f"{VERSION}/{field_.name}", getattr(settings, field_.name))
 
 
 def recent_files() -> list[str]:

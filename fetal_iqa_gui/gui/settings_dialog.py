@@ -1,4 +1,5 @@
-"""The settings dialog: model files, device, precision, backend, batch size, threshold, export folder."""
+"""The settings dialog: model files, the engine's settings (a row for each, made from their
+declaration), each kind of model's default threshold, the export folder."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ from dataclasses import replace
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from ..resources import DEMO_MODELS
-from ..runtime import BACKENDS, DEVICES, PRECISIONS
-from ..sweep import SWEEP_PATTERNS
-from .settings import AppSettings
+from ..base.resources import DEMO_MODELS
+from ..case.loading import SWEEP_PATTERNS
+from ..model.task import DEFAULT_THRESHOLDS, SCORE_MEANING, TASKS
+from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
+
+MODEL_WORDS = {"weights": "FetalCLIP weights", "config": "Model config (JSON)", "adapter": "Adapter"}
+
+
+def window_words() -> dict[str, str]:
+    """How the window names the user's choices in errors' advice."""
+    engine = {name: f"Settings > {setting.label}" for name, setting in WINDOW_ENGINE_SETTINGS}
+    return {**{name: f"Settings > {label}" for name, label in MODEL_WORDS.items()}, **engine,
+            "model": "the model in Settings", "threads": "fewer CPU threads", "force": "another folder"}
 
 
 class SettingsDialog(QDialog):
@@ -19,40 +29,20 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.settings = settings
         form = QFormLayout(self)
-        self.weights = self._path_row(form, "FetalCLIP weights", settings.weights, "PyTorch (*.pt *.pth)")
-        self.config = self._path_row(form, "Model config (JSON)", settings.config, "JSON (*.json)")
-        self.adapter = self._path_row(form, "Adapter", settings.adapter, "Adapters (*.safetensors *.ckpt)")
+        self.weights = self._path_row(form, MODEL_WORDS["weights"], settings.weights, "PyTorch (*.pt *.pth)")
+        self.config = self._path_row(form, MODEL_WORDS["config"], settings.config, "JSON (*.json)")
+        self.adapter = self._path_row(form, MODEL_WORDS["adapter"], settings.adapter, "Adapters (*.safetensors *.ckpt)")
+        self.adapter.setPlaceholderText("the first in the user model folder, else the demo model")
         self.demo_task = QComboBox()
         self.demo_task.addItems([task for task, path in DEMO_MODELS.items() if path.is_file()])  # the shipped ones
         self.demo_task.setCurrentText(settings.demo_task)
-        self.demo_task.setToolTip("The demo model used while no adapter is set")
+        self.demo_task.setToolTip("The demo model used while there is no adapter")
         form.addRow("Demo model (no adapter)", self.demo_task)
-        self.device = QComboBox()
-        self.device.addItems(DEVICES)
-        self.device.setCurrentText(settings.device)
-        form.addRow("Device", self.device)
-        self.precision = QComboBox()
-        self.precision.addItems(PRECISIONS)
-        self.precision.setCurrentText(settings.precision)
-        form.addRow("Precision", self.precision)
-        self.backend = QComboBox()
-        self.backend.addItems(BACKENDS)
-        self.backend.setCurrentText(settings.backend)
-        self.backend.setToolTip("auto: OpenVINO or ONNX Runtime on a CPU where installed (pip install 'fetal-iqa[cpu]'), "
-                                "else torch")
-        form.addRow("Backend", self.backend)
-        self.calibration = self._path_row(form, "Calibration sweep", settings.calibration, f"Sweeps ({SWEEP_PATTERNS})")
-        self.calibration.setPlaceholderText("the first sweep scored")
-        self.calibration.setToolTip("OpenVINO's int8 of a real model is calibrated on this sweep's frames "
-                                    "(converted again when it changes)")
-        self.batch_size = QSpinBox(minimum=0, maximum=1024)
-        self.batch_size.setValue(settings.batch_size)
-        self.batch_size.setSpecialValueText("automatic")
-        form.addRow("Batch size", self.batch_size)
-        self.threshold = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01)
-        self.threshold.setValue(settings.threshold)
-        self.threshold.setSpecialValueText("the model's own")
-        form.addRow("Default threshold", self.threshold)
+        self.engine_rows = {}
+        for name, setting in WINDOW_ENGINE_SETTINGS:
+            self.engine_rows[name] = self._engine_row(form, name, setting)
+            setattr(self, name, self.engine_rows[name])  # dialog.backend, dialog.calibration, ...
+        self.thresholds = {task: self._threshold_row(form, task) for task in TASKS}
         self.export_dir = self._path_row(form, "Export folder", settings.export_dir, None)
         self.export_overlay = QCheckBox("also export a copy with the overlay")
         self.export_overlay.setChecked(settings.export_overlay)
@@ -66,6 +56,37 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _engine_row(self, form: QFormLayout, name: str, setting) -> QWidget:
+        value = getattr(self.settings, name)
+        if setting.choices:
+            widget = QComboBox()
+            widget.addItems(setting.choices)
+            widget.setCurrentText(value)
+        elif setting.bounds:
+            widget = QSpinBox(minimum=0, maximum=setting.bounds[1])  # 0: automatic
+            widget.setValue(value)
+            widget.setSpecialValueText("automatic")
+        else:
+            widget = self._path_row(form, setting.label, value, f"Sweeps ({SWEEP_PATTERNS})")
+            widget.setPlaceholderText("the first sweep scored")
+            widget.setToolTip(setting.full_help)
+            return widget
+        widget.setToolTip(setting.full_help)
+        widget.setAccessibleName(setting.label)
+        form.addRow(setting.label, widget)
+        return widget
+
+    def _threshold_row(self, form: QFormLayout, task: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01 if task == "classification" else 0.001)
+        box.setValue(self.settings.default_threshold(task) or 0.0)
+        box.setSpecialValueText("the model's own")
+        box.setToolTip(f"A {task} model's score is the {SCORE_MEANING[task]}; a frame is good from this score on "
+                       f"(the model's own, usually {DEFAULT_THRESHOLDS[task]}, when not set)")
+        label = f"Default threshold ({'CLS' if task == 'classification' else 'SEG'})"
+        box.setAccessibleName(label)
+        form.addRow(label, box)
+        return box
 
     def _path_row(self, form: QFormLayout, label: str, value: str, file_filter: str | None) -> QLineEdit:
         edit = QLineEdit(value)
@@ -91,10 +112,16 @@ class SettingsDialog(QDialog):
         return edit
 
     def result_settings(self) -> AppSettings:
+        engine = {}
+        for name, widget in self.engine_rows.items():
+            if isinstance(widget, QComboBox):
+                engine[name] = widget.currentText()
+            elif isinstance(widget, QSpinBox):
+                engine[name] = widget.value()
+            else:
+                engine[name] = widget.text().strip()
+        thresholds = {f"threshold_{task}": box.value() for task, box in self.thresholds.items()}
         return replace(self.settings, weights=self.weights.text().strip(), config=self.config.text().strip(),
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
-                       device=self.device.currentText(), precision=self.precision.currentText(),
-                       batch_size=self.batch_size.value(), threshold=self.threshold.value(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
-                       sidecar_name_only=self.sidecar_name_only.isChecked(), backend=self.backend.currentText(),
-                       calibration=self.calibration.text().strip())
+                       sidecar_name_only=self.sidecar_name_only.isChecked(), **engine, **thresholds)

@@ -1,6 +1,6 @@
 """The one state object: what the user is looking at. Widgets read it and ask it to change.
 
-It wraps a Qt-free `ScoredSweep` (the sweep, its scores, the threshold, the model) and turns each
+It wraps a Qt-free `ScoredCase` (the case, its scores, the threshold, the model) and turns each
 change into a signal that says what changed, so that widgets redraw only that. Of its own it
 holds only the current frame.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..review import ScoredSweep
-from ..sweep import Sweep
+from ..review.scored_case import ScoredCase
+from ..case.case import Case
 
 
 class ViewerState(QObject):
-    sweep_changed = Signal()  # a new sweep: everything changed
+    case_changed = Signal()  # a new sweep: everything changed
     frame_changed = Signal(int)
     scores_changed = Signal(object)  # the frames whose scores changed (an index array)
     threshold_changed = Signal(float)
@@ -24,14 +24,14 @@ class ViewerState(QObject):
 
     def __init__(self):
         super().__init__()
-        self.scored: ScoredSweep | None = None
+        self.scored: ScoredCase | None = None
         self.frame = 0
 
     # -- what widgets read -------------------------------------------------------------------
 
     @property
-    def sweep(self) -> Sweep | None:
-        return self.scored.sweep if self.scored else None
+    def case(self) -> Case | None:
+        return self.scored.case if self.scored else None
 
     @property
     def scores(self) -> np.ndarray:
@@ -59,15 +59,15 @@ class ViewerState(QObject):
 
     # -- what widgets ask ----------------------------------------------------------------------
 
-    def set_sweep(self, sweep: Sweep) -> None:
+    def set_case(self, case: Case) -> None:
         """A newly opened sweep, not yet scored."""
-        self.scored = ScoredSweep(sweep)
-        self.frame = int(sweep.layout.image_frames()[0])
-        self.sweep_changed.emit()
+        self.scored = ScoredCase(case)
+        self.frame = int(case.layout.image_frames()[0])
+        self.case_changed.emit()
         self.scores_changed.emit(None)
         self.frame_changed.emit(self.frame)
 
-    def set_scored(self, scored: ScoredSweep, threshold: float | None = None) -> None:
+    def set_scored(self, scored: ScoredCase, threshold: float | None = None) -> None:
         """The same sweep, now with a model and what the cache knew; `threshold` overrides the model's."""
         if threshold is not None:
             scored.threshold = threshold
@@ -83,7 +83,7 @@ class ViewerState(QObject):
     def set_frame(self, frame: int) -> None:
         if self.scored is None:
             return
-        frame = int(np.clip(frame, 0, self.sweep.n_frames - 1))
+        frame = int(np.clip(frame, 0, self.case.n_frames - 1))
         if frame != self.frame:
             self.frame = frame
             self.frame_changed.emit(frame)

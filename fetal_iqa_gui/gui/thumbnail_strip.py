@@ -8,7 +8,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 
-from ..preprocess import square_resize
+from ..engine.preprocess import square_resize
 from .state import ViewerState
 
 THUMB_PX = 96
@@ -36,17 +36,17 @@ class ThumbnailStrip(QListWidget):
         self.setFixedHeight(THUMB_PX + 52)
         self.shown: dict[int, int | None] = {}  # sweep number -> the frame its thumbnail shows
         self.currentItemChanged.connect(self._go)
-        state.sweep_changed.connect(self._on_sweep)
+        state.case_changed.connect(self._on_case)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(lambda _: self._on_scores(None))
         state.frame_changed.connect(self._follow)
 
-    def _on_sweep(self) -> None:
+    def _on_case(self) -> None:
         self.blockSignals(True)
         self.clear()
         self.shown = {}
-        for slot in self.state.sweep.layout.slots:
-            item = QListWidgetItem(f"Sweep {slot.number}\npending")
+        for sweep in self.state.case.layout.sweeps:
+            item = QListWidgetItem(f"Sweep {sweep.number}\npending")
             item.setData(Qt.ItemDataRole.UserRole, None)
             self.addItem(item)
         self.blockSignals(False)
@@ -56,25 +56,25 @@ class ThumbnailStrip(QListWidget):
         """Update the sweeps whose frames changed; a thumbnail is redrawn only when its frame changes."""
         if self.state.scored is None:
             return
-        for slot in self.state.sweep.layout.slots_touching(frames):
-            best = self.state.scored.best_of(slot)
-            item = self.item(slot.number - 1)
+        for sweep in self.state.case.layout.sweeps_touching(frames):
+            best = self.state.scored.best_of(sweep)
+            item = self.item(sweep.number - 1)
             if best.candidate is None:
                 continue
-            if self.shown.get(slot.number) != best.frame:
-                item.setIcon(thumbnail(self.state.sweep.frames[best.frame]))
-                self.shown[slot.number] = best.frame
+            if self.shown.get(sweep.number) != best.frame:
+                item.setIcon(thumbnail(self.state.case.frames[best.frame]))
+                self.shown[sweep.number] = best.frame
             mark = "✔" if best.good else "✘"
-            item.setText(f"Sweep {slot.number}\n{mark} {best.candidate.score:.2f}")
-            item.setToolTip(f"Sweep {slot.number}: frame {best.frame}, score {best.candidate.score:.3f}, "
+            item.setText(f"Sweep {sweep.number}\n{mark} {best.candidate.score:.2f}")
+            item.setToolTip(f"Sweep {sweep.number}: frame {best.frame}, score {best.candidate.score:.3f}, "
                             + ("good" if best.good else "below the threshold: no good frame in this sweep"))
             item.setData(Qt.ItemDataRole.UserRole, best.frame)
 
     def _follow(self, frame: int) -> None:
         """Select the current frame's sweep, without jumping to its best frame."""
-        if self.state.sweep is None:
+        if self.state.case is None:
             return
-        row = self.state.sweep.layout.sweep_of(frame).number - 1
+        row = self.state.case.layout.sweep_of(frame).number - 1
         if row != self.currentRow():
             self.blockSignals(True)
             self.setCurrentRow(row)

@@ -85,25 +85,25 @@ class TimelineWidget(pg.PlotWidget):
         self.current_line.hide()
         self.decorations: list = []
         self.runs: dict[tuple[int, int], pg.LinearRegionItem] = {}
-        state.sweep_changed.connect(self._on_sweep)
+        state.case_changed.connect(self._on_case)
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(self._on_threshold)
         state.model_changed.connect(self._on_model)
         state.frame_changed.connect(self.current_line.setValue)
 
-    def _on_sweep(self) -> None:
+    def _on_case(self) -> None:
         for item in self.decorations:
             self.removeItem(item)
         self.decorations = []
-        layout = self.state.sweep.layout
-        for slot in layout.slots:
-            padding = layout.padding_frames(slot)
+        layout = self.state.case.layout
+        for sweep in layout.sweeps:
+            padding = layout.padding_frames(sweep)
             if len(padding):
                 self.decorations.append(_band(padding[0] - 0.5, padding[-1] + 0.5, PADDING_BRUSH, -20))
-            if slot.start > 0:
-                self.decorations.append(pg.InfiniteLine(slot.start - 0.5, angle=90, pen=SWEEP_PEN))
-            label = pg.TextItem(f"sweep {slot.number}", color="#999999", anchor=(0, 0))
-            label.setPos(slot.start + 1, self.top * 1.08)
+            if sweep.start > 0:
+                self.decorations.append(pg.InfiniteLine(sweep.start - 0.5, angle=90, pen=SWEEP_PEN))
+            label = pg.TextItem(f"sweep {sweep.number}", color="#999999", anchor=(0, 0))
+            label.setPos(sweep.start + 1, self.top * 1.08)
             self.decorations.append(label)
         for item in self.decorations:
             self.addItem(item)
@@ -114,10 +114,10 @@ class TimelineWidget(pg.PlotWidget):
         self.current_line.show()
 
     def _on_scores(self, frames) -> None:
-        if self.state.sweep is None:
+        if self.state.case is None:
             return
         scores = self.state.scores  # setData takes whole arrays; at a few thousand points that is cheap
-        padding = self.state.sweep.layout.padding
+        padding = self.state.case.layout.padding
         self.curve.setData(np.arange(len(scores)), np.where(padding, np.nan, scores).astype(float))
         scored = np.flatnonzero(~np.isnan(scores) & ~padding)
         self.scored.setData(scored, scores[scored])

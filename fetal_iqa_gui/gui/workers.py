@@ -16,43 +16,41 @@ from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QThread, Signal
 
-from ..demo import demo_sweep_path
-from ..errors import FetalIqaError
-from ..export import ModelInfo
+from ..case.demo import demo_case_path
+from ..base.errors import FetalIqaError
 from ..model.spec import ModelSpec
-from ..review import ExportReport, ScoredSweep
-from ..runtime import EngineSettings
-from ..sweep import Sweep, load_sweep
+from ..review.scored_case import ExportReport, ScoredCase
+from ..runs.job import CaseJob
+from ..engine.choice import EngineSettings
+from ..case.case import Case
+from ..case.loading import load_case
 
 if TYPE_CHECKING:
-    from ..scoring import Engine
+    from ..engine.scoring import Engine
 
 log = logging.getLogger(__name__)
 
-_warm: dict[tuple, Engine] = {}  # models stay loaded between sweeps, per spec and settings
+_warm: dict[tuple, Engine] = {}  # models stay loaded between cases, per spec and settings
 _warm_lock = threading.Lock()
 
 
-def warm_engine(spec: ModelSpec, settings: EngineSettings, sweep: Sweep | None = None,
+def warm_engine(spec: ModelSpec, settings: EngineSettings, case: Case | None = None,
                 notify: Callable[[str], None] | None = None) -> Engine:
-    """The loaded engine; `sweep` (the one about to be scored) calibrates OpenVINO's int8 when it
+    """The loaded engine; `case` (the one about to be scored) calibrates OpenVINO's int8 when it
     converts, and `notify` hears that it converts (minutes for the full model)."""
-    from ..model.loading import load_model
-    from ..scoring import make_engine
-    key = (spec, settings.device, settings.precision, settings.batch_size, settings.threads, settings.backend,
-           settings.calibration)
+    from ..engine.scoring import load_engine
+    key = (spec, settings)  # both frozen: equal choices, the same engine
     with _warm_lock:
         if key not in _warm:
             _warm.clear()  # one model in memory at a time: ViT-L is large
-            _warm[key] = make_engine(load_model(spec), settings, notify,
-                                     first_sweep=None if sweep is None else lambda: sweep)
+            _warm[key] = load_engine(spec, settings, notify, first_case=None if case is None else lambda: case)
         return _warm[key]
 
 
 class LoadThread(QThread):
     """Opens a sweep file, or (path None) the built-in demo sweep, made on first use."""
 
-    loaded = Signal(object)  # Sweep
+    loaded = Signal(object)  # Case
     failed = Signal(str)
 
     def __init__(self, path: Path | None, parent=None, demo_task: str | None = None):
@@ -66,7 +64,7 @@ class LoadThread(QThread):
 
     def run(self) -> None:
         try:
-            self.loaded.emit(load_sweep(demo_sweep_path() if self.is_demo else self.path))
+            self.loaded.emit(load_case(demo_case_path() if self.is_demo else self.path))
         except FetalIqaError as error:
             self.failed.emit(str(error))
         except Exception as error:  # anything else is a bug: logged in full, told plainly
@@ -76,20 +74,19 @@ class LoadThread(QThread):
 
 
 class ScoringThread(QThread):
-    ready = Signal(object, object)  # Engine, ScoredSweep: the model loaded, and what the cache held
+    ready = Signal(object, object)  # Engine, ScoredCase: the model loaded, and what the cache held
     batch_ready = Signal(object, object)  # ScoreBatch, Throughput
     failed = Signal(str)
     notice = Signal(str)
 
-    def __init__(self, sweep: Sweep, spec: ModelSpec, settings: EngineSettings, parent=None):
+    def __init__(self, case: Case, spec: ModelSpec, settings: EngineSettings, parent=None):
         super().__init__(parent)
-        self.sweep, self.spec, self.settings = sweep, spec, settings
+        self.case, self.spec, self.settings = case, spec, settings
 
     def run(self) -> None:
+        from ..engine.scoring import Throughput
         try:
-            from ..scoring import Throughput, run_scoring
-            engine = warm_engine(self.spec, self.settings, self.sweep, self.notice.emit)
-            scored = ScoredSweep.from_cache(self.sweep, ModelInfo.of(engine.model), engine.variant)
+            engine = warm_engine(self.spec, self.settings, self.case, self.notice.emit)
         except FetalIqaError as error:
             self.failed.emit(str(error))
             return
@@ -97,17 +94,20 @@ class ScoringThread(QThread):
             log.exception("unexpected error loading the model")
             self.failed.emit(f"The model could not be loaded: {error}. See the log.")
             return
-        self.ready.emit(engine, scored.copy())  # the window's copy; this thread keeps adding to its own
-        throughput = Throughput(scored.n_pending)
+        throughput = Throughput(0)
 
-        def on_batch(batch):
+        def on_open(scored):
+            throughput.total = scored.n_pending
+            self.ready.emit(engine, scored.copy())  # the window's copy; the job keeps adding to its own
+
+        def on_batch(batch, scored):
             throughput.add(len(batch.frames))
             if batch.notice:
                 self.notice.emit(batch.notice)
             self.batch_ready.emit(batch, throughput)
 
         try:
-            run_scoring(engine, scored, True, on_batch, self.isInterruptionRequested)
+            CaseJob(engine, self.case).run(on_open, on_batch, self.isInterruptionRequested)
         except FetalIqaError as error:
             self.failed.emit(f"{error} The scores so far are kept.")
         except Exception as error:
@@ -119,18 +119,16 @@ class PrefetchThread(QThread):
     """Scores a case nobody looks at yet, into the score cache: the worklist's next case, while the
     user reviews this one. Stops after its batch when asked (the case on screen comes first)."""
 
-    done = Signal(object, object)  # path, ScoredSweep (None when it could not be scored)
+    done = Signal(object, object)  # path, ScoredCase (None when it could not be scored)
 
     def __init__(self, path: Path, spec: ModelSpec, settings: EngineSettings, parent=None):
         super().__init__(parent)
         self.path, self.spec, self.settings = path, spec, settings
 
     def run(self) -> None:
-        from ..scoring import run_scoring
         try:
             engine = warm_engine(self.spec, self.settings)
-            scored = ScoredSweep.from_cache(load_sweep(self.path), ModelInfo.of(engine.model), engine.variant)
-            run_scoring(engine, scored, True, None, self.isInterruptionRequested)
+            scored = CaseJob(engine, self.path).run(should_stop=self.isInterruptionRequested).scored
         except Exception as error:  # the user will see it when opening the case; here it only costs the prefetch
             log.warning("could not score %s ahead: %s", self.path, error)
             scored = None
@@ -143,7 +141,7 @@ class ExportThread(QThread):
     progress = Signal(int, int)  # done, total
     done = Signal(object, object)  # ExportReport, folder
 
-    def __init__(self, scored: ScoredSweep, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
+    def __init__(self, scored: ScoredCase, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
                  source_name_only: bool = False, parent=None):
         super().__init__(parent)
         self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename

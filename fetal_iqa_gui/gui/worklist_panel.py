@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QFileDialog, QListWidget, QListWidgetItem
 
-from ..worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, restore_calipers
+from ..runs.worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, restore_calipers
 from .session import ScoringSession
 from .state import ViewerState
 
@@ -89,11 +89,11 @@ class WorklistPanel(QListWidget):
             self.open_case(min(max(row + direction, 0), len(self.worklist.cases) - 1))
 
     def _current_row(self) -> int | None:
-        if self.worklist is None or self.state.sweep is None:
+        if self.worklist is None or self.state.case is None:
             return None
-        return self.worklist.index_of(self.state.sweep.source)
+        return self.worklist.index_of(self.state.case.source)
 
-    def _on_opened(self, sweep) -> None:
+    def _on_opened(self, case) -> None:
         row = self._current_row()
         if row is not None:
             self.setCurrentRow(row)

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import ModelLoadError
+from ..base.errors import ModelLoadError, choice
 from .networks import TASKS, network_for
 from .tower import build_visual, check_config, check_state, on_meta, short_reason, unsafe_object_error
 
@@ -53,7 +53,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     """The tensors and the metadata document of one of our checkpoints."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(path, "the file does not exist", "Check the --adapter path or Settings.")
+        raise ModelLoadError(path, "the file does not exist", f"Check {choice('adapter')}.")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -128,7 +128,7 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, t
     """(task, our state dict, hyper-parameters) of a `.ckpt` saved by the paper's code."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(path, "the file does not exist", "Check the --adapter path or Settings.")
+        raise ModelLoadError(path, "the file does not exist", f"Check {choice('adapter')}.")
     try:
         with torch.serialization.safe_globals(_LIGHTNING_STAND_INS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

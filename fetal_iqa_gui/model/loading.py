@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
-from ..resources import DEMO_MODELS, fetalclip_config, fetalclip_weights, real_path
+from ..base.errors import ModelLoadError, choice
+from ..base.resources import DEMO_MODELS, fetalclip_config, fetalclip_weights, real_path
 from .checkpoint import build_model, config_from_state, load_into, read_checkpoint, read_lightning_checkpoint
-from .networks import SEG_GOOD_FRACTION, merge_for_inference, network_for
+from .networks import merge_for_inference, network_for
 from .spec import DEMO_LABEL, ModelSpec
+from .task import DEFAULT_THRESHOLDS
 from .tower import build_visual, load_config, load_visual_weights
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class LoadedModel:
 
     _module: nn.Module | None
     task: str
-    threshold: float
+    threshold: float  # the model's own (its metadata's, else its kind's default)
     name: str
     identity: str
     is_demo: bool = False
@@ -97,7 +98,7 @@ def _load(spec: ModelSpec) -> LoadedModel:
             return _load_ours(spec, path, demo=True)
     if spec.adapter is None:
         raise ModelLoadError(spec.weights, "FetalCLIP's weights alone cannot score frames: a trained adapter is needed",
-                             "Give an adapter (--adapter, or Settings), or use the demo model.")
+                             f"Give {choice('adapter')}, or use the demo model.")
     adapter = Path(spec.adapter)
     if adapter.suffix == ".ckpt":
         return _load_lightning(spec, adapter)
@@ -135,7 +136,7 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
     try:
         config = load_config(spec.config) if spec.config else config_from_state(state)
     except (KeyError, ValueError):
-        raise ModelLoadError(path, "the tower's shape cannot be read from it", "Give its config with --config.") from None
+        raise ModelLoadError(path, "the tower's shape cannot be read from it", f"Give its config ({choice('config')}).") from None
     with torch.device("meta"):
         model = build_model(task, config)
     load_into(model, state, path, full_model=True)
@@ -147,8 +148,7 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
 def _ready(model, task, metadata, name, identity, demo, warnings) -> LoadedModel:
     """Eval mode, LoRA still separate: the engine merges it, converting layers as it goes."""
     model.eval().requires_grad_(False)
-    default = 0.5 if task == "classification" else SEG_GOOD_FRACTION
-    threshold = float(metadata.get("threshold", default))
+    threshold = float(metadata.get("threshold", DEFAULT_THRESHOLDS[task]))
     log.info("model ready: %s (%s)", name, identity)
     return LoadedModel(model, task, threshold, name, identity, demo, metadata, warnings)
 

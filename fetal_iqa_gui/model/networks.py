@@ -18,11 +18,12 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from .tower import release_pages
+from .task import DEFAULT_THRESHOLDS
 
 SEG_INPUT_CHANNELS = 3
 SEG_INIT_FILTERS = 32  # the paper's decoder width; a config's "decoder_filters" may reduce it (the demo)
 SEG_GRID = 14  # the decoder's token grid: hidden states are resized to 14 x 14
-SEG_GOOD_FRACTION = 0.01  # a frame is good when >= 1 % of its 224 x 224 pixels are abdomen
+SEG_GOOD_FRACTION = DEFAULT_THRESHOLDS["segmentation"]
 TASKS = ("classification", "segmentation")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..resources import fetalclip_weights, user_adapters
+from ..base.resources import fetalclip_weights, user_adapters
 
 DEMO_LABEL = "Demo model: trained on synthetic sweeps, not for clinical use"
 
@@ -26,12 +26,25 @@ class ModelSpec:
         return cls(demo=task)
 
 
-def default_spec() -> ModelSpec:
-    """The demo model unless FetalCLIP's weights and an adapter are in the user's model folder."""
-    weights, adapters = fetalclip_weights(), user_adapters()
-    if weights.is_file() and adapters:
-        return ModelSpec(weights=weights, adapter=adapters[0])
-    return ModelSpec.demo_model()
+def choose_model(demo: str | None = None, weights: str | Path | None = None, config: str | Path | None = None,
+                 adapter: str | Path | None = None, verify_sha256: bool = False,
+                 fallback_demo: str = "classification") -> ModelSpec:
+    """The one rule for which model scores, at every front door:
+    1. a demo model when one is asked for (`demo`: its task);
+    2. the user's files when they name an adapter or weights (the weights default to FetalCLIP's in
+       the user model folder, at load);
+    3. else FetalCLIP's weights and the first adapter in the user model folder, when both are there;
+    4. else the demo model of `fallback_demo` (the window's Settings choose which)."""
+    if demo:
+        return ModelSpec.demo_model(demo)
+    if adapter or weights:
+        return ModelSpec(weights=Path(weights) if weights else None, config=Path(config) if config else None,
+                         adapter=Path(adapter) if adapter else None, verify_sha256=verify_sha256)
+    found, adapters = fetalclip_weights(), user_adapters()
+    if found.is_file() and adapters:
+        return ModelSpec(weights=found, config=Path(config) if config else None, adapter=adapters[0],
+                         verify_sha256=verify_sha256)
+    return ModelSpec.demo_model(fallback_demo)
 
 
 def real_weights_configured() -> bool:

@@ -18,8 +18,8 @@ import torch
 from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from open_clip.transformer import VisionTransformer
 
-from ..errors import ModelLoadError
-from ..resources import user_weights_dir
+from ..base.errors import ModelLoadError, choice
+from ..base.resources import user_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def load_config(path: str | os.PathLike) -> dict:
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelLoadError(path, "the config file does not exist", "Check the --config path.") from None
+        raise ModelLoadError(path, "the config file does not exist", f"Check {choice('config')}.") from None
     except (OSError, ValueError) as error:
         raise ModelLoadError(path, f"the config is not readable JSON ({error})") from None
     check_config(config, path)
@@ -131,7 +131,7 @@ def read_torch_file(path: Path) -> object:
     """torch.load without running pickled code; every failure becomes a `ModelLoadError`."""
     if not path.exists():
         raise ModelLoadError(path, "the file does not exist",
-                             f"Put FetalCLIP_weights.pt in {user_weights_dir()} or give its path in Settings / --weights.")
+                             f"Put FetalCLIP_weights.pt in {user_weights_dir()} or give its path ({choice('weights')}).")
     if not os.access(path, os.R_OK):
         raise ModelLoadError(path, "you do not have permission to read it")
     try:
@@ -218,7 +218,7 @@ def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], pa
         key = wrong[0]
         raise ModelLoadError(path, f"its architecture does not match the config ({key}: "
                              f"{tuple(state[key].shape)} in the file, {tuple(own[key].shape)} expected)",
-                             "Give the config the weights were trained with (--config).")
+                             f"Give the config the weights were trained with ({choice('config')}).")
     if missing or unexpected:
         parts = []
         if missing:

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
-from ..preprocess import INPUT_SIZE, square_resize
-from ..acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR, SWEEPS
+from ..engine.preprocess import INPUT_SIZE, square_resize
+from ..case.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR, SWEEPS
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, MASKS_DIR, SWEEPS, load_fov_mask
+from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, MASKS_DIR, SWEEPS, load_fov_mask
 from ..model.loading import LoadedModel
-from ..preprocess import normalise
-from ..sweep import SweepLayout
-from ..text import counted
+from ..engine.preprocess import normalise
+from ..case.case import CaseLayout
+from ..base.text import counted
 from .data import FrameSet, read_cases
 from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
 
@@ -37,10 +37,10 @@ def frame_report(model: LoadedModel, frames: FrameSet) -> dict:
     scores = predict_frames(model, frames)
     metrics = classification_metrics(frames.labels, scores, model.threshold)
     sweeps = []
-    for case_index, sweep in sorted(set(zip(frames.case_index.tolist(), frames.sweep_number.tolist()))):
-        chosen = np.flatnonzero((frames.case_index == case_index) & (frames.sweep_number == sweep))
+    for case_index, case in sorted(set(zip(frames.case_index.tolist(), frames.sweep_number.tolist()))):
+        chosen = np.flatnonzero((frames.case_index == case_index) & (frames.sweep_number == case))
         best = chosen[np.argmax(scores[chosen])]
-        sweeps.append({"case": frames.cases[case_index].uuid, "sweep": int(sweep),
+        sweeps.append({"case": frames.cases[case_index].uuid, "sweep": int(case),
                        "best_frame": int(frames.frame_index[best]), "score": float(scores[best]),
                        "label": int(frames.classes[best]), "sweep_has_annotation": bool(frames.labels[chosen].any())})
     annotated = [s for s in sweeps if s["sweep_has_annotation"]]
@@ -80,16 +80,16 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
                                       f"{len(gt)} frames (use -1 for none)")
         if predicted.shape not in (gt.shape, gt.shape[1:]):
             raise ChallengeInputError(f"'{case_dir / CHALLENGE_MASK}' is {predicted.shape}, the case is {gt.shape}")
-        layout = SweepLayout.equal_slots(np.zeros(len(gt), bool), SWEEPS)
+        layout = CaseLayout.equal_sweeps(np.zeros(len(gt), bool), SWEEPS)
         mask = np.zeros(gt.shape[1:], bool)
         if frame >= 0:  # the challenge's 3-D volume holds the chosen frame's mask at that frame
             mask = (predicted[frame] if predicted.ndim == 3 else predicted) > 0
-        sweep = layout.sweep_of(frame).number if frame >= 0 else None
-        gt_ac = cases[uuid].ac_mm[sweep - 1] if sweep else None
+        case = layout.sweep_of(frame).number if frame >= 0 else None
+        gt_ac = cases[uuid].ac_mm[case - 1] if case else None
         case_fov = fov if fov.shape == mask.shape else np.ones_like(mask)
         ac_mm, nae = ac_error(mask if frame >= 0 else None, gt_ac, spacing_mm, case_fov)
-        results.append({"uuid": uuid, "frame": frame, "sweep": sweep, "wfss": wfss(gt, frame),
-                        "dice_soft": soft_dice(gt, frame, mask, case_fov, layout.slots),
+        results.append({"uuid": uuid, "frame": frame, "sweep": case, "wfss": wfss(gt, frame),
+                        "dice_soft": soft_dice(gt, frame, mask, case_fov, layout.sweeps),
                         "ac_mm": ac_mm, "ac_gt_mm": gt_ac, "nae_ac": nae})
     if not results:
         raise ChallengeInputError(f"'{pred_dir}' holds no case folders")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..measure import MeasurementError, measure_abdomen
+from ..case.measure import MeasurementError, measure_abdomen
+from ..model.task import is_good
 
 MAX_FRAME_TOLERANCE = 15  # the challenge's window for the soft Dice
 
@@ -12,7 +13,7 @@ MAX_FRAME_TOLERANCE = 15  # the challenge's window for the soft Dice
 def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
     """Accuracy, F1, precision, recall, specificity, confusion matrix and ROC-AUC of binary labels."""
     labels = np.asarray(labels).astype(bool)
-    predicted = np.asarray(scores) >= threshold
+    predicted = is_good(scores, threshold)
     tp = int((predicted & labels).sum())
     tn = int((~predicted & ~labels).sum())
     fp = int((predicted & ~labels).sum())
@@ -81,7 +82,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / total) if total else 0.0
 
 
-def soft_dice(gt_labels: np.ndarray, frame: int, pred_mask: np.ndarray, fov: np.ndarray, sweep_slots) -> float:
+def soft_dice(gt_labels: np.ndarray, frame: int, pred_mask: np.ndarray, fov: np.ndarray, sweeps_of) -> float:
     """The challenge evaluator's soft Dice (its `DiceCoefficientSoft`), rule for rule.
 
     Dice of the prediction and the chosen frame's annotation, both inside the field of view. When
@@ -99,9 +100,9 @@ def soft_dice(gt_labels: np.ndarray, frame: int, pred_mask: np.ndarray, fov: np.
     gt = (gt_labels[frame] > 0) & inside
     if gt.any() or not pred.any():
         return dice(gt, pred)
-    slot = next(s for s in sweep_slots if s.start <= frame < s.stop)
-    before = range(frame - 1, max(slot.start, frame - MAX_FRAME_TOLERANCE) - 1, -1)
-    after = range(frame + 1, min(slot.stop, frame + MAX_FRAME_TOLERANCE + 1))
+    sweep = next(s for s in sweeps_of if s.start <= frame < s.stop)
+    before = range(frame - 1, max(sweep.start, frame - MAX_FRAME_TOLERANCE) - 1, -1)
+    after = range(frame + 1, min(sweep.stop, frame + MAX_FRAME_TOLERANCE + 1))
     previous = next((f for f in before if gt_labels[f].any()), None)
     nearest = previous if previous is not None else next((f for f in after if gt_labels[f].any()), None)
     if nearest is None:

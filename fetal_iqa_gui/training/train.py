@@ -21,7 +21,7 @@ from .. import __version__
 from ..model.checkpoint import save_checkpoint
 from ..model.networks import SEG_GOOD_FRACTION, network_for, trainable_parameter_count
 from ..model.tower import build_visual, file_sha256, load_visual_weights
-from ..preprocess import CLIP_MEAN, CLIP_STD, normalise
+from ..engine.preprocess import CLIP_MEAN, CLIP_STD, normalise
 from .data import FrameSet, augment
 from .metrics import best_f1_threshold, classification_metrics
 

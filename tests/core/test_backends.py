@@ -14,17 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from fetal_iqa_gui import scoring
-from fetal_iqa_gui.errors import FetalIqaError, ScoringError
-from fetal_iqa_gui.fileio import STAGING_PREFIX
-from fetal_iqa_gui.model import runtime
+from fetal_iqa_gui.base.errors import FetalIqaError, ScoringError
+from fetal_iqa_gui.base.fileio import STAGING_PREFIX
+from fetal_iqa_gui.case.case import Case
+from fetal_iqa_gui.engine import choice, scoring
+from fetal_iqa_gui.engine import compiled as runtime
+from fetal_iqa_gui.engine.choice import EngineSettings
+from fetal_iqa_gui.engine.scoring import make_engine, score_case
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.scoring import EngineSettings, make_engine, score_sweep
-from fetal_iqa_gui.sweep import Sweep
 
-RUNTIMES = [pytest.param(name, marks=[pytest.mark.slow, pytest.mark.skipif(not runtime.installed(name),
+RUNTIMES = [pytest.param(name, marks=[pytest.mark.slow, pytest.mark.skipif(not choice.installed(name),
                                                                           reason=f"{name} is not installed")])
-            for name in runtime.COMPILED]
+            for name in choice.COMPILED]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_a_corrupted_cache_entry_is_rebuilt(backend, tiny_cls_path, frames, own_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+@pytest.mark.skipif(not choice.installed("openvino"), reason="openvino is not installed")
 def test_openvino_starts_from_its_compiled_blob_only_when_it_is_the_recorded_one(tiny_cls_path, frames, own_cache):
     scores = engine_for(tiny_cls_path, "openvino").predict(frames)[0]
     entry = only_entry(own_cache, "openvino", "fp32")
@@ -146,7 +147,7 @@ def test_compiled_int8_keeps_the_decisions(backend, small_case, own_cache):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not runtime.installed("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not choice.installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_compiled_segmentation_gives_torch_masks(tiny_seg_path, frames, own_cache):
     expected_scores, expected_masks = engine_for(tiny_seg_path, "torch").predict(frames)
     scores, masks = engine_for(tiny_seg_path, "onnxruntime").predict(frames)
@@ -156,8 +157,8 @@ def test_compiled_segmentation_gives_torch_masks(tiny_seg_path, frames, own_cach
 
 def test_without_runtimes_auto_is_torch_and_a_named_one_is_refused(tiny_cls_path, monkeypatch):
     monkeypatch.delenv("FETAL_IQA_BACKEND")
-    monkeypatch.setattr(runtime, "installed", lambda name: name == "torch")
-    monkeypatch.setattr(scoring, "installed", runtime.installed)
+    monkeypatch.setattr(choice, "installed", lambda name: name == "torch")
+    monkeypatch.setattr(runtime, "installed", choice.installed)
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 4))
     assert engine.backend == "torch" and engine.variant == "cpu-fp32-torch"
     with pytest.raises(ScoringError, match="openvino is not installed") as error:
@@ -167,26 +168,26 @@ def test_without_runtimes_auto_is_torch_and_a_named_one_is_refused(tiny_cls_path
 
 def test_auto_takes_onnxruntime_only_on_avx512(monkeypatch):
     monkeypatch.delenv("FETAL_IQA_BACKEND")
-    monkeypatch.setattr(runtime, "installed", lambda name: name != "openvino")
+    monkeypatch.setattr(choice, "installed", lambda name: name != "openvino")
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert runtime.pick_backend("auto", cpu, "auto") == "torch"  # its dynamic int8 was slower than torch's there
+    assert choice.pick_backend("auto", cpu, "auto") == "torch"  # its dynamic int8 was slower than torch's there
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    assert runtime.pick_backend("auto", cpu, "auto") == "onnxruntime"
-    monkeypatch.setattr(runtime, "installed", lambda name: True)
-    assert runtime.pick_backend("auto", cpu, "auto") == "openvino"
+    assert choice.pick_backend("auto", cpu, "auto") == "onnxruntime"
+    monkeypatch.setattr(choice, "installed", lambda name: True)
+    assert choice.pick_backend("auto", cpu, "auto") == "openvino"
 
 
 def test_a_failed_conversion_under_auto_scores_with_torch_and_says_so(tiny_cls_path, small_case, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("exporter failed")
     monkeypatch.setenv("FETAL_IQA_BACKEND", "onnxruntime")
-    monkeypatch.setattr(scoring, "installed", lambda name: True)
+    monkeypatch.setattr(choice, "installed", lambda name: True)
     monkeypatch.setattr(scoring, "compile_model", broken)
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 4))
     assert engine.backend == "torch"
-    sweep = Sweep.from_array(small_case.frames[:30])
-    batches = score_sweep(engine, sweep)
+    sweep = Case.from_array(small_case.frames[:30])
+    batches = score_case(engine, sweep)
     assert "could not convert" in next(batches).notice
     assert next(batches).notice is None
     with pytest.raises(ScoringError, match="exporter failed"):  # named explicitly: refused, not replaced
@@ -194,13 +195,13 @@ def test_a_failed_conversion_under_auto_scores_with_torch_and_says_so(tiny_cls_p
 
 
 def test_compiled_backends_refuse_gpus_and_fp16(monkeypatch):
-    monkeypatch.setattr(scoring, "installed", lambda name: True)
+    monkeypatch.setattr(choice, "installed", lambda name: True)
     with pytest.raises(ScoringError, match="runs on the CPU"):
-        scoring.check_backend("openvino", torch.device("cuda"), "bf16")
+        choice.check_backend("openvino", torch.device("cuda"), "bf16")
     with pytest.raises(ScoringError, match="does not run bf16"):
-        scoring.check_backend("onnxruntime", torch.device("cpu"), "bf16")
+        choice.check_backend("onnxruntime", torch.device("cpu"), "bf16")
     monkeypatch.delenv("FETAL_IQA_BACKEND")
-    assert runtime.pick_backend("auto", torch.device("cuda"), "auto") == "torch"
+    assert choice.pick_backend("auto", torch.device("cuda"), "auto") == "torch"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -215,7 +216,7 @@ def test_gpu_scores_agree_with_the_cpu(tiny_cls_path, frames):
 def test_int8_calibration_source_is_the_sample_else_the_first_sweep_else_synthetic(small_dataset, small_case):
     sample = next((small_dataset / "images").rglob("*.mha"))
     asked = []
-    first = runtime.user_calibration(None, lambda: asked.append(1) or Sweep.from_array(small_case.frames[:60], "s.mha"))
+    first = runtime.user_calibration(None, lambda: asked.append(1) or Case.from_array(small_case.frames[:60], "s.mha"))
     assert first.key == "first-sweep" and asked == []  # the sweep is read only when a conversion needs it
     frames, source = first.load()
     assert frames.shape[1:] == (3, 224, 224) and source == "the first sweep scored (s.mha)"
@@ -224,7 +225,7 @@ def test_int8_calibration_source_is_the_sample_else_the_first_sweep_else_synthet
     assert runtime.user_calibration(None, None) is runtime.SYNTHETIC
 
 
-@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+@pytest.mark.skipif(not choice.installed("openvino"), reason="openvino is not installed")
 def test_an_unreadable_calibration_sweep_is_told_not_replaced_by_torch(tiny_cls_path, tmp_path, own_cache, monkeypatch):
     monkeypatch.setenv("FETAL_IQA_BACKEND", "openvino")  # auto: would otherwise fall back to torch
     settings = EngineSettings("cpu", "int8", 4, calibration=str(tmp_path / "missing.mha"))
@@ -233,23 +234,23 @@ def test_an_unreadable_calibration_sweep_is_told_not_replaced_by_torch(tiny_cls_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino is not installed")
+@pytest.mark.skipif(not choice.installed("openvino"), reason="openvino is not installed")
 def test_openvino_int8_of_a_real_model_is_calibrated_on_the_first_sweep_and_says_so(tiny_cls_path, small_case, own_cache):
-    sweep = Sweep.from_array(small_case.frames[:90], "first.mha")
+    sweep = Case.from_array(small_case.frames[:90], "first.mha")
     settings = EngineSettings("cpu", "int8", 4, backend="openvino")
-    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_sweep=lambda: sweep)
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_case=lambda: sweep)
     assert engine.compiled.calibrated_on == "the first sweep scored (first.mha)"
     manifest = json.loads((only_entry(own_cache, "openvino", engine.compiled.precision) / runtime.MANIFEST).read_text())
     assert manifest["calibration"] == "first-sweep"
-    again = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_sweep=pytest.fail)  # cached
+    again = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_case=pytest.fail)  # cached
     assert again.compiled.calibrated_on == engine.compiled.calibrated_on
 
 
 def test_a_backend_choice_this_computer_cannot_run_is_a_usage_error(small_dataset, tiny_cls_path, tmp_path, capsys,
                                                                     monkeypatch):
     from fetal_iqa_gui.cli import main
-    from fetal_iqa_gui.synthetic import IMAGES_DIR
-    monkeypatch.setattr(scoring, "installed", lambda name: name != "openvino")
+    from fetal_iqa_gui.case.synthetic import IMAGES_DIR
+    monkeypatch.setattr(choice, "installed", lambda name: name != "openvino")
     sweep_path = sorted((small_dataset / IMAGES_DIR).glob("*.mha"))[0]
     out = tmp_path / "scores.csv"
     for flags, message in ((["--backend", "openvino"], "openvino is not installed"),

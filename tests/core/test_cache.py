@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from fetal_iqa_gui import cache
+from fetal_iqa_gui.engine import cache
 
 N = 10
 SCORES = np.linspace(0, 1, N, dtype=np.float32)

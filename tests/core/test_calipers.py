@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from fetal_iqa_gui.calipers import DistanceCaliper, EllipseCaliper, check_spacing, ellipse_circumference_mm
-from fetal_iqa_gui.export import ModelInfo
-from fetal_iqa_gui.measure import Ellipse, MeasurementError
-from fetal_iqa_gui.review import ScoredSweep
-from fetal_iqa_gui.sweep import Sweep
+from fetal_iqa_gui.review.calipers import DistanceCaliper, EllipseCaliper, check_spacing, ellipse_circumference_mm
+from fetal_iqa_gui.review.export import ModelInfo
+from fetal_iqa_gui.case.measure import Ellipse, MeasurementError
+from fetal_iqa_gui.review.scored_case import ScoredCase
+from fetal_iqa_gui.case.case import Case
 
 
 def exact_perimeter(a, b, points=200_000):
@@ -45,8 +45,8 @@ def test_implausible_spacing_is_refused_with_a_reason(spacing, why):
 
 
 def test_kept_calipers_go_into_the_exported_sidecar(small_case, tmp_path):
-    sweep = Sweep.from_array(small_case.frames, "/data/case-9.mha", sweeps=6)
-    scored = ScoredSweep(sweep, ModelInfo("tiny", "x", 0.5))
+    sweep = Case.from_array(small_case.frames, "/data/case-9.mha", sweeps=6)
+    scored = ScoredCase(sweep, ModelInfo("tiny", "x", 0.5))
     frame = int(sweep.layout.image_frames()[3])
     scored.add(np.array([frame]), np.array([0.9], np.float32))
     ellipse = EllipseCaliper(Ellipse((372.0, 280.0), (120.0, 90.0), 15.0), sweep.spacing_mm, "user", 301.5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.cli import main
 
 
@@ -70,8 +70,8 @@ def snapshot(*folders):
 
 @pytest.mark.slow
 def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_path, tmp_path, capsys):
-    from fetal_iqa_gui.export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
-    from fetal_iqa_gui.selection import smoothed
+    from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+    from fetal_iqa_gui.review.selection import smoothed
     images = small_dataset / synthetic.IMAGES_DIR
     broken = tmp_path / "in" / "zz-broken.mha"
     broken.parent.mkdir()
@@ -180,7 +180,7 @@ def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
 
 
 def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, capsys):
-    from fetal_iqa_gui.export import write_challenge_output
+    from fetal_iqa_gui.review.export import write_challenge_output
     from fetal_iqa_gui.training.data import read_cases
     for case in read_cases(small_dataset):
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / synthetic.MASKS_DIR / f"{case.uuid}.mha")))
@@ -196,8 +196,8 @@ def test_evaluate_challenge_scores_perfect_predictions(small_dataset, tmp_path, 
 
 
 def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tmp_path, capsys):
-    from fetal_iqa_gui.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
-    from fetal_iqa_gui.export import write_challenge_output
+    from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+    from fetal_iqa_gui.review.export import write_challenge_output
     from fetal_iqa_gui.training.data import read_cases
     case = read_cases(small_dataset)[0]
     gt = sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / synthetic.MASKS_DIR / f"{case.uuid}.mha")))
@@ -215,8 +215,8 @@ def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tm
 def test_evaluate_challenge_needs_only_the_masks_and_the_ac_table(small_dataset, tmp_path, capsys):
     import shutil
 
-    from fetal_iqa_gui.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR
-    from fetal_iqa_gui.export import write_challenge_output
+    from fetal_iqa_gui.case.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR
+    from fetal_iqa_gui.review.export import write_challenge_output
     from fetal_iqa_gui.training.data import read_cases
     ground_truth = tmp_path / "gt"  # what the challenge's ground truth holds: no images folder
     shutil.copytree(small_dataset / MASKS_DIR, ground_truth / MASKS_DIR)
@@ -284,9 +284,9 @@ def fp32_reference(small_dataset, tiny_cls_path):
     import torch
 
     from fetal_iqa_gui.model.loading import ModelSpec, load_model
-    from fetal_iqa_gui.preprocess import frames_to_tensor
-    from fetal_iqa_gui.sweep import load_sweep
-    sweep = load_sweep(sorted((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))[0])
+    from fetal_iqa_gui.engine.preprocess import frames_to_tensor
+    from fetal_iqa_gui.case.loading import load_case
+    sweep = load_case(sorted((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))[0])
     model = load_model(ModelSpec(adapter=tiny_cls_path))
     images = sweep.layout.image_frames()
     with torch.inference_mode():
@@ -302,7 +302,7 @@ def test_fp32_scores_are_the_models_own_at_any_batch_size_and_thread_count(
         threads):
     import torch
 
-    from fetal_iqa_gui.scoring import Engine
+    from fetal_iqa_gui.engine.scoring import Engine
     sizes = []
     predict = Engine.predict
     monkeypatch.setattr(Engine, "predict", lambda engine, frames: sizes.append(len(frames)) or predict(engine, frames))
@@ -316,7 +316,7 @@ def test_fp32_scores_are_the_models_own_at_any_batch_size_and_thread_count(
 
 
 def test_the_demo_model_is_labelled_as_such_and_a_missing_one_is_said(sweep_path, tmp_path, capsys, monkeypatch):
-    from fetal_iqa_gui import resources
+    from fetal_iqa_gui.base import resources
     from fetal_iqa_gui.model.loading import DEMO_LABEL
     assert main(["score", str(sweep_path), "--model", "demo", "--device", "cpu", "--no-cache",
                  "--export-best", str(tmp_path / "best")]) == 0
@@ -342,13 +342,13 @@ def short_sweep(tmp_path_factory):
 def test_a_segmentation_models_summary_and_challenge_frame(short_sweep, tiny_seg_path, tmp_path, capsys):
     import torch
 
-    from fetal_iqa_gui.export import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+    from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
     from fetal_iqa_gui.model.loading import ModelSpec, load_model
-    from fetal_iqa_gui.preprocess import frames_to_tensor, unsquare_mask
-    from fetal_iqa_gui.sweep import load_sweep
+    from fetal_iqa_gui.engine.preprocess import frames_to_tensor, unsquare_mask
+    from fetal_iqa_gui.case.loading import load_case
     case = short_sweep.name.split(".")[0]
-    assert main(["score", str(short_sweep), "--adapter", str(tiny_seg_path), "--device", "cpu", "--no-cache",
-                 "--out-dir", str(tmp_path / "out"), "--challenge-output", str(tmp_path / "challenge")]) == 0
+    assert main(["score", str(short_sweep), "--adapter", str(tiny_seg_path), "--device", "cpu", "--precision", "fp32",
+                 "--no-cache", "--out-dir", str(tmp_path / "out"), "--challenge-output", str(tmp_path / "challenge")]) == 0
     rows, scores = read_scores(tmp_path / "out" / f"{case}_scores.csv")
     assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good", "mask_area_px"]
     areas = np.array([float(r["mask_area_px"]) if r["mask_area_px"] else np.nan for r in rows])
@@ -363,7 +363,7 @@ def test_a_segmentation_models_summary_and_challenge_frame(short_sweep, tiny_seg
     volume = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "challenge" / case / CHALLENGE_MASK)))
     assert frame >= 0 and np.flatnonzero(volume.reshape(len(volume), -1).any(1)).tolist() == [frame]
     model = load_model(ModelSpec(adapter=tiny_seg_path))  # the model's own mask of that frame, at the frame's size
-    sweep = load_sweep(short_sweep)
+    sweep = load_case(short_sweep)
     with torch.inference_mode():
         expected = unsquare_mask(model.predict(frames_to_tensor(sweep.frames[[frame]]))[1][0], volume.shape[1:])
     assert expected.any() and (volume[frame] != expected).sum() <= 0.02 * expected.sum()  # float noise may flip a few

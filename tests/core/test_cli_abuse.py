@@ -21,12 +21,12 @@ import torch
 from safetensors.torch import save_file
 
 import fetal_iqa_gui
-from fetal_iqa_gui import synthetic
-from fetal_iqa_gui.batch import DONE_DIR, SUMMARY_CSV
+from fetal_iqa_gui.case import synthetic
+from fetal_iqa_gui.runs.batch import DONE_DIR, SUMMARY_CSV
 from fetal_iqa_gui.cli import main
-from fetal_iqa_gui.errors import WriteError
+from fetal_iqa_gui.base.errors import WriteError
 from fetal_iqa_gui.model.checkpoint import METADATA_KEY, build_model, save_checkpoint
-from fetal_iqa_gui.sweep import load_sweep
+from fetal_iqa_gui.case.loading import load_case
 
 from tests.conftest import TINY_CONFIG
 
@@ -228,7 +228,7 @@ def test_an_export_that_failed_is_retried_on_the_rerun(sweeps, tiny_cls_path, tm
 
     def full_disk(files, overwrite=False):
         raise WriteError(next(iter(files))[0], "the disk is full")
-    monkeypatch.setattr(fetal_iqa_gui.export, "write_together", full_disk)
+    monkeypatch.setattr(fetal_iqa_gui.review.export, "write_together", full_disk)
     code, _, err = score(capsys, tiny_cls_path, *sweeps, "--out-dir", out, "--export-best", best)
     assert code == 1 and err.count("the disk is full") == 3 and "3 of 3 inputs failed" in err
     assert len(list(out.glob("*_scores.csv"))) == 3 and not markers(out) and summary_files(out) == []
@@ -286,7 +286,7 @@ def test_kill_9_then_rerun_finishes_every_case_and_keeps_what_was_finished(sweep
         outputs = [Path(p) for p in done[sweep.stem]["outputs"]]
         assert all(p.stat().st_size > 0 for p in outputs)
         assert {p.parent for p in outputs} == {out, best, challenge / sweep.stem}
-    sweeps_per_case = {s.name: len(load_sweep(s).layout.slots) for s in sweeps}
+    sweeps_per_case = {s.name: len(load_case(s).layout.sweeps) for s in sweeps}
     rows = summary_files(out)
     assert {name: rows.count(name) for name in sweeps_per_case} == sweeps_per_case
     assert {path: (Path(path).read_bytes(), Path(path).stat().st_mtime_ns) for path in kept} == kept

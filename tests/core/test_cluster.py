@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from fetal_iqa_gui import synthetic
-from fetal_iqa_gui.batch import DONE_DIR
+from fetal_iqa_gui.case import synthetic
+from fetal_iqa_gui.runs.batch import DONE_DIR
 from fetal_iqa_gui.cli import main
 
 
@@ -89,14 +89,15 @@ def test_ray_run_writes_what_one_process_writes_and_resumes(local_ray, small_dat
 
 def test_a_worker_calibrates_int8_on_the_runs_first_sweep_as_one_process_does(small_dataset, tiny_cls_path,
                                                                               monkeypatch):
-    from fetal_iqa_gui import cluster, scoring
+    from fetal_iqa_gui.runs import cluster
+    from fetal_iqa_gui.engine import scoring
     from fetal_iqa_gui.model.spec import ModelSpec
-    from fetal_iqa_gui.runtime import EngineSettings
+    from fetal_iqa_gui.engine.choice import EngineSettings
     first = sorted((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))[0]
     given = {}
 
-    def make_engine(model, settings, notify=None, first_sweep=None):
-        given["sweep"] = first_sweep()  # what a conversion would calibrate on
+    def make_engine(model, settings, notify=None, first_case=None):
+        given["sweep"] = first_case()  # what a conversion would calibrate on
         return "engine"
     monkeypatch.setattr(scoring, "make_engine", make_engine)
     worker = cluster.CaseScorer(ModelSpec(adapter=tiny_cls_path), EngineSettings("cpu"), True, first)

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from fetal_iqa_gui import scoring
+from fetal_iqa_gui.base.errors import EngineChoiceError, ScoringError
+from fetal_iqa_gui.case.case import Case
+from fetal_iqa_gui.case.synthetic import IMAGES_DIR
 from fetal_iqa_gui.cli import main
-from fetal_iqa_gui.errors import EngineChoiceError, ScoringError
+from fetal_iqa_gui.engine import choice, scoring
+from fetal_iqa_gui.engine.choice import EngineSettings, pick_precision
+from fetal_iqa_gui.engine.preprocess import frames_to_tensor, normalise_tensor, resize_frames
+from fetal_iqa_gui.engine.scoring import make_engine, score_case
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.preprocess import frames_to_tensor, normalise_tensor, resize_frames
-from fetal_iqa_gui.scoring import EngineSettings, make_engine, pick_precision, score_sweep
-from fetal_iqa_gui.sweep import Sweep
-from fetal_iqa_gui.synthetic import IMAGES_DIR
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 CUDA = torch.device("cuda")
@@ -23,13 +24,13 @@ CUDA = torch.device("cuda")
 
 @pytest.fixture(scope="module")
 def sweep(small_case):
-    return Sweep.from_array(small_case.frames, "/virtual/case.mha")
+    return Case.from_array(small_case.frames, "/virtual/case.mha")
 
 
 def scores_of(engine, sweep):
     """Every image frame's score as the front doors get them, and the batches' notices."""
     scores, notices, sizes = np.full(sweep.n_frames, np.nan, np.float32), [], []
-    for batch in score_sweep(engine, sweep):
+    for batch in score_case(engine, sweep):
         scores[batch.frames] = batch.scores
         notices.append(batch.notice)
         sizes.append(len(batch.frames))
@@ -60,21 +61,21 @@ def test_cuda_without_a_gpu_is_a_clear_error(small_dataset, tiny_cls_path, tmp_p
     out = tmp_path / "scores.csv"
     code = main(["score", str(sweep_path), "--adapter", str(tiny_cls_path), "--device", "cuda", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "no CUDA GPU is available" in err and "Choose device 'cpu' or 'auto'" in err
+    assert code == 2 and "no CUDA GPU is available" in err and "Choose --device 'cpu' or 'auto'" in err
     assert "Traceback" not in err and not out.exists()
 
 
 def test_gpu_precision_follows_the_card(monkeypatch):
-    monkeypatch.setattr(scoring, "cuda_has_bf16", lambda: True)
+    monkeypatch.setattr(choice, "cuda_has_bf16", lambda: True)
     assert pick_precision("auto", CUDA) == "bf16"
-    monkeypatch.setattr(scoring, "cuda_has_bf16", lambda: False)  # before Ampere bf16 is emulated, slower than fp16
+    monkeypatch.setattr(choice, "cuda_has_bf16", lambda: False)  # before Ampere bf16 is emulated, slower than fp16
     assert pick_precision("auto", CUDA) == "fp16"
-    with pytest.raises(EngineChoiceError, match="this GPU has no bf16. Choose precision 'fp16'") as refused:
+    with pytest.raises(EngineChoiceError, match="this GPU has no bf16. Choose the precision 'fp16'") as refused:
         pick_precision("bf16", CUDA)
     assert refused.value.exit_code == 2
     monkeypatch.undo()
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert not scoring.cuda_has_bf16()  # emulated bf16 does not count
+    assert not choice.cuda_has_bf16()  # emulated bf16 does not count
 
 
 def test_short_gpu_memory_halves_the_batch_and_says_so(tiny_cls_path, sweep):
@@ -100,7 +101,7 @@ def test_a_model_too_large_for_the_gpu_is_a_clear_error(tiny_cls_path, monkeypat
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return place(*args, **kwargs)
     monkeypatch.setattr(model.module, "to", place_or_fail)
-    with pytest.raises(ScoringError, match="does not fit in the GPU's free memory.*choose device 'cpu'"):
+    with pytest.raises(ScoringError, match="does not fit in the GPU's free memory.*choose the device 'cpu'"):
         make_engine(model, EngineSettings("cuda", "fp16", backend="torch"))
 
 
@@ -112,7 +113,7 @@ def cpu_fp32_scores(sweep):
 @pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("fp16", torch.float16),
                                               ("bf16", torch.bfloat16)])
 def test_gpu_keeps_cpu_fp32_decisions_and_best_frame(precision, dtype, sweep):
-    if precision == "bf16" and not scoring.cuda_has_bf16():
+    if precision == "bf16" and not choice.cuda_has_bf16():
         pytest.skip("this GPU has no native bf16")
     engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cuda", precision, 16, backend="torch"))
     ran_in = set()

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.model.checkpoint import read_checkpoint
-from fetal_iqa_gui.resources import DEMO_MODELS, real_path
+from fetal_iqa_gui.base.resources import DEMO_MODELS, real_path
 
 
 def test_the_demo_segmenter_is_shipped_labelled_and_small():

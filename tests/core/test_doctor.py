@@ -6,8 +6,8 @@ import sys
 import torch
 
 from fetal_iqa_gui import __version__
-from fetal_iqa_gui.doctor import report
-from fetal_iqa_gui.resources import user_weights_dir
+from fetal_iqa_gui.engine.doctor import report
+from fetal_iqa_gui.base.resources import user_weights_dir
 
 
 def rows(text):

@@ -9,23 +9,22 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui.export import (SIDECAR_FIELDS, ModelInfo, export_frame, write_challenge_output,
-                                  write_scores_csv)
-from fetal_iqa_gui.errors import ExportRefused, WriteError
-from fetal_iqa_gui.fileio import atomic_write, write_image
-from fetal_iqa_gui.sweep import Sweep
+from fetal_iqa_gui.review.export import (SIDECAR_FIELDS, ModelInfo, export_frame, write_challenge_output, write_scores_csv)
+from fetal_iqa_gui.base.errors import ExportRefused, WriteError
+from fetal_iqa_gui.base.fileio import atomic_write, write_image
+from fetal_iqa_gui.case.case import Case
 
 MODEL = ModelInfo("tiny", "classification:abc", 0.5, is_demo=True)
 
 
 @pytest.fixture(scope="module")
 def sweep(small_case):
-    return Sweep.from_array(small_case.frames, "/data/case-7.mha", sweeps=6)
+    return Case.from_array(small_case.frames, "/data/case-7.mha", sweeps=6)
 
 
 def test_png_is_the_original_frame_and_the_sidecar_says_where_it_came_from(sweep, tmp_path):
     frame = 35
-    written = export_frame(sweep, frame, 0.8, MODEL, tmp_path, ac_mm=201.234)
+    written = export_frame(sweep, frame, 0.8, MODEL, 0.5, tmp_path, ac_mm=201.234)
     png, sidecar = written
     assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), sweep.frames[frame])
     document = json.loads(sidecar.read_text())
@@ -39,19 +38,19 @@ def test_sidecar_source_is_the_absolute_path_or_by_choice_the_name_alone(small_c
     monkeypatch.chdir(tmp_path)
     (tmp_path / "Doe_Jane").mkdir()
     (tmp_path / "Doe_Jane" / "case-7.mha").touch()
-    sweep = Sweep.from_array(small_case.frames, "Doe_Jane/case-7.mha", sweeps=6)  # opened by a relative path
-    _, full = export_frame(sweep, 35, 0.8, MODEL, tmp_path / "full")
+    sweep = Case.from_array(small_case.frames, "Doe_Jane/case-7.mha", sweeps=6)  # opened by a relative path
+    _, full = export_frame(sweep, 35, 0.8, MODEL, 0.5, tmp_path / "full")
     assert json.loads(full.read_text())["source"] == str(tmp_path.resolve() / "Doe_Jane" / "case-7.mha")
-    _, private = export_frame(sweep, 35, 0.8, MODEL, tmp_path / "private", source_name_only=True)
+    _, private = export_frame(sweep, 35, 0.8, MODEL, 0.5, tmp_path / "private", source_name_only=True)
     assert json.loads(private.read_text())["source"] == "case-7.mha"
     assert "Doe_Jane" not in private.read_text()
 
 
 def test_existing_files_are_never_silently_overwritten(sweep, tmp_path):
-    export_frame(sweep, 3, 0.2, MODEL, tmp_path)
+    export_frame(sweep, 3, 0.2, MODEL, 0.5, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(WriteError, match="already exists"):
-        export_frame(sweep, 3, 0.2, MODEL, tmp_path)
+        export_frame(sweep, 3, 0.2, MODEL, 0.5, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -68,9 +67,9 @@ def test_a_png_never_lacks_its_sidecar_and_a_retry_succeeds(sweep, tmp_path, mon
     with monkeypatch.context() as patch:
         patch.setattr(os, "fsync", disk_fills_at_the_sidecar)
         with pytest.raises(WriteError, match=r"\.json': the disk is full"):
-            export_frame(sweep, 3, 0.2, MODEL, tmp_path, overlay=overlay)
+            export_frame(sweep, 3, 0.2, MODEL, 0.5, tmp_path, overlay=overlay)
     assert not any(tmp_path.iterdir())
-    written = export_frame(sweep, 3, 0.2, MODEL, tmp_path, overlay=overlay)
+    written = export_frame(sweep, 3, 0.2, MODEL, 0.5, tmp_path, overlay=overlay)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written) and len(written) == 3
 
 
@@ -78,7 +77,7 @@ def test_exports_get_the_users_usual_permissions(sweep, tmp_path):
     import os
     umask = os.umask(0o022)
     try:
-        written = export_frame(sweep, 3, 0.2, MODEL, tmp_path)
+        written = export_frame(sweep, 3, 0.2, MODEL, 0.5, tmp_path)
     finally:
         os.umask(umask)
     assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}  # readable by colleagues, as cp makes it
@@ -87,7 +86,7 @@ def test_exports_get_the_users_usual_permissions(sweep, tmp_path):
 def test_padding_frames_are_not_exported(sweep, tmp_path):
     padding = int(np.flatnonzero(sweep.layout.padding)[0])
     with pytest.raises(ExportRefused, match="padding"):
-        export_frame(sweep, padding, None, MODEL, tmp_path)
+        export_frame(sweep, padding, None, MODEL, 0.5, tmp_path)
     assert not any(tmp_path.iterdir())
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui.errors import WriteError
-from fetal_iqa_gui.fileio import atomic_write, remove_stale_parts, write_image, write_together
+from fetal_iqa_gui.base.errors import WriteError
+from fetal_iqa_gui.base.fileio import atomic_write, remove_stale_parts, write_image, write_together
 
 
 def contents(folder):

@@ -19,9 +19,9 @@ import pytest
 import SimpleITK as sitk
 
 import fetal_iqa_gui
-from fetal_iqa_gui import headers
+from fetal_iqa_gui.case import headers
 from fetal_iqa_gui.cli import main
-from fetal_iqa_gui.sweep import SweepLoadError, load_sweep
+from fetal_iqa_gui.case.loading import CaseLoadError, load_case
 from tests.conftest import write_dicom_series
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
@@ -77,8 +77,8 @@ def damage(path):
 
 
 def assert_refused(path, expected, **kwargs):
-    with pytest.raises(SweepLoadError) as error:
-        load_sweep(path, **kwargs)
+    with pytest.raises(CaseLoadError) as error:
+        load_case(path, **kwargs)
     message = str(error.value)
     assert f"Cannot open '{path.name}'" in message and expected in message
     return message
@@ -170,7 +170,7 @@ def test_a_pattern_of_data_files_is_refused(folder, kind, pattern):
 def test_a_data_file_in_the_folder_or_below_still_opens(folder, kind, where):
     (folder / where).parent.mkdir(exist_ok=True)
     (folder / where).write_bytes(PIXELS.tobytes())
-    sweep = load_sweep(HEADERS[kind](folder / f"case.{kind}", where))
+    sweep = load_case(HEADERS[kind](folder / f"case.{kind}", where))
     assert np.array_equal(sweep.frames, PIXELS)
 
 
@@ -267,7 +267,7 @@ def test_a_series_opens_beside_hidden_and_non_dicom_files(tmp_path):
     folder = dicom_series(tmp_path / "series", slices=3)
     (folder / "._slice000.dcm").write_bytes(b"\0" * 4096)  # macOS leaves these on USB sticks
     (folder / "README.txt").write_text("exported by the scanner")
-    assert load_sweep(folder).n_frames == 3
+    assert load_case(folder).n_frames == 3
 
 
 def test_a_series_beyond_the_memory_budget_is_refused_naming_the_folder(tmp_path):

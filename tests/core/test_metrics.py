@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fetal_iqa_gui.sweep import SweepLayout
-from fetal_iqa_gui.training.metrics import (challenge_score, classification_metrics, roc_auc, soft_dice, wfss)
+from fetal_iqa_gui.case.case import CaseLayout
+from fetal_iqa_gui.training.metrics import challenge_score, classification_metrics, roc_auc, soft_dice, wfss
 
 
 def test_classification_metrics_by_hand():
@@ -43,14 +43,14 @@ def test_wfss_rules():
 
 def test_soft_dice_weights_by_distance_within_the_sweep():
     gt = _labels()
-    layout = SweepLayout.equal_slots(np.zeros(10, bool), 1)
+    layout = CaseLayout.equal_sweeps(np.zeros(10, bool), 1)
     fov = np.ones((4, 4), np.uint8)
     perfect = gt[4] > 0
-    assert soft_dice(gt, 4, perfect, fov, layout.slots) == pytest.approx(1.0)
-    assert soft_dice(gt, 7, perfect, fov, layout.slots) == pytest.approx(1 - 3 / 15)
-    assert soft_dice(gt, 1, perfect, fov, layout.slots) == pytest.approx(1 - 2 / 15)  # no previous: the next
-    assert soft_dice(gt, -1, perfect, fov, layout.slots) == 0.0
-    assert soft_dice(gt, 7, np.zeros((4, 4), bool), fov, layout.slots) == 0.0  # nothing predicted
+    assert soft_dice(gt, 4, perfect, fov, layout.sweeps) == pytest.approx(1.0)
+    assert soft_dice(gt, 7, perfect, fov, layout.sweeps) == pytest.approx(1 - 3 / 15)
+    assert soft_dice(gt, 1, perfect, fov, layout.sweeps) == pytest.approx(1 - 2 / 15)  # no previous: the next
+    assert soft_dice(gt, -1, perfect, fov, layout.sweeps) == 0.0
+    assert soft_dice(gt, 7, np.zeros((4, 4), bool), fov, layout.sweeps) == 0.0  # nothing predicted
 
 
 def test_soft_dice_follows_the_evaluators_quirks():
@@ -58,19 +58,19 @@ def test_soft_dice_follows_the_evaluators_quirks():
     gt[2, 0:2, 0:2] = 1
     gt[9, 2:4, 2:4] = 1
     gt[25, :, :] = 1
-    layout = SweepLayout.equal_slots(np.zeros(40, bool), 2)  # sweeps of 20 frames
+    layout = CaseLayout.equal_sweeps(np.zeros(40, bool), 2)  # sweeps of 20 frames
     fov = np.ones((4, 4), np.uint8)
     # the previous annotated frame (6 back) wins over a nearer next one (1 ahead)
-    assert soft_dice(gt, 8, gt[2] > 0, fov, layout.slots) == pytest.approx(1 - 6 / 15)
-    assert soft_dice(gt, 8, gt[9] > 0, fov, layout.slots) == 0.0
+    assert soft_dice(gt, 8, gt[2] > 0, fov, layout.sweeps) == pytest.approx(1 - 6 / 15)
+    assert soft_dice(gt, 8, gt[9] > 0, fov, layout.sweeps) == 0.0
     # nothing to compare with in reach, or only in the other sweep
-    assert soft_dice(gt, 19, gt[9] > 0, fov, layout.slots) == pytest.approx(1 - 10 / 15)
-    assert soft_dice(gt, 18, gt[25] > 0, fov, layout.slots) == pytest.approx((1 - 9 / 15) * 2 * 4 / (4 + 16))
-    assert soft_dice(gt, 21, gt[25] > 0, fov, layout.slots) == pytest.approx(1 - 4 / 15)
+    assert soft_dice(gt, 19, gt[9] > 0, fov, layout.sweeps) == pytest.approx(1 - 10 / 15)
+    assert soft_dice(gt, 18, gt[25] > 0, fov, layout.sweeps) == pytest.approx((1 - 9 / 15) * 2 * 4 / (4 + 16))
+    assert soft_dice(gt, 21, gt[25] > 0, fov, layout.sweeps) == pytest.approx(1 - 4 / 15)
     # the prediction is cut to the field of view; the nearby annotation it is compared with is not
     half = np.zeros((4, 4), np.uint8)
     half[:, :2] = 1
-    assert soft_dice(gt, 24, gt[25] > 0, half, layout.slots) == pytest.approx((1 - 1 / 15) * 2 * 8 / (8 + 16))
+    assert soft_dice(gt, 24, gt[25] > 0, half, layout.sweeps) == pytest.approx((1 - 1 / 15) * 2 * 8 / (8 + 16))
 
 
 def test_challenge_score_formula():

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from fetal_iqa_gui.model.checkpoint import (build_model, config_from_state, read_checkpoint, read_lightning_checkpoint,
-                                            save_checkpoint)
+from fetal_iqa_gui.model.checkpoint import (build_model, config_from_state, read_checkpoint, read_lightning_checkpoint, save_checkpoint)
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.model.networks import (lora_parameter_count, merge_for_inference, tower_of,
-                                          trainable_parameter_count)
-from fetal_iqa_gui.errors import ModelLoadError
+from fetal_iqa_gui.model.networks import lora_parameter_count, merge_for_inference, tower_of, trainable_parameter_count
+from fetal_iqa_gui.base.errors import ModelLoadError
 from fetal_iqa_gui.model.tower import build_visual, load_visual_weights
-from fetal_iqa_gui.resources import FETALCLIP_CONFIG
+from fetal_iqa_gui.base.resources import FETALCLIP_CONFIG
 
 from tests.conftest import SMALL_CONFIG
 

@@ -5,7 +5,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from fetal_iqa_gui.preprocess import CLIP_MEAN, CLIP_STD, frames_to_tensor, pad_to_square, square_resize, unsquare_mask
+from fetal_iqa_gui.engine.preprocess import CLIP_MEAN, CLIP_STD, frames_to_tensor, pad_to_square, square_resize, unsquare_mask
 
 
 def paper_pipeline(frame: np.ndarray) -> torch.Tensor:

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from fetal_iqa_gui import runtime, scoring
+from fetal_iqa_gui.engine import choice
+from fetal_iqa_gui.engine import cpu as runtime
 
 
 def cpuinfo(cpus):
@@ -29,18 +30,18 @@ def test_physical_cores_is_a_usable_count():
 def test_bf16_is_asked_of_torch_and_of_proc_cpuinfo_only_when_torch_cannot_tell(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    monkeypatch.setattr(scoring, "linux_cpu_flags", lambda: set())
-    assert scoring.cpu_has_bf16()  # AMX, as torch tells it
+    monkeypatch.setattr(runtime, "linux_cpu_flags", lambda: set())
+    assert choice.cpu_has_bf16()  # AMX, as torch tells it
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(scoring, "linux_cpu_flags", lambda: {"avx512_bf16"})
-    assert not scoring.cpu_has_bf16()  # torch's answer wins over the flags
+    monkeypatch.setattr(runtime, "linux_cpu_flags", lambda: {"avx512_bf16"})
+    assert not choice.cpu_has_bf16()  # torch's answer wins over the flags
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
-    assert scoring.cpu_has_bf16()  # an older torch: the flags tell
-    monkeypatch.setattr(scoring, "linux_cpu_flags", lambda: {"avx2"})
-    assert not scoring.cpu_has_bf16()
+    assert choice.cpu_has_bf16()  # an older torch: the flags tell
+    monkeypatch.setattr(runtime, "linux_cpu_flags", lambda: {"avx2"})
+    assert not choice.cpu_has_bf16()
 
 
 @pytest.mark.parametrize("field, value", [("device", "tpu"), ("precision", "fp8")])
 def test_engine_settings_refuse_unknown_choices(field, value):
     with pytest.raises(ValueError, match=value):
-        runtime.EngineSettings(**{field: value})
+        choice.EngineSettings(**{field: value})

@@ -4,19 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from fetal_iqa_gui import cache
-from fetal_iqa_gui.errors import ScoringError
-from fetal_iqa_gui.export import ModelInfo
-from fetal_iqa_gui.review import ScoredSweep
+from fetal_iqa_gui.base.errors import ScoringError
+from fetal_iqa_gui.case.case import Case
+from fetal_iqa_gui.engine import cache, choice
+from fetal_iqa_gui.engine.choice import EngineSettings, pick_precision
+from fetal_iqa_gui.engine.scoring import make_engine, score_case, scoring_order_step
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.scoring import (EngineSettings, make_engine, pick_precision, run_scoring, score_sweep,
-                                  scoring_order_step)
-from fetal_iqa_gui.sweep import Sweep
+from fetal_iqa_gui.runs.job import CaseJob
 
 
 @pytest.fixture(scope="module")
 def sweep(small_case):
-    return Sweep.from_array(small_case.frames, "/virtual/case.mha")
+    return Case.from_array(small_case.frames, "/virtual/case.mha")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def engine(tiny_cls_path):
 
 def test_every_image_frame_is_scored_once_and_padding_never(engine, sweep):
     seen = []
-    for batch in score_sweep(engine, sweep):
+    for batch in score_case(engine, sweep):
         assert len(batch.frames) == len(batch.scores) <= engine.batch_size
         seen += batch.frames.tolist()
     assert sorted(seen) == sweep.layout.image_frames().tolist()
@@ -34,7 +33,7 @@ def test_every_image_frame_is_scored_once_and_padding_never(engine, sweep):
 
 
 def test_order_is_coarse_to_fine_first(engine, sweep):
-    batches = list(score_sweep(engine, sweep))
+    batches = list(score_case(engine, sweep))
     images = sweep.layout.image_frames()
     first = np.concatenate([b.frames for b in batches])[:len(images[::16])]
     assert sorted(first.tolist()) == images[::16].tolist()
@@ -42,7 +41,7 @@ def test_order_is_coarse_to_fine_first(engine, sweep):
 
 def test_final_scores_do_not_depend_on_the_order(engine, sweep):
     ordered = np.full(sweep.n_frames, np.nan, np.float32)
-    for batch in score_sweep(engine, sweep):
+    for batch in score_case(engine, sweep):
         ordered[batch.frames] = batch.scores
     images = sweep.layout.image_frames()
     with torch.inference_mode():
@@ -65,25 +64,25 @@ def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))
 
 
-def score_all(engine, sweep, **options):
-    """Score a sweep as both front doors do: from what the cache holds."""
-    scored = ScoredSweep.from_cache(sweep, ModelInfo.of(engine.model), engine.variant)
-    return run_scoring(engine, scored, **options)
+def score_all(engine, case, on_batch=None, should_stop=None):
+    """Score a case as every front door does: one CaseJob, from what the cache holds."""
+    return CaseJob(engine, case).run(on_batch=on_batch, should_stop=should_stop).scored
 
 
 def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
     batches = []
-    result = score_all(engine, sweep, use_cache=True, on_batch=batches.append, should_stop=lambda: len(batches) >= 2)
+    result = score_all(engine, sweep, on_batch=lambda batch, scored: batches.append(batch),
+                       should_stop=lambda: len(batches) >= 2)
     scored = int((~np.isnan(result.scores)).sum())
     assert scored == sum(len(b.frames) for b in batches) < len(sweep.layout.image_frames())
     cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, engine.variant)
     assert cached is not None and int((~np.isnan(cached[0])).sum()) == scored
-    resumed = score_all(engine, sweep, use_cache=True)
+    resumed = score_all(engine, sweep)
     assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
 
 
 def test_corrupt_cache_entries_are_ignored(engine, sweep):
-    score_all(engine, sweep, use_cache=True)
+    score_all(engine, sweep)
     assert len(list(cache.cache_dir().glob("*.npz"))) == 1
     for entry in cache.cache_dir().glob("*.npz"):
         entry.write_bytes(b"garbage")
@@ -92,10 +91,9 @@ def test_corrupt_cache_entries_are_ignored(engine, sweep):
 
 
 def test_cpu_precision_follows_the_processor(monkeypatch):
-    import fetal_iqa_gui.scoring as scoring
-    monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(choice, "cpu_has_bf16", lambda: False)
     assert pick_precision("auto", torch.device("cpu")) == "int8"  # emulated bf16 would be slower than fp32
-    monkeypatch.setattr(scoring, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(choice, "cpu_has_bf16", lambda: True)
     assert pick_precision("auto", torch.device("cpu")) == "bf16"
     assert pick_precision("fp32", torch.device("cpu")) == "fp32"
 
@@ -127,7 +125,7 @@ def test_int8_demo_model_keeps_fp32_decisions_and_best_frame(sweep):
 
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_int8_attention_computes_what_multihead_attention_does(batch_first):
-    from fetal_iqa_gui.model.int8 import Int8Attention
+    from fetal_iqa_gui.engine.int8 import Int8Attention
     torch.manual_seed(0)
     attention = torch.nn.MultiheadAttention(64, 4, batch_first=batch_first).eval()
     x = torch.randn(3, 10, 64) if batch_first else torch.randn(10, 3, 64)
@@ -148,7 +146,7 @@ def test_missing_gpu_is_a_clear_error(tiny_cls_path):
 
 def test_segmentation_model_yields_masks_and_area_scores(tiny_seg_path, sweep):
     engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 8))
-    batch = next(score_sweep(engine, sweep))
+    batch = next(score_case(engine, sweep))
     assert batch.masks.shape == (len(batch.frames), 224, 224)
     np.testing.assert_allclose(batch.scores, batch.masks.reshape(len(batch.masks), -1).mean(axis=1))
     assert engine.model.threshold == pytest.approx(0.01)

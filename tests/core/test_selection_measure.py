@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fetal_iqa_gui.measure import MeasurementError, measure_abdomen, ramanujan_circumference
-from fetal_iqa_gui.acouslic import load_fov_mask
-from fetal_iqa_gui.selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
-from fetal_iqa_gui.sweep import SweepLayout
+from fetal_iqa_gui.case.measure import MeasurementError, measure_abdomen, ramanujan_circumference
+from fetal_iqa_gui.case.acouslic import load_fov_mask
+from fetal_iqa_gui.review.selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
+from fetal_iqa_gui.case.case import CaseLayout
 
 
 def ellipse_mask(shape, centre, axes, angle_deg):
@@ -67,7 +67,7 @@ def test_top_frames_counts_a_run_once_per_sweep():
     scores = np.zeros(40, np.float32)
     scores[5:9] = [0.7, 0.9, 0.8, 0.6]
     scores[30] = 0.5
-    layout = SweepLayout.equal_slots(np.zeros(40, bool), 1)
+    layout = CaseLayout.equal_sweeps(np.zeros(40, bool), 1)
     picks = top_frames(scores, layout, k=3)
     assert [p.frame for p in picks][:2] == [6, 30]
     assert (picks[0].sweep, picks[0].score) == (1, pytest.approx(0.9))
@@ -76,7 +76,7 @@ def test_top_frames_counts_a_run_once_per_sweep():
 def test_top_frames_per_sweep_or_overall_above_a_minimum_and_radius_apart():
     scores = np.zeros(40, np.float32)
     scores[[2, 12, 13, 25, 30]] = [0.9, 0.85, 0.8, 0.6, 0.7]
-    layout = SweepLayout.equal_slots(np.zeros(40, bool), 2)  # frames 0-19 and 20-39
+    layout = CaseLayout.equal_sweeps(np.zeros(40, bool), 2)  # frames 0-19 and 20-39
     assert [(p.frame, p.sweep) for p in top_frames(scores, layout, k=1)] == [(2, 1), (30, 2)]
     assert [p.frame for p in top_frames(scores, layout, k=2, radius=10, per_sweep=False)] == [2, 13]  # 12 is 10 away
     assert [p.frame for p in top_frames(scores, layout, k=5, radius=1, per_sweep=False, minimum=0.7)] == [2, 12, 30]
@@ -105,14 +105,14 @@ def test_smoothing_ignores_unscored_frames_and_keeps_them_unscored():
 
 def test_best_frame_skips_padding():
     scores = np.array([0.2, 0.4, np.nan, 0.3], np.float32)
-    layout = SweepLayout.equal_slots(np.array([False, False, True, False]), 1)
+    layout = CaseLayout.equal_sweeps(np.array([False, False, True, False]), 1)
     assert best_frame(scores, layout).frame == 1
-    two = SweepLayout.equal_slots(np.array([False, False, True, False]), 2)
-    assert best_frame(scores, two, two.slots[1]) == Pick(3, 2, pytest.approx(0.3))  # a sweep of one scored frame
+    two = CaseLayout.equal_sweeps(np.array([False, False, True, False]), 2)
+    assert best_frame(scores, two, two.sweeps[1]) == Pick(3, 2, pytest.approx(0.3))  # a sweep of one scored frame
 
 
 def test_largest_area_frame_is_the_challenges_rule_for_seg_models():
-    layout = SweepLayout.equal_slots(np.array([False, False, True, False, False]), 1)
+    layout = CaseLayout.equal_sweeps(np.array([False, False, True, False, False]), 1)
     assert largest_area_frame(np.array([10, 50, 99, np.nan, 20], float), layout) == 1  # padding and unscored skipped
     assert largest_area_frame(np.array([0, 0, 99, np.nan, 0], float), layout) == -1  # no mask anywhere
     assert largest_area_frame(np.full(5, np.nan), layout) == -1

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui.errors import SweepLoadError
-from fetal_iqa_gui.sweep import Sweep, SweepLayout, load_sweep
+from fetal_iqa_gui.base.errors import CaseLoadError
+from fetal_iqa_gui.case.case import Case, CaseLayout
+from fetal_iqa_gui.case.loading import load_case
 from tests.conftest import write_dicom_series
 
 
@@ -27,16 +28,16 @@ def volume(rng):
 
 @pytest.mark.parametrize("suffix", [".mha", ".mhd", ".nii", ".nii.gz", ".nrrd"])
 def test_volume_formats_open_with_pixels_spacing_and_padding(tmp_path, volume, suffix):
-    sweep = load_sweep(write(volume, tmp_path / f"case{suffix}"))
+    sweep = load_case(write(volume, tmp_path / f"case{suffix}"))
     assert np.array_equal(sweep.frames, volume)
     assert sweep.spacing_mm == pytest.approx((0.28, 0.28))
     assert sweep.layout.padding.tolist() == [False] * 9 + [True] * 3
-    assert len(sweep.layout.slots) == 1
+    assert len(sweep.layout.sweeps) == 1
 
 
 def test_same_pixels_in_two_formats_hash_alike(tmp_path, volume):
-    a = load_sweep(write(volume, tmp_path / "a.mha"))
-    b = load_sweep(write(volume, tmp_path / "b.nrrd"))
+    a = load_case(write(volume, tmp_path / "a.mha"))
+    b = load_case(write(volume, tmp_path / "b.nrrd"))
     assert a.content_hash == b.content_hash
 
 
@@ -44,9 +45,9 @@ def test_acouslic_case_has_six_sweeps_and_padding_per_sweep(tmp_path):
     frames = np.zeros((840, 8, 8), np.uint8)
     for sweep in range(6):
         frames[sweep * 140:sweep * 140 + 100 + sweep] = 7
-    sweep = load_sweep(write(frames, tmp_path / "case.mha"))
-    assert [len(s) for s in sweep.layout.slots] == [140] * 6
-    assert [len(sweep.layout.padding_frames(s)) for s in sweep.layout.slots] == [40, 39, 38, 37, 36, 35]
+    sweep = load_case(write(frames, tmp_path / "case.mha"))
+    assert [len(s) for s in sweep.layout.sweeps] == [140] * 6
+    assert [len(sweep.layout.padding_frames(s)) for s in sweep.layout.sweeps] == [40, 39, 38, 37, 36, 35]
     assert sweep.layout.sweep_of(141).number == 2
 
 
@@ -55,7 +56,7 @@ def test_rgb_png_becomes_one_grey_frame_by_luma(tmp_path):
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 100, 200, 50
     image = sitk.GetImageFromArray(rgb, isVector=True)
     sitk.WriteImage(image, str(tmp_path / "frame.png"))
-    sweep = load_sweep(tmp_path / "frame.png")
+    sweep = load_case(tmp_path / "frame.png")
     assert sweep.frames.shape == (1, 20, 30)
     assert np.all(sweep.frames == round(0.299 * 100 + 0.587 * 200 + 0.114 * 50))
 
@@ -63,7 +64,7 @@ def test_rgb_png_becomes_one_grey_frame_by_luma(tmp_path):
 def test_16_bit_and_float_volumes_are_scaled_by_their_own_range(tmp_path):
     values = np.linspace(1000, 3000, 2 * 4 * 5).reshape(2, 4, 5)
     for dtype in (np.uint16, np.float32):
-        sweep = load_sweep(write(values.astype(dtype), tmp_path / f"v-{np.dtype(dtype).name}.mha"))
+        sweep = load_case(write(values.astype(dtype), tmp_path / f"v-{np.dtype(dtype).name}.mha"))
         assert sweep.frames.min() == 0 and sweep.frames.max() == 255
         assert np.all(np.diff(sweep.frames.ravel().astype(int)) >= 0)
 
@@ -100,7 +101,7 @@ def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
     else:
         frames[2] = 200
         frames[0] = 1
-    sweep = load_sweep(_dicom_multiframe(tmp_path / "us.dcm", frames, photometric))
+    sweep = load_case(_dicom_multiframe(tmp_path / "us.dcm", frames, photometric))
     assert sweep.frames.shape == (3, 16, 20)
     expected = [0, 128, 200] if photometric == "YBR_FULL" else [1, 90, 200]
     assert [int(np.median(f)) for f in sweep.frames] == pytest.approx(expected, abs=2)
@@ -108,7 +109,7 @@ def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
 
 def test_dicom_series_folder_opens_in_slice_order(tmp_path, rng):
     volume = rng.integers(1, 255, size=(4, 16, 16), dtype=np.uint8)
-    sweep = load_sweep(write_dicom_series(tmp_path, volume))
+    sweep = load_case(write_dicom_series(tmp_path, volume))
     assert np.array_equal(sweep.frames, volume)
 
 
@@ -142,8 +143,8 @@ def test_bad_input_gives_one_clear_message_naming_the_file(tmp_path, volume, cas
         write(np.zeros((3, 8, 8), np.uint8), path)
     elif case == "four_d":
         sitk.WriteImage(sitk.Image([4, 4, 3, 2], sitk.sitkUInt8), str(path))
-    with pytest.raises(SweepLoadError) as error:
-        load_sweep(path)
+    with pytest.raises(CaseLoadError) as error:
+        load_case(path)
     message = str(error.value)
     assert path.name in message and expected in message
     assert "Traceback" not in message and "itk::" not in message
@@ -153,34 +154,34 @@ def test_bad_input_gives_one_clear_message_naming_the_file(tmp_path, volume, cas
 def test_unreadable_file_says_permission(tmp_path, volume):
     path = write(volume, tmp_path / "locked.mha")
     path.chmod(0)
-    with pytest.raises(SweepLoadError, match="permission"):
-        load_sweep(path)
+    with pytest.raises(CaseLoadError, match="permission"):
+        load_case(path)
 
 
 def test_unreadable_file_message_when_access_is_denied(tmp_path, volume, monkeypatch):
     path = write(volume, tmp_path / "locked.mha")
     monkeypatch.setattr(os, "access", lambda p, mode: False)
-    with pytest.raises(SweepLoadError, match="permission to read"):
-        load_sweep(path)
+    with pytest.raises(CaseLoadError, match="permission to read"):
+        load_case(path)
 
 
 def test_layout_lists_image_frames_per_sweep():
     padding = np.array([False, False, True, False, True, True])
-    layout = SweepLayout.equal_slots(padding, 2)
+    layout = CaseLayout.equal_sweeps(padding, 2)
     assert layout.image_frames().tolist() == [0, 1, 3]
-    assert layout.image_frames(layout.slots[1]).tolist() == [3]
+    assert layout.image_frames(layout.sweeps[1]).tolist() == [3]
 
 
 def test_sweep_from_array_detects_padding():
     frames = np.ones((5, 4, 4), np.uint8)
     frames[3] = 0
-    assert Sweep.from_array(frames).layout.padding.tolist() == [False, False, False, True, False]
+    assert Case.from_array(frames).layout.padding.tolist() == [False, False, False, True, False]
 
 
 def test_jpeg_opens_as_one_frame(tmp_path):
     import cv2
     picture = np.full((24, 32, 3), (40, 120, 200), np.uint8)  # BGR on disk
     cv2.imwrite(str(tmp_path / "frame.jpg"), picture)
-    sweep = load_sweep(tmp_path / "frame.jpg")
+    sweep = load_case(tmp_path / "frame.jpg")
     assert sweep.frames.shape == (1, 24, 32)
     assert abs(int(np.median(sweep.frames)) - round(0.299 * 200 + 0.587 * 120 + 0.114 * 40)) <= 3

@@ -6,10 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
-from fetal_iqa_gui import synthetic
-from fetal_iqa_gui.measure import measure_abdomen
-from fetal_iqa_gui.acouslic import load_fov_mask
-from fetal_iqa_gui.sweep import load_sweep
+from fetal_iqa_gui.case import synthetic
+from fetal_iqa_gui.case.measure import measure_abdomen
+from fetal_iqa_gui.case.acouslic import load_fov_mask
+from fetal_iqa_gui.case.loading import load_case
 
 
 def test_case_looks_like_an_acouslic_case(small_case):
@@ -36,11 +36,11 @@ def test_written_dataset_reads_back_with_its_circumferences(small_dataset):
     rows = list(csv.DictReader(open(small_dataset / synthetic.CIRCUMFERENCES_CSV)))
     assert len(rows) == 4 and list(rows[0])[:3] == ["uuid", "subject_id", "sweep_1_ac_mm"]
     row = next(r for r in rows if any(r[f"sweep_{i}_ac_mm"] for i in range(1, 7)))
-    image = load_sweep(small_dataset / synthetic.IMAGES_DIR / f"{row['uuid']}.mha")
-    masks = load_sweep(small_dataset / synthetic.MASKS_DIR / f"{row['uuid']}.mha", sweeps=6)
+    image = load_case(small_dataset / synthetic.IMAGES_DIR / f"{row['uuid']}.mha")
+    masks = load_case(small_dataset / synthetic.MASKS_DIR / f"{row['uuid']}.mha", sweeps=6)
     assert image.spacing_mm == pytest.approx((0.28, 0.28)) and image.n_frames == 144
     sweep = next(i for i in range(1, 7) if row[f"sweep_{i}_ac_mm"])
-    slot = masks.layout.slots[sweep - 1]
+    slot = masks.layout.sweeps[sweep - 1]
     optimal = [f for f in range(slot.start, slot.stop) if (masks.frames[f] == 1).any()]
     centre = optimal[len(optimal) // 2]
     measured = measure_abdomen(masks.frames[centre] > 0, 0.28).ac_mm

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fetal_iqa_gui.acouslic import CHALLENGE_FRAME_JSON
+from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.model.checkpoint import read_checkpoint
 from fetal_iqa_gui.model.loading import ModelSpec, load_model

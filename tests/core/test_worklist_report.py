@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from fetal_iqa_gui.calipers import EllipseCaliper
-from fetal_iqa_gui.export import ModelInfo
-from fetal_iqa_gui.measure import Ellipse
-from fetal_iqa_gui.report import NOT_A_DEVICE, write_report
-from fetal_iqa_gui.review import ScoredSweep
-from fetal_iqa_gui.sweep import load_sweep
-from fetal_iqa_gui.worklist import NOT_SCORED, REVIEW_FILE, REVIEWED, SCORED, Worklist, restore_calipers
+from fetal_iqa_gui.review.calipers import EllipseCaliper
+from fetal_iqa_gui.review.export import ModelInfo
+from fetal_iqa_gui.case.measure import Ellipse
+from fetal_iqa_gui.review.report import NOT_A_DEVICE, write_report
+from fetal_iqa_gui.review.scored_case import ScoredCase
+from fetal_iqa_gui.case.loading import load_case
+from fetal_iqa_gui.runs.worklist import NOT_SCORED, REVIEW_FILE, REVIEWED, SCORED, Worklist, restore_calipers
 
 MODEL = ModelInfo("tiny", "id-1", 0.5, is_demo=True)
 
@@ -25,9 +25,9 @@ def folder(tmp_path, small_case):
 
 
 def scored_case(path):
-    sweep = load_sweep(path, sweeps=6)
+    sweep = load_case(path, sweeps=6)
     scores = np.where(sweep.layout.padding, np.nan, np.linspace(0, 1, sweep.n_frames)).astype(np.float32)
-    return ScoredSweep(sweep, MODEL, scores)
+    return ScoredCase(sweep, MODEL, scores)
 
 
 def test_a_review_is_kept_beside_the_sweeps_and_restored(folder):
@@ -35,8 +35,8 @@ def test_a_review_is_kept_beside_the_sweeps_and_restored(folder):
     assert [c.path.name for c in worklist.cases] == ["a.mha", "b.mha", "c.nii.gz"]
     assert all(c.state == NOT_SCORED for c in worklist.cases)
     scored = scored_case(folder / "a.mha")
-    frame = int(scored.sweep.layout.image_frames(scored.sweep.layout.slots[2])[5])
-    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (100.0, 80.0), 10.0), scored.sweep.spacing_mm)
+    frame = int(scored.case.layout.image_frames(scored.case.layout.sweeps[2])[5])
+    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (100.0, 80.0), 10.0), scored.case.spacing_mm)
     scored.set_calipers(frame, [caliper])
     worklist.scored(folder / "b.mha", scored_case(folder / "b.mha"))
     worklist.mark_reviewed(folder / "a.mha", scored)
@@ -57,8 +57,8 @@ def test_a_damaged_review_file_is_ignored_and_a_read_only_one_costs_only_the_ses
     (folder / REVIEW_FILE).write_text("{ not json")
     worklist = Worklist(folder)
     assert all(c.state == NOT_SCORED for c in worklist.cases)
-    import fetal_iqa_gui.worklist as module
-    from fetal_iqa_gui.errors import WriteError
+    import fetal_iqa_gui.runs.worklist as module
+    from fetal_iqa_gui.base.errors import WriteError
 
     def refuse(*args, **kwargs):
         raise WriteError(folder / REVIEW_FILE, "the disk is read-only")
@@ -69,8 +69,8 @@ def test_a_damaged_review_file_is_ignored_and_a_read_only_one_costs_only_the_ses
 
 def test_the_case_report_holds_every_sweep_the_measurements_and_the_note(folder, tmp_path):
     scored = scored_case(folder / "a.mha")
-    frame = int(scored.sweep.layout.image_frames(scored.sweep.layout.slots[0])[3])
-    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (100.0, 80.0), 0.0), scored.sweep.spacing_mm)
+    frame = int(scored.case.layout.image_frames(scored.case.layout.sweeps[0])[3])
+    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (100.0, 80.0), 0.0), scored.case.spacing_mm)
     scored.set_calipers(frame, [caliper])
     page, exported = write_report(scored, tmp_path / "report", timeline_png=None)
     text = page.read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ import pytest
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QThread
 
-from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.gui import settings as stored
 
 _started_threads: list[QThread] = []
@@ -86,7 +86,7 @@ def window(qtbot, tiny_cls_path, tmp_path, monkeypatch):
 
 
 def open_and_score(qtbot, window, path, timeout=60_000):
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=timeout):
+    with qtbot.waitSignal(window.state.case_changed, timeout=timeout):
         window.open_path(path)
     wait_for_scoring(qtbot, window, timeout)
 

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from fetal_iqa_gui.calipers import DistanceCaliper, EllipseCaliper
+from fetal_iqa_gui.review.calipers import DistanceCaliper, EllipseCaliper
 from tests.gui.conftest import export_and_wait, open_and_score
 
 
@@ -61,13 +61,13 @@ def test_a_distance_caliper(qtbot, window, sweep_file):
 
 def test_an_implausible_spacing_refuses_to_measure(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
-    window.state.sweep.spacing_mm = (0.0, 0.0)
+    window.state.case.spacing_mm = (0.0, 0.0)
     window.calipers.start_ellipse()
     assert "implausible" in window.last_alert and not window.calipers.rois
 
 
 def test_a_segmentation_models_ellipse_is_proposed_and_kept_as_the_models(qtbot, window, sweep_file, monkeypatch):
-    from fetal_iqa_gui.measure import Ellipse, Measurement, ramanujan_circumference
+    from fetal_iqa_gui.case.measure import Ellipse, Measurement, ramanujan_circumference
     open_and_score(qtbot, window, sweep_file)
     scored, frame = window.state.scored, window.state.frame
     fitted = Ellipse((360.0, 270.0), (110.0, 70.0), 20.0)  # what a SEG model's mask fit gives

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fetal_iqa_gui import synthetic
+from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.gui import workers
-from fetal_iqa_gui.measure import measure_abdomen
+from fetal_iqa_gui.case.measure import measure_abdomen
 from tests.gui.conftest import wait_for_scoring
 
 
 def test_the_segmentation_demo_proposes_the_abdomens_ellipse(qtbot, window, sweep_file, monkeypatch):
-    monkeypatch.setattr(workers, "demo_sweep_path", lambda: sweep_file)  # 240 frames, not the demo's 840
+    monkeypatch.setattr(workers, "demo_case_path", lambda: sweep_file)  # 240 frames, not the demo's 840
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(sweep_file.parents[2] / synthetic.MASKS_DIR / sweep_file.name)))
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.actions["open_demo_segmented"].trigger()
     wait_for_scoring(qtbot, window, timeout=240_000)
     model = window.state.model

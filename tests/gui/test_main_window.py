@@ -14,13 +14,13 @@ from tests.gui.conftest import export_and_wait, open_and_score, wait_for_scoring
 def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
     state = window.state
-    images = ~state.sweep.layout.padding
+    images = ~state.case.layout.padding
     assert not np.isnan(state.scores[images]).any()
     assert np.isnan(state.scores[~images]).all()  # padding is never scored
     assert "scored" in window.status_text.text() and "best frame" in window.status_text.text()
     timeline_y = window.timeline.curve.getData()[1]
     np.testing.assert_allclose(timeline_y[images], state.scores[images])
-    assert window.panel.best_frames.count() == len(state.sweep.layout.slots)
+    assert window.panel.best_frames.count() == len(state.case.layout.sweeps)
 
 
 def test_an_empty_window_says_how_to_open_a_sweep_and_shows_no_stale_marks(qtbot, window, sweep_file):
@@ -69,7 +69,7 @@ def test_export_writes_the_original_pixels_and_a_sidecar(qtbot, window, sweep_fi
     frame = int(np.nanargmax(window.state.scores))
     written = export_and_wait(qtbot, window, [frame], tmp_path).written
     png = next(p for p in written if p.suffix == ".png")
-    assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), window.state.sweep.frames[frame])
+    assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), window.state.case.frames[frame])
     sidecar = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert sidecar["frame"] == frame and sidecar["model"] == "tiny classification test model"
     assert sidecar["source"] == str(sweep_file.resolve())
@@ -83,19 +83,19 @@ def test_export_writes_the_original_pixels_and_a_sidecar(qtbot, window, sweep_fi
 
 def test_cancel_stops_scoring_and_keeps_the_scores(qtbot, window, sweep_file):
     window.settings.batch_size = 1
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=60_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=60_000):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: window.state.scored_count >= 3, timeout=60_000)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.session.scorer.isFinished() and window.progress.isHidden(), timeout=30_000)
     scored = window.state.scored_count
-    assert 3 <= scored < int((~window.state.sweep.layout.padding).sum())
+    assert 3 <= scored < int((~window.state.case.layout.padding).sum())
     assert "stopped" in window.status_text.text()
 
 
 def test_closing_during_scoring_is_clean(qtbot, window, sweep_file):
     window.settings.batch_size = 1
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=60_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=60_000):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: window.state.scored_count >= 1, timeout=60_000)
     window.close()
@@ -113,18 +113,18 @@ def test_closing_while_a_sweep_opens_starts_no_scoring(qtbot, window, sweep_file
 
 def test_bad_file_keeps_the_open_sweep(qtbot, window, sweep_file, tmp_path):
     open_and_score(qtbot, window, sweep_file)
-    before = window.state.sweep
+    before = window.state.case
     bad = tmp_path / "broken.mha"
     bad.write_text("not an image")
     window.open_path(bad)
     qtbot.waitUntil(lambda: "broken.mha" in window.last_alert, timeout=10_000)
-    assert window.state.sweep is before
+    assert window.state.case is before
     assert "broken.mha" in window.last_alert and "broken.mha" in window.status_text.text()
 
 
 def test_padding_frames_are_shown_as_padding(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
-    padding = int(np.flatnonzero(window.state.sweep.layout.padding)[0])
+    padding = int(np.flatnonzero(window.state.case.layout.padding)[0])
     window.state.set_frame(padding)
     qtbot.waitUntil(lambda: "Padding" in window.frame_view.readout.text())
     assert window.frame_view.padding_text.isVisible()
@@ -137,7 +137,7 @@ def test_overlay_copy_is_exported_when_asked(qtbot, window, sweep_file, tmp_path
     written = export_and_wait(qtbot, window, [frame], tmp_path).written
     overlay = next(p for p in written if p.name.endswith("_overlay.png"))
     image = cv2.imread(str(overlay))
-    assert image.shape[:2] == window.state.sweep.frames.shape[1:] and image.shape[2] == 3
+    assert image.shape[:2] == window.state.case.frames.shape[1:] and image.shape[2] == 3
 
 
 def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, short_sweep_file, tiny_seg_path):
@@ -151,13 +151,13 @@ def test_segmentation_model_shows_masks_and_the_ac_panel(qtbot, window, short_sw
 
 def test_window_level_changes_the_display_not_the_data(qtbot, window, sweep_file):
     open_and_score(qtbot, window, sweep_file)
-    before = window.state.sweep.frames.copy()
+    before = window.state.case.frames.copy()
     window.panel.window_box.setValue(100)
     window.panel.level_box.setValue(60)
     assert window.frame_view.image.levels.tolist() == [10, 110]
     window.reset_levels()
     assert window.frame_view.image.levels.tolist() == [0, 255]
-    assert np.array_equal(before, window.state.sweep.frames)
+    assert np.array_equal(before, window.state.case.frames)
 
 
 def test_demo_without_disk_space_says_so_and_writes_nothing(qtbot, window, monkeypatch, tmp_path):
@@ -169,15 +169,15 @@ def test_demo_without_disk_space_says_so_and_writes_nothing(qtbot, window, monke
     qtbot.waitUntil(lambda: "disk space" in window.status_text.text(), timeout=10_000)
     assert "needs about 200 MB of free disk space" in window.status_text.text()
     assert "there are 50 MB" in window.status_text.text()
-    assert window.state.sweep is None and "Supported" not in window.last_alert
+    assert window.state.case is None and "Supported" not in window.last_alert
     assert not list(tmp_path.rglob("*.mha"))
 
 
 def test_demo_opens_the_synthetic_sweep_with_the_labelled_demo_model(qtbot, window, tmp_path):
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=120_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=120_000):
         window.open_demo()
     wait_for_scoring(qtbot, window, timeout=300_000)
-    assert window.state.sweep.n_frames == 840 and len(window.state.sweep.layout.slots) == 6
+    assert window.state.case.n_frames == 840 and len(window.state.case.layout.sweeps) == 6
     assert window.state.model.is_demo
     assert "Demo model" in window.banner.text() and not window.banner.isHidden()
     assert "not for clinical use" in window.status_text.text()

@@ -38,7 +38,7 @@ def answered(monkeypatch, tmp_path, sweep_file):
     monkeypatch.setattr(QDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
     monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
     monkeypatch.setattr(exporter_module.Exporter, "confirm", lambda self, question, yes: True)
-    monkeypatch.setattr(workers, "demo_sweep_path", lambda: sweep_file)  # the demo's path, not its 840 frames
+    monkeypatch.setattr(workers, "demo_case_path", lambda: sweep_file)  # the demo's path, not its 840 frames
     return tmp_path
 
 
@@ -60,10 +60,10 @@ def test_every_menu_item_works_twice_on_an_open_sweep(qtbot, window, sweep_file,
             idle(qtbot, window)
             assert window.last_alert == "", f"{spec.text}: {window.last_alert}"
     for _ in range(2):  # File > Open Recent > the sweep (the menu is rebuilt by each opening)
-        with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+        with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
             next(a for a in window.recent_menu.actions() if a.text() == str(sweep_file)).trigger()
         idle(qtbot, window)
-        assert window.state.sweep.source == sweep_file
+        assert window.state.case.source == sweep_file
     speeds = window.menuBar().findChildren(type(window.actions["close"]))
     for action in [a for a in speeds if a.text().endswith("frames/s")] * 2:  # View > Cine speed
         action.trigger()
@@ -77,7 +77,7 @@ def test_every_menu_item_works_twice_on_an_open_sweep(qtbot, window, sweep_file,
 
 def test_export_and_navigation_items_wait_for_a_sweep(window):
     for spec in (a for a in ACTIONS if isinstance(a, Action)):
-        assert window.actions[spec.name].isEnabled() == (not spec.needs_sweep and not spec.needs_scores), spec.name
+        assert window.actions[spec.name].isEnabled() == (not spec.needs_case and not spec.needs_scores), spec.name
 
 
 @pytest.mark.parametrize("shortcut", SHORTCUTS, ids=lambda s: s.keys[0])
@@ -93,14 +93,14 @@ def test_every_declared_key_reaches_its_action(qtbot, window, sweep_file, answer
 
 def test_navigation_keys_go_where_they_say(qtbot, window, case_file):
     open_and_score(qtbot, window, case_file)
-    layout, state = window.state.sweep.layout, window.state
+    layout, state = window.state.case.layout, window.state
     window.frame_view.setFocus()
     QTest.keyClick(window.frame_view, Qt.Key.Key_End)
     assert state.frame == layout.image_frames()[-1] and not layout.padding[state.frame]  # not a padding frame
     QTest.keyClick(window.frame_view, Qt.Key.Key_Home)
     assert state.frame == layout.image_frames()[0]
     QTest.keyClick(window.frame_view, Qt.Key.Key_BracketRight)
-    assert layout.sweep_of(state.frame).number == 2 and state.frame == layout.image_frames(layout.slots[1])[0]
+    assert layout.sweep_of(state.frame).number == 2 and state.frame == layout.image_frames(layout.sweeps[1])[0]
     QTest.keyClick(window.frame_view, Qt.Key.Key_BracketLeft)
     assert layout.sweep_of(state.frame).number == 1
     assert f"Frame {state.frame} [0–{layout.n_frames - 1}]" in window.frame_view.readout.text()
@@ -169,7 +169,7 @@ def test_best_frame_rows_by_keyboard_and_the_thumbnails(qtbot, window, case_file
     open_and_score(qtbot, window, case_file)
     scored = window.state.scored
     rows = window.panel.best_frames
-    assert rows.count() == len(scored.sweep.layout.slots)
+    assert rows.count() == len(scored.case.layout.sweeps)
     for row, best in enumerate(scored.best_per_sweep()):  # honest: "none good" where no frame reaches it
         assert ("✔" in rows.item(row).text()) == best.good and ("none good" in rows.item(row).text()) == (not best.good)
     rows.setFocus()
@@ -178,7 +178,7 @@ def test_best_frame_rows_by_keyboard_and_the_thumbnails(qtbot, window, case_file
     assert window.state.frame == scored.best_per_sweep()[1].frame
     window.thumbnails.setCurrentRow(3)
     assert window.state.frame == scored.best_per_sweep()[3].frame
-    window.state.set_frame(scored.sweep.layout.slots[4].start + 2)
+    window.state.set_frame(scored.case.layout.sweeps[4].start + 2)
     assert window.thumbnails.currentRow() == 4  # in step with the current frame
 
 
@@ -189,7 +189,7 @@ def test_exporting_best_frames_marks_those_below_the_threshold(qtbot, window, ca
         window.exporter.export_best()
     report = done.args[0]
     names = sorted(p.name for p in report.written if p.suffix == ".png")
-    assert len(names) == len(window.state.sweep.layout.slots)
+    assert len(names) == len(window.state.case.layout.sweeps)
     assert sum("_below-threshold" in n for n in names) == len(names) - 1
     assert "5 below the threshold" in window.status_text.text()
 
@@ -198,7 +198,7 @@ def test_exporting_a_padding_frame_is_refused_before_asking_for_a_folder(qtbot, 
     open_and_score(qtbot, window, sweep_file)
     asked = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(1) or "")
-    window.state.set_frame(int(np.flatnonzero(window.state.sweep.layout.padding)[0]))
+    window.state.set_frame(int(np.flatnonzero(window.state.case.layout.padding)[0]))
     window.exporter.export_current()
     assert "padding" in window.last_alert and not asked
 
@@ -217,9 +217,9 @@ def test_a_dicom_series_folder_opens_from_the_menu(qtbot, window, tmp_path, monk
     volume = np.random.default_rng(1).integers(1, 255, size=(5, 32, 40), dtype=np.uint8)
     folder = write_dicom_series(tmp_path / "series", volume)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.actions["open_folder_dialog"].trigger()
-    assert np.array_equal(window.state.sweep.frames, volume)
+    assert np.array_equal(window.state.case.frames, volume)
     wait_for_scoring(qtbot, window)
 
 
@@ -232,8 +232,8 @@ def slow_model(monkeypatch):
     export mid-batch."""
     real = workers.warm_engine
 
-    def slow(spec, settings, sweep=None, notify=None):
-        engine = real(spec, settings, sweep, notify)
+    def slow(spec, settings, case=None, notify=None):
+        engine = real(spec, settings, case, notify)
         if not getattr(engine, "slowed", False):
             predict = engine.predict
             engine.predict = lambda frames: (time.sleep(BATCH_SECONDS), predict(frames))[1]
@@ -257,20 +257,20 @@ def test_the_window_never_stalls_while_a_slow_model_scores(qtbot, window, sweep_
     timer = QTimer(interval=10)
     timer.timeout.connect(tick)
     window.settings.batch_size = 2
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.open_path(sweep_file)
     last[:] = time.monotonic(), time.thread_time()
     timer.start()
     qtbot.waitUntil(lambda: window.state.scored_count >= 4, timeout=30_000)
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):  # a second file while scoring
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):  # a second file while scoring
         window.open_path(short_sweep_file)
     qtbot.waitUntil(lambda: window.state.scored_count >= 2, timeout=30_000)
-    window.exporter.export([int(window.state.sweep.layout.image_frames()[0])], tmp_path / "during")
+    window.exporter.export([int(window.state.case.layout.image_frames()[0])], tmp_path / "during")
     window.cancel_scoring()
     assert "Stopping" in window.status_text.text()
     qtbot.waitUntil(lambda: not window.session.is_scoring and not window.exporter.busy, timeout=30_000)
     timer.stop()
-    assert window.state.sweep.source == short_sweep_file  # no batch of the first file landed on the second
+    assert window.state.case.source == short_sweep_file  # no batch of the first file landed on the second
     assert max(work) < 0.1, f"the GUI thread worked {max(work) * 1000:.0f} ms without a break"
     assert max(gaps) < BATCH_SECONDS * 2 / 3, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
     assert list((tmp_path / "during").glob("*.png"))
@@ -308,9 +308,9 @@ def test_dropping_a_file_opens_it(qtbot, window, sweep_file):
     buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, data, buttons, keys)
     assert QApplication.sendEvent(window, enter) and enter.isAccepted()
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, data, buttons, keys))
-    assert window.state.sweep.source == sweep_file
+    assert window.state.case.source == sweep_file
     wait_for_scoring(qtbot, window)
 
 
@@ -318,10 +318,10 @@ def test_a_model_that_fails_to_load_says_so_and_keeps_the_sweep(qtbot, window, s
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a model")
     window.settings.adapter = str(broken)
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: "broken.safetensors" in window.last_alert, timeout=30_000)
-    assert window.state.sweep.source == sweep_file and window.state.model is None
+    assert window.state.case.source == sweep_file and window.state.model is None
     wait_for_scoring(qtbot, window)
     assert not window.actions["exporter.export_best"].isEnabled()  # nothing scored: nothing to export
 
@@ -351,20 +351,20 @@ def test_the_app_starts_with_a_sweep_argument(qtbot, sweep_file, monkeypatch, ti
             super().__init__(*args, **kwargs)
             windows.append(self)
     monkeypatch.setattr(main_window, "MainWindow", Recorded)
-    assert app.run(sweep=sweep_file) == 0
+    assert app.run(case=sweep_file) == 0
     window = windows[0]
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.state.sweep is not None, timeout=30_000)
-    assert window.state.sweep.source == sweep_file and window.isVisible()
+    qtbot.waitUntil(lambda: window.state.case is not None, timeout=30_000)
+    assert window.state.case.source == sweep_file and window.isVisible()
     wait_for_scoring(qtbot, window)
     window.close()
 
 
 def test_a_backend_this_computer_lacks_is_told_and_a_damaged_choice_is_forgotten(qtbot, window, sweep_file,
                                                                                   monkeypatch):
-    from fetal_iqa_gui import scoring
+    from fetal_iqa_gui.engine import choice
     open_and_score(qtbot, window, sweep_file)
-    monkeypatch.setattr(scoring, "installed", lambda name: name != "openvino")
+    monkeypatch.setattr(choice, "installed", lambda name: name != "openvino")
 
     def choose(dialog):  # Settings: Backend openvino, a calibration sweep typed in
         dialog.backend.setCurrentText("openvino")
@@ -385,15 +385,15 @@ def test_a_backend_this_computer_lacks_is_told_and_a_damaged_choice_is_forgotten
 def test_while_the_model_converts_the_window_says_so_and_shows_no_threshold_yet(qtbot, window, sweep_file,
                                                                                 monkeypatch):
     """A compiled backend's first start converts the model (minutes for ViT-L/14), in the scoring thread."""
-    from fetal_iqa_gui.model import runtime
+    from fetal_iqa_gui.engine import compiled as runtime
     real, release = workers.warm_engine, threading.Event()
 
-    def converting(spec, settings, sweep=None, notify=None):
+    def converting(spec, settings, case=None, notify=None):
         notify(runtime.CONVERTING)
         release.wait(30)
-        return real(spec, settings, sweep)
+        return real(spec, settings, case)
     monkeypatch.setattr(workers, "warm_engine", converting)
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.open_path(sweep_file)
     qtbot.waitUntil(lambda: "Converting the model for this CPU" in window.status_text.text(), timeout=30_000)
     box = window.panel.threshold_box
@@ -402,3 +402,55 @@ def test_while_the_model_converts_the_window_says_so_and_shows_no_threshold_yet(
     wait_for_scoring(qtbot, window)
     assert box.isEnabled() and box.value() == window.state.threshold == 0.5 and box.text() == "0.500"
     assert window.timeline.threshold_line.isVisible() and window.timeline.threshold_line.value() == 0.5
+
+
+def choose_in_settings(monkeypatch, window, **changes):
+    """The Settings dialog, answered OK with `changes` made."""
+    import dataclasses
+    chosen = dataclasses.replace(window.settings, **changes)
+    monkeypatch.setattr(SettingsDialog, "exec", lambda self: QDialog.DialogCode.Accepted)
+    monkeypatch.setattr(SettingsDialog, "result_settings", lambda self: chosen)
+
+
+def test_a_threshold_typed_for_one_kind_of_model_never_judges_the_other(qtbot, window, short_sweep_file,
+                                                                        tiny_seg_path, monkeypatch):
+    """A CLS probability and a SEG model's share of the frame are different quantities."""
+    open_and_score(qtbot, window, short_sweep_file)
+    window.state.set_threshold(0.3)
+    choose_in_settings(monkeypatch, window, adapter=str(tiny_seg_path))
+    window.open_settings()
+    wait_for_scoring(qtbot, window, timeout=180_000)
+    assert window.state.model.is_segmentation and window.state.threshold == pytest.approx(0.01)  # its own
+    assert window.panel.threshold_box.value() == pytest.approx(0.01)
+    window.state.set_threshold(0.02)
+    choose_in_settings(monkeypatch, window, batch_size=4)  # the same model, run otherwise: the user's stays
+    window.open_settings()
+    wait_for_scoring(qtbot, window, timeout=180_000)
+    assert window.state.threshold == pytest.approx(0.02)
+
+
+def test_changing_the_precision_keeps_the_demo_segmentation_model(qtbot, window, short_sweep_file, monkeypatch):
+    monkeypatch.setattr(workers, "demo_case_path", lambda: short_sweep_file)  # 30 frames, not the demo's 840
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
+        window.actions["open_demo_segmented"].trigger()
+    wait_for_scoring(qtbot, window, timeout=180_000)
+    assert window.state.model.is_demo and window.state.model.is_segmentation
+    choose_in_settings(monkeypatch, window, precision="int8")
+    window.open_settings()
+    wait_for_scoring(qtbot, window, timeout=180_000)
+    assert window.state.model.is_demo and window.state.model.is_segmentation  # not the settings' demo model
+    assert window.session.engine.precision == "int8"
+
+
+def test_the_window_scores_with_the_adapter_the_readme_says_to_put_in_the_user_model_folder(window, tmp_path,
+                                                                                            monkeypatch):
+    from fetal_iqa_gui.base.resources import FETALCLIP_WEIGHTS_NAME, user_weights_dir
+    from fetal_iqa_gui.model.spec import choose_model
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = user_weights_dir()
+    folder.mkdir(parents=True)
+    (folder / FETALCLIP_WEIGHTS_NAME).write_bytes(b"weights")
+    (folder / "mine.safetensors").write_bytes(b"adapter")
+    window.settings.adapter = ""  # nothing named in Settings
+    spec = window.session.model_spec()
+    assert spec.adapter == folder / "mine.safetensors" and spec == choose_model()  # as `fetal-iqa score` chooses

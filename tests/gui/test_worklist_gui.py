@@ -7,10 +7,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
 
-from fetal_iqa_gui.calipers import EllipseCaliper
+from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.main_window import MainWindow
-from fetal_iqa_gui.measure import Ellipse
-from fetal_iqa_gui.worklist import REVIEWED, SCORED, Worklist
+from fetal_iqa_gui.case.measure import Ellipse
+from fetal_iqa_gui.runs.worklist import REVIEWED, SCORED, Worklist
 from tests.gui.conftest import wait_for_scoring
 
 
@@ -25,28 +25,28 @@ def cases(tmp_path, sweep_file, short_sweep_file):
 
 def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(cases))
-    with qtbot.waitSignal(window.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
         window.actions["worklist.open_folder"].trigger()
     panel = window.worklist
-    assert panel.isVisible() and panel.count() == 2 and window.state.sweep.source == cases / "a.mha"
+    assert panel.isVisible() and panel.count() == 2 and window.state.case.source == cases / "a.mha"
     wait_for_scoring(qtbot, window)
     # while the user reviews a.mha, b.mha is scored ahead, into the cache
     qtbot.waitUntil(lambda: panel.worklist.cases[1].state == SCORED, timeout=60_000)
     assert panel.worklist.cases[0].state == SCORED and "●" in panel.item(0).text()
     frame = window.state.frame
-    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (90.0, 70.0), 0.0), window.state.sweep.spacing_mm)
+    caliper = EllipseCaliper(Ellipse((370.0, 280.0), (90.0, 70.0), 0.0), window.state.case.spacing_mm)
     window.state.set_calipers(frame, [caliper])
     QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
     assert panel.worklist.cases[0].state == REVIEWED and "✔" in panel.item(0).text()
     with qtbot.waitSignal(window.state.model_changed, timeout=30_000):
         QTest.keyClick(window.frame_view, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ControlModifier)
-    assert window.state.sweep.source == cases / "b.mha"
+    assert window.state.case.source == cases / "b.mha"
     assert window.state.scored.n_pending == 0  # scored ahead: all there at once
     wait_for_scoring(qtbot, window)
 
     reopened = MainWindow(window.settings)  # another day: the folder opened again
     qtbot.addWidget(reopened)
-    with qtbot.waitSignal(reopened.state.sweep_changed, timeout=30_000):
+    with qtbot.waitSignal(reopened.state.case_changed, timeout=30_000):
         reopened.worklist.load(cases)
     wait_for_scoring(qtbot, reopened)
     assert [c.state for c in Worklist(cases).cases][0] == REVIEWED

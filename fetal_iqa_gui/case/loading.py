@@ -1,27 +1,25 @@
-"""Opening sweep files: every supported format becomes one `Sweep`.
+"""Opening case files: every supported format becomes one `Case`.
 
-A sweep is a (frames, height, width) uint8 volume. Conversion rules, stated once:
+Conversion rules, stated once:
 - RGB (or any multi-component pixel) -> grey by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B);
 - 16-bit, 32-bit or float pixels -> uint8 by the volume's own min..max range;
-- a 2-D image -> a one-frame sweep.
-All-zero frames are padding (the ACOUSLIC-AI files pad each 140-frame sweep slot with them).
+- a 2-D image -> a one-frame case.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..base.errors import CaseLoadError
 from . import headers
-from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, SWEEPS
-from .errors import SweepLoadError
+from .acouslic import DEFAULT_SPACING_MM
+from .case import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Case, CaseLayout, find_padding, hash_frames
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +27,6 @@ log = logging.getLogger(__name__)
 sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
-IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
 SWEEP_PATTERNS = " ".join("*" + suffix for suffix in VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)  # for file dialogs
 SUPPORTED_DESCRIPTION = "MetaImage (.mha/.mhd), NIfTI (.nii/.nii.gz), NRRD, DICOM (file or folder), PNG or JPEG"
 
@@ -42,139 +38,8 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 _CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frames' worth
 
 
-@dataclass(frozen=True)
-class SweepSlot:
-    """One probe sweep inside the volume: frames [start, stop), 1-based `number`."""
-
-    number: int
-    start: int
-    stop: int
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __contains__(self, frame: int) -> bool:
-        return self.start <= frame < self.stop
-
-
-@dataclass(frozen=True)
-class SweepLayout:
-    """How the frames of a volume divide into probe sweeps, and which are padding."""
-
-    slots: tuple[SweepSlot, ...]
-    padding: np.ndarray = field(repr=False)  # bool per frame
-
-    @classmethod
-    def equal_slots(cls, padding: np.ndarray, sweeps: int) -> "SweepLayout":
-        n = len(padding)
-        if sweeps < 1 or n % sweeps:
-            raise ValueError(f"{n} frames do not divide into {sweeps} equal sweeps")
-        size = n // sweeps
-        slots = tuple(SweepSlot(i + 1, i * size, (i + 1) * size) for i in range(sweeps))
-        return cls(slots, padding)
-
-    @classmethod
-    def detect(cls, padding: np.ndarray) -> "SweepLayout":
-        """ACOUSLIC-AI cases (840 frames) hold 6 sweeps of 140 frames; anything else is one sweep."""
-        sweeps = SWEEPS if len(padding) == CASE_FRAMES else 1
-        return cls.equal_slots(padding, sweeps)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.padding)
-
-    @property
-    def n_images(self) -> int:
-        """Frames that are images (not padding): what scoring has to do."""
-        return int(np.count_nonzero(~self.padding))
-
-    def sweep_of(self, frame: int) -> SweepSlot:
-        for slot in self.slots:
-            if frame in slot:
-                return slot
-        raise IndexError(f"frame {frame} is outside the volume of {self.n_frames} frames")
-
-    def image_frames(self, slot: SweepSlot | None = None) -> np.ndarray:
-        """Indices of the non-padding frames, of one sweep or of all."""
-        frames = np.flatnonzero(~self.padding)
-        if slot is not None:
-            frames = frames[(frames >= slot.start) & (frames < slot.stop)]
-        return frames
-
-    def slots_touching(self, frames: np.ndarray | None) -> list[SweepSlot]:
-        """The sweeps holding any of `frames` (all of them for None): what a change of those frames changes."""
-        if frames is None:
-            return list(self.slots)
-        frames = np.asarray(frames)
-        return [slot for slot in self.slots if ((frames >= slot.start) & (frames < slot.stop)).any()]
-
-    def padding_frames(self, slot: SweepSlot) -> np.ndarray:
-        return np.flatnonzero(self.padding[slot.start:slot.stop]) + slot.start
-
-
-@dataclass
-class Sweep:
-    """A loaded sweep volume and everything known about it."""
-
-    frames: np.ndarray  # (n, height, width) uint8
-    spacing_mm: tuple[float, float]  # (x, y) pixel spacing
-    source: Path
-    content_hash: str
-    layout: SweepLayout
-
-    @classmethod
-    def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",
-                   spacing_mm: tuple[float, float] = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM),
-                   sweeps: int | None = None) -> "Sweep":
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        padding = find_padding(frames)
-        layout = SweepLayout.detect(padding) if sweeps is None else SweepLayout.equal_slots(padding, sweeps)
-        return cls(frames, spacing_mm, Path(source), hash_frames(frames), layout)
-
-    @property
-    def n_frames(self) -> int:
-        return self.frames.shape[0]
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
-        return self.frames.shape[2], self.frames.shape[1]
-
-    @property
-    def nbytes(self) -> int:
-        return self.frames.nbytes
-
-    @property
-    def case_id(self) -> str:
-        return case_id(self.source)
-
-
-def case_id(path: str | os.PathLike) -> str:
-    """The file's name less its format's extension ('a.v2.mha' -> 'a.v2', 'b.nii.gz' -> 'b'): output
-    names derive from it, so two files that differ only after the first dot must not share one."""
-    name = Path(path).name
-    lowered = name.lower()
-    for suffix in sorted(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES, key=len, reverse=True):
-        if lowered.endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
-    return name or "sweep"  # a DICOM folder, a file without extension, or one named only '.mha'
-
-
-def find_padding(frames: np.ndarray) -> np.ndarray:
-    """True for every all-zero frame: padding, not an image."""
-    return frames.reshape(frames.shape[0], -1).max(axis=1) == 0
-
-
-def hash_frames(frames: np.ndarray) -> str:
-    """Content hash of the pixels (not the file): the same volume in two formats hashes alike."""
-    digest = hashlib.sha256()
-    digest.update(str(frames.shape).encode())
-    digest.update(memoryview(np.ascontiguousarray(frames)).cast("B"))
-    return digest.hexdigest()
-
-
-def load_sweep(path: str | os.PathLike, sweeps: int | None = None, memory_budget: int | None = None) -> Sweep:
-    """Open any supported file or DICOM folder as a `Sweep`; raise `SweepLoadError` otherwise.
+def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget: int | None = None) -> Case:
+    """Open any supported file or DICOM folder as a `Case`; raise `CaseLoadError` otherwise.
 
     `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder);
     by default an 840-frame volume has 6 and anything else one. A file whose pixels (plus our
@@ -194,30 +59,30 @@ def load_sweep(path: str | os.PathLike, sweeps: int | None = None, memory_budget
     del image  # keep at most one extra copy of a case alive
     padding = find_padding(frames)
     if padding.all():
-        raise SweepLoadError(path, "every frame is blank (all pixels are zero)",
+        raise CaseLoadError(path, "every frame is blank (all pixels are zero)",
                              "The recording holds no ultrasound image; choose another file.")
     try:
-        layout = SweepLayout.detect(padding) if sweeps is None else SweepLayout.equal_slots(padding, sweeps)
+        layout = CaseLayout.detect(padding) if sweeps is None else CaseLayout.equal_sweeps(padding, sweeps)
     except ValueError as error:
-        raise SweepLoadError(path, str(error)) from None
+        raise CaseLoadError(path, str(error)) from None
     log.info("loaded %s: %d frames of %dx%d, spacing %.3f mm", path, len(frames),
              frames.shape[2], frames.shape[1], spacing[0])
-    return Sweep(frames, spacing, path, hash_frames(frames), layout)
+    return Case(frames, spacing, path, hash_frames(frames), layout)
 
 
 def _read_image(path: Path, budget: int) -> sitk.Image:
     info = _probe(path)
     mode = info.st_mode
     if not os.access(path, os.R_OK):
-        raise SweepLoadError(path, "you do not have permission to read it",
+        raise CaseLoadError(path, "you do not have permission to read it",
                              "Copy it somewhere you can read, or ask your administrator.")
     if stat.S_ISDIR(mode):
         return _read_dicom_folder(path, budget)
     if not stat.S_ISREG(mode):
-        raise SweepLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
+        raise CaseLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
                              "Open the sweep file itself.")
     if info.st_size == 0:
-        raise SweepLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
+        raise CaseLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
     reader = _read_header(path, budget)
     try:
         return reader.Execute()
@@ -233,14 +98,14 @@ def _probe(path: Path) -> os.stat_result:
         raise _unreadable(path, error) from None
 
 
-def _unreadable(path: Path, error: OSError) -> SweepLoadError:
+def _unreadable(path: Path, error: OSError) -> CaseLoadError:
     """An OS error while looking at a file, in words (never a traceback)."""
     if isinstance(error, (FileNotFoundError, NotADirectoryError)):
-        return SweepLoadError(path, "the file does not exist", "Check the path and the file name.")
+        return CaseLoadError(path, "the file does not exist", "Check the path and the file name.")
     if isinstance(error, PermissionError):  # stat() needs no permission on the file, only on its folders
-        return SweepLoadError(path, "you do not have permission to open the folder it is in",
+        return CaseLoadError(path, "you do not have permission to open the folder it is in",
                               "Copy it somewhere you can read, or ask your administrator.")
-    return SweepLoadError(path, f"it could not be read ({error.strerror or error})", "Check the path and the disk.")
+    return CaseLoadError(path, f"it could not be read ({error.strerror or error})", "Check the path and the disk.")
 
 
 def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | None = None) -> sitk.ImageFileReader:
@@ -261,7 +126,7 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
         reader.ReadImageInformation()
         headers.check_declared_size(reader, budget, slices)
     except headers.RefusedHeader as error:
-        raise SweepLoadError(refused_as or path, error.problem, error.advice) from None
+        raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:
         log.debug("ITK could not read the header of %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
@@ -280,7 +145,7 @@ def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
         candidates = [file for file in files if _is_dicom_file(file)]
         if len(candidates) == 1:
             return _read_image(candidates[0], budget)
-        raise SweepLoadError(path, "the folder contains no DICOM series",
+        raise CaseLoadError(path, "the folder contains no DICOM series",
                              "Choose a folder of DICOM files, or open a single sweep file.")
     if len(series) > 1:
         log.warning("%s holds %d DICOM series; opening the first", path, len(series))
@@ -294,7 +159,7 @@ def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
         return reader.Execute()
     except RuntimeError as error:
         log.debug("ITK could not read the series in %s: %s", path, error)
-        raise SweepLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
+        raise CaseLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
                              "Check that the export from the scanner completed.") from None
 
 
@@ -306,7 +171,7 @@ def _folder_files(path: Path) -> list[Path]:
             continue  # GDCM does not look into subfolders
         reason = headers.why_not_inside(path, entry.name)
         if reason:
-            raise SweepLoadError(path, f"the folder holds '{entry.name}', which {reason}",
+            raise CaseLoadError(path, f"the folder holds '{entry.name}', which {reason}",
                                  "Move it out of the folder, or copy the DICOM files into a folder of their own.")
         files.append(Path(entry.path))
     return files
@@ -328,32 +193,32 @@ def _check_every_file_read(path: Path, files: list[Path], series: list[tuple[str
     unread = [file.name for file in files if file.name not in read and _is_dicom_file(file)]
     if unread:
         shown = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
-        raise SweepLoadError(path, f"{len(unread)} of its {len(read) + len(unread)} DICOM files could not be read "
+        raise CaseLoadError(path, f"{len(unread)} of its {len(read) + len(unread)} DICOM files could not be read "
                              f"({shown}), so every later frame number would be wrong",
                              "A file may be damaged or incomplete; export the series again.")
 
 
-def _unknown_format(path: Path) -> SweepLoadError:
+def _unknown_format(path: Path) -> CaseLoadError:
     if not path.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
-        return SweepLoadError(path, "it is not an image format fetal-iqa can read", f"Supported: {SUPPORTED_DESCRIPTION}.")
-    return SweepLoadError(path, "its header is not valid for its format",
+        return CaseLoadError(path, "it is not an image format fetal-iqa can read", f"Supported: {SUPPORTED_DESCRIPTION}.")
+    return CaseLoadError(path, "its header is not valid for its format",
                           "The file may be damaged or mislabelled; export it again.")
 
 
-def _no_memory(path: Path) -> SweepLoadError:
-    return SweepLoadError(path, "there is not enough free memory to open it", "Close other programs and try again.")
+def _no_memory(path: Path) -> CaseLoadError:
+    return CaseLoadError(path, "there is not enough free memory to open it", "Close other programs and try again.")
 
 
-def _explain_itk_error(path: Path, detail: str) -> SweepLoadError:
+def _explain_itk_error(path: Path, detail: str) -> CaseLoadError:
     lowered = detail.lower()
     if "unable to determine imageio reader" in lowered or "could not create io object" in lowered:
         return _unknown_format(path)
     if "failed to allocate memory" in lowered:
         return _no_memory(path)
     if any(word in lowered for word in ("header", "dimsize", "ndims", "objecttype")):
-        return SweepLoadError(path, "its header is not valid for its format",
+        return CaseLoadError(path, "its header is not valid for its format",
                               "The file may be damaged or mislabelled; export it again.")
-    return SweepLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
+    return CaseLoadError(path, "the file is truncated or corrupt (its image data could not be read)",
                           "The copy may be incomplete; copy or export it again.")
 
 

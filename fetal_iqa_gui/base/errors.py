@@ -3,12 +3,37 @@
 The GUI shows them in an alert and the CLI prints them as one `error:` line, each in one place
 (`FetalIqaError` is what both catch); anything else reaching those places is a bug and is logged
 in full. Subclasses say what was being done with the file: opened, loaded or written.
+
+Advice names the user's choice to change with `choice(name)` ("Give {config}..."), never a
+front door's word for it: each front door says how it names its choices (`name_choices`), the
+CLI as `--config`, the window as `Settings > Model config`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+# how the running front door names the user's choices; without one, in plain words
+_CHOICE_WORDS: dict[str, str] = {}
+PLAIN_WORDS = {"weights": "the FetalCLIP weights", "config": "the model config", "adapter": "the adapter",
+               "model": "the model", "threshold": "the threshold", "force": "replacing outputs"}
+
+
+def choice(name: str) -> str:
+    """A placeholder for the user's choice `name` in an error's advice."""
+    return "{" + name + "}"
+
+
+def name_choices(words: dict[str, str]) -> None:
+    """The front door's words for the choices (`{"config": "--config", ...}`), used from now on."""
+    _CHOICE_WORDS.clear()
+    _CHOICE_WORDS.update(words)
+
+
+class _Words(dict):
+    def __missing__(self, name: str) -> str:
+        return _CHOICE_WORDS.get(name) or PLAIN_WORDS.get(name) or f"the {name.replace('_', ' ')}"
 
 
 class FetalIqaError(Exception):
@@ -21,18 +46,29 @@ class FetalIqaError(Exception):
         self.path = Path(path) if path else None
         self.problem = problem
         self.advice = advice
-        super().__init__(self.compose())
+        super().__init__(problem)
+
+    def __str__(self) -> str:
+        return self.compose()
+
+    @property
+    def advice_said(self) -> str:
+        """The advice, each choice named as the front door names it."""
+        try:
+            return self.advice.format_map(_Words())
+        except (ValueError, IndexError):  # braces of some other kind: said as written
+            return self.advice
 
     def compose(self) -> str:
         text = f"{self.doing} {self._where()}: {self.problem}."
-        return f"{text} {self.advice}" if self.advice else text
+        return f"{text} {self.advice_said}" if self.advice else text
 
     def _where(self) -> str:
         return f"'{self.path.name}'" if self.path else "it"
 
 
-class SweepLoadError(FetalIqaError):
-    """A file that cannot be opened as a sweep."""
+class CaseLoadError(FetalIqaError):
+    """A file that cannot be opened as a case."""
 
     doing = "Cannot open"
     exit_code = 2  # bad input
@@ -83,4 +119,4 @@ class ExportRefused(FetalIqaError):
 
     def compose(self) -> str:
         text = f"{self.problem[0].upper()}{self.problem[1:]}; nothing was exported."
-        return f"{text} {self.advice}" if self.advice else text
+        return f"{text} {self.advice_said}" if self.advice else text

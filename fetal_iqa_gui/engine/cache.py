@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .errors import WriteError
-from .fileio import atomic_write, private_folder, remove_stale_parts
+from ..base.errors import WriteError
+from ..base.fileio import atomic_write, private_folder, remove_stale_parts
 from .preprocess import INPUT_SIZE
 
 log = logging.getLogger(__name__)

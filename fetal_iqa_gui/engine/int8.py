@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import merge_for_inference
-from .tower import release_pages
+from ..model.networks import merge_for_inference
+from ..model.tower import release_pages
 
 # torch announces the end of quantised tensors: this path is the fallback where ONNX Runtime and
 # OpenVINO are missing (see runtime.py). Only that warning, only from this module: a filter set

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .measure import Ellipse, MeasurementError, ramanujan_circumference
+from ..case.measure import Ellipse, MeasurementError, ramanujan_circumference
 
 PLAUSIBLE_SPACING_MM = (0.01, 2.0)  # mm per pixel: ultrasound frames lie well inside this
 _PERIMETER_POINTS = 3600  # anisotropic pixels: the ellipse's perimeter summed over this many chords

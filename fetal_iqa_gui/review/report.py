@@ -9,11 +9,11 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .export import png_bytes
-from .fileio import atomic_write
-from .preprocess import square_resize
-from .review import ExportReport, ScoredSweep
+from ..base.fileio import atomic_write
+from ..engine.preprocess import square_resize
+from .scored_case import ExportReport, ScoredCase
 
 REPORT_NAME = "report.html"
 THUMB_PX = 320
@@ -21,13 +21,13 @@ NOT_A_DEVICE = ("fetal-iqa is not a medical device. The scores and measurements 
                 "the judgement of a trained clinician.")
 
 
-def chosen_frames(scored: ScoredSweep) -> dict[int, int]:
+def chosen_frames(scored: ScoredCase) -> dict[int, int]:
     """Sweep number -> the frame the report shows: the one measured on, else the sweep's best."""
     chosen = {best.sweep: scored.chosen_frame(best) for best in scored.best_per_sweep()}
-    return {sweep: frame for sweep, frame in chosen.items() if frame is not None}
+    return {case: frame for case, frame in chosen.items() if frame is not None}
 
 
-def write_report(scored: ScoredSweep, folder: str | Path, timeline_png: bytes | None = None,
+def write_report(scored: ScoredCase, folder: str | Path, timeline_png: bytes | None = None,
                  overwrite: bool = False) -> tuple[Path, ExportReport]:
     """The chosen frames' exports and the HTML page, in `folder`; returns the page and the exports."""
     folder = Path(folder)
@@ -36,7 +36,7 @@ def write_report(scored: ScoredSweep, folder: str | Path, timeline_png: bytes | 
     if exported.problems:
         raise exported.problems[0]
     page = render_html(scored, chosen, timeline_png)
-    path = atomic_write(folder / f"{scored.sweep.case_id}_{REPORT_NAME}", lambda f: f.write(page.encode()), overwrite)
+    path = atomic_write(folder / f"{scored.case.case_id}_{REPORT_NAME}", lambda f: f.write(page.encode()), overwrite)
     return path, exported
 
 
@@ -45,8 +45,8 @@ def _img(data: bytes, alt: str, width: int | None = None) -> str:
     return f'<img alt="{html.escape(alt)}"{size} src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
-def render_html(scored: ScoredSweep, chosen: dict[int, int], timeline_png: bytes | None) -> str:
-    sweep, model = scored.sweep, scored.model
+def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes | None) -> str:
+    case, model = scored.case, scored.model
     rows, figures = [], []
     for best in scored.best_per_sweep():
         frame = chosen.get(best.sweep)
@@ -60,22 +60,22 @@ def render_html(scored: ScoredSweep, chosen: dict[int, int], timeline_png: bytes
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
                     f"<td>{'✔ good' if good else '✘ below the threshold'}</td><td>{measured}</td>"
                     f"<td>{f'{model_ac.ac_mm:.1f} mm' if model_ac else '—'}</td></tr>")
-        thumb = png_bytes(square_resize(sweep.frames[frame], THUMB_PX))
+        thumb = png_bytes(square_resize(case.frames[frame], THUMB_PX))
         figures.append(f"<figure>{_img(thumb, f'sweep {best.sweep}, frame {frame}')}"
                        f"<figcaption>Sweep {best.sweep}, frame {frame}</figcaption></figure>")
     demo = " (a demo model trained on synthetic sweeps: not for clinical use)" if model and model.is_demo else ""
     timeline = f"<h2>Scores of every frame</h2>{_img(timeline_png, 'quality timeline', 900)}" if timeline_png else ""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>fetal-iqa report: {html.escape(sweep.case_id)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>fetal-iqa report: {html.escape(case.case_id)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #111; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #999; padding: 4px 8px; }}
 figure {{ display: inline-block; margin: 0 1em 1em 0; }} .note {{ border: 2px solid #b00; padding: 8px; }}
 </style></head><body>
-<h1>Case {html.escape(sweep.case_id)}</h1>
-<p>Source: {html.escape(sweep.source.name)} (pixels sha256 {sweep.content_hash[:16]}…), {sweep.n_frames} frames,
-pixel spacing {sweep.spacing_mm[0]:.3f} x {sweep.spacing_mm[1]:.3f} mm.</p>
+<h1>Case {html.escape(case.case_id)}</h1>
+<p>Source: {html.escape(case.source.name)} (pixels sha256 {case.content_hash[:16]}…), {case.n_frames} frames,
+pixel spacing {case.spacing_mm[0]:.3f} x {case.spacing_mm[1]:.3f} mm.</p>
 <p>Model: {html.escape(model.name if model else 'none')}{demo}; identity {html.escape(model.identity if model else '—')};
 threshold {scored.threshold:.3f}. Frame numbers count from 0.</p>
 <h2>Chosen frame of each sweep</h2>

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sweep import SweepLayout
+from ..case.case import CaseLayout
+from ..model.task import is_good
 
 DEFAULT_SMOOTHING = 5  # frames; single-frame spikes are less reliable than a run
 NMS_RADIUS = 10  # frames: one pick per run of good frames
@@ -31,17 +32,17 @@ def smoothed(scores: np.ndarray, window: int = DEFAULT_SMOOTHING) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def top_frames(scores: np.ndarray, layout: SweepLayout, k: int = 3, radius: int = NMS_RADIUS,
+def top_frames(scores: np.ndarray, layout: CaseLayout, k: int = 3, radius: int = NMS_RADIUS,
                per_sweep: bool = True, minimum: float = -np.inf) -> list[Pick]:
     """The k highest-scoring frames (per sweep, or overall), no two within `radius` frames."""
-    groups = layout.slots if per_sweep else (None,)
+    groups = layout.sweeps if per_sweep else (None,)
     picks = []
-    for slot in groups:
-        frames = layout.image_frames(slot)
+    for sweep in groups:
+        frames = layout.image_frames(sweep)
         frames = frames[~np.isnan(scores[frames])]
         chosen: list[int] = []
         for frame in frames[np.argsort(-scores[frames], kind="stable")]:
-            if len(chosen) == k or scores[frame] < minimum:
+            if len(chosen) == k or not is_good(scores[frame], minimum):
                 break
             if all(abs(frame - c) > radius for c in chosen):
                 chosen.append(int(frame))
@@ -49,8 +50,8 @@ def top_frames(scores: np.ndarray, layout: SweepLayout, k: int = 3, radius: int 
     return picks
 
 
-def best_frame(scores: np.ndarray, layout: SweepLayout, slot=None) -> Pick | None:
-    frames = layout.image_frames(slot)
+def best_frame(scores: np.ndarray, layout: CaseLayout, sweep=None) -> Pick | None:
+    frames = layout.image_frames(sweep)
     frames = frames[~np.isnan(scores[frames])]
     if len(frames) == 0:
         return None
@@ -60,19 +61,19 @@ def best_frame(scores: np.ndarray, layout: SweepLayout, slot=None) -> Pick | Non
 
 def good_runs(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Runs [start, stop) of consecutive frames scoring at or above the threshold."""
-    good = np.concatenate([[False], np.nan_to_num(scores, nan=-1) >= threshold, [False]])
+    good = np.concatenate([[False], is_good(scores, threshold), [False]])
     edges = np.flatnonzero(np.diff(good.astype(np.int8)))
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def next_good(scores: np.ndarray, threshold: float, frame: int, direction: int = 1) -> int | None:
     """The nearest good frame after (direction 1) or before (-1) `frame`, or None."""
-    good = np.flatnonzero(np.nan_to_num(scores, nan=-1) >= threshold)
+    good = np.flatnonzero(is_good(scores, threshold))
     later = good[good > frame] if direction > 0 else good[good < frame][::-1]
     return int(later[0]) if len(later) else None
 
 
-def largest_area_frame(areas: np.ndarray, layout: SweepLayout) -> int:
+def largest_area_frame(areas: np.ndarray, layout: CaseLayout) -> int:
     """The challenge entrants' rule for SEG models: the frame with the largest segmented area, -1 if none."""
     frames = layout.image_frames()
     frames = frames[~np.isnan(areas[frames])]

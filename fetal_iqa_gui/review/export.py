@@ -20,11 +20,12 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__
-from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
-from .errors import ExportRefused
-from .fileio import atomic_write, safe_name, write_image, write_together
-from .sweep import Sweep
+from .. import __version__
+from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+from ..base.errors import ExportRefused
+from ..model.task import is_good
+from ..base.fileio import atomic_write, safe_name, write_image, write_together
+from ..case.case import Case
 
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
 
@@ -52,11 +53,12 @@ SIDECAR_FIELDS = (
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What an export records of the model that scored (and the threshold that was used)."""
+    """What an export records of the model that scored. The threshold a frame is judged by is the
+    user's (`ScoredCase.threshold`); `own_threshold` is only where it starts."""
 
     name: str
     identity: str
-    threshold: float
+    own_threshold: float  # the model's own: its metadata's, else its kind's default
     is_demo: bool = False
     task: str = "classification"
 
@@ -70,25 +72,25 @@ class ModelInfo:
         return self.task == "segmentation"
 
 
-def sidecar(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, ac_mm: float | None = None,
-            calipers: list | None = None, source_name_only: bool = False) -> dict:
+def sidecar(case: Case, frame: int, score: float | None, model: ModelInfo, threshold: float,
+            ac_mm: float | None = None, calipers: list | None = None, source_name_only: bool = False) -> dict:
     """`source_name_only`: name the sweep file without its folders, which may name the patient."""
-    slot = sweep.layout.sweep_of(frame)
-    good = is_good(score, model.threshold)
+    sweep = case.layout.sweep_of(frame)
+    good = judged(score, threshold)
     values = {
-        "source": sweep.source.name if source_name_only else _absolute(sweep.source),
-        "source_sha256": sweep.content_hash,
+        "source": case.source.name if source_name_only else _absolute(case.source),
+        "source_sha256": case.content_hash,
         "frame": int(frame),
-        "sweep": slot.number,
-        "frame_in_sweep": int(frame - slot.start),
+        "sweep": sweep.number,
+        "frame_in_sweep": int(frame - sweep.start),
         "score": None if good is None else round(float(score), 6),
-        "threshold": model.threshold,
+        "threshold": threshold,
         "good": good,
         "model": model.name,
         "model_identity": model.identity,
         "demo_model": model.is_demo,
-        "pixel_spacing_mm": list(sweep.spacing_mm),
-        "frame_size_px": list(sweep.frame_size),
+        "pixel_spacing_mm": list(case.spacing_mm),
+        "frame_size_px": list(case.frame_size),
         "ac_mm": None if ac_mm is None else round(ac_mm, 2),
         "calipers": [caliper.record() for caliper in calipers or ()],
         "app_version": __version__,
@@ -123,15 +125,15 @@ FRAME_SUFFIXES = (".png", ".json")  # an exported frame's files: the PNG and its
 OVERLAY_SUFFIX = "_overlay.png"
 
 
-def frame_basename(sweep: Sweep, frame: int, good: bool = True) -> str:
+def frame_basename(case: Case, frame: int, good: bool = True) -> str:
     """`<case>_frame012_sweep1`; a frame that is not good says so in its name, whatever folder it lands in."""
-    slot = sweep.layout.sweep_of(frame)
-    return f"{safe_name(sweep.case_id)}_frame{frame:03d}_sweep{slot.number}" + ("" if good else BELOW_THRESHOLD_MARK)
+    sweep = case.layout.sweep_of(frame)
+    return f"{safe_name(case.case_id)}_frame{frame:03d}_sweep{sweep.number}" + ("" if good else BELOW_THRESHOLD_MARK)
 
 
-def is_good(score: float | None, threshold: float) -> bool | None:
-    """None when there is no score to judge."""
-    return None if score is None or math.isnan(score) else bool(score >= threshold)
+def judged(score: float | None, threshold: float) -> bool | None:
+    """Whether a frame's score is good; None when there is no score to judge."""
+    return None if score is None or math.isnan(score) else is_good(score, threshold)
 
 
 def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> bytes:
@@ -149,8 +151,8 @@ def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) 
     return data[:end_of_header] + chunk + data[end_of_header:]
 
 
-def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo, out_dir: str | Path,
-                 overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
+def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, threshold: float,
+                 out_dir: str | Path, overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
                  rename: bool = False, calipers: list | None = None, source_name_only: bool = False) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
 
@@ -158,39 +160,39 @@ def export_frame(sweep: Sweep, frame: int, score: float | None, model: ModelInfo
     refused export writes nothing. An existing name is refused, unless `overwrite`, or `rename`
     (then the files get the first free name of `<name>-2`, `<name>-3`, ...).
     """
-    if sweep.layout.padding[frame]:
+    if case.layout.padding[frame]:
         raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
-    base = frame_basename(sweep, frame, good=bool(is_good(score, model.threshold)))
+    base = frame_basename(case, frame, good=bool(judged(score, threshold)))
     suffixes = list(FRAME_SUFFIXES) + ([OVERLAY_SUFFIX] if overlay is not None else [])
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
-    document = json.dumps(sidecar(sweep, frame, score, model, ac_mm, calipers, source_name_only), indent=2).encode()
-    writers = [lambda f: f.write(png_bytes(sweep.frames[frame], sweep.spacing_mm)), lambda f: f.write(document),
-               lambda f: f.write(png_bytes(overlay, sweep.spacing_mm))]
+    document = json.dumps(sidecar(case, frame, score, model, threshold, ac_mm, calipers, source_name_only), indent=2).encode()
+    writers = [lambda f: f.write(png_bytes(case.frames[frame], case.spacing_mm)), lambda f: f.write(document),
+               lambda f: f.write(png_bytes(overlay, case.spacing_mm))]
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
 
 
-def score_rows(sweep: Sweep, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):
+def score_rows(case: Case, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):
     """The CSV rows, one per frame: frame, sweep, padding, score, good[, mask_area_px]."""
-    for frame in range(sweep.n_frames):
-        padding = bool(sweep.layout.padding[frame])
+    for frame in range(case.n_frames):
+        padding = bool(case.layout.padding[frame])
         score = scores[frame]
         scored = not padding and not np.isnan(score)
-        row = [frame, sweep.layout.sweep_of(frame).number, int(padding),
-               f"{score:.6f}" if scored else "", int(scored and score >= threshold) if not padding else 0]
+        row = [frame, case.layout.sweep_of(frame).number, int(padding),
+               f"{score:.6f}" if scored else "", int(scored and is_good(score, threshold))]
         if mask_area_px is not None:
             row.append("" if not scored else int(mask_area_px[frame]))
         yield row
 
 
-def write_scores_csv(path: str | Path, sweep: Sweep, scores: np.ndarray, threshold: float,
+def write_scores_csv(path: str | Path, case: Case, scores: np.ndarray, threshold: float,
                      mask_area_px: np.ndarray | None = None, overwrite: bool = False) -> Path:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(SCORE_COLUMNS + (("mask_area_px",) if mask_area_px is not None else ()))
-    writer.writerows(score_rows(sweep, scores, threshold, mask_area_px))
+    writer.writerows(score_rows(case, scores, threshold, mask_area_px))
     return atomic_write(path, lambda f: f.write(text.getvalue().encode()), overwrite)
 
 

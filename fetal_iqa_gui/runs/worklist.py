@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .batch import expand_paths
-from .errors import WriteError
-from .fileio import atomic_write
-from .review import ScoredSweep
-from .sweep import case_id
+from ..base.errors import WriteError
+from ..base.fileio import atomic_write
+from ..review.scored_case import ScoredCase
+from ..case.case import case_id
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Worklist:
         order = self.cases[after + 1:] + self.cases[:after + 1]
         return next((case for case in order if case.state == NOT_SCORED), None)
 
-    def scored(self, path: Path, scored: ScoredSweep) -> None:
+    def scored(self, path: Path, scored: ScoredCase) -> None:
         entry = self.cases[self.index_of(path)]
         if scored.n_pending == 0 and entry.state != REVIEWED:
             entry.state = SCORED
@@ -66,7 +66,7 @@ class Worklist:
         entry.best_score = best.score if best else None
         self._save()
 
-    def mark_reviewed(self, path: Path, scored: ScoredSweep) -> CaseEntry:
+    def mark_reviewed(self, path: Path, scored: ScoredCase) -> CaseEntry:
         entry = self.cases[self.index_of(path)]
         entry.state, entry.review = REVIEWED, review_of(scored)
         best = scored.best_frame()
@@ -102,7 +102,7 @@ class Worklist:
             log.warning("could not save the review: %s", error)
 
 
-def review_of(scored: ScoredSweep) -> dict:
+def review_of(scored: ScoredCase) -> dict:
     """Per sweep: the chosen frame (the one measured on, else the best), its score, and its AC."""
     sweeps = []
     for best in scored.best_per_sweep():
@@ -118,10 +118,10 @@ def review_of(scored: ScoredSweep) -> dict:
             "model_identity": scored.model.identity if scored.model else None, "sweeps": sweeps}
 
 
-def restore_calipers(scored: ScoredSweep, review: dict) -> None:
+def restore_calipers(scored: ScoredCase, review: dict) -> None:
     """The measurements a review kept, back on their frames (after reopening the case)."""
-    from .calipers import DistanceCaliper, EllipseCaliper
-    from .measure import Ellipse
+    from ..review.calipers import DistanceCaliper, EllipseCaliper
+    from ..case.measure import Ellipse
     for sweep in review.get("sweeps", []):
         kept = []
         for record in sweep.get("calipers", []):

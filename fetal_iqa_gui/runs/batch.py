@@ -1,4 +1,4 @@
-"""Many sweep files, headless: which files, where each case's outputs go, what counts as finished.
+"""Many case files, headless: which files, where each case's outputs go, what counts as finished.
 
 The command line's `score` drives these (and prints); they take plain values, not its options.
 
@@ -21,12 +21,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
-from .errors import FetalIqaError
-from .export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
-from .fileio import atomic_write, check_writable, remove_stale_parts, safe_name
-from .review import ScoredSweep
-from .sweep import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, case_id
+from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
+from ..base.errors import FetalIqaError
+from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
+from ..base.fileio import atomic_write, check_writable, remove_stale_parts, safe_name
+from ..review.scored_case import ScoredCase
+from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
+from ..case.case import case_id
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model")
@@ -119,7 +120,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         try:
             inside = sorted(p for p in path.iterdir() if p.is_file()
                             and p.name.lower().endswith(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES)) if path.is_dir() else []
-        except OSError:  # a path in or of a folder we may not open: load_sweep says so, naming it
+        except OSError:  # a path in or of a folder we may not open: load_case says so, naming it
             inside = []
         volumes = [p for p in inside if not p.name.lower().endswith((".dcm", ".dicom"))]
         found += volumes if volumes else [path]
@@ -170,14 +171,15 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
                                     f"Give --force to replace it, or choose another {option}.")
 
 
-def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant: str = "") -> list[PlannedCase]:
+def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant: str = "",
+               threshold: float | None = None) -> list[PlannedCase]:
     """Each input with what an earlier run left of it. A case finished earlier from another input
     (same name) or with another model is refused, not replaced, unless `force`; one finished with
     the same model on another device or at another precision counts as finished."""
     cases, others = [], []
     for path in paths:
         case = outputs.for_case(path)
-        key = case_key(path, model)
+        key = case_key(path, model, threshold)
         marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
         listed = marker["outputs"] if marker else []
         present = [file for file in listed if _non_empty(file)]
@@ -210,18 +212,19 @@ def prepare_folders(paths: list[Path], outputs: RunOutputs) -> None:
         remove_stale_parts(outputs.challenge_dir / output_name(path))
 
 
-def case_key(path: Path, model: ModelInfo) -> dict:
-    """What a case's results depend on: the input file (where, its size, when it changed) and the model."""
+def case_key(path: Path, model: ModelInfo, threshold: float | None = None) -> dict:
+    """What a case's results depend on: the input file (where, its size, when it changed), the model
+    and the threshold (the user's, else the model's own)."""
     try:
         stat = os.stat(path)
         size, changed = stat.st_size, stat.st_mtime_ns
     except OSError:  # gone, or unreadable: loading it will say so
         size = changed = None
     return {"source": _real(path), "source_size": size, "source_mtime_ns": changed,
-            "model_identity": model.identity, "threshold": model.threshold}
+            "model_identity": model.identity, "threshold": model.own_threshold if threshold is None else threshold}
 
 
-def write_case_outputs(scored: ScoredSweep, case: PlannedCase) -> list[dict]:
+def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
     """Write what the case asks for, its marker around them; return one summary row per probe sweep.
 
     Every file's name is known before the first is written: one that exists and is neither an
@@ -251,14 +254,14 @@ def write_case_outputs(scored: ScoredSweep, case: PlannedCase) -> list[dict]:
     return rows
 
 
-def planned_files(scored: ScoredSweep, outputs: CaseOutputs) -> list[Path]:
+def planned_files(scored: ScoredCase, outputs: CaseOutputs) -> list[Path]:
     """Every file that writing `outputs` of this case creates."""
     files = [outputs.scores_csv] if outputs.scores_csv else []
     if outputs.export_dir:
         for frame in _export_frames(scored):
-            base = frame_basename(scored.sweep, frame, good=bool(scored.is_good(frame)))
+            base = frame_basename(scored.case, frame, good=bool(scored.is_good(frame)))
             files += [outputs.export_dir / f"{base}{suffix}" for suffix in FRAME_SUFFIXES]
-    return files + challenge_files(outputs.challenge_dir, scored.sweep.source)
+    return files + challenge_files(outputs.challenge_dir, scored.case.source)
 
 
 def challenge_files(challenge_dir: Path | None, path: Path) -> list[Path]:
@@ -291,12 +294,12 @@ def rebuild_summary(out_dir: Path) -> None:
     write_summary(out_dir / SUMMARY_CSV, rows)
 
 
-def summary_rows(scored: ScoredSweep) -> list[dict]:
+def summary_rows(scored: ScoredCase) -> list[dict]:
     rows = []
     for best in scored.best_per_sweep():
         pick = best.candidate
         ac = scored.measurement_of(pick.frame) if pick and best.good else None
-        rows.append({"file": scored.sweep.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
+        rows.append({"file": scored.case.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
                      "score": f"{pick.score:.4f}" if pick else "", "good": int(best.good),
                      "ac_mm": f"{ac.ac_mm:.1f}" if ac else "", "threshold": f"{scored.threshold:.4f}",
                      # which model decided "good": a summary may gather runs of different models
@@ -325,7 +328,7 @@ def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finish
     atomic_write(case.marker, lambda f: f.write(json.dumps(document, indent=1).encode()), overwrite=True)
 
 
-def _export_frames(scored: ScoredSweep) -> list[int]:
+def _export_frames(scored: ScoredCase) -> list[int]:
     """Each sweep's top frame, good or not (its name says which)."""
     return [best.frame for best in scored.best_per_sweep() if best.candidate]
 

@@ -25,10 +25,9 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
-from .fileio import atomic_write, write_image
+from ..base.fileio import atomic_write, write_image
 from .measure import ramanujan_circumference
-from .acouslic import (CIRCUMFERENCES_CSV, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, IMAGES_DIR, LABEL_OPTIMAL,
-                       LABEL_SUBOPTIMAL, MASKS_DIR, SWEEPS, load_fov_mask)
+from .acouslic import (CIRCUMFERENCES_CSV, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, IMAGES_DIR, LABEL_OPTIMAL, LABEL_SUBOPTIMAL, MASKS_DIR, SWEEPS, load_fov_mask)
 
 _APEX = (372.0, -183.0)  # the fan's apex (x, y) in pixels, above the image
 _SPECKLE_FIELDS = 8

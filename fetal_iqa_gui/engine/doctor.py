@@ -10,11 +10,11 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .cache import COMPILED_MANIFEST, cache_dir, compiled_dir
-from .demo import demo_folder
-from .resources import fetalclip_weights, log_file, weights_dirs
-from .runtime import cpu_model, default_threads, physical_cores, usable_cpus
+from ..case.demo import demo_folder
+from ..base.resources import fetalclip_weights, log_file, weights_dirs
+from .cpu import cpu_model, default_threads, physical_cores, usable_cpus
 
 PACKAGES = (("open_clip", "open_clip_torch"), ("peft", "peft"), ("numpy", "numpy"), ("SimpleITK", "SimpleITK"),
             ("pyqtgraph", "pyqtgraph"), ("PySide6", "PySide6-Essentials"))
@@ -86,7 +86,7 @@ def _cpu_rows() -> list[tuple[str, str]]:
     try:
         import torch
 
-        from .scoring import cpu_has_bf16, pick_device, pick_precision
+        from .choice import cpu_has_bf16, pick_device, pick_precision
     except Exception as error:
         return rows + [("Auto engine", f"unknown: the model's libraries cannot be imported ({error})")]
     features = [torch.backends.cpu.get_cpu_capability(), f"native bf16 {'yes' if cpu_has_bf16() else 'no'}"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .resources import FOV_MASK, real_path
+from ..base.resources import FOV_MASK, real_path
 
 SWEEPS = 6
 FRAMES_PER_SWEEP = 140

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 APP_NAME = "fetal-iqa"
-PACKAGE_DATA = files(__package__) / "resources"
+PACKAGE_DATA = files("fetal_iqa_gui") / "resources"
 FETALCLIP_CONFIG = PACKAGE_DATA / "FetalCLIP_config.json"
 FOV_MASK = PACKAGE_DATA / "acouslic_fov_mask.mha"
 DEMO_MODELS = {"classification": PACKAGE_DATA / "demo_cls.safetensors",
@@ -28,7 +28,7 @@ DEMO_MODELS = {"classification": PACKAGE_DATA / "demo_cls.safetensors",
 
 FETALCLIP_WEIGHTS_NAME = "FetalCLIP_weights.pt"
 ADAPTER_SUFFIXES = (".safetensors", ".ckpt")
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

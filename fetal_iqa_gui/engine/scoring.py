@@ -1,10 +1,11 @@
-"""The scoring engine: a generator that scores every image frame of a sweep, batch by batch.
+"""The scoring engine: a model placed as the engine settings say (`make_engine`, `load_engine`), and
+a generator that scores every image frame of a case, batch by batch (`score_case`).
 
 Order: coarse to fine (every 16th image frame, then every 8th), then the remaining frames by
 priority: first those next to the highest scores so far (the best frame shows up early), and
 among equals those farthest from any scored frame (the timeline keeps filling evenly). Each
 frame is scored once, alone in its own right, so the final scores do not depend on the order.
-The consumer (the GUI's worker or the CLI) stops it by no longer asking for batches.
+The consumer (`runs.job.CaseJob`, for every front door) stops it by no longer asking for batches.
 """
 
 from __future__ import annotations
@@ -12,19 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .errors import EngineChoiceError, FetalIqaError, ScoringError
-from .model.int8 import quantize_model
-from .model.loading import LoadedModel
-from .model.runtime import COMPILED, CompiledModel, compile_model, installed, pick_backend, user_calibration
+from ..base.errors import FetalIqaError, ScoringError, choice
+from ..case.case import Case
+from ..model.loading import LoadedModel
+from .choice import (COMPILED, EngineSettings, check_backend, cpu_has_bf16, pick_backend, pick_device,
+                     pick_precision)
+from .compiled import CompiledModel, compile_model, user_calibration
+from .cpu import default_threads
+from .int8 import quantize_model
 from .preprocess import frames_to_tensor, normalise_tensor, resize_frames
-from .review import ScoredSweep
-from .runtime import EngineSettings, default_threads, linux_cpu_flags
-from .sweep import Sweep
+
+if TYPE_CHECKING:
+    from ..model.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -97,62 +102,19 @@ class Engine:
             return self.model.postprocess(torch.cat(outputs))
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is slower than fp32.
-
-    Asked of torch itself (any system); should this torch lack the query, of /proc/cpuinfo on Linux.
-    """
-    queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(queries):
-        return any(query() for query in queries)
-    return bool({"avx512_bf16", "amx_bf16"} & linux_cpu_flags())
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EngineChoiceError(None, "no CUDA GPU is available on this computer", "Choose device 'cpu' or 'auto'.")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise EngineChoiceError(None, "Apple's MPS is not available on this computer", "Choose device 'cpu' or 'auto'.")
-    return torch.device(name)
-
-
-def cuda_has_bf16() -> bool:
-    """Whether this GPU computes bf16 natively (Ampere and later); older ones emulate it, slower than fp16."""
-    return torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-def pick_precision(precision: str, device: torch.device, backend: str = "torch") -> str:
-    """The precision `auto` means here: on CUDA bf16 (fp16 on cards without native bf16); on a compiled CPU
-    backend int8 (the fastest there, on AVX2 and AVX-512 alike); on torch on a CPU, bf16 where it
-    is native (about 4x fp32), else int8 dynamic quantization of every linear layer, attention's
-    included (bf16 without native support runs several times slower than fp32)."""
-    if precision == "int8" and device.type != "cpu":
-        raise EngineChoiceError(None, "int8 runs on the CPU only", "Choose precision 'auto' or 'bf16' on a GPU.")
-    if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16():
-        raise EngineChoiceError(None, "this GPU has no bf16", "Choose precision 'fp16' or 'auto'.")
-    if precision != "auto":
-        return precision
-    if backend in COMPILED:
-        return "int8"
-    if device.type == "cuda":
-        return "bf16" if cuda_has_bf16() else "fp16"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_bf16() else "int8"
-    return "fp32"
+def load_engine(spec: ModelSpec, settings: EngineSettings = EngineSettings(),
+                notify: Callable[[str], None] | None = None, first_case: Callable[[], Case] | None = None) -> Engine:
+    """The model `spec` names, loaded and placed as `settings` say: what every front door scores with."""
+    from ..model.loading import load_model
+    return make_engine(load_model(spec), settings, notify, first_case)
 
 
 def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
-                notify: Callable[[str], None] | None = None, first_sweep: Callable[[], Sweep] | None = None) -> Engine:
+                notify: Callable[[str], None] | None = None, first_case: Callable[[], Case] | None = None) -> Engine:
     """Place the model (in place) on the chosen device, precision and backend. A compiled backend
     converts the model once (then reads it from the disk cache), telling `notify` first; OpenVINO's
-    static int8 of a real model is calibrated on `settings.calibration`, else on `first_sweep()`
-    (called only then: the sweep about to be scored), else on synthetic frames."""
+    static int8 of a real model is calibrated on `settings.calibration`, else on `first_case()`
+    (called only then: the case about to be scored), else on synthetic frames."""
     device = pick_device(settings.device)
     backend = pick_backend(settings.backend, device, settings.precision)
     precision = pick_precision(settings.precision, device, backend)
@@ -163,13 +125,13 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         torch.set_num_threads(threads)
         try:
             compiled = compile_model(model, backend, precision, threads, notify, bf16_native=cpu_has_bf16(),
-                                     calibration=user_calibration(settings.calibration, first_sweep))
+                                     calibration=user_calibration(settings.calibration, first_case))
         except FetalIqaError:  # e.g. an unreadable calibration sweep: the user's to fix, not a fallback
             raise
         except Exception as error:  # an exporter or runtime failure: torch still scores, if allowed
             if settings.backend != "auto":
                 raise ScoringError(None, f"{backend} cannot run this model ({error})",
-                                   "Choose backend 'torch' or 'auto'.") from error
+                                   f"Choose {choice('backend')} 'torch' or 'auto'.") from error
             log.warning("%s failed (%s); scoring with torch", backend, error)
             notice = f"{backend} could not convert the model; scoring with torch instead (slower)."
             backend, precision = "torch", pick_precision(settings.precision, device)
@@ -196,22 +158,10 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         except torch.cuda.OutOfMemoryError:
             model.module.to("cpu")
             raise ScoringError(None, "the model does not fit in the GPU's free memory",
-                               "Close other programs that use the GPU, or choose device 'cpu'.") from None
+                               f"Close other programs that use the GPU, or choose {choice('device')} 'cpu'.") from None
     batch = settings.batch_size or (64 if device.type == "cuda" else 8)
     log.info("scoring on %s %s, batch %d", device, precision, batch)
     return Engine(model, device, precision, batch, notice=notice)
-
-
-def check_backend(backend: str, device: torch.device, precision: str) -> None:
-    """Refuse what a compiled backend cannot do, saying what to choose instead."""
-    if not installed(backend):
-        raise EngineChoiceError(None, f"{backend} is not installed",
-                                "Install it with `pip install 'fetal-iqa[cpu]'`, or choose backend 'torch'.")
-    if device.type != "cpu":
-        raise EngineChoiceError(None, f"{backend} runs on the CPU here", "Choose device 'cpu', or backend 'torch'.")
-    if precision == "fp16" or (backend == "onnxruntime" and precision == "bf16"):
-        raise EngineChoiceError(None, f"{backend} does not run {precision} here",
-                                "Choose precision 'int8', 'fp32' or 'auto', or backend 'torch'.")
 
 
 def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -> np.ndarray:
@@ -232,10 +182,10 @@ def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -
     return np.sort(candidates[order[:count]])
 
 
-def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -> Iterator[ScoreBatch]:
+def score_case(engine: Engine, case: Case, known: np.ndarray | None = None) -> Iterator[ScoreBatch]:
     """Yield the scores of every image frame not in `known` (scores with NaN for unscored)."""
-    scores = np.full(sweep.n_frames, np.nan, np.float32) if known is None else known.astype(np.float32).copy()
-    image_frames = sweep.layout.image_frames()
+    scores = np.full(case.n_frames, np.nan, np.float32) if known is None else known.astype(np.float32).copy()
+    image_frames = case.layout.image_frames()
     coarse = [image_frames[::stride] for stride in COARSE_STRIDES]
     while True:
         pending = image_frames[np.isnan(scores[image_frames])]
@@ -243,7 +193,7 @@ def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -
             return
         level = next((c[np.isnan(scores[c])] for c in coarse if np.isnan(scores[c]).any()), None)
         batch = level[:engine.step_size] if level is not None else scoring_order_step(scores, pending, engine.step_size)
-        result = _predict_with_fallback(engine, sweep.frames[batch])
+        result = _predict_with_fallback(engine, case.frames[batch])
         if not np.isfinite(result.scores).all():  # NaN means "unscored" here: it would be asked for forever
             bad = batch[~np.isfinite(result.scores)]
             raise ScoringError(None, f"it gives no number (NaN) for frame {bad[0]}"
@@ -252,23 +202,6 @@ def score_sweep(engine: Engine, sweep: Sweep, known: np.ndarray | None = None) -
         scores[batch] = result.scores
         result.frames = batch
         yield result
-
-
-def run_scoring(engine: Engine, scored: ScoredSweep, use_cache: bool = True, on_batch=None,
-                should_stop=None) -> ScoredSweep:
-    """Score every image frame `scored` lacks, adding each batch to it; `on_batch(batch)` sees each,
-    `should_stop()` is asked between batches. What was computed is cached, also when stopped."""
-    try:
-        for batch in score_sweep(engine, scored.sweep, scored.scores):
-            scored.add(batch.frames, batch.scores, batch.masks)
-            if on_batch:
-                on_batch(batch)
-            if should_stop and should_stop():
-                break
-    finally:
-        if use_cache:
-            scored.save_to_cache(engine.variant)
-    return scored
 
 
 def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:

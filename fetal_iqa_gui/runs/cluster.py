@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import FetalIqaError, ScoringError
-from .export import ModelInfo
+from ..base.errors import FetalIqaError, ScoringError, name_choices
+from ..review.export import ModelInfo
 
 INSTALL_HINT = "pip install 'fetal-iqa[cluster]'"
 DEFAULT_THREADS = 4  # CPU threads per worker: one model's matrix products use about this many well
@@ -71,16 +71,16 @@ class CaseResult:
 class CaseScorer:
     """A worker: the model loaded once, then cases scored and written one after another."""
 
-    def __init__(self, spec, settings, use_cache: bool, first_sweep: Path | None = None):
-        from .model.loading import load_model
-        from .scoring import make_engine
-        from .sweep import load_sweep
-        self.use_cache, self.engine, self.failure = use_cache, None, None
+    def __init__(self, spec, settings, use_cache: bool, first_case: Path | None = None,
+                 threshold: float | None = None, words: dict[str, str] | None = None):
+        from ..case.loading import load_case
+        from ..engine.scoring import load_engine
+        name_choices(words or {})  # errors said as the driver's front door says them
+        self.use_cache, self.threshold, self.engine, self.failure = use_cache, threshold, None, None
         try:
-            model = load_model(spec)
-            # OpenVINO's int8 of a real model: calibrated on the run's first sweep, as in one process
+            # OpenVINO's int8 of a real model: calibrated on the run's first case, as in one process
             # (the cache key is the same; one worker converts, the others read its entry)
-            self.engine = make_engine(model, settings, first_sweep=first_sweep and (lambda: load_sweep(first_sweep)))
+            self.engine = load_engine(spec, settings, first_case=first_case and (lambda: load_case(first_case)))
         except FetalIqaError as error:  # said by `describe`: an actor that dies in __init__ tells nothing
             self.failure = error
 
@@ -91,21 +91,13 @@ class CaseScorer:
         return WorkerInfo(ModelInfo.of(model), self.engine.variant, list(model.warnings))
 
     def score(self, case) -> CaseResult:
-        from .batch import write_case_outputs
-        from .review import ScoredSweep
-        from .scoring import run_scoring
-        from .sweep import load_sweep
-        model = ModelInfo.of(self.engine.model)
+        from .job import CaseJob
         try:
-            sweep = load_sweep(case.path)
-            scored = ScoredSweep.from_cache(sweep, model, self.engine.variant) if self.use_cache \
-                else ScoredSweep(sweep, model)
-            run_scoring(self.engine, scored, self.use_cache)
-            rows = write_case_outputs(scored, replace(case, variant=self.engine.variant))
+            result = CaseJob(self.engine, case.path, self.threshold, self.use_cache, plan=case).run()
         except FetalIqaError as error:
             return CaseResult(case.path, error=str(error), exit_code=error.exit_code,
                               stops_run=isinstance(error, ScoringError))
-        return CaseResult(case.path, rows, scored.threshold)
+        return CaseResult(case.path, result.rows, result.scored.threshold)
 
 
 def import_ray():
@@ -126,10 +118,10 @@ class RayPool:
 
     def __init__(self, spec, settings, address: str | None = None, workers: int | None = None,
                  gpu: bool = False, use_cache: bool = True, say: Callable[[str], None] = lambda text: None,
-                 first_sweep: Path | None = None):
+                 first_case: Path | None = None, threshold: float | None = None, words: dict[str, str] | None = None):
         self.ray = import_ray()
         self.spec, self.settings, self.address, self.requested = spec, settings, address, workers
-        self.first_sweep = first_sweep
+        self.first_case, self.threshold, self.words = first_case, threshold, words
         self.gpu, self.use_cache, self.say = gpu, use_cache, say
         self.started = False
         self.starting: dict = {}  # describe() reference -> worker not yet ready
@@ -180,7 +172,8 @@ class RayPool:
         options = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": threads}
         settings = replace(self.settings, threads=threads)
         worker = self.ray.remote(CaseScorer).options(**options)
-        self.actors = [worker.remote(self.spec, settings, self.use_cache, self.first_sweep) for _ in range(count)]
+        self.actors = [worker.remote(self.spec, settings, self.use_cache, self.first_case, self.threshold,
+                                     self.words) for _ in range(count)]
         self.starting = {actor.describe.remote(): actor for actor in self.actors}
 
     def model_info(self) -> WorkerInfo:

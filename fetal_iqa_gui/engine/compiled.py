@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -38,76 +36,20 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from ..cache import COMPILED_MANIFEST as MANIFEST
-from ..cache import compiled_dir
-from ..fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
+from .cache import COMPILED_MANIFEST as MANIFEST
+from .cache import compiled_dir
+from .choice import CPU_EXTRA, installed, runtime_version
+from ..model.task import is_good
+from ..base.fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
 
 log = logging.getLogger(__name__)
 
-COMPILED = ("onnxruntime", "openvino")
 FORMAT_VERSION = 1  # bump when a conversion changes: old entries then stop matching
 CONVERTING = ("Converting the model for this CPU, once (minutes for the full model; later starts read it "
               "from the cache)…")
 BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)
 MASK_IOU = 0.8  # and, for SEG, good frames' masks that overlap this much
-_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
-
-
-def installed(backend: str) -> bool:
-    if backend == "torch":
-        return True
-    try:
-        return backend in _PACKAGES and importlib.util.find_spec(_PACKAGES[backend]) is not None
-    except (ImportError, ValueError):  # a broken install, or one blocked through sys.modules
-        return False
-
-
-def runtime_version(backend: str) -> str:
-    return torch.__version__ if backend == "torch" else importlib.metadata.version(_PACKAGES[backend])
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            return set(next((line for line in file if line.startswith("flags")), "").split())
-    except OSError:
-        return set()
-
-
-def cpu_summary() -> str:
-    """The CPU's model and the features that decide the backend, for logs and the benchmark."""
-    name = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as file:
-            name = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), name)
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    flags = [flag for flag in wanted if flag in cpu_flags()]
-    return (f"{name}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"flags: {' '.join(flags) or 'none of note'}")
-
-
-def pick_backend(name: str, device: torch.device, precision: str) -> str:
-    """The backend `name` means here. `auto` on a CPU: OpenVINO where installed (its static int8
-    was the fastest measured, on AVX-512 and on AVX2 alike, and does not depend on batch-mates);
-    else ONNX Runtime on AVX-512 CPUs only (on AVX2 its dynamic int8 was slower than torch's);
-    else torch, which is also the choice on a GPU and for fp16. The setting FETAL_IQA_BACKEND, if
-    it names a backend, is what `auto` means (the tests keep to torch)."""
-    if name != "auto":
-        return name
-    if os.environ.get("FETAL_IQA_BACKEND") in COMPILED + ("torch",):
-        return os.environ["FETAL_IQA_BACKEND"]
-    if device.type != "cpu" or precision == "fp16":
-        return "torch"
-    if installed("openvino"):
-        return "openvino"
-    avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
-    if installed("onnxruntime") and avx512 and precision != "bf16":
-        return "onnxruntime"
-    return "torch"
 
 
 @dataclass(frozen=True)
@@ -123,19 +65,19 @@ class Calibration:
 SYNTHETIC = Calibration("synthetic", lambda: (calibration_frames(), "synthetic sweep frames"))
 
 
-def user_calibration(sample: str | os.PathLike | None, first_sweep: Callable | None) -> Calibration:
+def user_calibration(sample: str | os.PathLike | None, first_case: Callable | None) -> Calibration:
     """Calibration on the sample sweep file `sample`, else on the sweep `first_sweep()` gives (the
     first one scored), else on synthetic frames."""
     if sample is not None:
-        from ..sweep import load_sweep
+        from ..case.loading import load_case
         path = Path(sample)
         stat = path.stat() if path.is_file() else None
         key = f"sample:{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}"
-        return Calibration(key, lambda: (sweep_frames(load_sweep(path)), f"the sample sweep {path.name}"))
-    if first_sweep is not None:
+        return Calibration(key, lambda: (case_frames(load_case(path)), f"the sample sweep {path.name}"))
+    if first_case is not None:
         def load():
-            sweep = first_sweep()
-            return sweep_frames(sweep), f"the first sweep scored ({Path(sweep.source).name})"
+            sweep = first_case()
+            return case_frames(sweep), f"the first sweep scored ({Path(sweep.source).name})"
         return Calibration("first-sweep", load)
     return SYNTHETIC
 
@@ -160,7 +102,7 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
     holds a sound entry, else converted now (saying so through `notify`) and cached. Static int8
     (OpenVINO) is calibrated on `calibration`'s frames (the demo model: always synthetic ones)."""
     if not installed(backend):
-        raise ModuleNotFoundError(f"{backend} is not installed (pip install 'fetal-iqa[cpu]')")
+        raise ModuleNotFoundError(f"{backend} is not installed ({CPU_EXTRA})")
     static_int8 = backend == "openvino" and precision == "int8"
     calibration = SYNTHETIC if model.is_demo or not static_int8 else calibration
     key = hashlib.sha256(f"{FORMAT_VERSION}|{model.identity}|{model.task}|{backend}|{precision}|"
@@ -342,8 +284,8 @@ def _forget_exported_graph() -> None:
 
 def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
     """Synthetic sweep frames (those with content, abdomen frames included) as model input."""
-    from ..preprocess import frames_to_tensor
-    from ..synthetic import make_case
+    from .preprocess import frames_to_tensor
+    from ..case.synthetic import make_case
     case = make_case(seed, frames_per_sweep=max(8, count // 4))
     content = np.flatnonzero(case.frames.reshape(len(case.frames), -1).max(axis=1) > 0)
     labelled = np.flatnonzero(case.masks.reshape(len(case.masks), -1).max(axis=1) > 0)
@@ -352,9 +294,9 @@ def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
     return frames_to_tensor(case.frames[np.sort(chosen[:count])]).numpy()
 
 
-def sweep_frames(sweep, count: int = 64) -> np.ndarray:
+def case_frames(sweep, count: int = 64) -> np.ndarray:
     """`count` image frames spread over a sweep (padding left out), as model input."""
-    from ..preprocess import frames_to_tensor
+    from .preprocess import frames_to_tensor
     images = sweep.layout.image_frames()
     chosen = images[np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).astype(int))]
     return frames_to_tensor(sweep.frames[chosen]).numpy()
@@ -366,12 +308,12 @@ def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, 
     (IoU >= MASK_IOU): a good frame's mask is drawn and measured, not only counted."""
     ours, our_masks = model.postprocess(torch.from_numpy(candidate))
     theirs, their_masks = model.postprocess(torch.from_numpy(reference))
-    same = (ours >= model.threshold) == (theirs >= model.threshold)
+    ours_good, theirs_good = is_good(ours, model.threshold), is_good(theirs, model.threshold)
+    same = ours_good == theirs_good
     if our_masks is not None:
         union = (our_masks | their_masks).sum(axis=(1, 2))
         overlap = (our_masks & their_masks).sum(axis=(1, 2)) / np.maximum(union, 1)
-        good = (ours >= model.threshold) | (theirs >= model.threshold)
-        same &= ~good | (overlap >= MASK_IOU)
+        same &= ~(ours_good | theirs_good) | (overlap >= MASK_IOU)
     return float(np.mean(same)), int(np.argmax(ours)) == int(np.argmax(theirs))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from .acouslic import IMAGES_DIR
-from .errors import NotEnoughSpace
+from ..base.errors import NotEnoughSpace
 
 DEMO_SWEEP_MB = 200  # its compressed image and mask, with room to spare
 DEMO_SEED = 7
@@ -18,7 +18,7 @@ def demo_folder() -> Path:
     return Path(platformdirs.user_cache_dir("fetal-iqa")) / "demo"
 
 
-def demo_sweep_path() -> Path:
+def demo_case_path() -> Path:
     """The demo case's image file, synthesised on first use (a few seconds)."""
     from .synthetic import write_dataset
     folder = demo_folder()

@@ -1,27 +1,27 @@
-"""A scored sweep: a sweep, its scores so far, and the questions both front doors ask of it.
+"""A scored case: a case, its scores so far, and the questions both front doors ask of it.
 
 Which frame is best in each sweep (and is it good at all?), where the next good frame is, what a
 frame's mask and abdominal circumference are, and what an export writes. The GUI's `ViewerState`
 wraps one and turns its changes into signals; the command line reads one to write its outputs.
-Qt-free and torch-free: scoring fills it (`scoring.run_scoring`), nothing here runs the model.
+Qt-free and torch-free: a case job fills it (`runs.job.CaseJob`), nothing here runs the model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import cache
-from .errors import ExportRefused, FetalIqaError
+from ..base.errors import ExportRefused, FetalIqaError
+from ..model.task import DEFAULT_THRESHOLDS, is_good
 from .export import ModelInfo, export_frame, overlay_image, write_challenge_output, write_scores_csv
-from .measure import Measurement, MeasurementError, measure_abdomen
-from .preprocess import INPUT_SIZE, unsquare_mask
+from ..case.measure import Measurement, MeasurementError, measure_abdomen
+from ..engine.preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
-from .sweep import Sweep, SweepSlot
-from .text import counted
+from ..case.case import Case, Sweep
+from ..base.text import counted
 
 
 @dataclass(frozen=True)
@@ -59,45 +59,24 @@ class ExportReport:
         return text
 
 
-class ScoredSweep:
-    """A sweep's scores (NaN where unscored or padding), SEG masks, model and threshold."""
+class ScoredCase:
+    """A case's scores (NaN where unscored or padding), SEG masks, model, and the threshold a frame
+    is judged by (the user's; the model's own until the user chooses one)."""
 
-    def __init__(self, sweep: Sweep, model: ModelInfo | None = None, scores: np.ndarray | None = None,
+    def __init__(self, case: Case, model: ModelInfo | None = None, scores: np.ndarray | None = None,
                  masks: np.ndarray | None = None, threshold: float | None = None):
-        self.sweep = sweep
+        self.case = case
         self.model = model
-        self.scores = np.full(sweep.n_frames, np.nan, np.float32) if scores is None else scores.astype(np.float32)
+        self.scores = np.full(case.n_frames, np.nan, np.float32) if scores is None else scores.astype(np.float32)
         self.masks = masks  # (n, 224, 224) bool for SEG models
-        self.threshold = float(threshold if threshold is not None else model.threshold if model else 0.5)
+        self.threshold = float(threshold if threshold is not None else model.own_threshold if model
+                               else DEFAULT_THRESHOLDS["classification"])
         self._measurements: dict[int, Measurement | None] = {}  # an ellipse fit per frame is worth keeping
         self.calipers: dict[int, list] = {}  # frame -> the user's accepted calipers (calipers.py)
 
-    @classmethod
-    def from_cache(cls, sweep: Sweep, model: ModelInfo, variant: str = "") -> "ScoredSweep":
-        """The sweep with what the score cache holds for this model (nothing scored when it holds nothing)."""
-        scored = cls(sweep, model)
-        segmentation = model.is_segmentation
-        if segmentation:
-            scored.masks = np.zeros((sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
-        found = cache.load_scores(sweep.content_hash, model.identity, sweep.n_frames, variant)
-        if found is None:
-            return scored
-        scores, packed = found
-        if segmentation and packed is None:
-            return scored  # scores without their masks are no use to a SEG model
-        scored.scores = scores
-        if packed is not None:
-            scored.masks = np.unpackbits(packed, axis=1, count=INPUT_SIZE * INPUT_SIZE).reshape(
-                -1, INPUT_SIZE, INPUT_SIZE).astype(bool)
-        return scored
-
-    def save_to_cache(self, variant: str = "") -> None:
-        packed = None if self.masks is None else np.packbits(self.masks.reshape(len(self.masks), -1), axis=1)
-        cache.save_scores(self.sweep.content_hash, self.model.identity, self.scores, packed, variant)
-
-    def copy(self) -> "ScoredSweep":
+    def copy(self) -> "ScoredCase":
         masks = None if self.masks is None else self.masks.copy()
-        copy = ScoredSweep(self.sweep, self.model, self.scores.copy(), masks, self.threshold)
+        copy = ScoredCase(self.case, self.model, self.scores.copy(), masks, self.threshold)
         copy.calipers = {frame: list(kept) for frame, kept in self.calipers.items()}
         return copy
 
@@ -107,7 +86,7 @@ class ScoredSweep:
         self.scores[frames] = scores
         if masks is not None:
             if self.masks is None:
-                self.masks = np.zeros((self.sweep.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
+                self.masks = np.zeros((self.case.n_frames, INPUT_SIZE, INPUT_SIZE), bool)
             self.masks[frames] = masks
             for frame in np.asarray(frames).tolist():
                 self._measurements.pop(frame, None)
@@ -118,32 +97,32 @@ class ScoredSweep:
 
     @property
     def n_pending(self) -> int:
-        return self.sweep.layout.n_images - self.n_scored
+        return self.case.layout.n_images - self.n_scored
 
     # -- which frames ------------------------------------------------------------------------
 
     def is_good(self, frame: int) -> bool | None:
         """None while the frame is unscored (or padding)."""
         score = self.scores[frame]
-        return None if math.isnan(score) else bool(score >= self.threshold)
+        return None if math.isnan(score) else is_good(score, self.threshold)
 
-    def best_of(self, slot: SweepSlot) -> SweepBest:
-        pick = best_frame(self.scores, self.sweep.layout, slot)
-        return SweepBest(slot.number, pick, bool(pick and pick.score >= self.threshold))
+    def best_of(self, sweep: Sweep) -> SweepBest:
+        pick = best_frame(self.scores, self.case.layout, sweep)
+        return SweepBest(sweep.number, pick, bool(pick and is_good(pick.score, self.threshold)))
 
     def best_per_sweep(self) -> list[SweepBest]:
-        return [self.best_of(slot) for slot in self.sweep.layout.slots]
+        return [self.best_of(sweep) for sweep in self.case.layout.sweeps]
 
     def best_frame(self) -> Pick | None:
         """The highest-scoring frame of the whole case, good or not (the B key goes there)."""
-        return best_frame(self.scores, self.sweep.layout)
+        return best_frame(self.scores, self.case.layout)
 
     def top_frames(self, per_sweep: int = 3) -> list[Pick]:
         """Up to `per_sweep` good frames of each sweep, one per run of good frames."""
-        return top_frames(self.scores, self.sweep.layout, k=per_sweep, minimum=self.threshold)
+        return top_frames(self.scores, self.case.layout, k=per_sweep, minimum=self.threshold)
 
     def good_frames(self) -> np.ndarray:
-        return np.flatnonzero(np.nan_to_num(self.scores, nan=-1) >= self.threshold)
+        return np.flatnonzero(is_good(self.scores, self.threshold))
 
     def good_runs(self) -> list[tuple[int, int]]:
         return good_runs(self.scores, self.threshold)
@@ -162,22 +141,22 @@ class ScoredSweep:
         """The SEG mask of a scored frame at the frame's own resolution; None without one."""
         if self.masks is None or math.isnan(self.scores[frame]) or not self.masks[frame].any():
             return None
-        return unsquare_mask(self.masks[frame], self.sweep.frames.shape[1:])
+        return unsquare_mask(self.masks[frame], self.case.frames.shape[1:])
 
     def measurement_of(self, frame: int) -> Measurement | None:
         """The abdominal circumference of the frame's mask, as the challenge measures it."""
         if frame not in self._measurements:
             mask = self.mask_of(frame)
             try:
-                self._measurements[frame] = None if mask is None else measure_abdomen(mask, self.sweep.spacing_mm[0])
+                self._measurements[frame] = None if mask is None else measure_abdomen(mask, self.case.spacing_mm[0])
             except MeasurementError:
                 self._measurements[frame] = None
         return self._measurements[frame]
 
     def chosen_frame(self, best: SweepBest) -> int | None:
         """The frame a sweep's review keeps: the first one measured on, else the sweep's best."""
-        slot = self.sweep.layout.slots[best.sweep - 1]
-        measured = sorted(frame for frame in self.calipers if frame in slot)
+        sweep = self.case.layout.sweeps[best.sweep - 1]
+        measured = sorted(frame for frame in self.calipers if frame in sweep)
         return measured[0] if measured else best.frame
 
     def set_calipers(self, frame: int, calipers: list) -> None:
@@ -190,13 +169,13 @@ class ScoredSweep:
     # -- exports ---------------------------------------------------------------------------
 
     def caption(self, frame: int, measurement: Measurement | None = None) -> str:
-        slot = self.sweep.layout.sweep_of(frame)
-        return (f"frame {frame}, sweep {slot.number}, score {float(self.scores[frame]):.3f}"
+        sweep = self.case.layout.sweep_of(frame)
+        return (f"frame {frame}, sweep {sweep.number}, score {float(self.scores[frame]):.3f}"
                 + (f", AC {measurement.ac_mm:.1f} mm" if measurement else "")
                 + (" (demo model)" if self.model and self.model.is_demo else ""))
 
     def overlay_of(self, frame: int, measurement: Measurement | None = None) -> np.ndarray:
-        return overlay_image(self.sweep.frames[frame], self.caption(frame, measurement), self.mask_of(frame),
+        return overlay_image(self.case.frames[frame], self.caption(frame, measurement), self.mask_of(frame),
                              measurement.ellipse if measurement else None)
 
     def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
@@ -209,7 +188,6 @@ class ScoredSweep:
         if self.model is None:
             report.problems.append(ExportRefused("the sweep is not scored yet"))
             return report
-        info = replace(self.model, threshold=self.threshold)
         frames = [int(f) for f in frames]
         for done, frame in enumerate(frames):
             if should_stop and should_stop():
@@ -218,7 +196,7 @@ class ScoredSweep:
             measurement = self.measurement_of(frame)
             try:
                 report.written += export_frame(
-                    self.sweep, frame, float(self.scores[frame]), info, folder,
+                    self.case, frame, float(self.scores[frame]), self.model, self.threshold, folder,
                     overlay=self.overlay_of(frame, measurement) if overlay else None,
                     ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
                     calipers=self.calipers.get(frame), source_name_only=source_name_only)
@@ -233,19 +211,19 @@ class ScoredSweep:
         return report
 
     def write_csv(self, path: str | Path, overwrite: bool = False) -> Path:
-        return write_scores_csv(path, self.sweep, self.scores, self.threshold, self.mask_area_px, overwrite)
+        return write_scores_csv(path, self.case, self.scores, self.threshold, self.mask_area_px, overwrite)
 
     def challenge_choice(self) -> int:
         """The challenge's frame: SEG models take the largest mask, CLS models the best score smoothed
         over 5 frames if it counts as good; -1 for none."""
         if self.masks is not None:
-            return largest_area_frame(self.mask_area_px.astype(float), self.sweep.layout)
-        pick = best_frame(smoothed(self.scores), self.sweep.layout)
-        return pick.frame if pick and pick.score >= self.threshold else -1
+            return largest_area_frame(self.mask_area_px.astype(float), self.case.layout)
+        pick = best_frame(smoothed(self.scores), self.case.layout)
+        return pick.frame if pick and is_good(pick.score, self.threshold) else -1
 
     def write_challenge(self, out_dir: str | Path, overwrite: bool = False) -> Path:
         frame = self.challenge_choice()
         mask = self.mask_of(frame) if frame >= 0 else None
-        return write_challenge_output(out_dir, self.sweep.case_id, frame, mask, self.sweep.frames.shape,
-                                      self.sweep.spacing_mm, overwrite)
+        return write_challenge_output(out_dir, self.case.case_id, frame, mask, self.case.frames.shape,
+                                      self.case.spacing_mm, overwrite)
 

@@ -1,5 +1,5 @@
-"""How scoring may run, said without importing torch: the choices (device, precision, threads) and
-this computer's CPU. The window reads these at start-up; torch itself loads later, off its thread."""
+"""This computer's CPU, said without importing torch: its cores, model name and feature flags (one
+reader of /proc/cpuinfo's flags for the whole app)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,6 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # torch, or a compiled CPU runtime (model/runtime.py)
-
-
-@dataclass
-class EngineSettings:
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = None
-    threads: int | None = None  # torch CPU threads; None: one per physical core
-    backend: str = "auto"
-    calibration: str | None = None  # a sweep file OpenVINO's static int8 is calibrated on (real models)
-
-    def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-
 
 def usable_cpus() -> int:
     """Logical CPUs this process may run on (its affinity where the system tells it)."""
@@ -122,3 +98,14 @@ def linux_cpu_flags() -> set[str]:
     except OSError:
         return set()
     return set(line.partition(":")[2].split())
+
+
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_summary() -> str:
+    """The CPU's model and the features that decide the engine, for logs, doctor and the benchmark."""
+    import torch
+    flags = [flag for flag in CPU_FEATURES if flag in linux_cpu_flags()]
+    return (f"{cpu_model()}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"flags: {' '.join(flags) or 'none of note'}")

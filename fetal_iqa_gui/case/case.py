@@ -1,0 +1,150 @@
+"""A case: the frames of one file (every probe sweep of an exam), their spacing, and how they divide.
+
+A case is a (frames, height, width) uint8 volume. All-zero frames are padding (the ACOUSLIC-AI
+files pad each 140-frame sweep with them); the frames between divide into probe sweeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, SWEEPS
+
+
+IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".dcm", ".dicom")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One probe sweep inside the volume: frames [start, stop), 1-based `number`."""
+
+    number: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __contains__(self, frame: int) -> bool:
+        return self.start <= frame < self.stop
+
+
+@dataclass(frozen=True)
+class CaseLayout:
+    """How the frames of a volume divide into probe sweeps, and which are padding."""
+
+    sweeps: tuple[Sweep, ...]
+    padding: np.ndarray = field(repr=False)  # bool per frame
+
+    @classmethod
+    def equal_sweeps(cls, padding: np.ndarray, count: int) -> "CaseLayout":
+        n = len(padding)
+        if count < 1 or n % count:
+            raise ValueError(f"{n} frames do not divide into {count} equal sweeps")
+        size = n // count
+        return cls(tuple(Sweep(i + 1, i * size, (i + 1) * size) for i in range(count)), padding)
+
+    @classmethod
+    def detect(cls, padding: np.ndarray) -> "CaseLayout":
+        """ACOUSLIC-AI cases (840 frames) hold 6 sweeps of 140 frames; anything else is one sweep."""
+        sweeps = SWEEPS if len(padding) == CASE_FRAMES else 1
+        return cls.equal_sweeps(padding, sweeps)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.padding)
+
+    @property
+    def n_images(self) -> int:
+        """Frames that are images (not padding): what scoring has to do."""
+        return int(np.count_nonzero(~self.padding))
+
+    def sweep_of(self, frame: int) -> Sweep:
+        for sweep in self.sweeps:
+            if frame in sweep:
+                return sweep
+        raise IndexError(f"frame {frame} is outside the volume of {self.n_frames} frames")
+
+    def image_frames(self, sweep: Sweep | None = None) -> np.ndarray:
+        """Indices of the non-padding frames, of one sweep or of all."""
+        frames = np.flatnonzero(~self.padding)
+        if sweep is not None:
+            frames = frames[(frames >= sweep.start) & (frames < sweep.stop)]
+        return frames
+
+    def sweeps_touching(self, frames: np.ndarray | None) -> list[Sweep]:
+        """The sweeps holding any of `frames` (all of them for None): what a change of those frames changes."""
+        if frames is None:
+            return list(self.sweeps)
+        frames = np.asarray(frames)
+        return [sweep for sweep in self.sweeps if ((frames >= sweep.start) & (frames < sweep.stop)).any()]
+
+    def padding_frames(self, sweep: Sweep) -> np.ndarray:
+        return np.flatnonzero(self.padding[sweep.start:sweep.stop]) + sweep.start
+
+
+@dataclass
+class Case:
+    """A loaded case: its frames (every probe sweep of the file), their spacing, source and layout."""
+
+    frames: np.ndarray  # (n, height, width) uint8
+    spacing_mm: tuple[float, float]  # (x, y) pixel spacing
+    source: Path
+    content_hash: str
+    layout: CaseLayout
+
+    @classmethod
+    def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",
+                   spacing_mm: tuple[float, float] = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM),
+                   sweeps: int | None = None) -> "Case":
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        padding = find_padding(frames)
+        layout = CaseLayout.detect(padding) if sweeps is None else CaseLayout.equal_sweeps(padding, sweeps)
+        return cls(frames, spacing_mm, Path(source), hash_frames(frames), layout)
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.frames.shape[2], self.frames.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes
+
+    @property
+    def case_id(self) -> str:
+        return case_id(self.source)
+
+
+def case_id(path: str | os.PathLike) -> str:
+    """The file's name less its format's extension ('a.v2.mha' -> 'a.v2', 'b.nii.gz' -> 'b'): output
+    names derive from it, so two files that differ only after the first dot must not share one."""
+    name = Path(path).name
+    lowered = name.lower()
+    for suffix in sorted(VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES, key=len, reverse=True):
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return name or "sweep"  # a DICOM folder, a file without extension, or one named only '.mha'
+
+
+def find_padding(frames: np.ndarray) -> np.ndarray:
+    """True for every all-zero frame: padding, not an image."""
+    return frames.reshape(frames.shape[0], -1).max(axis=1) == 0
+
+
+def hash_frames(frames: np.ndarray) -> str:
+    """Content hash of the pixels (not the file): the same volume in two formats hashes alike."""
+    digest = hashlib.sha256()
+    digest.update(str(frames.shape).encode())
+    digest.update(memoryview(np.ascontiguousarray(frames)).cast("B"))
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""A scored case and what a reviewer does with it: selection, calipers, exports, the report."""
