@@ -11,18 +11,26 @@ import sys
 from pathlib import Path
 
 # package (a folder of the source tree): (floor, target), in % of lines. Floors first measured on
-# 2026-11-29 (90.8, 91.0, 94.9, 77.0 %), raised after the GUI's user-path tests (91.0, 92.6, 95.7,
-# 93.0 %); targets from issue #18: 90 % for the core, 85 % for gui/.
+# 2026-11-29, raised after the GUI's user-path tests; the core's rooms (base ... runs, cli) were one
+# floor of 90 % until the redesign of 2026-12-03 split them into folders: each floor is a point
+# under what it measured then (base 95.7, case 93.8, model 93.3, review 95.9, gui 94.5 %; engine and
+# runs, 88.6 and 89.9 %, were tested up to the core's 90 %).
+# Targets from issue #18: 90 % for the core, 85 % for gui/.
 FLOORS = {
-    "fetal_iqa_gui": (90, 90),  # the core's top-level modules
-    "fetal_iqa_gui/model": (91, 90),
+    "fetal_iqa_gui/base": (94, 90),
+    "fetal_iqa_gui/case": (92, 90),
+    "fetal_iqa_gui/model": (92, 90),
+    "fetal_iqa_gui/engine": (90, 90),
+    "fetal_iqa_gui/review": (94, 90),
+    "fetal_iqa_gui/runs": (90, 90),
     "fetal_iqa_gui/training": (94, 90),
-    "fetal_iqa_gui/gui": (92, 85),
+    "fetal_iqa_gui/cli": (90, 90),
+    "fetal_iqa_gui/gui": (93, 85),
 }
 # Code that runs only with an optional extra CI does not install (the compiled CPU backends need
 # `[cpu]`: ONNX Runtime, OpenVINO, NNCF): reported, not held to a floor it cannot reach there. Its
 # tests (tests/core/test_backends.py) run wherever the extra is installed.
-OPTIONAL = {"fetal_iqa_gui/model/runtime.py"}
+OPTIONAL = {"fetal_iqa_gui/engine/compiled.py"}
 
 
 def line_coverage(report: dict) -> dict[str, tuple[int, int]]:

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 
+
 def usable_cpus() -> int:
     """Logical CPUs this process may run on (its affinity where the system tells it)."""
     if hasattr(os, "sched_getaffinity"):

@@ -102,3 +102,22 @@ def test_a_worker_calibrates_int8_on_the_runs_first_sweep_as_one_process_does(sm
     monkeypatch.setattr(scoring, "make_engine", make_engine)
     worker = cluster.CaseScorer(ModelSpec(adapter=tiny_cls_path), EngineSettings("cpu"), True, first)
     assert worker.engine == "engine" and given["sweep"].source == first
+
+
+def test_a_worker_says_why_its_model_or_a_case_failed_instead_of_dying(tiny_cls_path, tmp_path):
+    """A Ray actor that raises in __init__ tells the driver nothing: the worker keeps the error to say it."""
+    from types import SimpleNamespace
+
+    from fetal_iqa_gui.engine.choice import EngineSettings
+    from fetal_iqa_gui.model.spec import ModelSpec
+    from fetal_iqa_gui.runs import cluster
+    missing = cluster.CaseScorer(ModelSpec(adapter=tmp_path / "gone.safetensors"), EngineSettings("cpu"), False)
+    info = missing.describe()
+    assert info.model is None and "gone.safetensors" in info.error and info.exit_code == 1  # as one process exits
+    worker = cluster.CaseScorer(ModelSpec(adapter=tiny_cls_path), EngineSettings("cpu", "fp32"), False)
+    assert worker.describe().model.name and not worker.describe().error
+    broken = tmp_path / "broken.mha"
+    broken.write_text("nonsense")
+    result = worker.score(SimpleNamespace(path=broken))
+    assert "broken.mha" in result.error and result.exit_code == 2 and not result.stops_run and result.rows is None
+    assert "lost" in cluster._gist(RuntimeError("Traceback...\n  line 3\nWorker lost\n")) and cluster._gist(OSError()) == "OSError"

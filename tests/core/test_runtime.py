@@ -45,3 +45,26 @@ def test_bf16_is_asked_of_torch_and_of_proc_cpuinfo_only_when_torch_cannot_tell(
 def test_engine_settings_refuse_unknown_choices(field, value):
     with pytest.raises(ValueError, match=value):
         choice.EngineSettings(**{field: value})
+
+
+def test_other_systems_count_their_cores_as_they_tell_them(monkeypatch):
+    import sys
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(runtime, "_sysctl", lambda name: {"hw.physicalcpu": "6"}.get(name, ""))
+    assert runtime.physical_cores() == 6  # no performance-core count: all physical cores
+    monkeypatch.setattr(runtime, "_sysctl", lambda name: "")
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    assert runtime.physical_cores() == 4  # an x86 CPU of 8 threads runs two a core
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "arm64")
+    assert runtime.physical_cores() == 8
+    assert runtime.default_threads(for_window=True) == 7  # the window keeps a core for itself
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc/cpuinfo")
+def test_the_cpu_summary_names_the_cpu_and_the_flags_that_decide_the_engine():
+    flags = runtime.linux_cpu_flags()
+    assert flags and all(isinstance(flag, str) and " " not in flag for flag in flags)
+    summary = runtime.cpu_summary()
+    assert summary.startswith(runtime.cpu_model()) and torch.backends.cpu.get_cpu_capability() in summary
+    assert all(flag in summary for flag in runtime.CPU_FEATURES if flag in flags)
