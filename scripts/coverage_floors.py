@@ -29,7 +29,7 @@ FLOORS = {
 }
 # Code that runs only with an optional extra CI does not install (the compiled CPU backends need
 # `[cpu]`: ONNX Runtime, OpenVINO, NNCF): reported, not held to a floor it cannot reach there. Its
-# tests (tests/core/test_backends.py) run wherever the extra is installed.
+# tests (tests/core/engine/test_backends.py) run wherever the extra is installed.
 OPTIONAL = {"fetal_iqa_gui/engine/compiled.py"}
 
 

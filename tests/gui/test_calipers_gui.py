@@ -9,7 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from fetal_iqa_gui.review.calipers import DistanceCaliper, EllipseCaliper
-from tests.gui.conftest import export_and_wait, open_and_score
+from tests.gui.support import export_and_wait, open_and_score
 
 
 def drag_on_image(window, start_px, end_px):

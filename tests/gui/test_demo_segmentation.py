@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.gui import workers
 from fetal_iqa_gui.case.measure import measure_abdomen
-from tests.gui.conftest import wait_for_scoring
+from tests.gui.support import wait_for_scoring
 
 
 def test_the_segmentation_demo_proposes_the_abdomens_ellipse(qtbot, window, sweep_file, monkeypatch):

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from fetal_iqa_gui.gui.actions import SHORTCUTS
-from tests.gui.conftest import export_and_wait, open_and_score, wait_for_scoring
+from tests.gui.support import export_and_wait, open_and_score, wait_for_scoring
 
 
 def test_opening_a_sweep_scores_every_image_frame(qtbot, window, sweep_file):

@@ -16,8 +16,8 @@ from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui import workers
 from fetal_iqa_gui.gui.actions import ACTIONS, SHORTCUTS, Action
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
-from tests.conftest import write_dicom_series
-from tests.gui.conftest import open_and_score, wait_for_scoring
+from tests.support import write_dicom_series
+from tests.gui.support import open_and_score, wait_for_scoring
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.main_window import MainWindow
 from fetal_iqa_gui.case.measure import Ellipse
 from fetal_iqa_gui.runs.worklist import REVIEWED, SCORED, Worklist
-from tests.gui.conftest import wait_for_scoring
+from tests.gui.support import wait_for_scoring
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from fetal_iqa_gui.base.errors import WriteError
 from fetal_iqa_gui.model.checkpoint import METADATA_KEY, build_model, save_checkpoint
 from fetal_iqa_gui.case.loading import load_case
 
-from tests.conftest import TINY_CONFIG
+from tests.support import TINY_CONFIG
 
 CLI = [sys.executable, "-c", "import sys; from fetal_iqa_gui.cli import main; sys.exit(main(sys.argv[1:]))"]
 

@@ -16,7 +16,7 @@ from fetal_iqa_gui.base.errors import ModelLoadError
 from fetal_iqa_gui.model.tower import build_visual, load_visual_weights
 from fetal_iqa_gui.base.resources import FETALCLIP_CONFIG
 
-from tests.conftest import SMALL_CONFIG
+from tests.support import SMALL_CONFIG
 
 
 def randomise_lora(model, seed=0):

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from fetal_iqa_gui.base.errors import CaseLoadError
 from fetal_iqa_gui.case.case import Case, CaseLayout
 from fetal_iqa_gui.case.loading import load_case
-from tests.conftest import write_dicom_series
+from tests.support import write_dicom_series
 
 
 def write(volume, path, spacing=(0.28, 0.28, 1.0)):

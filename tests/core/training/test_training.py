@@ -12,7 +12,7 @@ from fetal_iqa_gui.model.checkpoint import read_checkpoint
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
 from fetal_iqa_gui.model.tower import build_visual
 from fetal_iqa_gui.training.data import CaseRecord, read_cases, split_cases
-from tests.conftest import TINY_CONFIG
+from tests.support import TINY_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import fetal_iqa_gui
 from fetal_iqa_gui.case import headers
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.case.loading import CaseLoadError, load_case
-from tests.conftest import write_dicom_series
+from tests.support import write_dicom_series
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
 ADDRESS_SPACE = 3 * 2**30  # the subprocesses' limit: far below what a hostile file could make us allocate

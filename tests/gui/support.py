@@ -1,0 +1,21 @@
+"""Helpers the window's tests share: open, score and export, and wait as a user would."""
+
+
+def open_and_score(qtbot, window, path, timeout=60_000):
+    with qtbot.waitSignal(window.state.case_changed, timeout=timeout):
+        window.open_path(path)
+    wait_for_scoring(qtbot, window, timeout)
+
+
+def wait_for_scoring(qtbot, window, timeout=60_000):
+    """Until the scoring thread has finished and the window has handled its last signals (its
+    `finished` included: is_scoring turns false there)."""
+    qtbot.waitUntil(lambda: window.session.scorer is not None and window.session.scorer.isFinished()
+                    and not window.session.is_scoring and window.progress.isHidden(), timeout=timeout)
+
+
+def export_and_wait(qtbot, window, frames, folder):
+    """Export through the window's exporter (a worker thread) and return its report."""
+    with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as done:
+        window.exporter.export(frames, folder)
+    return done.args[0]

@@ -1,0 +1,55 @@
+"""Helpers the tests share (the conftest modules keep only fixtures): the tiny model configs and
+checkpoints, and DICOM series written as a scanner would."""
+
+import numpy as np
+
+SMALL_CONFIG = {"embed_dim": 32, "vision_cfg": {"image_size": 224, "layers": 24, "width": 64, "patch_size": 14}}
+
+
+TINY_CONFIG = {"embed_dim": 16, "vision_cfg": {"image_size": 224, "layers": 4, "width": 32, "head_width": 16,
+                                              "patch_size": 28}}
+
+
+def tiny_checkpoint(folder, task, seed, case):
+    """A tiny random model whose head is set on the synthetic frames of `case`: CLS scores spread
+    over (0, 1), SEG masks cover about 1 % of a frame (the threshold), so that orders, thresholds
+    and largest areas matter (as drawn, its scores are all about 1e-7 and its masks empty)."""
+    import torch
+
+    from fetal_iqa_gui.model.checkpoint import build_model, save_checkpoint
+    from fetal_iqa_gui.engine.preprocess import frames_to_tensor
+    torch.manual_seed(seed)
+    model = build_model(task, TINY_CONFIG).eval()
+    frames = case.frames[np.flatnonzero(case.frames.reshape(len(case.frames), -1).any(1))]
+    images = frames_to_tensor(frames[::10 if task == "classification" else 40])  # SEG is slow
+    with torch.no_grad():
+        logits = model(images).flatten()
+        if task == "classification":  # logits of median 0 and standard deviation 2
+            scale = 2 / logits.std()
+            model.classifier.weight.mul_(scale)
+            model.classifier.bias.sub_(logits.median()).mul_(scale)
+        else:  # the last convolution's bias: 1 % of the pixels above 0
+            head = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+            head.bias.sub_(torch.quantile(logits[::3], 0.99))
+    path = folder / f"tiny_{task}.safetensors"
+    save_checkpoint(model, path, {"config": TINY_CONFIG, "name": f"tiny {task} test model"}, full_model=True)
+    return path
+
+
+def write_dicom_series(folder, volume):
+    """A DICOM series (one file a slice, in one series, with positions and instance numbers) of a
+    (slices, rows, columns) uint8 volume."""
+    import SimpleITK as sitk
+    folder.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(volume)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for index in range(len(volume)):
+        piece = image[:, :, index]
+        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.12345")
+        piece.SetMetaData("0020|0013", str(index + 1))
+        piece.SetMetaData("0020|0032", f"0\\0\\{index}")
+        piece.SetMetaData("0008|0060", "US")
+        writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
+        writer.Execute(piece)
+    return folder
