@@ -53,3 +53,41 @@ def write_dicom_series(folder, volume):
         writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
         writer.Execute(piece)
     return folder
+
+
+def write_us_dicom(path, frames, regions=(), **attributes):
+    """A multi-frame grey Ultrasound DICOM of (frames, rows, columns) uint8, calibrated as a scanner
+    calibrates it: `regions`, dicts of Sequence of Ultrasound Regions attributes (PhysicalDeltaX in
+    cm ...), and any other attributes by keyword (PixelSpacing=[row, column], ImagerPixelSpacing)."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+    frames = np.asarray(frames, np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName, ds.PatientID = "US", "Test^Synthetic", "SYN-1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    items = []
+    for values in regions:
+        item = Dataset()
+        defaults = {"RegionSpatialFormat": 1, "RegionDataType": 1, "RegionFlags": 0,
+                    "RegionLocationMinX0": 0, "RegionLocationMinY0": 0,
+                    "RegionLocationMaxX1": frames.shape[2] - 1, "RegionLocationMaxY1": frames.shape[1] - 1,
+                    "PhysicalUnitsXDirection": 3, "PhysicalUnitsYDirection": 3}
+        for keyword, value in {**defaults, **values}.items():
+            setattr(item, keyword, value)
+        items.append(item)
+    if items:
+        ds.SequenceOfUltrasoundRegions = Sequence(items)
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.PixelData = frames.tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path

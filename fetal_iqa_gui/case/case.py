@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, SWEEPS
+from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
+from .spacing import Spacing, given
+from .study import Study
 
 
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -52,9 +54,19 @@ class CaseLayout:
 
     @classmethod
     def detect(cls, padding: np.ndarray) -> "CaseLayout":
-        """ACOUSLIC-AI cases (840 frames) hold 6 sweeps of 140 frames; anything else is one sweep."""
-        sweeps = SWEEPS if len(padding) == CASE_FRAMES else 1
-        return cls.equal_sweeps(padding, sweeps)
+        """The challenge's 6 slots of 140 frames when the file has that layout (each slot's images,
+        then its padding); otherwise a sweep per run of images, each followed by its padding."""
+        if len(padding) == CASE_FRAMES and _fills_slots(padding, FRAMES_PER_SWEEP):
+            return cls.equal_sweeps(padding, SWEEPS)
+        image = ~padding
+        starts = np.flatnonzero(image & ~np.r_[False, image[:-1]])  # the first frame of each run of images
+        bounds = [0, *starts[1:].tolist(), len(padding)]  # leading padding belongs to the first sweep
+        return cls(tuple(Sweep(i + 1, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))), padding)
+
+    def padding_runs(self) -> list[tuple[int, int]]:
+        """[start, stop) of each run of padding frames: what the timeline greys out."""
+        edges = np.diff(np.r_[0, self.padding.astype(np.int8), 0])
+        return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
     @property
     def n_frames(self) -> int:
@@ -94,19 +106,28 @@ class Case:
     """A loaded case: its frames (every probe sweep of the file), their spacing, source and layout."""
 
     frames: np.ndarray  # (n, height, width) uint8
-    spacing_mm: tuple[float, float]  # (x, y) pixel spacing
+    spacing: Spacing  # (x, y) mm per pixel and where it came from; unknown when nothing states it
     source: Path
     content_hash: str
     layout: CaseLayout
+    study: Study = Study()  # the patient and exam, from a DICOM header; empty otherwise
 
     @classmethod
     def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",
-                   spacing_mm: tuple[float, float] = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM),
+                   spacing_mm: tuple[float, float] | Spacing | None = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM),
                    sweeps: int | None = None) -> "Case":
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
         padding = find_padding(frames)
         layout = CaseLayout.detect(padding) if sweeps is None else CaseLayout.equal_sweeps(padding, sweeps)
+        if not isinstance(spacing_mm, Spacing):
+            spacing_mm = (given(spacing_mm, "given with the frames") if spacing_mm is not None
+                          else Spacing(None, "not given with the frames"))
         return cls(frames, spacing_mm, Path(source), hash_frames(frames), layout)
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        """(x, y) mm per pixel, None when unknown (every measurement in mm asks `check_spacing`)."""
+        return self.spacing.mm
 
     @property
     def n_frames(self) -> int:
@@ -135,6 +156,12 @@ def case_id(path: str | os.PathLike) -> str:
         if lowered.endswith(suffix) and len(name) > len(suffix):
             return name[:-len(suffix)]
     return name or "sweep"  # a DICOM folder, a file without extension, or one named only '.mha'
+
+
+def _fills_slots(padding: np.ndarray, size: int) -> bool:
+    """Every slot of `size` frames holds its images first and its padding after (no image after padding)."""
+    slots = padding.reshape(-1, size)
+    return not (slots[:, :-1] & ~slots[:, 1:]).any()
 
 
 def find_padding(frames: np.ndarray) -> np.ndarray:

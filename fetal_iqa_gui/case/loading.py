@@ -18,7 +18,8 @@ import SimpleITK as sitk
 
 from ..base.errors import CaseLoadError
 from . import headers
-from .acouslic import DEFAULT_SPACING_MM
+from .spacing import from_itk
+from .study import Study, read_dicom
 from .case import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Case, CaseLayout, find_padding, hash_frames
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,18 @@ _CHUNK_FRAMES = 32  # bounds the float temporaries of conversions to a few frame
 def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget: int | None = None) -> Case:
     """Open any supported file or DICOM folder as a `Case`; raise `CaseLoadError` otherwise.
 
-    `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder);
-    by default an 840-frame volume has 6 and anything else one. A file whose pixels (plus our
+    `sweeps` forces the number of equal sweep slots (e.g. 6 for an ACOUSLIC-style folder); by
+    default the sweeps are the challenge's slots or the runs of images (`CaseLayout.detect`). The
+    spacing is what the file states, with its source (`spacing`), or unknown. A file whose pixels (plus our
     uint8 copy) would need more than `memory_budget` bytes (default: `headers.default_memory_budget()`)
     is refused before anything is decoded.
     """
     path = Path(path)
     budget = headers.default_memory_budget() if memory_budget is None else memory_budget
     try:
-        image = _read_image(path, budget)
-        spacing = _in_plane_spacing(image)
+        image, dicom_file = _read_image(path, budget)
+        spacing, study = (read_dicom(dicom_file) if dicom_file
+                          else (from_itk(image.GetSpacing(), _format_name(path)), Study()))
         frames = _to_uint8_frames(image)
     except OSError as error:
         raise _unreadable(path, error) from None
@@ -65,12 +68,13 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
         layout = CaseLayout.detect(padding) if sweeps is None else CaseLayout.equal_sweeps(padding, sweeps)
     except ValueError as error:
         raise CaseLoadError(path, str(error)) from None
-    log.info("loaded %s: %d frames of %dx%d, spacing %.3f mm", path, len(frames),
-             frames.shape[2], frames.shape[1], spacing[0])
-    return Case(frames, spacing, path, hash_frames(frames), layout)
+    log.info("loaded %s: %d frames of %dx%d, spacing %s", path, len(frames),
+             frames.shape[2], frames.shape[1], spacing.describe())
+    return Case(frames, spacing, path, hash_frames(frames), layout, study)
 
 
-def _read_image(path: Path, budget: int) -> sitk.Image:
+def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
+    """The image, and the DICOM file whose header holds its calibration (None for other formats)."""
     info = _probe(path)
     mode = info.st_mode
     if not os.access(path, os.R_OK):
@@ -85,7 +89,7 @@ def _read_image(path: Path, budget: int) -> sitk.Image:
         raise CaseLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
     reader = _read_header(path, budget)
     try:
-        return reader.Execute()
+        return reader.Execute(), (path if reader.GetImageIO() == "GDCMImageIO" else None)
     except RuntimeError as error:
         log.debug("ITK could not read %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
@@ -133,7 +137,7 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
     return reader
 
 
-def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
+def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
     files = _folder_files(path)
     reader = sitk.ImageSeriesReader()
     try:
@@ -156,7 +160,7 @@ def _read_dicom_folder(path: Path, budget: int) -> sitk.Image:
     _read_header(Path(names[0][0]), budget, slices=len(names[0]), refused_as=path)
     reader.SetFileNames(names[0])
     try:
-        return reader.Execute()
+        return reader.Execute(), Path(names[0][0])  # the series shares one calibration
     except RuntimeError as error:
         log.debug("ITK could not read the series in %s: %s", path, error)
         raise CaseLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
@@ -222,13 +226,14 @@ def _explain_itk_error(path: Path, detail: str) -> CaseLoadError:
                           "The copy may be incomplete; copy or export it again.")
 
 
-def _in_plane_spacing(image: sitk.Image) -> tuple[float, float]:
-    spacing = image.GetSpacing()
-    sx, sy = float(spacing[0]), float(spacing[1]) if len(spacing) > 1 else float(spacing[0])
-    # 2-D pictures carry spacing 1 (no calibration); the probe's spacing is the best guess then
-    if image.GetDimension() == 2 and (sx, sy) == (1.0, 1.0):
-        return (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM)
-    return (sx, sy)
+def _format_name(path: Path) -> str:
+    """A file's format in words, for where its spacing came from."""
+    name = path.name.lower()
+    for suffixes, words in (((".mha", ".mhd"), "MetaImage"), ((".nii", ".nii.gz"), "NIfTI"),
+                            ((".nrrd", ".nhdr"), "NRRD")):
+        if name.endswith(suffixes):
+            return words
+    return f"{path.suffix.lstrip('.').upper() or 'image'} file"
 
 
 def _to_uint8_frames(image: sitk.Image) -> np.ndarray:

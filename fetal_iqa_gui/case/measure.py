@@ -17,6 +17,7 @@ from .acouslic import DEFAULT_SPACING_MM, load_fov_mask
 
 MIN_CONTOUR_POINTS = 5  # OpenCV's fitEllipse needs more than five points
 _PAD = 200  # as the challenge's evaluator: room for ellipses that extend past the frame
+_PERIMETER_POINTS = 3600  # anisotropic pixels: the ellipse's perimeter summed over this many chords
 
 
 class MeasurementError(ValueError):
@@ -39,10 +40,39 @@ class Ellipse:
         return ramanujan_circumference(*self.axes)
 
 
+PLAUSIBLE_AC_MM = (50.0, 450.0)  # a fetus's AC: about 70 mm at 14 weeks, under 400 mm past term
+ROUND_ENOUGH = 0.5  # minor / major axis: an abdomen's cross-section is nearly round, never a sliver
+
+
+def implausible_ac(ac_mm: float | None, axes: tuple[float, float] | None = None) -> str | None:
+    """Why an AC (and its ellipse's semi-axes, in any unit) cannot be a fetus's; None if it can."""
+    low, high = PLAUSIBLE_AC_MM
+    if ac_mm is not None and not low <= ac_mm <= high:
+        return (f"{ac_mm:.0f} mm is outside what a fetus can have ({low:.0f}-{high:.0f} mm): "
+                f"check the pixel spacing and the ellipse")
+    if axes is not None and min(axes) < ROUND_ENOUGH * max(axes):
+        return "the ellipse is far from round (minor axis under half the major): an oblique cut, not an AC plane"
+    return None
+
+
+def circumference_mm(ellipse: Ellipse, spacing_mm: tuple[float, float]) -> float:
+    """Ramanujan on the semi-axes in mm; with non-square pixels the mm shape is still an ellipse,
+    but its axes are no longer the pixel ellipse's, so its perimeter is summed instead."""
+    sx, sy = spacing_mm
+    a, b = ellipse.axes
+    if math.isclose(sx, sy, rel_tol=1e-6):
+        return ramanujan_circumference(a * sx, b * sx)
+    t = np.linspace(0, 2 * math.pi, _PERIMETER_POINTS + 1)
+    theta = math.radians(ellipse.angle_deg)
+    x = a * np.cos(t) * math.cos(theta) - b * np.sin(t) * math.sin(theta)
+    y = a * np.cos(t) * math.sin(theta) + b * np.sin(t) * math.cos(theta)
+    return float(np.hypot(np.diff(x) * sx, np.diff(y) * sy).sum())
+
+
 @dataclass(frozen=True)
 class Measurement:
     ellipse: Ellipse
-    ac_mm: float
+    ac_mm: float | None  # None when the spacing is unknown: the ellipse is still drawn, no mm claimed
     fit_residual: float  # mean |algebraic distance| of the contour points to the ellipse (0 = perfect)
     contour_points: int
     dropped_border_points: int
@@ -51,14 +81,27 @@ class Measurement:
     def fit_quality(self) -> str:
         return "good" if self.fit_residual < 0.05 else "fair" if self.fit_residual < 0.15 else "poor"
 
+    @property
+    def warning(self) -> str | None:
+        """Why this AC cannot be a fetus's (shown beside it), or None."""
+        return implausible_ac(self.ac_mm, self.ellipse.axes)
+
+    def describe_ac(self) -> str:
+        """'AC 230.1 mm', with why it cannot be trusted when it cannot."""
+        if self.ac_mm is None:
+            return "AC not in mm (the pixel spacing is unknown)"
+        return f"AC {self.ac_mm:.1f} mm" + (f" ⚠ implausible: {self.warning}" if self.warning else "")
+
 
 def ramanujan_circumference(a: float, b: float) -> float:
     """Ramanujan's first approximation of an ellipse's perimeter from its semi-axes."""
     return math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
 
 
-def measure_abdomen(mask: np.ndarray, spacing_mm: float = DEFAULT_SPACING_MM, fov_mask: np.ndarray | None = None) -> Measurement:
-    """Fit the abdomen ellipse of a 2-D mask and return its circumference in mm.
+def measure_abdomen(mask: np.ndarray, spacing_mm: float | tuple[float, float] | None = DEFAULT_SPACING_MM,
+                    fov_mask: np.ndarray | None = None) -> Measurement:
+    """Fit the abdomen ellipse of a 2-D mask and return its circumference in mm (None for an
+    unknown spacing; (x, y) for non-square pixels).
 
     The steps are the challenge evaluator's: pad by 200 px (an ellipse may extend past the frame),
     cut the mask to the field of view, draw the mask's contours and the fan's border one pixel
@@ -92,7 +135,11 @@ def measure_abdomen(mask: np.ndarray, spacing_mm: float = DEFAULT_SPACING_MM, fo
     residual = _algebraic_residual(points, cx, cy, a, b, angle)
     ellipse = Ellipse((cx - _PAD, cy - _PAD), (a, b), angle)
     dropped = int(((mask_border > 0) & (fov_border > 0)).sum())
-    return Measurement(ellipse, ramanujan_circumference(a, b) * spacing_mm, residual, len(contour), dropped)
+    if spacing_mm is None:
+        ac_mm = None
+    else:
+        ac_mm = circumference_mm(ellipse, (spacing_mm, spacing_mm) if np.isscalar(spacing_mm) else spacing_mm)
+    return Measurement(ellipse, ac_mm, residual, len(contour), dropped)
 
 
 def _contour_lines(binary: np.ndarray) -> np.ndarray:

@@ -78,7 +78,8 @@ def make_case(seed: int, frames_per_sweep: int = FRAMES_PER_SWEEP, sweeps: int =
     case = SyntheticCase(frames, masks, frames_per_sweep, sweeps, uuid=str(uuid_lib.UUID(int=int(rng.integers(2**63)) << 64 | seed)))
     for number in range(1, sweeps + 1):
         start = (number - 1) * frames_per_sweep
-        length = int(round(frames_per_sweep * rng.uniform(0.72, 0.9)))
+        # at least one padding frame closes each slot: that is how a reader tells the sweeps apart
+        length = min(int(round(frames_per_sweep * rng.uniform(0.72, 0.9))), frames_per_sweep - 1)
         scene = _Scene.random(rng, grid, length, sagittal=number > sweeps // 2)
         if number in with_abdomen:
             scene.abdomen = _random_abdomen(rng, length, fov)

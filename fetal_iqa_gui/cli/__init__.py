@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
 from .. import __version__
-from ..case.acouslic import DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
+from ..case.acouslic import FRAMES_PER_SWEEP, SWEEPS
 from ..base.errors import FetalIqaError, name_choices
 from .progress import ProgressBar
 from .options import CLI_WORDS, bounded_int, positive_float
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("mask", type=Path, metavar="MASK")
     measure.add_argument("--frame", type=bounded_int(0), help="frame of a 3-D mask volume (0-based)")
     measure.add_argument("--spacing", type=positive_float,
-                         help=f"mm per pixel, instead of the file's own (default {DEFAULT_SPACING_MM} for pictures)")
+                         help="mm per pixel, instead of the file's own calibration (needed when the file states none, "
+                         "as a PNG or an uncalibrated DICOM; the ACOUSLIC-AI probe's is 0.28)")
     measure.set_defaults(handler=cmd_measure)
 
     for name, text, description in (
@@ -118,7 +120,7 @@ def cmd_info(args) -> int:
         print(f"  frames: {case.n_frames} ({counted(case.layout.n_images, 'image')}, "
               f"{int(case.layout.padding.sum())} padding)")
         print(f"  frame size: {width} x {height} px")
-        print(f"  spacing: {case.spacing_mm[0]:.3f} x {case.spacing_mm[1]:.3f} mm")
+        print(f"  spacing: {case.spacing.describe()}")
         print(f"  memory: {case.nbytes / 2**20:.0f} MiB")
         print(f"  sweeps: {len(case.layout.sweeps)}")
         for sweep in case.layout.sweeps:
@@ -140,6 +142,8 @@ def cmd_synth(args) -> int:
 
 def cmd_measure(args) -> int:
     from ..case.measure import MeasurementError, measure_abdomen
+    from ..case.spacing import entered_by_user
+    from ..review.calipers import check_spacing
     from ..case.loading import load_case
     volume = load_case(args.mask)
     if volume.n_frames > 1 and args.frame is None:
@@ -149,15 +153,26 @@ def cmd_measure(args) -> int:
     if not 0 <= frame < volume.n_frames:
         print(f"error: --frame must be within 0..{volume.n_frames - 1}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    spacing = args.spacing or volume.spacing_mm[0]
+    spacing = entered_by_user((args.spacing, args.spacing)) if args.spacing else volume.spacing
     try:
-        result = measure_abdomen(volume.frames[frame], spacing)
+        measure_abdomen(volume.frames[frame], None)
     except MeasurementError as error:
         print(f"error: no usable contour in '{args.mask.name}': {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        result = measure_abdomen(volume.frames[frame], check_spacing(spacing.mm))
+    except MeasurementError as error:
+        why = f"is unknown ({spacing.source})" if not spacing.known else f"cannot be used: {error}"
+        print(f"error: the pixel spacing of '{args.mask.name}' {why}, so nothing can be measured in mm; "
+              f"give --spacing MM (mm per pixel)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sx, sy = spacing.mm
     a, b = result.ellipse.semi_axes
-    print(f"AC {result.ac_mm:.1f} mm (ellipse semi-axes {a * spacing:.1f} x {b * spacing:.1f} mm, "
-          f"fit {result.fit_quality}, spacing {spacing:.3f} mm)")
+    axes = (f"semi-axes {a * sx:.1f} x {b * sx:.1f} mm" if math.isclose(sx, sy, rel_tol=1e-6)
+            else f"semi-axes {a:.1f} x {b:.1f} px")
+    print(f"AC {result.ac_mm:.1f} mm (ellipse {axes}, fit {result.fit_quality}, spacing {spacing.describe()})")
+    if result.warning:
+        print(f"warning: implausible AC: {result.warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
-from ..case.measure import Ellipse, MeasurementError, ramanujan_circumference
+from ..case.measure import Ellipse, MeasurementError, circumference_mm
 
 PLAUSIBLE_SPACING_MM = (0.01, 2.0)  # mm per pixel: ultrasound frames lie well inside this
-_PERIMETER_POINTS = 3600  # anisotropic pixels: the ellipse's perimeter summed over this many chords
 
 
 def check_spacing(spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
@@ -32,17 +30,8 @@ def check_spacing(spacing_mm: tuple[float, float] | None) -> tuple[float, float]
 
 
 def ellipse_circumference_mm(ellipse: Ellipse, spacing_mm: tuple[float, float]) -> float:
-    """Ramanujan on the semi-axes in mm; with non-square pixels the mm shape is still an ellipse,
-    but its axes are no longer the pixel ellipse's, so its perimeter is summed instead."""
-    sx, sy = check_spacing(spacing_mm)
-    a, b = ellipse.axes
-    if math.isclose(sx, sy, rel_tol=1e-6):
-        return ramanujan_circumference(a * sx, b * sx)
-    t = np.linspace(0, 2 * math.pi, _PERIMETER_POINTS + 1)
-    theta = math.radians(ellipse.angle_deg)
-    x = a * np.cos(t) * math.cos(theta) - b * np.sin(t) * math.sin(theta)
-    y = a * np.cos(t) * math.sin(theta) + b * np.sin(t) * math.cos(theta)
-    return float(np.hypot(np.diff(x) * sx, np.diff(y) * sy).sum())
+    """The ellipse's perimeter in mm (`measure.circumference_mm`), once the spacing is checked."""
+    return circumference_mm(ellipse, check_spacing(spacing_mm))
 
 
 def distance_mm(start: tuple[float, float], end: tuple[float, float], spacing_mm: tuple[float, float]) -> float:

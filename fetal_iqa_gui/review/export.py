@@ -26,6 +26,7 @@ from ..base.errors import ExportRefused
 from ..model.task import is_good
 from ..base.fileio import atomic_write, safe_name, write_image, write_together
 from ..case.case import Case
+from ..case.measure import implausible_ac
 
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
 
@@ -42,9 +43,12 @@ SIDECAR_FIELDS = (
     ("model", "the model's name"),
     ("model_identity", "hash identifying the model's weights and adapter"),
     ("demo_model", "true when the demo model (synthetic data, not for clinical use) scored it"),
-    ("pixel_spacing_mm", "[x, y] pixel spacing in millimetres"),
+    ("pixel_spacing_mm", "[x, y] pixel spacing in millimetres; null when the file states none"),
+    ("pixel_spacing_source", "where the spacing came from: a DICOM tag, an ultrasound region, the header, the user"),
+    ("pixel_spacing_note", "what else the file says of the spacing (calibrations that disagree), or null"),
     ("frame_size_px", "[width, height] of the PNG"),
-    ("ac_mm", "abdominal circumference measured on the model's mask, when there is one"),
+    ("ac_mm", "abdominal circumference measured on the model's mask, when there is one and the spacing is known"),
+    ("ac_warning", "why that AC cannot be a fetus's (outside 50-450 mm, or a sliver of an ellipse), or null"),
     ("calipers", "measurements on the frame: ellipse (AC) and distance calipers, in px and mm, and who placed them"),
     ("app_version", "fetal-iqa version"),
     ("exported_at", "UTC time of the export"),
@@ -89,9 +93,10 @@ def sidecar(case: Case, frame: int, score: float | None, model: ModelInfo, thres
         "model": model.name,
         "model_identity": model.identity,
         "demo_model": model.is_demo,
-        "pixel_spacing_mm": list(case.spacing_mm),
+        **case.spacing.as_record(),
         "frame_size_px": list(case.frame_size),
         "ac_mm": None if ac_mm is None else round(ac_mm, 2),
+        "ac_warning": implausible_ac(ac_mm),
         "calipers": [caliper.record() for caliper in calipers or ()],
         "app_version": __version__,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -197,7 +202,7 @@ def write_scores_csv(path: str | Path, case: Case, scores: np.ndarray, threshold
 
 
 def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: np.ndarray | None,
-                           shape: tuple[int, int, int], spacing_mm: tuple[float, float], overwrite: bool = False) -> Path:
+                           shape: tuple[int, int, int], spacing_mm: tuple[float, float] | None, overwrite: bool = False) -> Path:
     """The challenge's per-case output: chosen frame (0-based, -1 for none) and a 0/1 mask volume
     of the case's shape, zero except on the chosen frame."""
     case_dir = Path(out_dir) / safe_name(case_id)
@@ -205,7 +210,8 @@ def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: 
     if frame >= 0 and mask is not None:
         volume[frame] = (mask > 0).astype(np.uint8)
     image = sitk.GetImageFromArray(volume)
-    image.SetSpacing((spacing_mm[0], spacing_mm[1], 1.0))
+    sx, sy = spacing_mm or (1.0, 1.0)  # ITK's "no calibration", as it reads back
+    image.SetSpacing((sx, sy, 1.0))
     write_image(image, case_dir / CHALLENGE_MASK, overwrite)
     atomic_write(case_dir / CHALLENGE_FRAME_JSON, lambda f: f.write(json.dumps(int(frame)).encode()), overwrite)
     return case_dir

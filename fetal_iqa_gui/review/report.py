@@ -9,14 +9,18 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from .. import __version__
-from .export import png_bytes
 from ..base.fileio import atomic_write
-from ..engine.preprocess import square_resize
+from .calipers import EllipseCaliper
+from .export import png_bytes
 from .scored_case import ExportReport, ScoredCase
 
 REPORT_NAME = "report.html"
-THUMB_PX = 320
+FIGURE_PX = 480  # the longer side of each sweep's picture: large enough to see the caliper
+CALIPER_BGR = (0, 220, 255)  # the window's caliper yellow
 NOT_A_DEVICE = ("fetal-iqa is not a medical device. The scores and measurements support, and do not replace, "
                 "the judgement of a trained clinician.")
 
@@ -45,6 +49,65 @@ def _img(data: bytes, alt: str, width: int | None = None) -> str:
     return f'<img alt="{html.escape(alt)}"{size} src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
+def calipers_drawn(frame: np.ndarray, calipers: list) -> np.ndarray:
+    """A colour copy of the frame with the kept calipers drawn as the window draws them, each
+    labelled as the table names it (AC 1, distance 1, ...)."""
+    image = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    for label, caliper in labelled(calipers):
+        if isinstance(caliper, EllipseCaliper):
+            (cx, cy), axes = caliper.ellipse.center, caliper.ellipse.axes
+            cv2.ellipse(image, (round(cx), round(cy)), tuple(round(a) for a in axes), caliper.ellipse.angle_deg,
+                        0, 360, CALIPER_BGR, 2, cv2.LINE_AA)
+            anchor = (round(cx + 8), round(cy - max(axes) - 8))
+        else:
+            start, end = (tuple(round(v) for v in point) for point in (caliper.start, caliper.end))
+            cv2.line(image, start, end, CALIPER_BGR, 2, cv2.LINE_AA)
+            for point in (start, end):
+                cv2.drawMarker(image, point, CALIPER_BGR, cv2.MARKER_CROSS, 14, 2)
+            anchor = (max(start[0], end[0]) + 8, min(start[1], end[1]))
+        cv2.putText(image, label, (max(4, anchor[0]), max(18, anchor[1])), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                    CALIPER_BGR, 2, cv2.LINE_AA)
+    return image
+
+
+def labelled(calipers: list) -> list[tuple[str, object]]:
+    """('AC 1', caliper), ('distance 1', caliper), ...: the names the page and the picture share."""
+    counts: dict[str, int] = {}
+    named = []
+    for caliper in calipers:
+        kind = "AC" if isinstance(caliper, EllipseCaliper) else "distance"
+        counts[kind] = counts.get(kind, 0) + 1
+        named.append((f"{kind} {counts[kind]}", caliper))
+    return named
+
+
+def _figure(image: np.ndarray, caption: str) -> str:
+    height, width = image.shape[:2]
+    scale = FIGURE_PX / max(height, width)
+    small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    return f"<figure>{_img(png_bytes(small), caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _study_block(case) -> str:
+    study = case.study
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td class=fill>{html.escape(value)}</td></tr>"
+                   for label, value in study.rows())
+    source = ("From the DICOM header." if study.known
+              else "The file carries no patient or exam details: fill them in by hand.")
+    return f"<h2>Patient and exam</h2><table class=study>{rows}</table><p><small>{source}</small></p>"
+
+
+def _model_ac(scored: ScoredCase, frame: int, good: bool) -> str:
+    """The model's AC only where the model calls the frame good: below the threshold its mask is
+    a speck or a guess, not an abdomen to measure."""
+    if scored.masks is None:
+        return "—"
+    if not good:
+        return "— (the frame is below the threshold)"
+    measurement = scored.measurement_of(frame)
+    return html.escape(measurement.describe_ac()) if measurement else "— (no abdomen to measure)"
+
+
 def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes | None) -> str:
     case, model = scored.case, scored.model
     rows, figures = [], []
@@ -55,14 +118,13 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
             continue
         good = scored.is_good(frame)
         calipers = scored.calipers.get(frame, [])
-        measured = "; ".join(html.escape(c.describe()) for c in calipers) or "—"
-        model_ac = scored.measurement_of(frame)
+        measured = "<br>".join(f"{html.escape(label)}: {html.escape(c.describe())}"
+                               for label, c in labelled(calipers)) or "—"
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
                     f"<td>{'✔ good' if good else '✘ below the threshold'}</td><td>{measured}</td>"
-                    f"<td>{f'{model_ac.ac_mm:.1f} mm' if model_ac else '—'}</td></tr>")
-        thumb = png_bytes(square_resize(case.frames[frame], THUMB_PX))
-        figures.append(f"<figure>{_img(thumb, f'sweep {best.sweep}, frame {frame}')}"
-                       f"<figcaption>Sweep {best.sweep}, frame {frame}</figcaption></figure>")
+                    f"<td>{_model_ac(scored, frame, good)}</td></tr>")
+        picture = calipers_drawn(case.frames[frame], calipers)
+        figures.append(_figure(picture, f"Sweep {best.sweep}, frame {frame}" + (", measured" if calipers else "")))
     demo = " (a demo model trained on synthetic sweeps: not for clinical use)" if model and model.is_demo else ""
     timeline = f"<h2>Scores of every frame</h2>{_img(timeline_png, 'quality timeline', 900)}" if timeline_png else ""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -72,10 +134,12 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
 body {{ font-family: sans-serif; margin: 2em; color: #111; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #999; padding: 4px 8px; }}
 figure {{ display: inline-block; margin: 0 1em 1em 0; }} .note {{ border: 2px solid #b00; padding: 8px; }}
+table.study th {{ text-align: left; background: #eee; }} table.study td {{ min-width: 20em; }}
 </style></head><body>
 <h1>Case {html.escape(case.case_id)}</h1>
+{_study_block(case)}
 <p>Source: {html.escape(case.source.name)} (pixels sha256 {case.content_hash[:16]}…), {case.n_frames} frames,
-pixel spacing {case.spacing_mm[0]:.3f} x {case.spacing_mm[1]:.3f} mm.</p>
+pixel spacing {html.escape(case.spacing.describe())}.</p>
 <p>Model: {html.escape(model.name if model else 'none')}{demo}; identity {html.escape(model.identity if model else '—')};
 threshold {scored.threshold:.3f}. Frame numbers count from 0.</p>
 <h2>Chosen frame of each sweep</h2>

@@ -20,6 +20,7 @@ from .export import ModelInfo, export_frame, overlay_image, write_challenge_outp
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
 from ..engine.preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
+from ..case.spacing import Spacing
 from ..case.case import Case, Sweep
 from ..base.text import counted
 
@@ -148,7 +149,7 @@ class ScoredCase:
         if frame not in self._measurements:
             mask = self.mask_of(frame)
             try:
-                self._measurements[frame] = None if mask is None else measure_abdomen(mask, self.case.spacing_mm[0])
+                self._measurements[frame] = None if mask is None else measure_abdomen(mask, self.case.spacing_mm)
             except MeasurementError:
                 self._measurements[frame] = None
         return self._measurements[frame]
@@ -158,6 +159,12 @@ class ScoredCase:
         sweep = self.case.layout.sweeps[best.sweep - 1]
         measured = sorted(frame for frame in self.calipers if frame in sweep)
         return measured[0] if measured else best.frame
+
+    def set_spacing(self, spacing: Spacing) -> None:
+        """A spacing the user entered (the file states none, or a wrong one): the model's ACs follow
+        it; kept calipers keep the spacing they were measured with."""
+        self.case.spacing = spacing
+        self._measurements.clear()
 
     def set_calipers(self, frame: int, calipers: list) -> None:
         """The measurements the user accepted on a frame (none: cleared); exports and reports carry them."""
@@ -171,7 +178,7 @@ class ScoredCase:
     def caption(self, frame: int, measurement: Measurement | None = None) -> str:
         sweep = self.case.layout.sweep_of(frame)
         return (f"frame {frame}, sweep {sweep.number}, score {float(self.scores[frame]):.3f}"
-                + (f", AC {measurement.ac_mm:.1f} mm" if measurement else "")
+                + (f", {measurement.describe_ac()}" if measurement else "")
                 + (" (demo model)" if self.model and self.model.is_demo else ""))
 
     def overlay_of(self, frame: int, measurement: Measurement | None = None) -> np.ndarray:

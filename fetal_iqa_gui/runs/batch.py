@@ -30,7 +30,8 @@ from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from ..case.case import case_id
 
 SUMMARY_CSV = "summary.csv"
-SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model")
+SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model",
+                   "ac_warning", "pixel_spacing_mm", "pixel_spacing_source")  # new columns go last
 DONE_DIR = ".done"  # the per-case markers of a resumable run
 MARKER_VERSION = 1
 
@@ -295,15 +296,18 @@ def rebuild_summary(out_dir: Path) -> None:
 
 
 def summary_rows(scored: ScoredCase) -> list[dict]:
-    rows = []
+    rows, spacing = [], scored.case.spacing
     for best in scored.best_per_sweep():
         pick = best.candidate
         ac = scored.measurement_of(pick.frame) if pick and best.good else None
         rows.append({"file": scored.case.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
                      "score": f"{pick.score:.4f}" if pick else "", "good": int(best.good),
-                     "ac_mm": f"{ac.ac_mm:.1f}" if ac else "", "threshold": f"{scored.threshold:.4f}",
+                     "ac_mm": f"{ac.ac_mm:.1f}" if ac and ac.ac_mm is not None else "", "threshold": f"{scored.threshold:.4f}",
                      # which model decided "good": a summary may gather runs of different models
-                     "model": scored.model.name if scored.model else ""})
+                     "model": scored.model.name if scored.model else "",
+                     "ac_warning": (ac.warning or "") if ac else "",
+                     "pixel_spacing_mm": " x ".join(f"{v:.4f}" for v in spacing.mm) if spacing.known else "unknown",
+                     "pixel_spacing_source": spacing.source})
     return rows
 
 

@@ -185,3 +185,35 @@ def test_jpeg_opens_as_one_frame(tmp_path):
     sweep = load_case(tmp_path / "frame.jpg")
     assert sweep.frames.shape == (1, 24, 32)
     assert abs(int(np.median(sweep.frames)) - round(0.299 * 200 + 0.587 * 120 + 0.114 * 40)) <= 3
+
+
+def _layout_of(runs):
+    """A layout from (images, padding) runs: [(3, 2), (4, 0)] is 3 images, 2 blank, 4 images."""
+    padding = np.concatenate([np.r_[np.zeros(images, bool), np.ones(blank, bool)] for images, blank in runs])
+    return CaseLayout.detect(padding)
+
+
+@pytest.mark.parametrize("runs, expected", [
+    ([(25, 5)] * 6, [(0, 30), (30, 60), (60, 90), (90, 120), (120, 150), (150, 180)]),  # synth --frames-per-sweep 30
+    ([(100, 0)], [(0, 100)]),  # one sweep, no padding
+    ([(0, 4), (10, 2), (8, 0)], [(0, 16), (16, 24)]),  # leading padding joins the first sweep
+    ([(7, 1), (7, 1), (7, 1)], [(0, 8), (8, 16), (16, 24)]),  # any length, even one blank frame
+    ([(130, 10)] * 5 + [(0, 140)], [(i * 140, (i + 1) * 140) for i in range(6)]),  # the challenge's, a sweep missing
+])
+def test_sweeps_are_the_runs_of_images_or_the_challenges_slots(runs, expected):
+    layout = _layout_of(runs)
+    assert [(s.start, s.stop) for s in layout.sweeps] == expected
+    assert [s.number for s in layout.sweeps] == list(range(1, len(expected) + 1))
+
+
+def test_padding_is_one_band_per_run():
+    layout = _layout_of([(0, 4), (10, 2), (8, 3)])
+    assert layout.padding_runs() == [(0, 4), (14, 16), (24, 27)]
+    assert _layout_of([(5, 0)]).padding_runs() == []
+
+
+def test_a_synthetic_case_of_any_length_opens_with_its_sweeps(tmp_path):
+    from fetal_iqa_gui.case import synthetic
+    [made] = synthetic.write_dataset(tmp_path, cases=1, seed=5, frames_per_sweep=30)
+    case = load_case(tmp_path / synthetic.IMAGES_DIR / f"{made.uuid}.mha")
+    assert len(case.layout.sweeps) == 6 and all(len(s) == 30 for s in case.layout.sweeps)

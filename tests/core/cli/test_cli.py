@@ -19,7 +19,8 @@ def test_info_prints_each_file_and_reports_bad_ones(small_dataset, tmp_path, cap
     out, err = capsys.readouterr()
     assert "broken.mha" in err and "Traceback" not in err
     assert "frames: 144" in out and "744 x 562 px" in out and "spacing: 0.280" in out
-    assert "sweeps: 1" in out and "padding" in out
+    assert "spacing: 0.280 x 0.280 mm (the MetaImage's header)" in out
+    assert "sweeps: 6" in out and "padding" in out  # 6 x 24 frames: a sweep per run of images
 
 
 def test_info_counts_one_image_in_the_singular(tmp_path, capsys):
@@ -85,9 +86,12 @@ def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_p
     cases = sorted(p.name.split(".")[0] for p in images.glob("*.mha"))
     assert sorted(p.name for p in out.glob("*_scores.csv")) == [f"{case}_scores.csv" for case in cases]
     summary = list(csv.DictReader(open(out / "summary.csv")))
-    assert list(summary[0]) == ["file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model"]
+    assert list(summary[0]) == ["file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model",
+                                "ac_warning", "pixel_spacing_mm", "pixel_spacing_source"]
+    assert {(r["pixel_spacing_mm"], r["pixel_spacing_source"]) for r in summary} == {
+        ("0.2800 x 0.2800", "the MetaImage's header")}
     assert {r["model"] for r in summary} == {"tiny classification test model"} and {r["threshold"] for r in summary} == {"0.5000"}
-    assert [r["file"] for r in summary] == [f"{case}.mha" for case in cases]  # 144 frames: one sweep a file
+    assert [r["file"] for r in summary] == [f"{case}.mha" for case in cases for _ in range(6)]  # 6 x 24 frames
     for case in cases:
         rows, scores = read_scores(out / f"{case}_scores.csv")
         assert list(rows[0]) == ["frame", "sweep", "padding", "score", "good"] and len(rows) == 144
@@ -111,7 +115,7 @@ def test_score_writes_csv_summary_and_challenge_output(small_dataset, tiny_cls_p
         assert json.loads((challenge / case / CHALLENGE_FRAME_JSON).read_text()) == expected
         mask = sitk.GetArrayFromImage(sitk.ReadImage(str(challenge / case / CHALLENGE_MASK)))
         assert mask.shape == (144, 562, 744) and not mask.any()
-    assert len(list(best.glob("*.json"))) == len(list(best.glob("*.png"))) == 4
+    assert len(list(best.glob("*.json"))) == len(list(best.glob("*.png"))) == 4 * 6  # each sweep's best
     assert sorted(p.name for p in challenge.iterdir()) == cases
     # resumable: a second run skips the finished cases and leaves every file as it was
     finished = snapshot(out, challenge, best)
@@ -139,7 +143,8 @@ def test_the_summary_has_a_row_per_sweep_of_an_acouslic_case(small_case, tiny_cl
         mark = "" if row["good"] == "1" else "_below-threshold"
         assert (tmp_path / "best" / f"case_frame{frame:03d}_sweep{row['sweep']}{mark}.json").exists()
     assert summary[5] == {"file": "case.mha", "sweep": "6", "best_frame": "", "score": "", "good": "0", "ac_mm": "",
-                          "threshold": "0.5000", "model": "tiny classification test model"}
+                          "threshold": "0.5000", "model": "tiny classification test model", "ac_warning": "",
+                          "pixel_spacing_mm": "unknown", "pixel_spacing_source": "the MetaImage states no calibration"}
     assert "sweep 6: no image frames" in capsys.readouterr().out
     assert len(list((tmp_path / "best").glob("*.json"))) == 5
 
@@ -159,12 +164,15 @@ def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
     mask = np.zeros((400, 400), np.uint8)
     cv2.ellipse(mask, ((200, 200), (200, 150), 0), 255, -1)
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
-    assert main(["measure", str(tmp_path / "mask.png")]) == 0
+    assert main(["measure", str(tmp_path / "mask.png")]) == 2  # a PNG states no calibration: no guess
+    assert "spacing of 'mask.png' is unknown" in capsys.readouterr().err
+    assert main(["measure", str(tmp_path / "mask.png"), "--spacing", "0.28"]) == 0
     printed = float(capsys.readouterr().out.split()[1])
     assert printed == pytest.approx(154.7, rel=0.01)  # Ramanujan on semi-axes 100 x 75 px at 0.28 mm
     assert main(["measure", str(tmp_path / "mask.png"), "--spacing", "0.56"]) == 0
     out = capsys.readouterr().out
-    assert float(out.split()[1]) == pytest.approx(2 * printed, abs=0.15) and "spacing 0.560 mm" in out
+    assert float(out.split()[1]) == pytest.approx(2 * printed, abs=0.15)
+    assert "spacing 0.560 x 0.560 mm (entered by the user)" in out
     volume = np.zeros((3, 50, 50), np.uint8)
     volume[0, 10:20, 10:20] = 1
     sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "masks.mha"))
@@ -322,7 +330,7 @@ def test_the_demo_model_is_labelled_as_such_and_a_missing_one_is_said(sweep_path
                  "--export-best", str(tmp_path / "best")]) == 0
     assert f"note: {DEMO_LABEL}." in capsys.readouterr().err
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "best").glob("*.json")]
-    assert len(sidecars) == 1 and sidecars[0]["demo_model"] and sidecars[0]["model"] == DEMO_LABEL
+    assert len(sidecars) == 6 and all(s["demo_model"] and s["model"] == DEMO_LABEL for s in sidecars)
     monkeypatch.setitem(resources.DEMO_MODELS, "segmentation", tmp_path / "removed.safetensors")  # a damaged install
     assert main(["score", str(sweep_path), "--model", "demo-seg", "--out", str(tmp_path / "seg.csv")]) == 1
     err = capsys.readouterr().err
