@@ -21,6 +21,7 @@ import torch
 from ..base.errors import FetalIqaError, ScoringError, choice
 from ..case.case import Case
 from ..model.loading import LoadedModel
+from . import agreement
 from .choice import (COMPILED, EngineSettings, check_backend, cpu_has_bf16, pick_backend, pick_device,
                      pick_precision)
 from .compiled import CompiledModel, compile_model, user_calibration
@@ -81,16 +82,20 @@ class Engine:
         return f"{self.device.type}-{precision}-{self.backend}"
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.model.postprocess(self.raw(frames))
+
+    def raw(self, frames: np.ndarray) -> torch.Tensor:
+        """The model's raw outputs (logits, or mask logits) for uint8 frames."""
         if self.device.type == "cuda":
-            return self._predict_cuda(frames)
+            return self._raw_cuda(frames)
         images = frames_to_tensor(frames)
         if self.compiled is not None:
-            return self.model.postprocess(torch.from_numpy(self.compiled(images.numpy())))
+            return torch.from_numpy(self.compiled(images.numpy()))
         # on the CPU the weights themselves are cast: autocast leaves MultiheadAttention's fast path
         with torch.inference_mode():
-            return self.model.predict(images.to(self.device, self.dtype))
+            return self.model.module(images.to(self.device, self.dtype))
 
-    def _predict_cuda(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _raw_cuda(self, frames: np.ndarray) -> torch.Tensor:
         """In passes of `batch_size`, queued without waiting: the CPU resizes the next pass while the
         GPU runs this one. Frames go up as pinned uint8 (copied without blocking) and are normalised
         there; the CPU waits once, when the outputs come back."""
@@ -99,7 +104,7 @@ class Engine:
             for start in range(0, len(frames), self.batch_size):
                 grey = torch.from_numpy(resize_frames(frames[start:start + self.batch_size])).pin_memory()
                 outputs.append(self.model.module(normalise_tensor(grey.to(self.device, non_blocking=True))))
-            return self.model.postprocess(torch.cat(outputs))
+            return torch.cat(outputs).float().cpu()
 
 
 def load_engine(spec: ModelSpec, settings: EngineSettings = EngineSettings(),
@@ -114,10 +119,61 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     """Place the model (in place) on the chosen device, precision and backend. A compiled backend
     converts the model once (then reads it from the disk cache), telling `notify` first; OpenVINO's
     static int8 of a real model is calibrated on `settings.calibration`, else on `first_case()`
-    (called only then: the case about to be scored), else on synthetic frames."""
+    (called only then: the case about to be scored), else on synthetic frames. A SEG model's fast
+    path is used only if it keeps fp32's masks on those frames (`agreement`); else fp32 scores."""
     device = pick_device(settings.device)
     backend = pick_backend(settings.backend, device, settings.precision)
     precision = pick_precision(settings.precision, device, backend)
+    first_case = _once(first_case)
+    variant = f"{device.type}-{precision}-{backend}"
+    check = agreement.needs_check(model, precision, backend)
+    verdict = agreement.remembered(model, variant) if check else None
+    if check and verdict is None:
+        frames, where = agreement.check_frames(settings.calibration, first_case)
+        reference = _fp32_outputs(model, frames)
+    engine = None if verdict is not None and not verdict.kept else _place(model, device, backend, precision,
+                                                                          settings, notify, first_case)
+    if check and verdict is None:
+        candidate = _outputs(engine, frames)
+        verdict = agreement.compare(model, reference, candidate, where)
+        agreement.remember(model, variant, verdict)
+        log.info("%s %s fp32's masks: %s", engine.description, "keeps" if verdict.kept else "changes",
+                 verdict.describe())
+    if verdict is None or verdict.kept:
+        return engine
+    what = engine.description if engine else f"{device.type.upper()} {precision} ({backend})"
+    log.warning("%s changes the segmentation masks (%s): scoring in fp32", what, verdict.describe())
+    if device.type == "cpu":
+        model.release()  # cast or quantized in place: fp32 comes back from the model's files
+    engine = _place(model, device, "torch", "fp32", settings, notify, first_case)
+    engine.notice = (f"{what} changed the segmentation model's masks ({verdict.describe()}); scoring in fp32 "
+                     f"instead, which keeps the measurement (slower).")
+    return engine
+
+
+def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
+    """`make`, called at most once (the agreement check and the calibration share the case)."""
+    if make is None:
+        return None
+    made: list[Case] = []
+    return lambda: made[0] if made else (made.append(make()) or made[0])
+
+
+def _fp32_outputs(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
+    """The paper's path (fp32, LoRA unmerged) on `frames`: what a fast path is checked against."""
+    module = model.module
+    with torch.inference_mode():
+        return np.concatenate([module(frames_to_tensor(frames[i:i + 4]).to(next(module.parameters()).device)).float()
+                               .cpu().numpy() for i in range(0, len(frames), 4)])
+
+
+def _outputs(engine: Engine, frames: np.ndarray) -> np.ndarray:
+    return np.concatenate([engine.raw(frames[i:i + engine.batch_size]).float().cpu().numpy()
+                           for i in range(0, len(frames), engine.batch_size)])
+
+
+def _place(model: LoadedModel, device: torch.device, backend: str, precision: str, settings: EngineSettings,
+           notify, first_case) -> Engine:
     threads = settings.threads or default_threads()
     notice = None
     if backend in COMPILED:
