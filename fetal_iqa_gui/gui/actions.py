@@ -71,6 +71,7 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("calipers.start_distance", "Distance caliper", "Measure", ("D",), needs_case=True),
     Action("calipers.accept", "Keep the measurement with the frame", "Measure", ("A",), needs_case=True),
     Action("calipers.clear", "Clear the frame's measurements", "Measure", ("Delete",), needs_case=True),
+    Action("set_pixel_spacing", "Set pixel spacing…", "Measure", needs_case=True),
     Action("show_shortcuts", "Keyboard shortcuts", "Help", ("F1",)),
     Action("show_about", "About fetal-iqa", "Help"),
 )

@@ -18,6 +18,7 @@ FULL_LEVELS = (0, 255)  # uint8 frames: the whole range, window 255 at level 128
 PADDING_GREY = 40
 GOOD_COLOUR = "#2ecc71"
 POOR_COLOUR = "#f0a030"
+UNKNOWN_SPACING_COLOUR = "#ff8080"
 MASK_COLOUR = (0, 255, 255)
 ELLIPSE_COLOUR = "#ffd000"
 LEVELS_PER_PIXEL = 0.5  # right-drag: grey levels per pixel moved
@@ -95,17 +96,21 @@ class FrameView(pg.GraphicsLayoutWidget):
         state.frame_changed.connect(lambda _: self._redraw_timer.start())
         state.scores_changed.connect(self._on_scores)
         state.threshold_changed.connect(lambda _: self._redraw_timer.start())
+        state.spacing_changed.connect(self._on_spacing)
 
     def _on_case(self) -> None:
         case = self.state.case
         self.empty_text.hide()
         self.readout.show()
-        spacing_x, spacing_y = case.spacing_mm
+        self._on_spacing()
+        self.fit()
+
+    def _on_spacing(self) -> None:
+        spacing_x, spacing_y = self.state.case.spacing_mm or (1.0, 1.0)
         # square pixels on screen in mm: the image item is scaled by the spacing ratio
         self.image.setTransform(pg.QtGui.QTransform.fromScale(1.0, spacing_y / spacing_x))
         self.mask_outline.setTransform(self.image.transform())
         self.redraw()
-        self.fit()
 
     def _on_scores(self, frames) -> None:
         if frames is None or self.state.frame in frames:
@@ -170,7 +175,15 @@ class FrameView(pg.GraphicsLayoutWidget):
             verdict = "✔ GOOD" if good else "✘ not good"
             text += f"<br><b>{verdict}</b>: score {score:.3f} (threshold {self.state.threshold:.3f})"
             colour = GOOD_COLOUR if good else POOR_COLOUR
-        self.readout.setText(f"<span style='color:{colour}'>{text}</span>")
+        spacing = case.spacing
+        # what every mm on screen rests on, and where it came from
+        line = (f"Spacing {spacing.mm[0]:.3f} × {spacing.mm[1]:.3f} mm ({spacing.source})" if spacing.known else
+                f"<span style='color:{UNKNOWN_SPACING_COLOUR}'>Spacing unknown: no measurement in mm "
+                f"(Measure &gt; Set pixel spacing)</span>")
+        if spacing.note:
+            line += " ⚠ (hover for more)"
+        self.readout.setToolTip(spacing.describe())
+        self.readout.setText(f"<span style='color:{colour}'>{text}</span><br><small>{line}</small>")
         self.readout.adjustSize()
 
     def _redraw_mask(self, frame: int, padding: bool) -> None:

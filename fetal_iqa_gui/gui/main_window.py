@@ -26,6 +26,7 @@ from .model_banner import ModelBanner
 from .review_panel import ReviewPanel
 from .session import ScoringSession
 from .settings_dialog import SettingsDialog, window_words
+from .spacing_prompt import ask_spacing
 from .state import ViewerState
 from .status_line import StatusLine
 from .thumbnail_strip import ThumbnailStrip
@@ -197,6 +198,14 @@ class MainWindow(QMainWindow):
 
     def cancel_scoring(self) -> None:
         self.session.cancel()
+
+    def set_pixel_spacing(self) -> bool:
+        """Ask for the spacing (the file states none, or a wrong one); True once there is one."""
+        spacing = ask_spacing(self, self.state.case.spacing)
+        if spacing is not None:
+            self.state.set_spacing(spacing)
+            self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it.")
+        return self.state.case.spacing.known
 
     # -- navigation -------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class ReviewPanel(QWidget):
         state.frame_changed.connect(lambda _: self._show_measurement())
         state.scores_changed.connect(self._on_scores)
         state.calipers_changed.connect(lambda frame: frame == state.frame and self._show_measurement())
+        state.spacing_changed.connect(self._show_measurement)
         self.ac_label = QLabel()
         self.ac_label.setAccessibleName("Abdominal circumference")
         self.ac_label.setWordWrap(True)
@@ -101,7 +102,7 @@ class ReviewPanel(QWidget):
         measurement = scored.measurement_of(self.state.frame) if scored else None
         lines = [f"<b>{c.describe()}</b>" for c in (scored.calipers.get(self.state.frame, []) if scored else [])]
         if measurement is not None:
-            lines.append(f"Model: AC {measurement.ac_mm:.1f} mm (ellipse fit {measurement.fit_quality})")
+            lines.append(f"Model: {measurement.describe_ac()} (ellipse fit {measurement.fit_quality})")
         elif scored and scored.masks is not None:
             lines.append("AC: no abdomen mask on this frame")
         self.ac_label.setText("<br>".join(lines) if lines else "Measure: C ellipse (AC), D distance")

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..review.scored_case import ScoredCase
 from ..case.case import Case
+from ..case.spacing import Spacing
 
 
 class ViewerState(QObject):
@@ -21,6 +22,7 @@ class ViewerState(QObject):
     threshold_changed = Signal(float)
     model_changed = Signal()
     calipers_changed = Signal(int)  # the frame whose kept measurements changed
+    spacing_changed = Signal()  # the case's pixel spacing, entered by the user
 
     def __init__(self):
         super().__init__()
@@ -91,6 +93,10 @@ class ViewerState(QObject):
     def set_calipers(self, frame: int, calipers: list) -> None:
         self.scored.set_calipers(frame, calipers)
         self.calipers_changed.emit(frame)
+
+    def set_spacing(self, spacing: Spacing) -> None:
+        self.scored.set_spacing(spacing)
+        self.spacing_changed.emit()
 
     def set_threshold(self, threshold: float) -> None:
         if self.scored is not None and float(threshold) != self.scored.threshold:

@@ -96,10 +96,9 @@ class TimelineWidget(pg.PlotWidget):
             self.removeItem(item)
         self.decorations = []
         layout = self.state.case.layout
+        for start, stop in layout.padding_runs():  # a band per run: never over image frames
+            self.decorations.append(_band(start - 0.5, stop - 0.5, PADDING_BRUSH, -20))
         for sweep in layout.sweeps:
-            padding = layout.padding_frames(sweep)
-            if len(padding):
-                self.decorations.append(_band(padding[0] - 0.5, padding[-1] + 0.5, PADDING_BRUSH, -20))
             if sweep.start > 0:
                 self.decorations.append(pg.InfiniteLine(sweep.start - 0.5, angle=90, pen=SWEEP_PEN))
             label = pg.TextItem(f"sweep {sweep.number}", color="#999999", anchor=(0, 0))
