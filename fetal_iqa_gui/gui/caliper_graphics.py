@@ -18,8 +18,13 @@ from ..review.calipers import DistanceCaliper, EllipseCaliper, same_shape
 KEPT_COLOUR = "#ffd000"
 SELECTED_COLOUR = "#4fc3ff"
 EDIT_COLOUR = "#ff66ff"
+EDIT_HOVER_COLOUR = "#ffb3ff"  # pyqtgraph's own hover colour is the kept calipers' yellow
 TEXT_FILL = pg.mkBrush(0, 0, 0, 170)  # text stays legible over bright tissue
 END_TICK_PX = 6  # half the length of the cross at each end of a distance
+
+
+_EDIT_PENS = {"pen": pg.mkPen(EDIT_COLOUR, width=2), "hoverPen": pg.mkPen(EDIT_HOVER_COLOUR, width=3),
+              "handlePen": pg.mkPen(EDIT_COLOUR), "handleHoverPen": pg.mkPen(EDIT_HOVER_COLOUR)}
 
 
 def ellipse_of(roi: pg.EllipseROI) -> Ellipse:
@@ -37,7 +42,7 @@ def place_ellipse(roi: pg.EllipseROI, ellipse: Ellipse) -> None:
 
 
 def editable_ellipse(ellipse: Ellipse, image: pg.ImageItem) -> pg.EllipseROI:
-    roi = pg.EllipseROI((0, 0), (1, 1), pen=pg.mkPen(EDIT_COLOUR, width=2), parent=image)
+    roi = pg.EllipseROI((0, 0), (1, 1), parent=image, **_EDIT_PENS)
     roi.addScaleHandle([0, 0.5], [0.5, 0.5])  # one axis at a time, as an ultrasound machine's calipers
     roi.addScaleHandle([0.5, 1], [0.5, 0.5])
     place_ellipse(roi, ellipse)
@@ -45,7 +50,7 @@ def editable_ellipse(ellipse: Ellipse, image: pg.ImageItem) -> pg.EllipseROI:
 
 
 def editable_line(start: tuple[float, float], end: tuple[float, float], image: pg.ImageItem) -> pg.LineSegmentROI:
-    return pg.LineSegmentROI([start, end], pen=pg.mkPen(EDIT_COLOUR, width=2), parent=image)
+    return pg.LineSegmentROI([start, end], parent=image, **_EDIT_PENS)
 
 
 def caliper_of(roi: pg.ROI, spacing_mm: tuple[float, float], original=None):
@@ -74,10 +79,19 @@ def text_item(image: pg.ImageItem, colour: str) -> pg.TextItem:
     return item
 
 
-def beside(item, text: pg.TextItem) -> None:
-    """Put the text above the right of the item's outline, clear of its handles."""
-    corner = item.mapRectToParent(item.boundingRect()).topRight()
-    text.setPos(corner.x() + 4, corner.y() - 4)
+def put_beside(text: pg.TextItem, caliper) -> None:
+    """The text touches its own caliper, outside it: an ellipse's upper right, a distance's middle,
+    so that nested calipers' labels are not taken for each other's."""
+    if isinstance(caliper, EllipseCaliper):
+        (cx, cy), (a, b) = caliper.ellipse.center, caliper.ellipse.axes
+        theta = math.radians(caliper.ellipse.angle_deg)
+        outline = [(cx + a * math.cos(t) * math.cos(theta) - b * math.sin(t) * math.sin(theta),
+                    cy + a * math.cos(t) * math.sin(theta) + b * math.sin(t) * math.cos(theta))
+                   for t in (k * math.pi / 36 for k in range(72))]
+        x, y = max(outline, key=lambda point: point[0] - point[1])  # y runs down the image
+    else:
+        x, y = (caliper.start[0] + caliper.end[0]) / 2, (caliper.start[1] + caliper.end[1]) / 2
+    text.setPos(x + 2, y - 2)
 
 
 class LockedCaliper:
@@ -96,7 +110,7 @@ class LockedCaliper:
         self.shape.setParentItem(image)
         self.label = text_item(image, KEPT_COLOUR)
         self.label.setText(f"{label}: {value}")
-        beside(self.shape, self.label)
+        put_beside(self.label, caliper)
         self.set_selected(False)
 
     def set_selected(self, selected: bool) -> None:

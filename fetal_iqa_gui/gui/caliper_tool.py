@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from ..case.measure import Ellipse, MeasurementError
 from ..review.calipers import DistanceCaliper, EllipseCaliper, caliper_at, check_spacing, labels_of, same_shape
-from .caliper_graphics import (EDIT_COLOUR, LockedCaliper, beside, caliper_of, editable_ellipse, editable_line,
-                               live_text, place_ellipse, text_item)
+from .caliper_graphics import (EDIT_COLOUR, LockedCaliper, caliper_of, editable_ellipse, editable_line, live_text,
+                               place_ellipse, put_beside, text_item)
 from .frame_view import FrameView
 from .state import ViewerState
 
@@ -211,9 +211,10 @@ class CaliperTool(QObject):
         return caliper_of(self.roi, spacing, self.original)
 
     def _show_live(self) -> None:
-        text = live_text(self._caliper())
+        caliper = self._caliper()
+        text = live_text(caliper)
         self.live.setText(text)
-        beside(self.roi, self.live)
+        put_beside(self.live, caliper)
         self.live.show()
         self.status.emit(text.replace("\n", ", ") + ": A keeps it, Esc drops it.")
 

@@ -4,7 +4,7 @@ machine's results box: select one to see it highlighted on the image, then edit 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..review.calipers import labels_of
 from .state import ViewerState
@@ -30,7 +30,7 @@ class MeasurementList(QWidget):
         self.rows.setAccessibleName("Measurements")
         self.rows.setToolTip("The frame's measurements: select one to edit (E, Enter, double-click) or delete (Delete)")
         self.rows.setWordWrap(True)
-        self.rows.setMaximumHeight(self.rows.fontMetrics().height() * (VISIBLE_ROWS * 2) + 8)
+        self.rows.setMaximumHeight(round(self.rows.fontMetrics().height() * VISIBLE_ROWS * 1.4))
         self.rows.currentRowChanged.connect(lambda row: state.select_measurement(row if row >= 0 else None))
         self.rows.itemActivated.connect(lambda _item: self.edit_requested.emit())
         self.hint = QLabel(EMPTY_HINT)
@@ -43,6 +43,7 @@ class MeasurementList(QWidget):
         self.delete_button.setToolTip("Delete the selected measurement (Delete); Ctrl+Z brings it back")
         self.delete_button.clicked.connect(self.delete_requested)
 
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # the best frames take the room
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
