@@ -44,6 +44,8 @@ ACTIONS: tuple[Action | str, ...] = (
     SEPARATOR,
     Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
     Action("close", "Quit", "File", ("Ctrl+Q",)),
+    Action("calipers.undo", "Undo the last measurement change", "Edit", ("Ctrl+Z",), needs_case=True),
+    Action("calipers.redo", "Redo the measurement change undone", "Edit", ("Ctrl+Shift+Z", "Ctrl+Y"), needs_case=True),
     Action("fit_view", "Fit to window", "View", ("F",), needs_case=True),
     Action("reset_levels", "Reset window/level", "View", ("R",), needs_case=True),
     Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_case=True),
@@ -66,15 +68,22 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("worklist.mark_reviewed", "Mark the case reviewed", "Go", ("Ctrl+M",), needs_scores=True),
     SEPARATOR,
     Action("toggle_play", "Play / pause cine (loops)", "Go", ("Space",), needs_case=True),
-    Action("cancel_scoring", "Stop scoring (the scores so far stay)", "Go", ("Esc",)),
-    Action("calipers.start_ellipse", "Ellipse caliper (AC)", "Measure", ("C",), needs_case=True),
-    Action("calipers.start_distance", "Distance caliper", "Measure", ("D",), needs_case=True),
-    Action("calipers.accept", "Keep the measurement with the frame", "Measure", ("A",), needs_case=True),
-    Action("calipers.clear", "Clear the frame's measurements", "Measure", ("Delete",), needs_case=True),
+    Action("escape", "Cancel the caliper being placed or edited; else stop scoring (the scores so far stay)", "Go",
+           ("Esc",)),
+    Action("calipers.start_ellipse", "Ellipse caliper (AC): then drag across the abdomen", "Measure", ("C",),
+           needs_case=True),
+    Action("calipers.start_distance", "Distance caliper: then drag from point to point", "Measure", ("D",),
+           needs_case=True),
+    Action("calipers.accept", "Keep the caliper placed with the frame", "Measure", ("A",), needs_case=True),
+    Action("calipers.edit_selected", "Edit the selected measurement", "Measure", ("E",), needs_case=True),
+    Action("calipers.delete_selected", "Delete the selected measurement", "Measure", ("Delete", "Backspace"),
+           needs_case=True),
+    Action("calipers.delete_all", "Delete all the frame's measurements", "Measure", needs_case=True),
     Action("set_pixel_spacing", "Set pixel spacing…", "Measure", needs_case=True),
     Action("show_shortcuts", "Keyboard shortcuts", "Help", ("F1",)),
     Action("show_about", "About fetal-iqa", "Help"),
 )
 
 SHORTCUTS = tuple(a for a in ACTIONS if isinstance(a, Action) and a.keys)
-MENUS = ("File", "View", "Go", "Measure", "Help")
+MENUS = ("File", "Edit", "View", "Go", "Measure", "Help")
+UNDO, REDO = "calipers.undo", "calipers.redo"  # enabled only when there is a change to undo or redo

@@ -18,7 +18,8 @@ from ..base.errors import name_choices
 from ..case.loading import SWEEP_PATTERNS
 from . import dialogs
 from . import settings as stored
-from .actions import ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, SEPARATOR, SPEED_MENU, Action
+from .actions import (ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, REDO, SEPARATOR, SPEED_MENU, UNDO,
+                      Action)
 from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.banner = ModelBanner(self.state, lambda: self.settings)
         self.thumbnails = ThumbnailStrip(self.state)
         self.calipers = CaliperTool(self.state, self.frame_view, self)
+        self.calipers.ask_spacing = self.set_pixel_spacing
         self.worklist = WorklistPanel(self.state, self.session)
         viewer = QSplitter(Qt.Orientation.Vertical)
         viewer.addWidget(self.frame_view)
@@ -110,7 +112,12 @@ class MainWindow(QMainWindow):
         self.worklist.status.connect(self.status_text.setText)
         state.case_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
-        self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
+        state.calipers_changed.connect(lambda _: self._update_undo())
+        measurements = self.panel.measurements
+        measurements.edit_requested.connect(self.calipers.edit_selected)
+        measurements.delete_requested.connect(self.calipers.delete_selected)
+        for request in (measurements.edit_requested, measurements.delete_requested):
+            request.connect(self.frame_view.setFocus)  # A keeps the edit, the arrows step frames again        self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
         self.frame_view.levels_dragged.connect(self.panel.drag_levels)
         self.panel.levels_changed.connect(self.frame_view.set_levels)
         self.panel.editing_done.connect(self.frame_view.setFocus)  # the frame keys work again at once
@@ -163,6 +170,14 @@ class MainWindow(QMainWindow):
             if isinstance(entry, Action) and (entry.needs_case or entry.needs_scores):
                 ready = self.state.model is not None if entry.needs_scores else self.state.case is not None
                 self.actions[entry.name].setEnabled(ready)
+        self._update_undo()
+
+    def _update_undo(self) -> None:
+        """Undo and Redo say what they would do, and are there only when there is something to do."""
+        history = self.state.history
+        for name, change, word in ((UNDO, history.next_undo, "Undo"), (REDO, history.next_redo, "Redo")):
+            self.actions[name].setEnabled(change is not None)
+            self.actions[name].setText(f"{word} {change.what}" if change else word)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -206,6 +221,11 @@ class MainWindow(QMainWindow):
             self.state.set_spacing(spacing)
             self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it.")
         return self.state.case.spacing.known
+
+    def escape(self) -> None:
+        """Esc: the caliper in hand first (as on an ultrasound machine), else the scoring."""
+        if not self.calipers.cancel():
+            self.cancel_scoring()
 
     # -- navigation -------------------------------------------------------------------------
 

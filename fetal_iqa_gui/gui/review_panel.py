@@ -1,4 +1,5 @@
-"""The side panel: each sweep's best frame, the threshold, the AC of the frame, window/level."""
+"""The side panel: each sweep's best frame, the threshold, the frame's measurements and the model's
+AC, window/level."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, 
 
 from .best_frames_widget import BestFramesWidget
 from .frame_view import FULL_LEVELS
+from .measurement_list import MeasurementList
 from .state import ViewerState
 
 FULL_WINDOW = FULL_LEVELS[1] - FULL_LEVELS[0]
@@ -34,7 +36,7 @@ class ReviewPanel(QWidget):
         state.model_changed.connect(self._on_model)
         state.frame_changed.connect(lambda _: self._show_measurement())
         state.scores_changed.connect(self._on_scores)
-        state.calipers_changed.connect(lambda frame: frame == state.frame and self._show_measurement())
+        self.measurements = MeasurementList(state)
         state.spacing_changed.connect(self._show_measurement)
         self.ac_label = QLabel()
         self.ac_label.setAccessibleName("Abdominal circumference")
@@ -60,6 +62,7 @@ class ReviewPanel(QWidget):
         row.addWidget(QLabel("Threshold"))
         row.addWidget(self.threshold_box)
         layout.addLayout(row)
+        layout.addWidget(self.measurements)
         layout.addWidget(self.ac_label)
         levels = QHBoxLayout()
         for widget in (self.window_box, self.level_box, reset):
@@ -98,11 +101,14 @@ class ReviewPanel(QWidget):
             self._show_measurement()
 
     def _show_measurement(self) -> None:
+        """The model's own AC (SEG models), beside the user's measurements."""
         scored = self.state.scored
         measurement = scored.measurement_of(self.state.frame) if scored else None
-        lines = [f"<b>{c.describe()}</b>" for c in (scored.calipers.get(self.state.frame, []) if scored else [])]
         if measurement is not None:
-            lines.append(f"Model: {measurement.describe_ac()} (ellipse fit {measurement.fit_quality})")
+            text = f"Model's {measurement.describe_ac()} (ellipse fit {measurement.fit_quality}); C proposes it"
         elif scored and scored.masks is not None:
-            lines.append("AC: no abdomen mask on this frame")
-        self.ac_label.setText("<br>".join(lines) if lines else "Measure: C ellipse (AC), D distance")
+            text = "Model's AC: no abdomen mask on this frame"
+        else:
+            text = ""
+        self.ac_label.setText(text)
+        self.ac_label.setVisible(bool(text))

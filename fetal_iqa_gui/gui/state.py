@@ -2,7 +2,7 @@
 
 It wraps a Qt-free `ScoredCase` (the case, its scores, the threshold, the model) and turns each
 change into a signal that says what changed, so that widgets redraw only that. Of its own it
-holds only the current frame.
+holds the current frame, the measurement selected on it, and the measurements' undo history.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from ..review.measurement_history import MeasurementChange, MeasurementHistory
 from ..review.scored_case import ScoredCase
 from ..case.case import Case
 from ..case.spacing import Spacing
@@ -23,11 +24,14 @@ class ViewerState(QObject):
     model_changed = Signal()
     calipers_changed = Signal(int)  # the frame whose kept measurements changed
     spacing_changed = Signal()  # the case's pixel spacing, entered by the user
+    measurement_selected = Signal(object)  # the index of the current frame's selected measurement, or None
 
     def __init__(self):
         super().__init__()
         self.scored: ScoredCase | None = None
         self.frame = 0
+        self.selected: int | None = None  # of the current frame's measurements
+        self.history = MeasurementHistory()
 
     # -- what widgets read -------------------------------------------------------------------
 
@@ -59,12 +63,19 @@ class ViewerState(QObject):
     def scored_count(self) -> int:
         return self.scored.n_scored if self.scored else 0
 
+    @property
+    def calipers(self) -> list:
+        """The measurements kept on the current frame."""
+        return self.scored.calipers.get(self.frame, []) if self.scored else []
+
     # -- what widgets ask ----------------------------------------------------------------------
 
     def set_case(self, case: Case) -> None:
         """A newly opened sweep, not yet scored."""
         self.scored = ScoredCase(case)
         self.frame = int(case.layout.image_frames()[0])
+        self.selected = None
+        self.history.clear()
         self.case_changed.emit()
         self.scores_changed.emit(None)
         self.frame_changed.emit(self.frame)
@@ -87,16 +98,48 @@ class ViewerState(QObject):
             return
         frame = int(np.clip(frame, 0, self.case.n_frames - 1))
         if frame != self.frame:
-            self.frame = frame
+            self.frame, self.selected = frame, None
             self.frame_changed.emit(frame)
 
     def set_calipers(self, frame: int, calipers: list) -> None:
+        """Measurements that were kept before (a restored review): not a change the user can undo."""
         self.scored.set_calipers(frame, calipers)
+        self._calipers_changed(frame)
+
+    def change_calipers(self, frame: int, calipers: list, what: str) -> None:
+        """The user kept, edited or deleted a measurement (`what` says which): undoable."""
+        self.history.change(self.scored, frame, calipers, what)
+        self._calipers_changed(frame)
+
+    def undo(self) -> MeasurementChange | None:
+        return self._apply(self.history.undo)
+
+    def redo(self) -> MeasurementChange | None:
+        return self._apply(self.history.redo)
+
+    def _apply(self, step) -> MeasurementChange | None:
+        """Undo or redo on the frame it changed, so that the user sees what came back or went."""
+        change = step(self.scored) if self.scored else None
+        if change is not None:
+            self.set_frame(change.frame)
+            self._calipers_changed(change.frame)
+        return change
+
+    def _calipers_changed(self, frame: int) -> None:
+        if frame == self.frame:
+            self.selected = None  # the indices moved: the caller selects again what it means
         self.calipers_changed.emit(frame)
 
     def set_spacing(self, spacing: Spacing) -> None:
         self.scored.set_spacing(spacing)
         self.spacing_changed.emit()
+
+    def select_measurement(self, index: int | None) -> None:
+        if index is not None and not 0 <= index < len(self.calipers):
+            index = None
+        if index != self.selected:
+            self.selected = index
+            self.measurement_selected.emit(index)
 
     def set_threshold(self, threshold: float) -> None:
         if self.scored is not None and float(threshold) != self.scored.threshold:

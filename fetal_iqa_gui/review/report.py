@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..base.fileio import atomic_write
-from .calipers import EllipseCaliper
+from .calipers import EllipseCaliper, labels_of
 from .export import png_bytes
 from .scored_case import ExportReport, ScoredCase
 
@@ -71,14 +71,8 @@ def calipers_drawn(frame: np.ndarray, calipers: list) -> np.ndarray:
 
 
 def labelled(calipers: list) -> list[tuple[str, object]]:
-    """('AC 1', caliper), ('distance 1', caliper), ...: the names the page and the picture share."""
-    counts: dict[str, int] = {}
-    named = []
-    for caliper in calipers:
-        kind = "AC" if isinstance(caliper, EllipseCaliper) else "distance"
-        counts[kind] = counts.get(kind, 0) + 1
-        named.append((f"{kind} {counts[kind]}", caliper))
-    return named
+    """('AC 1', caliper), ('distance 1', caliper), ...: the names the window, page and picture share."""
+    return list(zip(labels_of(calipers), calipers))
 
 
 def _figure(image: np.ndarray, caption: str) -> str:

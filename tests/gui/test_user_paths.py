@@ -14,7 +14,9 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 from fetal_iqa_gui.gui import exporter as exporter_module
 from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui import workers
-from fetal_iqa_gui.gui.actions import ACTIONS, SHORTCUTS, Action
+from fetal_iqa_gui.case.measure import Ellipse
+from fetal_iqa_gui.gui.actions import ACTIONS, REDO, SHORTCUTS, UNDO, Action
+from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
 from tests.support import write_dicom_series
 from tests.gui.support import open_and_score, wait_for_scoring
@@ -83,6 +85,11 @@ def test_export_and_navigation_items_wait_for_a_sweep(window):
 @pytest.mark.parametrize("shortcut", SHORTCUTS, ids=lambda s: s.keys[0])
 def test_every_declared_key_reaches_its_action(qtbot, window, sweep_file, answered, shortcut):
     open_and_score(qtbot, window, sweep_file)
+    if shortcut.name in (UNDO, REDO):  # enabled only with a change to undo and one to redo
+        state, caliper = window.state, EllipseCaliper(Ellipse((370.0, 280.0), (90.0, 70.0), 0.0), (0.28, 0.28))
+        state.change_calipers(state.frame, [caliper], "keep AC 1")
+        state.change_calipers(state.frame, [caliper, caliper], "keep AC 2")
+        state.undo()
     window.frame_view.setFocus()
     triggered = []
     window.actions[shortcut.name].triggered.connect(lambda *_: triggered.append(True))

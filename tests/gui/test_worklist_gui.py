@@ -52,4 +52,5 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
     assert [c.state for c in Worklist(cases).cases][0] == REVIEWED
     assert reopened.state.scored.calipers[frame][0].ac_mm == pytest.approx(caliper.ac_mm, abs=0.01)
     reopened.state.set_frame(frame)
-    assert f"AC {caliper.ac_mm:.1f} mm" in reopened.panel.ac_label.text() and len(reopened.calipers.rois) == 1
+    assert reopened.panel.measurements.rows.item(0).text() == f"AC 1: {caliper.value_text()}"
+    assert len(reopened.calipers.locked) == 1

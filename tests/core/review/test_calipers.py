@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from fetal_iqa_gui.review.calipers import DistanceCaliper, EllipseCaliper, check_spacing, ellipse_circumference_mm
+from fetal_iqa_gui.review.calipers import (DistanceCaliper, EllipseCaliper, caliper_at, check_spacing,
+                                           ellipse_circumference_mm, labels_of, same_shape)
 from fetal_iqa_gui.review.export import ModelInfo
 from fetal_iqa_gui.case.measure import Ellipse, MeasurementError
 from fetal_iqa_gui.review.scored_case import ScoredCase
@@ -30,6 +31,34 @@ def test_non_square_pixels_measure_the_ellipse_in_mm():
     for angle in (0, 30, 90):  # a circle turns into the same ellipse whatever its "rotation"
         ac = ellipse_circumference_mm(Ellipse((0, 0), (100, 100), angle), (0.2, 0.4))
         assert ac == pytest.approx(exact_perimeter(20, 40), rel=1e-4)
+
+
+def test_the_diameters_are_the_axes_in_mm_whatever_the_pixels():
+    assert EllipseCaliper(Ellipse((0, 0), (120, 90), 25), (0.28, 0.28)).diameters_mm == pytest.approx((67.2, 50.4))
+    assert EllipseCaliper(Ellipse((0, 0), (50, 100), 0), (0.2, 0.4)).diameters_mm == pytest.approx((80, 20))
+    # a circle on pixels 0.2 mm wide and 0.4 mm high is 40 mm across and 80 mm high, however it is "turned"
+    assert EllipseCaliper(Ellipse((0, 0), (100, 100), 30), (0.2, 0.4)).diameters_mm == pytest.approx((80, 40))
+
+
+def test_labels_count_each_kind_in_the_order_kept():
+    ellipse = EllipseCaliper(Ellipse((300, 250), (100, 80), 0), (0.28, 0.28))
+    line = DistanceCaliper((0, 0), (30, 40), (0.28, 0.28))
+    assert labels_of([ellipse, line, ellipse, line, line]) == ["AC 1", "distance 1", "AC 2", "distance 2", "distance 3"]
+    assert "(axes 56.0 × 44.8 mm)" in ellipse.value_text() and line.value_text() == "14.0 mm"
+
+
+def test_a_click_means_the_nearest_caliper_line_or_the_ellipse_it_falls_in():
+    outer = EllipseCaliper(Ellipse((300, 250), (100, 80), 0), (0.28, 0.28))
+    inner = EllipseCaliper(Ellipse((300, 250), (40, 30), 0), (0.28, 0.28))
+    line = DistanceCaliper((260, 250), (340, 250), (0.28, 0.28))
+    kept = [outer, inner, line]
+    assert caliper_at(kept, (400, 252), tolerance_px=5) == 0  # on the outer ellipse's line
+    assert caliper_at(kept, (300, 220), tolerance_px=5) == 1  # on the inner one's top
+    assert caliper_at(kept, (300, 253), tolerance_px=5) == 2  # on the line, inside both ellipses
+    assert caliper_at(kept, (300, 300), tolerance_px=5) == 0  # inside the outer ellipse only
+    assert caliper_at(kept, (500, 500), tolerance_px=5) is None
+    assert same_shape(outer, EllipseCaliper(Ellipse((300.01, 250), (100, 80), 0), (0.28, 0.28), "model"))
+    assert not same_shape(outer, inner) and not same_shape(outer, line)
 
 
 def test_distance_uses_each_axis_spacing():
