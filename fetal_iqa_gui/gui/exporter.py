@@ -51,12 +51,11 @@ class Exporter(QObject):
         if not bests:
             self.status.emit("No frame is scored yet: nothing to export.")
             return
-        below = [best.sweep for best in bests if not best.good]
+        below = [best for best in bests if not best.good]
         if below and not self.confirm(
                 f"{len(below)} of {counted(len(bests), 'sweep')} {'has' if len(below) == 1 else 'have'} "
-                f"no good frame (sweep "
-                f"{', '.join(map(str, below))}). Export their top frames anyway, marked "
-                "'below-threshold' in their names?", "Export anyway"):
+                f"no good frame ({'; '.join(f'sweep {best.sweep}: {best.verdict}' for best in below)}). "
+                "Export their top frames anyway, marked 'below-threshold' in their names?", "Export anyway"):
             bests = [best for best in bests if best.good]
         self.export([best.frame for best in bests])
 

@@ -51,14 +51,15 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
     for best in scored.best_per_sweep():
         frame = chosen.get(best.sweep)
         if frame is None:
-            rows.append(f"<tr><td>{best.sweep}</td><td colspan=5>no image frames</td></tr>")
+            rows.append(f"<tr><td>{best.sweep}</td><td colspan=5>{best.verdict}</td></tr>")
             continue
         good = scored.is_good(frame)
+        partly = "" if best.complete else f" (sweep {best.percent_scored} % scored)"
         calipers = scored.calipers.get(frame, [])
         measured = "; ".join(html.escape(c.describe()) for c in calipers) or "—"
         model_ac = scored.measurement_of(frame)
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
-                    f"<td>{'✔ good' if good else '✘ below the threshold'}</td><td>{measured}</td>"
+                    f"<td>{'✔ good' if good else '✘ below the threshold'}{partly}</td><td>{measured}</td>"
                     f"<td>{f'{model_ac.ac_mm:.1f} mm' if model_ac else '—'}</td></tr>")
         thumb = png_bytes(square_resize(case.frames[frame], THUMB_PX))
         figures.append(f"<figure>{_img(thumb, f'sweep {best.sweep}, frame {frame}')}"

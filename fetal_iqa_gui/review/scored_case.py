@@ -31,10 +31,35 @@ class SweepBest:
     sweep: int  # 1-based
     candidate: Pick | None  # the highest score so far; None while nothing in the sweep is scored
     good: bool  # the candidate reaches the threshold: only then is it the sweep's best frame
+    n_scored: int = 0  # of the sweep's image frames
+    n_images: int = 0
 
     @property
     def frame(self) -> int | None:
         return self.candidate.frame if self.candidate else None
+
+    @property
+    def complete(self) -> bool:
+        """Every image frame is scored: only then may a sweep be said to have no good frame."""
+        return self.n_scored >= self.n_images
+
+    @property
+    def percent_scored(self) -> int:
+        """Rounded into 1-99 while partly scored: never "100 %" a frame short, nor "0 %" with a score."""
+        if self.complete:
+            return 100
+        return min(99, max(1, 100 * self.n_scored // self.n_images)) if self.n_scored else 0
+
+    @property
+    def verdict(self) -> str:
+        """The sweep's answer in words, as every front door says it."""
+        if self.n_images == 0:
+            return "no image frames"
+        if self.candidate is None:
+            return "not scored yet"
+        if self.good:
+            return "good"
+        return "none good" if self.complete else f"none good yet ({self.percent_scored} % scored)"
 
 
 @dataclass
@@ -108,7 +133,9 @@ class ScoredCase:
 
     def best_of(self, sweep: Sweep) -> SweepBest:
         pick = best_frame(self.scores, self.case.layout, sweep)
-        return SweepBest(sweep.number, pick, bool(pick and is_good(pick.score, self.threshold)))
+        images = self.case.layout.image_frames(sweep)
+        return SweepBest(sweep.number, pick, bool(pick and is_good(pick.score, self.threshold)),
+                         int(np.count_nonzero(~np.isnan(self.scores[images]))), len(images))
 
     def best_per_sweep(self) -> list[SweepBest]:
         return [self.best_of(sweep) for sweep in self.case.layout.sweeps]

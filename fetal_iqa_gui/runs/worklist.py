@@ -112,6 +112,7 @@ def review_of(scored: ScoredCase) -> dict:
         sweeps.append({"sweep": best.sweep, "frame": frame,
                        "score": None if frame is None else round(float(scored.scores[frame]), 6),
                        "good": None if frame is None else scored.is_good(frame),
+                       "fully_scored": best.complete,  # "not good" of a partly scored sweep is not its verdict
                        "ac_mm": acs[0] if acs else None, "calipers": calipers})
     return {"reviewed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "threshold": scored.threshold, "model": scored.model.name if scored.model else None,

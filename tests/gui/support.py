@@ -1,5 +1,7 @@
 """Helpers the window's tests share: open, score and export, and wait as a user would."""
 
+from PySide6.QtCore import Qt
+
 
 def open_and_score(qtbot, window, path, timeout=60_000):
     with qtbot.waitSignal(window.state.case_changed, timeout=timeout):
@@ -19,3 +21,11 @@ def export_and_wait(qtbot, window, frames, folder):
     with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as done:
         window.exporter.export(frames, folder)
     return done.args[0]
+
+
+def type_into(qtbot, box, text):
+    """Select the field's text, type `text` over it and press Enter, as a user would."""
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, Qt.Key.Key_Return)
