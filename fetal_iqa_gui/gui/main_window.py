@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.calipers.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
         self.worklist.status.connect(self.status_text.setText)
+        self.worklist.alert.connect(self.alert)
         state.case_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
