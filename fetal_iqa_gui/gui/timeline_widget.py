@@ -128,6 +128,7 @@ class TimelineWidget(pg.PlotWidget):
 
     def _on_model(self) -> None:
         self.threshold_line.setVisible(self.state.model is not None)  # until then its threshold is not known
+        self.threshold_line.label.valueChanged()  # pyqtgraph skips a hidden line's label: it would still say 0
         self._fit_axis()
 
     def _fit_axis(self) -> None:

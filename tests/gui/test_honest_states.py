@@ -6,7 +6,7 @@ import re
 import numpy as np
 from PySide6.QtCore import Qt
 
-from tests.gui.support import type_into, wait_for_scoring
+from tests.gui.support import open_and_score, type_into, wait_for_scoring
 
 
 def test_a_partly_scored_sweep_says_none_good_yet_and_how_much_is_scored(qtbot, window, sweep_file):
@@ -33,3 +33,11 @@ def test_a_partly_scored_sweep_says_none_good_yet_and_how_much_is_scored(qtbot, 
         assert said and int(said.group(1)) == 100 * scored // len(frames), text
         assert "◔" in thumbnail and "none good yet" in window.thumbnails.item(row).toolTip()
     assert partly >= 1
+
+
+def test_the_timeline_labels_the_threshold_it_draws(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    label = window.timeline.threshold_line.label
+    assert label.isVisible() and label.toPlainText() == "threshold 0.500"  # the model's own, not 0.000
+    type_into(qtbot, window.panel.threshold_box, "0.3")
+    assert label.toPlainText() == "threshold 0.300"
