@@ -4,7 +4,11 @@ threshold's label and field, Open Recent and the export folder."""
 import re
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolTip
+
+from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
 
 from tests.gui.support import open_and_score, type_into, wait_for_scoring
 
@@ -41,3 +45,29 @@ def test_the_timeline_labels_the_threshold_it_draws(qtbot, window, sweep_file):
     assert label.isVisible() and label.toPlainText() == "threshold 0.500"  # the model's own, not 0.000
     type_into(qtbot, window.panel.threshold_box, "0.3")
     assert label.toPlainText() == "threshold 0.300"
+
+
+def test_a_decimal_comma_is_read_as_the_point_and_what_cannot_be_read_is_refused_visibly(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    box = window.panel.threshold_box
+    type_into(qtbot, box, "0,3")
+    assert window.state.threshold == pytest.approx(0.3) and box.text() == "0.300"
+    assert window.timeline.threshold_line.label.toPlainText() == "threshold 0.300"
+    type_into(qtbot, box, "x")  # nothing it can read: refused, said, and the threshold stays
+    assert "Threshold: 'x' refused; type a number from 0 to 1" in QToolTip.text()
+    assert window.state.threshold == pytest.approx(0.3) and box.text() == "0.300"
+    QToolTip.hideText()
+    type_into(qtbot, window.panel.window_box, "1,5")  # a grey-level window is whole: a comma never groups
+    assert "Window: '1,' refused; type a whole number from 1 to 255" in QToolTip.text()
+
+    dialog = SettingsDialog(window.settings, window)  # the default thresholds and the engine's numbers too
+    qtbot.addWidget(dialog)
+    dialog.show()
+    type_into(qtbot, dialog.thresholds["classification"], "0,45")
+    type_into(qtbot, dialog.thresholds["segmentation"], "0,02")
+    chosen = dialog.result_settings()
+    assert chosen.threshold_classification == pytest.approx(0.45) and chosen.threshold_segmentation == 0.02
+    QToolTip.hideText()
+    type_into(qtbot, dialog.engine_rows["batch_size"], "1,6")
+    assert "Batch size: '1,' refused; type a whole number from 0 to 4096" in QToolTip.text()
+    assert dialog.result_settings().batch_size == 16
