@@ -71,3 +71,13 @@ def test_a_decimal_comma_is_read_as_the_point_and_what_cannot_be_read_is_refused
     type_into(qtbot, dialog.engine_rows["batch_size"], "1,6")
     assert "Batch size: '1,' refused; type a whole number from 0 to 4096" in QToolTip.text()
     assert dialog.result_settings().batch_size == 16
+
+
+def test_open_recent_lists_the_file_on_screen_at_the_top_as_soon_as_it_opens(qtbot, window, sweep_file, short_sweep_file):
+    for path in (sweep_file, short_sweep_file, sweep_file):
+        with qtbot.waitSignal(window.session.opened, timeout=30_000):
+            window.open_path(path)
+        recent = [action.text() for action in window.recent_menu.actions()]
+        assert window.recent_menu.isEnabled() and recent[0] == str(path)
+    assert recent[:2] == [str(sweep_file), str(short_sweep_file)]  # once each, the latest first
+    wait_for_scoring(qtbot, window)
