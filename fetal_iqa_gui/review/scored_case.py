@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base.errors import ExportRefused, FetalIqaError
+from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
 from .export import ModelInfo, export_frame, overlay_image, write_challenge_output, write_scores_csv
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
@@ -71,6 +71,11 @@ class ExportReport:
     below_threshold: list[int] = field(default_factory=list)  # of those, marked as not good
     problems: list[FetalIqaError] = field(default_factory=list)
     cancelled: bool = False
+
+    @property
+    def folder_failed(self) -> bool:
+        """A write failed for the folder's sake (read-only, full, gone), not for a name already taken."""
+        return any(isinstance(p, WriteError) and not isinstance(p, NameTaken) for p in self.problems)
 
     def message(self, folder: Path) -> str:
         text = f"Exported {counted(len(self.frames), 'frame')} to {folder}"

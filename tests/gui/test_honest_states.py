@@ -6,11 +6,14 @@ import re
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QToolTip
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog, QToolTip
 
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
 
-from tests.gui.support import open_and_score, type_into, wait_for_scoring
+from tests.gui.support import dismiss_alert, open_and_score, type_into, wait_for_scoring
+
+CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 def test_a_partly_scored_sweep_says_none_good_yet_and_how_much_is_scored(qtbot, window, sweep_file):
@@ -81,3 +84,30 @@ def test_open_recent_lists_the_file_on_screen_at_the_top_as_soon_as_it_opens(qtb
         assert window.recent_menu.isEnabled() and recent[0] == str(path)
     assert recent[:2] == [str(sweep_file), str(short_sweep_file)]  # once each, the latest first
     wait_for_scoring(qtbot, window)
+
+
+def test_the_export_folder_shown_is_ctrl_e_s_and_one_that_failed_is_asked_again(qtbot, window, sweep_file,
+                                                                                tmp_path, monkeypatch):
+    open_and_score(qtbot, window, sweep_file)
+    chosen = [tmp_path / "chosen"]
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(1) or str(chosen[0]))
+    with qtbot.waitSignal(window.exporter.finished, timeout=30_000):  # Export current frame to…: a folder asked
+        QTest.keyClick(window.frame_view, Qt.Key.Key_E, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert window.export_folder.text() == f"Export folder: {chosen[0]}"  # shown at once, not stale
+    with qtbot.waitSignal(window.exporter.finished, timeout=30_000):
+        QTest.keyClick(window.frame_view, Qt.Key.Key_E, CTRL)
+    assert len(asked) == 1 and len(list(chosen[0].glob("*.png"))) == 2  # Ctrl+E used the folder shown
+
+    (tmp_path / "stick").write_text("")  # the folder cannot be made: a file is in its way (root ignores chmod)
+    window.settings.export_dir = str(tmp_path / "stick" / "exports")
+    with qtbot.waitSignal(window.exporter.finished, timeout=30_000):
+        QTest.keyClick(window.frame_view, Qt.Key.Key_E, CTRL)
+    assert "Could not write" in window.last_alert and "Ctrl+E will ask for another folder" in window.last_alert
+    assert window.export_folder.text() == "Export folder: not set (the first quick export asks)"
+    dismiss_alert(qtbot, window)
+    chosen[0] = tmp_path / "second"
+    with qtbot.waitSignal(window.exporter.finished, timeout=30_000):
+        QTest.keyClick(window.frame_view, Qt.Key.Key_E, CTRL)
+    assert len(asked) == 2 and len(list(chosen[0].glob("*.png"))) == 1
+    assert window.export_folder.text() == f"Export folder: {chosen[0]}"

@@ -5,14 +5,14 @@ import shutil
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.main_window import MainWindow
 from fetal_iqa_gui.case.measure import Ellipse
 from fetal_iqa_gui.base.errors import WriteError
 from fetal_iqa_gui.runs.worklist import REVIEW_FILE, REVIEWED, SCORED, Worklist
-from tests.gui.support import wait_for_scoring
+from tests.gui.support import dismiss_alert, wait_for_scoring
 
 
 @pytest.fixture
@@ -54,16 +54,6 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
     assert reopened.state.scored.calipers[frame][0].ac_mm == pytest.approx(caliper.ac_mm, abs=0.01)
     reopened.state.set_frame(frame)
     assert f"AC {caliper.ac_mm:.1f} mm" in reopened.panel.ac_label.text() and len(reopened.calipers.rois) == 1
-
-
-def dismiss_alert(qtbot, window):
-    """Press Enter on the alert the window shows (until then it holds the window's keys); the window
-    is active again, as a window manager makes it."""
-    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QMessageBox))
-    QTest.keyClick(QApplication.activeModalWidget(), Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is None)
-    window.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
 
 
 def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_later(qtbot, window, cases,
