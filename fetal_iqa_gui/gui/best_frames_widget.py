@@ -44,7 +44,10 @@ class BestFramesWidget(QListWidget):
         self.setAccessibleName("Best frame per sweep")
         self.setToolTip("Each sweep's best frame (✔) or, when none is good, its top candidate (✘; ◔ while "
                         "the sweep is partly scored). Click, or use the arrow keys, to go there.")
-        self.setMinimumWidth(240)
+        # as wide as its longest row, which a scroll bar would otherwise cut at "(12 % sc"
+        widest = max(self.fontMetrics().horizontalAdvance(text) for text in (
+            "Sweep 10   ◔ none good yet (99 % scored)", "Sweep 10   ✘ none good (top 0.999)"))
+        self.setMinimumWidth(widest + 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width() + 12)
         self.currentItemChanged.connect(self._go)
         self.itemClicked.connect(self._go)
         state.case_changed.connect(self._on_case)
