@@ -107,6 +107,10 @@ class WriteError(FetalIqaError):
         return f"'{self.path}'" if self.path else "the file"
 
 
+class NameTaken(WriteError):
+    """The file exists and was not overwritten: the folder itself is fine."""
+
+
 class NotEnoughSpace(WriteError):
     """Checked before a long write (the demo sweep, training data), not discovered half way."""
 

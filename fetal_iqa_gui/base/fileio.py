@@ -33,7 +33,7 @@ _REASONS = {
     errno.EROFS: ("the disk is read-only", "choose a folder you can write to"),
 }
 
-from .errors import WriteError
+from .errors import NameTaken, WriteError
 
 
 def private_folder(path: str | os.PathLike) -> Path:
@@ -195,7 +195,7 @@ def _remove(path: Path) -> None:
 
 
 def _exists_error(path: Path) -> WriteError:
-    return WriteError(path, "a file of that name already exists; it was not overwritten")
+    return NameTaken(path, "a file of that name already exists; it was not overwritten")
 
 
 def _write_error(path: Path, error: OSError) -> WriteError:

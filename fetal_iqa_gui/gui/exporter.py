@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..base.errors import FetalIqaError
 from ..review.report import write_report
+from ..review.scored_case import ExportReport
 from ..base.text import counted
 from . import settings as stored
 from .state import ViewerState
@@ -22,6 +23,7 @@ class Exporter(QObject):
     status = Signal(str)
     alert = Signal(str, str)  # title, message
     finished = Signal(object)  # ExportReport
+    folder_changed = Signal()  # the export folder (Ctrl+E's) was chosen or forgotten
 
     def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: QWidget):
         super().__init__(parent)
@@ -51,12 +53,11 @@ class Exporter(QObject):
         if not bests:
             self.status.emit("No frame is scored yet: nothing to export.")
             return
-        below = [best.sweep for best in bests if not best.good]
+        below = [best for best in bests if not best.good]
         if below and not self.confirm(
                 f"{len(below)} of {counted(len(bests), 'sweep')} {'has' if len(below) == 1 else 'have'} "
-                f"no good frame (sweep "
-                f"{', '.join(map(str, below))}). Export their top frames anyway, marked "
-                "'below-threshold' in their names?", "Export anyway"):
+                f"no good frame ({'; '.join(f'sweep {best.sweep}: {best.verdict}' for best in below)}). "
+                "Export their top frames anyway, marked 'below-threshold' in their names?", "Export anyway"):
             bests = [best for best in bests if best.good]
         self.export([best.frame for best in bests])
 
@@ -96,7 +97,8 @@ class Exporter(QObject):
         try:
             page, exported = write_report(self.state.scored, folder, bytes(buffer.data()))
         except FetalIqaError as error:
-            self.alert.emit("Export report", str(error))
+            folder_failed = ExportReport(problems=[error]).folder_failed
+            self.alert.emit("Export report", str(error) + (self._forget_folder(folder) if folder_failed else ""))
             return
         self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it).")
 
@@ -107,9 +109,21 @@ class Exporter(QObject):
         folder = QFileDialog.getExistingDirectory(self.window, "Export to folder", start)
         if not folder:
             return None
+        self._set_folder(folder)
+        return Path(folder)
+
+    def _set_folder(self, folder: str) -> None:
         self.settings.export_dir = folder
         stored.save_settings(self.settings)
-        return Path(folder)
+        self.folder_changed.emit()
+
+    def _forget_folder(self, folder: Path) -> str:
+        """A folder that failed is no longer Ctrl+E's: the next quick export asks. Returns what to add
+        to the message."""
+        if not self.settings.export_dir or Path(self.settings.export_dir) != Path(folder):
+            return ""
+        self._set_folder("")
+        return " Ctrl+E will ask for another folder."
 
     def confirm(self, question: str, yes: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Export", question, parent=self.window)
@@ -144,7 +158,7 @@ class Exporter(QObject):
         self.thread.start()
 
     def _done(self, report, folder: Path) -> None:
-        message = report.message(folder)
+        message = report.message(folder) + (self._forget_folder(folder) if report.folder_failed else "")
         self.status.emit(message)
         if report.problems:
             self.alert.emit("Export", message)

@@ -107,9 +107,11 @@ class MainWindow(QMainWindow):
         session.scoring_changed.connect(self.cancel_button.setVisible)
         self.exporter.status.connect(self.status_text.setText)
         self.exporter.alert.connect(self.alert)
+        self.exporter.folder_changed.connect(self._show_export_folder)  # asked by any export, or forgotten
         self.calipers.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
         self.worklist.status.connect(self.status_text.setText)
+        self.worklist.alert.connect(self.alert)
         state.case_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         state.calipers_changed.connect(lambda _: self._update_undo())
@@ -274,8 +276,7 @@ class MainWindow(QMainWindow):
 
     def quick_export(self):
         self.exporter.quick_export()
-        self._show_export_folder()  # the first quick export may have asked for the folder
-
+        self._show_export_folder()  # the folder it used, however the settings came to name it
 
     def _show_export_folder(self) -> None:
         self.statusBar().show_export_folder(self.exporter.export_folder_text())

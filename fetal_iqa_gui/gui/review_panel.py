@@ -4,12 +4,14 @@ AC, window/level."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .best_frames_widget import BestFramesWidget
+from .decimal_box import DecimalBox
 from .frame_view import FULL_LEVELS
 from .measurement_list import MeasurementList
 from .state import ViewerState
+from .whole_number_box import WholeNumberBox
 
 FULL_WINDOW = FULL_LEVELS[1] - FULL_LEVELS[0]
 MID_LEVEL = (FULL_LEVELS[0] + FULL_LEVELS[1] + 1) // 2
@@ -25,7 +27,7 @@ class ReviewPanel(QWidget):
         self.best_frames = BestFramesWidget(state)
         # the value is committed on Enter or leaving the box, not per keystroke: typing 0.45 must not
         # pass through 0.4 (and get rewritten by the state's echo) on its way
-        self.threshold_box = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01,
+        self.threshold_box = DecimalBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01,
                                             keyboardTracking=False)
         self.threshold_box.setAccessibleName("Threshold")
         self.threshold_box.setToolTip("Score a frame must reach to count as good (Enter applies)")
@@ -41,9 +43,9 @@ class ReviewPanel(QWidget):
         self.ac_label = QLabel()
         self.ac_label.setAccessibleName("Abdominal circumference")
         self.ac_label.setWordWrap(True)
-        self.window_box = QSpinBox(minimum=1, maximum=FULL_WINDOW, value=FULL_WINDOW, prefix="W ",
+        self.window_box = WholeNumberBox(minimum=1, maximum=FULL_WINDOW, value=FULL_WINDOW, prefix="W ",
                                    keyboardTracking=False)
-        self.level_box = QSpinBox(minimum=FULL_LEVELS[0], maximum=FULL_LEVELS[1], value=MID_LEVEL, prefix="L ",
+        self.level_box = WholeNumberBox(minimum=FULL_LEVELS[0], maximum=FULL_LEVELS[1], value=MID_LEVEL, prefix="L ",
                                   keyboardTracking=False)
         for box, name in ((self.window_box, "Window"), (self.level_box, "Level")):
             box.setAccessibleName(name)

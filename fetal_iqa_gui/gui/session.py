@@ -62,10 +62,10 @@ class ScoringSession(QObject):
         if loader is not self.loader or self._closed:
             return  # the user opened something else meanwhile, or closed the window
         self.demo_mode, self.demo_task = loader.is_demo, loader.demo_task
+        if case.source.exists() and not loader.is_demo:
+            stored.add_recent_file(str(case.source))  # before `opened`: Open Recent is rebuilt on it
         self.state.set_case(case)
         self.opened.emit(case)
-        if case.source.exists() and not loader.is_demo:
-            stored.add_recent_file(str(case.source))
         self.rescore()
 
     def _on_load_failed(self, loader: LoadThread, message: str) -> None:

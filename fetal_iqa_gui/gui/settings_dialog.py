@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from ..base.resources import DEMO_MODELS
 from ..case.loading import SWEEP_PATTERNS
 from ..model.task import DEFAULT_THRESHOLDS, SCORE_MEANING, TASKS
+from .decimal_box import DecimalBox
 from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
+from .whole_number_box import WholeNumberBox
 
 MODEL_WORDS = {"weights": "FetalCLIP weights", "config": "Model config (JSON)", "adapter": "Adapter"}
 
@@ -64,7 +66,7 @@ class SettingsDialog(QDialog):
             widget.addItems(setting.choices)
             widget.setCurrentText(value)
         elif setting.bounds:
-            widget = QSpinBox(minimum=0, maximum=setting.bounds[1])  # 0: automatic
+            widget = WholeNumberBox(minimum=0, maximum=setting.bounds[1])  # 0: automatic
             widget.setValue(value)
             widget.setSpecialValueText("automatic")
         else:
@@ -77,8 +79,8 @@ class SettingsDialog(QDialog):
         form.addRow(setting.label, widget)
         return widget
 
-    def _threshold_row(self, form: QFormLayout, task: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01 if task == "classification" else 0.001)
+    def _threshold_row(self, form: QFormLayout, task: str) -> DecimalBox:
+        box = DecimalBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01 if task == "classification" else 0.001)
         box.setValue(self.settings.default_threshold(task) or 0.0)
         box.setSpecialValueText("the model's own")
         box.setToolTip(f"A {task} model's score is the {SCORE_MEANING[task]}; a frame is good from this score on "

@@ -64,10 +64,10 @@ class ThumbnailStrip(QListWidget):
             if self.shown.get(sweep.number) != best.frame:
                 item.setIcon(thumbnail(self.state.case.frames[best.frame]))
                 self.shown[sweep.number] = best.frame
-            mark = "✔" if best.good else "✘"
+            mark = "✔" if best.good else "✘" if best.complete else "◔"
             item.setText(f"Sweep {sweep.number}\n{mark} {best.candidate.score:.2f}")
             item.setToolTip(f"Sweep {sweep.number}: frame {best.frame}, score {best.candidate.score:.3f}, "
-                            + ("good" if best.good else "below the threshold: no good frame in this sweep"))
+                            + ("good" if best.good else f"below the threshold: {best.verdict}"))
             item.setData(Qt.ItemDataRole.UserRole, best.frame)
 
     def _follow(self, frame: int) -> None:

@@ -76,7 +76,9 @@ class TimelineWidget(pg.PlotWidget):
         self.addItem(self.pending)
         self.threshold_line = pg.InfiniteLine(
             angle=0, movable=True, pen=THRESHOLD_PEN, bounds=(0, 1), label="threshold {value:.3f}",
-            labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": "#e67e22"})
+            # the label sits above the line, and below it in the axis's upper half: never clipped at the
+            # top; on a dark ground, to be read over the scores' curve
+            labelOpts={"position": 0.99, "anchors": [(1, 0), (1, 1)], "color": "#e67e22", "fill": (0, 0, 0, 170)})
         self.threshold_line.sigPositionChanged.connect(lambda line: state.set_threshold(line.value()))
         self.addItem(self.threshold_line)
         self.threshold_line.hide()  # shown once a model's threshold is known
@@ -127,6 +129,7 @@ class TimelineWidget(pg.PlotWidget):
 
     def _on_model(self) -> None:
         self.threshold_line.setVisible(self.state.model is not None)  # until then its threshold is not known
+        self.threshold_line.label.valueChanged()  # pyqtgraph skips a hidden line's label: it would still say 0
         self._fit_axis()
 
     def _fit_axis(self) -> None:

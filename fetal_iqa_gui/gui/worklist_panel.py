@@ -1,5 +1,6 @@
 """The worklist: a folder's cases with their state and best score. Selecting one opens it; the next
-unscored case is scored ahead while the user reviews; "reviewed" keeps the review beside the sweeps."""
+unscored case is scored ahead while the user reviews; "reviewed" keeps the review beside the sweeps
+(a save that fails is said, and its rows marked "not saved" until a later save succeeds)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QFileDialog, QListWidget, QListWidgetItem
 
+from ..base.errors import WriteError
 from ..runs.worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, restore_calipers
 from .session import ScoringSession
 from .state import ViewerState
@@ -19,6 +21,7 @@ COLOURS = {NOT_SCORED: "#9a9a9a", SCORING: "#4aa3ff", SCORED: "#e6e6e6", REVIEWE
 
 class WorklistPanel(QListWidget):
     status = Signal(str)
+    alert = Signal(str, str)  # title, message
 
     def __init__(self, state: ViewerState, session: ScoringSession, parent=None):
         super().__init__(parent)
@@ -66,9 +69,27 @@ class WorklistPanel(QListWidget):
         if row is None or self.state.scored is None or self.state.model is None:
             self.status.emit("Open a case of a folder (File > Open folder) and let it score to mark it reviewed.")
             return
-        self.worklist.mark_reviewed(self.worklist.cases[row].path, self.state.scored)
-        self.refresh()
-        self.status.emit(f"{self.worklist.cases[row].path.name} is reviewed; kept in {self.worklist.review_file.name}.")
+        name = self.worklist.cases[row].path.name
+        if self._save(lambda: self.worklist.mark_reviewed(self.worklist.cases[row].path, self.state.scored),
+                      f"{name} is marked reviewed in this window", alert=True):
+            self.status.emit(f"{name} is reviewed; kept in {self.worklist.review_file}.")
+
+    def _save(self, change, done: str, alert: bool) -> bool:
+        """Make a change that saves the review file; a failed save is said (an alert the first time,
+        or when the user asked to save) and the change stays in memory for the next save."""
+        first_failure = self.worklist.saved
+        try:
+            change()
+        except WriteError as error:
+            message = (f"{done}, but the review file could not be saved: {error} It is kept in this "
+                       "window, and the next save tries again.")
+            self.status.emit(message)
+            if alert or first_failure:
+                self.alert.emit("Review not saved", message)
+            return False
+        finally:
+            self.refresh()
+        return True
 
     # -- keeping in step -----------------------------------------------------------------------
 
@@ -112,7 +133,8 @@ class WorklistPanel(QListWidget):
         if scoring or row is None or self.state.scored is None or self.state.model is None:
             return
         entry = self.worklist.cases[row]
-        self.worklist.scored(entry.path, self.state.scored)
+        self._save(lambda: self.worklist.scored(entry.path, self.state.scored), f"{entry.path.name} is scored",
+                   alert=False)
         if entry.state == SCORING:
             entry.state = NOT_SCORED  # stopped part way: it scores again when opened
         self.refresh()
@@ -124,16 +146,17 @@ class WorklistPanel(QListWidget):
     def _on_prefetched(self, path: Path, scored) -> None:
         if self.worklist is None or self.worklist.index_of(path) is None or scored is None:
             return
-        self.worklist.scored(path, scored)
-        self.refresh()
+        self._save(lambda: self.worklist.scored(path, scored), f"{path.name} is scored", alert=False)
         if not self.session.is_scoring:
             self._on_scoring_changed(False)  # and the one after it
 
     def refresh(self) -> None:
         for row, entry in enumerate(self.worklist.cases):
             best = "" if entry.best_score is None else f"  {entry.best_score:.2f}"
+            unsaved = "" if self.worklist.saved or entry.state not in (SCORED, REVIEWED) else " (not saved)"
             item = self.item(row)
-            item.setText(f"{MARKS[entry.state]} {entry.path.name}{best}")
-            item.setToolTip(f"{entry.path}: {entry.state}")
+            item.setText(f"{MARKS[entry.state]} {entry.path.name}{best}{unsaved}")
+            item.setToolTip(f"{entry.path}: {entry.state}"
+                            + (f"; not yet saved in {self.worklist.review_file}" if unsaved else ""))
             item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
             item.setForeground(QBrush(QColor(COLOURS[entry.state])))

@@ -108,14 +108,15 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
     for best in scored.best_per_sweep():
         frame = chosen.get(best.sweep)
         if frame is None:
-            rows.append(f"<tr><td>{best.sweep}</td><td colspan=5>no image frames</td></tr>")
+            rows.append(f"<tr><td>{best.sweep}</td><td colspan=5>{best.verdict}</td></tr>")
             continue
         good = scored.is_good(frame)
+        partly = "" if best.complete else f" (sweep {best.percent_scored} % scored)"
         calipers = scored.calipers.get(frame, [])
         measured = "<br>".join(f"{html.escape(label)}: {html.escape(c.describe())}"
                                for label, c in labelled(calipers)) or "—"
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
-                    f"<td>{'✔ good' if good else '✘ below the threshold'}</td><td>{measured}</td>"
+                    f"<td>{'✔ good' if good else '✘ below the threshold'}{partly}</td><td>{measured}</td>"
                     f"<td>{_model_ac(scored, frame, good)}</td></tr>")
         picture = calipers_drawn(case.frames[frame], calipers)
         figures.append(_figure(picture, f"Sweep {best.sweep}, frame {frame}" + (", measured" if calipers else "")))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base.errors import ExportRefused, FetalIqaError
+from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
 from .export import ModelInfo, export_frame, overlay_image, write_challenge_output, write_scores_csv
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
@@ -32,10 +32,35 @@ class SweepBest:
     sweep: int  # 1-based
     candidate: Pick | None  # the highest score so far; None while nothing in the sweep is scored
     good: bool  # the candidate reaches the threshold: only then is it the sweep's best frame
+    n_scored: int = 0  # of the sweep's image frames
+    n_images: int = 0
 
     @property
     def frame(self) -> int | None:
         return self.candidate.frame if self.candidate else None
+
+    @property
+    def complete(self) -> bool:
+        """Every image frame is scored: only then may a sweep be said to have no good frame."""
+        return self.n_scored >= self.n_images
+
+    @property
+    def percent_scored(self) -> int:
+        """Rounded into 1-99 while partly scored: never "100 %" a frame short, nor "0 %" with a score."""
+        if self.complete:
+            return 100
+        return min(99, max(1, 100 * self.n_scored // self.n_images)) if self.n_scored else 0
+
+    @property
+    def verdict(self) -> str:
+        """The sweep's answer in words, as every front door says it."""
+        if self.n_images == 0:
+            return "no image frames"
+        if self.candidate is None:
+            return "not scored yet"
+        if self.good:
+            return "good"
+        return "none good" if self.complete else f"none good yet ({self.percent_scored} % scored)"
 
 
 @dataclass
@@ -47,6 +72,11 @@ class ExportReport:
     below_threshold: list[int] = field(default_factory=list)  # of those, marked as not good
     problems: list[FetalIqaError] = field(default_factory=list)
     cancelled: bool = False
+
+    @property
+    def folder_failed(self) -> bool:
+        """A write failed for the folder's sake (read-only, full, gone), not for a name already taken."""
+        return any(isinstance(p, WriteError) and not isinstance(p, NameTaken) for p in self.problems)
 
     def message(self, folder: Path) -> str:
         text = f"Exported {counted(len(self.frames), 'frame')} to {folder}"
@@ -109,7 +139,9 @@ class ScoredCase:
 
     def best_of(self, sweep: Sweep) -> SweepBest:
         pick = best_frame(self.scores, self.case.layout, sweep)
-        return SweepBest(sweep.number, pick, bool(pick and is_good(pick.score, self.threshold)))
+        images = self.case.layout.image_frames(sweep)
+        return SweepBest(sweep.number, pick, bool(pick and is_good(pick.score, self.threshold)),
+                         int(np.count_nonzero(~np.isnan(self.scores[images]))), len(images))
 
     def best_per_sweep(self) -> list[SweepBest]:
         return [self.best_of(sweep) for sweep in self.case.layout.sweeps]

@@ -41,6 +41,7 @@ class CaseEntry:
 class Worklist:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.saved = True  # False after a save failed: the file lags behind what this session decided
         self.cases = [CaseEntry(path) for path in expand_paths([self.folder]) if path != self.folder]
         if not self.cases and _holds_files(self.folder):  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
@@ -59,6 +60,7 @@ class Worklist:
         return next((case for case in order if case.state == NOT_SCORED), None)
 
     def scored(self, path: Path, scored: ScoredCase) -> None:
+        """Record the case's scoring and save; raises `WriteError` as `mark_reviewed` does."""
         entry = self.cases[self.index_of(path)]
         if scored.n_pending == 0 and entry.state != REVIEWED:
             entry.state = SCORED
@@ -67,6 +69,8 @@ class Worklist:
         self._save()
 
     def mark_reviewed(self, path: Path, scored: ScoredCase) -> CaseEntry:
+        """Record the review and save it beside the sweeps. A save that fails raises `WriteError`;
+        what was decided stays in this worklist, and the next save (of any case) writes it too."""
         entry = self.cases[self.index_of(path)]
         entry.state, entry.review = REVIEWED, review_of(scored)
         best = scored.best_frame()
@@ -98,8 +102,11 @@ class Worklist:
         document = {"version": REVIEW_VERSION, "cases": cases}
         try:
             atomic_write(self.review_file, lambda f: f.write(json.dumps(document, indent=2).encode()), overwrite=True)
-        except WriteError as error:  # a read-only folder: the review lasts this session only
+        except WriteError as error:
+            self.saved = False
             log.warning("could not save the review: %s", error)
+            raise
+        self.saved = True
 
 
 def review_of(scored: ScoredCase) -> dict:
@@ -112,6 +119,7 @@ def review_of(scored: ScoredCase) -> dict:
         sweeps.append({"sweep": best.sweep, "frame": frame,
                        "score": None if frame is None else round(float(scored.scores[frame]), 6),
                        "good": None if frame is None else scored.is_good(frame),
+                       "fully_scored": best.complete,  # "not good" of a partly scored sweep is not its verdict
                        "ac_mm": acs[0] if acs else None, "calipers": calipers})
     return {"reviewed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "threshold": scored.threshold, "model": scored.model.name if scored.model else None,

@@ -1,5 +1,9 @@
 """Helpers the window's tests share: open, score and export, and wait as a user would."""
 
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
 
 def open_and_score(qtbot, window, path, timeout=60_000):
     with qtbot.waitSignal(window.state.case_changed, timeout=timeout):
@@ -19,3 +23,21 @@ def export_and_wait(qtbot, window, frames, folder):
     with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as done:
         window.exporter.export(frames, folder)
     return done.args[0]
+
+
+def type_into(qtbot, box, text):
+    """Select the field's text, type `text` over it and press Enter, as a user would."""
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+
+
+def dismiss_alert(qtbot, window):
+    """Press Enter on the alert the window shows (until then it holds the window's keys); the window
+    is active again, as a window manager makes it."""
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QMessageBox))
+    QTest.keyClick(QApplication.activeModalWidget(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is None)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)

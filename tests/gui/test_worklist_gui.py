@@ -10,8 +10,9 @@ from PySide6.QtWidgets import QFileDialog
 from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.main_window import MainWindow
 from fetal_iqa_gui.case.measure import Ellipse
-from fetal_iqa_gui.runs.worklist import REVIEWED, SCORED, Worklist
-from tests.gui.support import wait_for_scoring
+from fetal_iqa_gui.base.errors import WriteError
+from fetal_iqa_gui.runs.worklist import REVIEW_FILE, REVIEWED, SCORED, Worklist
+from tests.gui.support import dismiss_alert, wait_for_scoring
 
 
 @pytest.fixture
@@ -54,3 +55,35 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
     reopened.state.set_frame(frame)
     assert reopened.panel.measurements.rows.item(0).text() == f"AC 1: {caliper.value_text()}"
     assert len(reopened.calipers.locked) == 1
+
+
+def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_later(qtbot, window, cases,
+                                                                                     monkeypatch, caplog):
+    import fetal_iqa_gui.runs.worklist as module
+    real, writable = module.atomic_write, [False]
+
+    def read_only(path, *args, **kwargs):  # tests run as root here, whom chmod would not stop
+        if not writable[0]:
+            raise WriteError(path, "the disk is read-only", "Choose a folder you can write to.")
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(module, "atomic_write", read_only)
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
+        window.worklist.load(cases)
+    wait_for_scoring(qtbot, window)
+    panel = window.worklist
+    assert "a.mha is scored, but the review file could not be saved" in window.last_alert  # told at once
+    dismiss_alert(qtbot, window)
+    QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    said = window.status_text.text()
+    assert "could not be saved" in said and "read-only" in said and "kept in .fetal" not in said
+    assert "could not be saved" in window.last_alert
+    assert "✔" in panel.item(0).text() and "not saved" in panel.item(0).text()  # decided, in memory
+    assert "could not save the review" in caplog.text
+    assert not (cases / REVIEW_FILE).exists()
+    dismiss_alert(qtbot, window)
+
+    writable[0] = True  # the folder can be written again: the next save keeps the review
+    QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert f"kept in {cases / REVIEW_FILE}" in window.status_text.text()
+    assert "not saved" not in panel.item(0).text()
+    assert Worklist(cases).cases[0].state == REVIEWED

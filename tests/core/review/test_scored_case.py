@@ -39,6 +39,18 @@ def test_each_sweep_has_a_best_frame_only_when_it_reaches_the_threshold(case):
     assert scored.best_per_sweep()[1].good and scored.good_frames().tolist() == [3, 12]
 
 
+
+def test_a_partly_scored_sweep_has_no_good_frame_yet_never_none_good(case):
+    scored = ScoredCase(case, CLS)
+    scored.add(np.r_[0, 1, 10:18], np.full(10, 0.2))  # sweep 2 (frames 10-17) is all scored
+    first, second = scored.best_per_sweep()
+    assert not first.good and not first.complete and first.verdict == "none good yet (25 % scored)"
+    assert second.complete and second.verdict == "none good"
+    scored.add(np.arange(2, 7), np.full(5, 0.2))
+    assert scored.best_per_sweep()[0].verdict == "none good yet (87 % scored)"  # 7 of 8: never "100 %" short
+    scored.add(np.array([7]), np.array([0.9]))
+    assert scored.best_per_sweep()[0].verdict == "good"
+
 def test_a_copy_is_the_windows_own(case):
     scored = ScoredCase(case, CLS)
     scored.add(np.array([0]), np.array([0.9]))

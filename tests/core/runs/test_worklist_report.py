@@ -55,18 +55,23 @@ def test_a_review_is_kept_beside_the_sweeps_and_restored(folder):
     assert reopened.calipers[frame][0].ac_mm == pytest.approx(caliper.ac_mm, abs=0.01)
 
 
-def test_a_damaged_review_file_is_ignored_and_a_read_only_one_costs_only_the_session(folder, monkeypatch):
+def test_a_damaged_review_file_is_ignored_and_a_failed_save_is_said_kept_and_retried(folder, monkeypatch):
     (folder / REVIEW_FILE).write_text("{ not json")
     worklist = Worklist(folder)
     assert all(c.state == NOT_SCORED for c in worklist.cases)
     import fetal_iqa_gui.runs.worklist as module
     from fetal_iqa_gui.base.errors import WriteError
+    real = module.atomic_write
 
     def refuse(*args, **kwargs):
         raise WriteError(folder / REVIEW_FILE, "the disk is read-only")
     monkeypatch.setattr(module, "atomic_write", refuse)
-    entry = worklist.mark_reviewed(folder / "a.mha", scored_case(folder / "a.mha"))
-    assert entry.state == REVIEWED  # this session still knows
+    with pytest.raises(WriteError, match="read-only"):
+        worklist.mark_reviewed(folder / "a.mha", scored_case(folder / "a.mha"))
+    assert worklist.cases[0].state == REVIEWED and not worklist.saved  # this session still knows
+    monkeypatch.setattr(module, "atomic_write", real)
+    worklist.scored(folder / "b.mha", scored_case(folder / "b.mha"))  # the next save writes both
+    assert worklist.saved and [c.state for c in Worklist(folder).cases] == [REVIEWED, SCORED, NOT_SCORED]
 
 
 def test_the_case_report_holds_every_sweep_the_measurements_and_the_note(folder, tmp_path):
