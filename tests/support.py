@@ -61,6 +61,7 @@ def write_us_dicom(path, frames, regions=(), **attributes):
     cm ...), and any other attributes by keyword (PixelSpacing=[row, column], ImagerPixelSpacing)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.sequence import Sequence
+    from pydicom.tag import Tag
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
     frames = np.asarray(frames, np.uint8)
     meta = FileMetaDataset()
@@ -71,6 +72,13 @@ def write_us_dicom(path, frames, regions=(), **attributes):
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientName, ds.PatientID = "US", "Test^Synthetic", "SYN-1"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "20261203", "101500", "1", 1, 1
+    # the rest of what the Ultrasound Multi-frame Image IOD asks (dciodvfy checks it in the tests)
+    ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName, ds.AccessionNumber = "", "", "", ""
+    ds.Manufacturer, ds.PatientOrientation, ds.BodyPartExamined = "", "", "ABDOMEN"  # unpaired: no Laterality
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "ABDOMINAL", "0001"]
+    ds.FrameTime, ds.FrameIncrementPointer = 33.3, Tag(0x0018, 0x1063)
+    ds.SpecificCharacterSet = "ISO_IR 100"
     ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..base.errors import CaseLoadError
-from . import headers
+from . import dicomdir, headers
 from .spacing import from_itk
 from .study import Study, read_dicom
 from .case import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Case, CaseLayout, find_padding, hash_frames
@@ -87,6 +87,8 @@ def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
                              "Open the sweep file itself.")
     if info.st_size == 0:
         raise CaseLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
+    if dicomdir.is_dicomdir(path):
+        return _read_dicomdir(path, budget)
     reader = _read_header(path, budget)
     try:
         return reader.Execute(), (path if reader.GetImageIO() == "GDCMImageIO" else None)
@@ -144,6 +146,8 @@ def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
         series = reader.GetGDCMSeriesIDs(str(path))
     except RuntimeError:
         series = ()
+    if not series and (path / dicomdir.NAME).is_file():
+        return _read_dicomdir(path / dicomdir.NAME, budget)  # a USB export: the images are in subfolders
     if not series:
         # a folder may hold one multi-frame DICOM file instead of a series of slices
         candidates = [file for file in files if _is_dicom_file(file)]
@@ -165,6 +169,28 @@ def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
         log.debug("ITK could not read the series in %s: %s", path, error)
         raise CaseLoadError(path, "its DICOM files could not be read as one series (one may be damaged)",
                              "Check that the export from the scanner completed.") from None
+
+
+def _read_dicomdir(path: Path, budget: int) -> tuple[sitk.Image, Path]:
+    """The first recording a DICOMDIR lists (the others are named in the log)."""
+    found = dicomdir.recordings(path)
+    if not found:
+        raise CaseLoadError(path, "its DICOMDIR lists no images", "Open the image files themselves.")
+    if len(found) > 1:
+        log.warning("%s lists %d recordings; opening the first (%s); the others: %s", path, len(found),
+                    found[0][0], ", ".join(str(files[0]) for files in found[1:]))
+    files = found[0]
+    if len(files) == 1:
+        return _read_image(files[0], budget)
+    _read_header(files[0], budget, slices=len(files), refused_as=path)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    try:
+        return reader.Execute(), files[0]
+    except RuntimeError as error:
+        log.debug("ITK could not read the series of %s: %s", path, error)
+        raise CaseLoadError(path, "the DICOM files it lists could not be read as one series (one may be damaged)",
+                            "Check that the export from the scanner completed.") from None
 
 
 def _folder_files(path: Path) -> list[Path]:

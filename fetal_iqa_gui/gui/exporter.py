@@ -9,12 +9,10 @@ from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..base.errors import FetalIqaError
-from ..review.report import write_report
-from ..review.scored_case import ExportReport
 from ..base.text import counted
 from . import settings as stored
 from .state import ViewerState
-from .workers import ExportThread
+from .workers import ExportThread, ReportThread
 
 CONFIRM_ABOVE = 20  # frames: larger exports are confirmed first
 
@@ -23,6 +21,7 @@ class Exporter(QObject):
     status = Signal(str)
     alert = Signal(str, str)  # title, message
     finished = Signal(object)  # ExportReport
+    report_written = Signal(object)  # the report's page
     folder_changed = Signal()  # the export folder (Ctrl+E's) was chosen or forgotten
 
     def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: QWidget):
@@ -91,16 +90,24 @@ class Exporter(QObject):
         folder = self.ask_folder()
         if folder is None:
             return
+        if self.busy:
+            self.status.emit("An export is running; wait for it or cancel it.")
+            return
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        self.window.timeline.grab().save(buffer, "PNG")
-        try:
-            page, exported = write_report(self.state.scored, folder, bytes(buffer.data()))
-        except FetalIqaError as error:
-            folder_failed = ExportReport(problems=[error]).folder_failed
-            self.alert.emit("Export report", str(error) + (self._forget_folder(folder) if folder_failed else ""))
+        self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
+        self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()), self)
+        self.thread.done.connect(self._report_done)
+        self.status.emit(f"Writing the case report to {folder}…")
+        self.thread.start()
+
+    def _report_done(self, page, exported, folder: Path) -> None:
+        if page is None:
+            error = exported.problems[0]
+            self.alert.emit("Export report", str(error) + (self._forget_folder(folder) if exported.folder_failed else ""))
             return
         self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it).")
+        self.report_written.emit(page)
 
     # -- the work ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ PADDING_GREY = 40
 GOOD_COLOUR = "#2ecc71"
 POOR_COLOUR = "#f0a030"
 UNKNOWN_SPACING_COLOUR = "#ff8080"
+SPACING_COLOUR = "#c8c8c8"
 MASK_COLOUR = (0, 255, 255)
 ELLIPSE_COLOUR = "#ffd000"
 LEVELS_PER_PIXEL = 0.5  # right-drag: grey levels per pixel moved
@@ -183,7 +184,8 @@ class FrameView(pg.GraphicsLayoutWidget):
         if spacing.note:
             line += " ⚠ (hover for more)"
         self.readout.setToolTip(spacing.describe())
-        self.readout.setText(f"<span style='color:{colour}'>{text}</span><br><small>{line}</small>")
+        self.readout.setText(f"<span style='color:{colour}'>{text}</span><br>"
+                             f"<span style='color:{SPACING_COLOUR}; font-size: 12px'>{line}</span>")
         self.readout.adjustSize()
 
     def _redraw_mask(self, frame: int, padding: bool) -> None:

@@ -156,3 +156,25 @@ class ExportThread(QThread):
             log.exception("export failed")
             report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
         self.done.emit(report, self.folder)
+
+
+class ReportThread(QThread):
+    """Writes the case report of a snapshot of the scored sweep: seconds of PNG encoding and
+    writing that must not freeze the window."""
+
+    done = Signal(object, object, object)  # the page (None if refused), the ExportReport, the folder
+
+    def __init__(self, scored: ScoredCase, folder: Path, timeline_png: bytes, parent=None):
+        super().__init__(parent)
+        self.scored, self.folder, self.timeline_png = scored, folder, timeline_png
+
+    def run(self) -> None:
+        from ..review.report import write_report
+        try:
+            page, exported = write_report(self.scored, self.folder, self.timeline_png)
+        except FetalIqaError as error:
+            page, exported = None, ExportReport(problems=[error])
+        except Exception as error:  # a bug: logged in full, told plainly, the window goes on
+            log.exception("the report failed")
+            page, exported = None, ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
+        self.done.emit(page, exported, self.folder)

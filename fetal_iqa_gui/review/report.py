@@ -113,7 +113,7 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
         good = scored.is_good(frame)
         partly = "" if best.complete else f" (sweep {best.percent_scored} % scored)"
         calipers = scored.calipers.get(frame, [])
-        measured = "<br>".join(f"{html.escape(label)}: {html.escape(c.describe())}"
+        measured = "<br>".join(html.escape(f"{label}: {c.value_text()}" + (" (the model's)" if c.by == "model" else ""))
                                for label, c in labelled(calipers)) or "—"
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
                     f"<td>{'✔ good' if good else '✘ below the threshold'}{partly}</td><td>{measured}</td>"

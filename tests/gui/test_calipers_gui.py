@@ -262,7 +262,8 @@ def test_undo_and_redo_keep_edit_and_delete(measuring):
 
 def test_an_implausible_spacing_refuses_to_measure(measuring):
     window = measuring
-    window.state.case.spacing_mm = (0.0, 0.0)
+    from fetal_iqa_gui.case.spacing import Spacing
+    window.state.case.spacing = Spacing((0.0, 0.0), "a damaged header")
     press(window, "C")
     assert "implausible" in window.last_alert and window.calipers.roi is None and not window.calipers.placing
 

@@ -149,3 +149,46 @@ def test_an_ac_no_fetus_can_have_is_flagged():
     assert "far from round" in measure_abdomen(ellipse_frames((200, 40), 1)[0], 0.28).warning
     assert implausible_ac(30.0) and implausible_ac(None) is None
     assert "not in mm" in measure_abdomen(mask, None).describe_ac()
+
+
+def _usb_export(tmp_path, recordings):
+    """A DICOMDIR file-set as an ultrasound machine writes an exam to a USB stick."""
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+    fileset = FileSet()
+    for index, frames in enumerate(recordings):
+        path = write_us_dicom(tmp_path / f"made{index}.dcm", frames, InstanceNumber=index + 1,
+                              regions=[dict(PhysicalDeltaX=0.025, PhysicalDeltaY=0.025)])
+        fileset.add(dcmread(path))
+    fileset.write(tmp_path / "usb")
+    return tmp_path / "usb"
+
+
+def test_a_usb_export_opens_by_its_dicomdir_or_its_folder_with_the_calibration(tmp_path, caplog):
+    first, second = circle_frames(0.25, 0.25), np.zeros((3, ROWS, COLUMNS), np.uint8) + 9
+    usb = _usb_export(tmp_path, [first, second])
+    for opened in (usb / "DICOMDIR", usb):
+        case = load_case(opened)
+        assert np.array_equal(case.frames, first)  # the first recording; the image files are in subfolders
+        assert case.spacing_mm == pytest.approx((0.25, 0.25)) and "ultrasound region" in case.spacing.source
+        assert case.study.patient_id == "SYN-1"
+    assert "lists 2 recordings" in caplog.text
+
+
+def test_a_damaged_dicomdir_is_refused_in_words(tmp_path):
+    from fetal_iqa_gui.base.errors import CaseLoadError
+    (tmp_path / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"garbage" * 20)
+    with pytest.raises(CaseLoadError, match="DICOMDIR"):
+        load_case(tmp_path / "DICOMDIR")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("dciodvfy"), reason="dicom3tools' dciodvfy is not installed")
+@pytest.mark.parametrize("kind", CALIBRATIONS)
+def test_the_test_files_are_valid_ultrasound_dicom_by_dciodvfy(tmp_path, kind):
+    """What these tests open is what a scanner writes: the DICOM validator finds no error in it."""
+    import subprocess
+    tags, (sx, sy), _ = CALIBRATIONS[kind]
+    path = write_us_dicom(tmp_path / "us.dcm", circle_frames(sx, sy)[:1], **tags)
+    checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    said = checked.stdout + checked.stderr
+    assert "USMultiFrameImage" in said and "Error" not in said, said

@@ -84,7 +84,7 @@ def test_the_case_report_holds_every_sweep_the_measurements_and_the_note(folder,
     assert page.name == "a_report.html" and NOT_A_DEVICE in text and "demo model" in text
     sweeps_table = text[text.index("<h2>Chosen frame of each sweep"):]
     assert sweeps_table.count("<tr>") == 1 + 6 and text.count("data:image/png;base64,") == 6
-    assert f"AC 1: AC {caliper.ac_mm:.1f} mm (caliper)" in text
+    assert f"AC 1: {caliper.value_text()}" in text
     assert "pixel spacing 0.280 x 0.280 mm (the MetaImage&#x27;s header)" in text
     assert len(exported.frames) == 6 and frame in exported.frames  # the measured frame is sweep 1's choice
     sidecar = json.loads((tmp_path / "report" / f"a_frame{frame:03d}_sweep1_below-threshold.json").read_text())

@@ -1,0 +1,52 @@
+"""A DICOMDIR: how an ultrasound machine writes an exam to a USB stick or a CD. The images sit in
+subfolders (PT000000/ST000000/SE000000/IM000000, no extension) that only the DICOMDIR indexes.
+
+Each multi-frame image is one recording (a cine: a sweep); single-frame images of one series
+together are one. Every file it names must lie inside the DICOMDIR's own folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..base.errors import CaseLoadError
+
+log = logging.getLogger(__name__)
+
+NAME = "DICOMDIR"
+
+
+def is_dicomdir(path: Path) -> bool:
+    return path.name.upper() == NAME
+
+
+def recordings(dicomdir: Path) -> list[list[Path]]:
+    """The recordings the DICOMDIR lists, in its order: each a list of files (one for a cine)."""
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+    try:
+        fileset = FileSet(dicomdir)
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds for a damaged DICOMDIR
+        log.debug("pydicom could not read %s: %s", dicomdir, error)
+        raise CaseLoadError(dicomdir, "its DICOMDIR index could not be read",
+                            "The export may be incomplete; open the image files themselves.") from None
+    root = dicomdir.parent.resolve()
+    order: list[Path | str] = []  # a cine's file, or a series' UID, in the DICOMDIR's order
+    series: dict[str, list[tuple[int, Path]]] = {}
+    for instance in fileset:
+        if instance.node.record_type != "IMAGE":
+            continue
+        path = Path(instance.path)
+        if not path.resolve().is_relative_to(root):
+            raise CaseLoadError(dicomdir, f"it names a file outside its folder ({instance.FileID})",
+                                "Open the image files themselves.")
+        header = dcmread(path, stop_before_pixels=True, specific_tags=["NumberOfFrames", "InstanceNumber"])
+        if int(header.get("NumberOfFrames") or 1) > 1:
+            order.append(path)  # a cine: a recording of its own
+            continue
+        uid = str(getattr(instance, "SeriesInstanceUID", "") or path.parent)
+        if uid not in series:
+            series[uid] = []
+            order.append(uid)
+        series[uid].append((int(header.get("InstanceNumber") or 0), path))
+    return [[key] if isinstance(key, Path) else [path for _, path in sorted(series[key])] for key in order]
