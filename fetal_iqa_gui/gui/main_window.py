@@ -119,7 +119,8 @@ class MainWindow(QMainWindow):
         measurements.edit_requested.connect(self.calipers.edit_selected)
         measurements.delete_requested.connect(self.calipers.delete_selected)
         for request in (measurements.edit_requested, measurements.delete_requested):
-            request.connect(self.frame_view.setFocus)  # A keeps the edit, the arrows step frames again        self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
+            request.connect(self.frame_view.setFocus)  # A keeps the edit, the arrows step frames again
+        self.frame_view.step_requested.connect(lambda n: state.set_frame(state.frame + n))
         self.frame_view.levels_dragged.connect(self.panel.drag_levels)
         self.panel.levels_changed.connect(self.frame_view.set_levels)
         self.panel.editing_done.connect(self.frame_view.setFocus)  # the frame keys work again at once
