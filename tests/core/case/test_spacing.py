@@ -192,3 +192,17 @@ def test_the_test_files_are_valid_ultrasound_dicom_by_dciodvfy(tmp_path, kind):
     checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
     said = checked.stdout + checked.stderr
     assert "USMultiFrameImage" in said and "Error" not in said, said
+
+
+def test_an_export_of_an_uncalibrated_frame_says_so_and_claims_no_size(tmp_path):
+    import json
+    from fetal_iqa_gui.review.export import ModelInfo
+    from fetal_iqa_gui.review.scored_case import ScoredCase
+    case = load_case(write_us_dicom(tmp_path / "bare.dcm", ellipse_frames((150, 120))))
+    scored = ScoredCase(case, ModelInfo("m", "id", 0.5), np.full(case.n_frames, 0.9, np.float32))
+    report = scored.export([0], tmp_path / "out")
+    assert not report.problems
+    sidecar = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert sidecar["pixel_spacing_mm"] is None and "no calibration" in sidecar["pixel_spacing_source"]
+    png = next((tmp_path / "out").glob("*.png")).read_bytes()
+    assert b"pHYs" not in png  # no physical size claimed for a pixel nobody calibrated
