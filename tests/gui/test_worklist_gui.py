@@ -59,7 +59,7 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
 
 def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_later(qtbot, window, cases,
                                                                                      monkeypatch, caplog):
-    import fetal_iqa_gui.runs.worklist as module
+    import fetal_iqa_gui.runs.review_record as module
     real, writable = module.atomic_write, [False]
 
     def read_only(path, *args, **kwargs):  # tests run as root here, whom chmod would not stop
