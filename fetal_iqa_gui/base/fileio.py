@@ -37,27 +37,31 @@ from .errors import NameTaken, WriteError
 
 
 def private_folder(path: str | os.PathLike) -> Path:
-    """The folder `path`, made if missing, that only the user may open: logs and caches name files,
-    which may name patients. One an earlier version made open to all is closed (where the file
-    system has permissions)."""
+    """The folder `path`, with each missing folder on the way made so that only the user may open it
+    (logs and caches name files, which may name patients). A folder that exists keeps its mode: it
+    may be the user's own, shared with a group on purpose (a 2775 team folder)."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077:
-        with contextlib.suppress(OSError):  # not ours to change (another owner, FAT): it stays usable
-            path.chmod(0o700)
+    missing = [folder for folder in [path, *path.parents] if not folder.exists()]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: theirs
+            folder.mkdir(mode=0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     return path
 
 
-def atomic_write(path: str | os.PathLike, write: Writer, overwrite: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Writer, overwrite: bool = False, mode: int | None = None) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then move it into place.
 
     Without `overwrite`, an existing file raises `WriteError` instead of being replaced. A full
-    disk or a failed writer leaves nothing behind.
+    disk or a failed writer leaves nothing behind. `mode`: the file's permissions exactly (0o600
+    for one that may name a patient); None gives the user's usual ones.
     """
-    return write_together([(path, write)], overwrite)[0]
+    return write_together([(path, write)], overwrite, mode)[0]
 
 
-def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite: bool = False) -> list[Path]:
+def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite: bool = False,
+                   mode: int | None = None) -> list[Path]:
     """Write several files as one, such as a PNG and its sidecar: all of them appear, or none.
 
     Every file is written to its temporary file first, then every name is claimed, then each is
@@ -74,8 +78,11 @@ def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite:
             path.parent.mkdir(parents=True, exist_ok=True)
             # not mkstemp: its files are private (0600); an export must get the user's usual permissions
             temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode & 0o600)
             temps.append(temp)
+            if mode is not None and hasattr(os, "fchmod"):  # exactly: the umask may not take a group's bits
+                with contextlib.suppress(OSError):  # FAT, SMB: no permissions to set
+                    os.fchmod(handle, mode)
             with os.fdopen(handle, "wb") as file:
                 write(file)
                 file.flush()

@@ -3,7 +3,9 @@
 Keyed by the sweep's content hash, the model's identity and the variant that computed them
 (precision and device class: bf16 scores differ from fp32 ones). An entry that cannot be read,
 or does not fit the sweep, is ignored (and removed), never trusted. The cache stays under a size
-limit by removing the least recently used entries.
+limit by removing the least recently used entries: its own only, named by `ENTRY_NAME`, in a folder
+the app made (inside FETAL_IQA_CACHE_DIR, which may hold the user's own files). Entries are
+readable by the user alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 2
 DEFAULT_LIMIT_MB = 500
 PACKED_MASK_BYTES = INPUT_SIZE * INPUT_SIZE // 8  # a SEG model's 224 x 224 mask, one bit a pixel (np.packbits)
+SCORES_FOLDER = "fetal-iqa-scores"  # the app's own folder inside FETAL_IQA_CACHE_DIR
+ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.npz")  # what `_entry` names: the only files the size limit removes
+PRIVATE_FILE = 0o600
 
 
 COMPILED_MANIFEST = "manifest.json"  # in each entry of `compiled_dir()`: its files' sha256, what it was made from
@@ -39,8 +45,10 @@ def compiled_dir() -> Path:
 
 
 def cache_dir() -> Path:
+    """The score cache's own folder: in FETAL_IQA_CACHE_DIR when set (a folder of the user's, left as
+    it is), else in the user cache folder."""
     override = os.environ.get("FETAL_IQA_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("fetal-iqa")) / "scores"
+    return Path(override) / SCORES_FOLDER if override else Path(platformdirs.user_cache_dir("fetal-iqa")) / "scores"
 
 
 def cache_limit_mb() -> float:
@@ -111,7 +119,7 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
     path = _entry(content_hash, model_identity, variant)
     try:
         private_folder(path.parent)
-        atomic_write(path, lambda file: np.savez(file, **arrays), overwrite=True)
+        atomic_write(path, lambda file: np.savez(file, **arrays), overwrite=True, mode=PRIVATE_FILE)
     except OSError as error:
         log.warning("could not make the score cache folder %s (%s)", path.parent, error)
         return
@@ -123,13 +131,22 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
 
 
 def _evict(limit_mb: float) -> None:
-    """Remove the least recently used entries (a load touches its entry) until the cache fits."""
+    """Remove the least recently used entries (a load touches its entry) until the cache fits. Entries
+    an earlier version left readable by others are closed on the way."""
     entries = []
-    for path in cache_dir().glob("*.npz"):
+    try:
+        found = list(cache_dir().iterdir())
+    except OSError:  # removed meanwhile: nothing to bound
+        return
+    for path in found:
+        if not ENTRY_NAME.fullmatch(path.name):
+            continue  # not ours: whatever else is in the folder stays
         with contextlib.suppress(OSError):  # removed meanwhile by another process
-            status = path.stat()
+            status = path.lstat()
             if stat.S_ISREG(status.st_mode):
                 entries.append((status.st_mtime, status.st_size, path))
+                if status.st_mode & 0o077:
+                    path.chmod(PRIVATE_FILE)
     total = sum(size for _, size, _ in entries)
     for _, size, path in sorted(entries):
         if total <= limit_mb * 1e6:

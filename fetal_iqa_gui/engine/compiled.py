@@ -15,7 +15,9 @@ int8 per runtime:
 - OpenVINO: static int8 (NNCF), its activation ranges calibrated on sweep frames: the user's for a
   real model (a sample sweep they name, else the first sweep they score), synthetic ones for the
   demo model. Used only if it keeps fp32's decisions and best frame on held-back frames of the
-  same sweep; otherwise int8 weights only. What it was calibrated on is in the cache's manifest.
+  same sweep; otherwise int8 weights only. What it was calibrated on is in the cache's manifest:
+  the kind of sweep and its pixels' sha256, never its name or path (the entry outlives the case).
+  The cache's folders and files are readable by the user alone.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .cache import COMPILED_MANIFEST as MANIFEST
 from .cache import compiled_dir
 from .choice import CPU_EXTRA, installed, runtime_version
 from ..model.task import is_good
-from ..base.fileio import STAGING_PREFIX, atomic_write, remove_stale_parts
+from ..base.fileio import STAGING_PREFIX, atomic_write, private_folder, remove_stale_parts
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +52,21 @@ CONVERTING = ("Converting the model for this CPU, once (minutes for the full mod
 BLOBS = "compiled"  # OpenVINO's CACHE_DIR inside an entry
 AGREEMENT = 0.995  # static int8 must keep at least this share of fp32's decisions (and the best frame)
 MASK_IOU = 0.8  # and, for SEG, good frames' masks that overlap this much
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
 
 
 @dataclass(frozen=True)
 class Calibration:
     """Where static int8's calibration frames come from: `key` is part of the cache key (a new
-    sample converts again; any first sweep will do), `load()` gives the frames (model input) and
-    what to call them, and runs only when a conversion needs them."""
+    sample converts again; any first sweep will do), `load()` gives the frames (model input), what
+    to call them (no file name: the manifest keeps it) and the sweep's content hash (None:
+    synthetic), and runs only when a conversion needs them."""
 
     key: str
-    load: Callable[[], tuple[np.ndarray, str]]
+    load: Callable[[], tuple[np.ndarray, str, str | None]]
 
 
-SYNTHETIC = Calibration("synthetic", lambda: (calibration_frames(), "synthetic sweep frames"))
+SYNTHETIC = Calibration("synthetic", lambda: (calibration_frames(), "synthetic sweep frames", None))
 
 
 def user_calibration(sample: str | os.PathLike | None, first_case: Callable | None) -> Calibration:
@@ -73,12 +77,16 @@ def user_calibration(sample: str | os.PathLike | None, first_case: Callable | No
         path = Path(sample)
         stat = path.stat() if path.is_file() else None
         key = f"sample:{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}"
-        return Calibration(key, lambda: (case_frames(load_case(path)), f"the sample sweep {path.name}"))
+
+        def load_sample():
+            sweep = load_case(path)
+            return case_frames(sweep), "the sample sweep", sweep.content_hash
+        return Calibration(key, load_sample)
     if first_case is not None:
-        def load():
+        def load_first():
             sweep = first_case()
-            return case_frames(sweep), f"the first sweep scored ({Path(sweep.source).name})"
-        return Calibration("first-sweep", load)
+            return case_frames(sweep), "the first sweep scored", sweep.content_hash
+        return Calibration("first-sweep", load_first)
     return SYNTHETIC
 
 
@@ -90,7 +98,7 @@ class CompiledModel:
     precision: str  # what the conversion kept, e.g. int8, or int8-weights when static int8 disagreed
     run: Callable[[np.ndarray], np.ndarray]
     converted_s: float | None = None  # seconds spent converting it now; None when read from the cache
-    calibrated_on: str | None = None  # static int8's calibration frames, as the manifest tells them
+    calibrated_on: str | None = None  # static int8's calibration frames, as `calibration_said` tells them
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.run(np.ascontiguousarray(images, dtype=np.float32))
@@ -114,7 +122,7 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
         return compiled
     if notify:
         notify(CONVERTING)
-    entry.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(entry.parent)
     # one conversion of a model at a time on this computer: Ray's workers start together, and each
     # would convert it (minutes, 4.5 GB each for ViT-L/14); the others wait, then read its entry
     with FileLock(entry.with_suffix(".lock")):
@@ -132,15 +140,17 @@ def _convert_into(entry: Path, model, backend: str, precision: str, threads: int
     log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
     remove_stale_parts(entry.parent)  # conversions killed midway
     started = time.perf_counter()
-    frames, calibrated_on = calibration.load() if calibration else (None, None)  # a bad sample fails first
+    # a bad sample fails first, before the minutes of conversion
+    frames, calibrated_on, sha256 = calibration.load() if calibration else (None, None, None)
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
-        folder.mkdir()
+        folder.mkdir(mode=PRIVATE_FOLDER)
         kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
                     "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
-                    "runtime": runtime_version(backend), "files": _checksums(folder)}
+                    "calibration_sha256": sha256, "runtime": runtime_version(backend), "files": _checksums(folder)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _make_private(folder)
         shutil.rmtree(entry, ignore_errors=True)  # a bad entry: the load above refused it
         try:
             folder.rename(entry)
@@ -171,6 +181,8 @@ def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, veri
     try:
         manifest = json.loads((entry / MANIFEST).read_text())
         files = manifest["files"]
+        if manifest.get("calibrated_on") and "calibration_sha256" not in manifest:
+            raise ValueError("an earlier version's manifest, which names the sweep it was calibrated on")
         if {p.name for p in entry.iterdir()} - {MANIFEST, BLOBS} != set(files):
             raise ValueError("its files are not those of its manifest")
         blob_checked = backend == "openvino" and _matches(entry / BLOBS, manifest.get("blob"))
@@ -179,7 +191,9 @@ def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, veri
             if verify and not _matches(entry, files, skip={MANIFEST, BLOBS}):
                 raise ValueError("its files do not match their checksums")
         if backend == "onnxruntime":
-            return CompiledModel(backend, manifest["precision"], _ort_session(entry, threads))
+            _make_private(entry)  # an entry an earlier version left open to all
+            return CompiledModel(backend, manifest["precision"], _ort_session(entry, threads),
+                                 calibrated_on=calibration_said(manifest))
         run = _ov_compiled(entry, threads, bf16_native)
         recorded = manifest["blob"] if blob_checked else {}
         written = {name: digest for name, digest in _checksums(entry / BLOBS).items() if name not in recorded}
@@ -189,12 +203,27 @@ def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, veri
             for name in recorded:
                 (entry / BLOBS / name).unlink(missing_ok=True)
             text = json.dumps(dict(manifest, blob=written), indent=1)
-            atomic_write(entry / MANIFEST, lambda file: file.write(text.encode()), overwrite=True)
-        return CompiledModel(backend, manifest["precision"], run, calibrated_on=manifest.get("calibrated_on"))
+            atomic_write(entry / MANIFEST, lambda file: file.write(text.encode()), overwrite=True, mode=PRIVATE_FILE)
+        _make_private(entry)  # and OpenVINO's blob, just written
+        return CompiledModel(backend, manifest["precision"], run, calibrated_on=calibration_said(manifest))
     except Exception as error:  # anything wrong with a cache entry means: convert again
         log.warning("the cached converted model %s is unusable (%s); converting again", entry, error)
         shutil.rmtree(entry, ignore_errors=True)
         return None
+
+
+def calibration_said(manifest: dict) -> str | None:
+    """What static int8 was calibrated on, for the user: the kind of sweep and its pixels' sha256."""
+    said, sha256 = manifest.get("calibrated_on"), manifest.get("calibration_sha256")
+    return f"{said} (pixels sha256 {sha256[:12]}…)" if said and sha256 else said
+
+
+def _make_private(folder: Path) -> None:
+    """An entry's folders and files, readable by the user alone (the app made them all)."""
+    for path in [folder, *folder.rglob("*")]:
+        wanted = PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE
+        if not path.is_symlink() and path.stat().st_mode & 0o777 != wanted:
+            path.chmod(wanted)
 
 
 def _checksums(folder: Path) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The worklist: a folder's cases with their state and best score. Selecting one opens it; the next
 unscored case is scored ahead while the user reviews; "reviewed" keeps the review beside the sweeps
-(a save that fails is said, and its rows marked "not saved" until a later save succeeds)."""
+(a save that fails is said, and its rows marked "not saved" until a later save succeeds). What the
+review file could not give (damaged, set aside; entries left out) is said when found."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class WorklistPanel(QListWidget):
         if not self.worklist.cases:
             self.status.emit(f"No sweep files in {folder}.")
             return
+        self._tell_notices()
         self.clear()
         for _ in self.worklist.cases:
             self.addItem(QListWidgetItem())
@@ -89,7 +91,16 @@ class WorklistPanel(QListWidget):
             return False
         finally:
             self.refresh()
+        self._tell_notices()
         return True
+
+    def _tell_notices(self) -> None:
+        """In the status bar and an alert: the core has logged them already."""
+        notices = self.worklist.take_notices()
+        if notices:
+            message = "\n\n".join(notices)
+            self.status.emit(notices[-1])
+            self.alert.emit("The folder's review file", message)
 
     # -- keeping in step -----------------------------------------------------------------------
 
@@ -117,6 +128,7 @@ class WorklistPanel(QListWidget):
     def _on_opened(self, case) -> None:
         row = self._current_row()
         if row is not None:
+            self.worklist.opened(case.source, case.content_hash)  # another sweep under a reviewed name is not reviewed
             self.setCurrentRow(row)
             if self.worklist.cases[row].state == NOT_SCORED:
                 self.worklist.cases[row].state = SCORING

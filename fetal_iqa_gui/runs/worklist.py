@@ -2,28 +2,29 @@
 
 The review (the chosen frame and its AC per sweep, the measurements, the "reviewed" mark) is kept
 beside the sweeps in one small JSON file per folder, so that reopening the folder, on this
-computer or another, shows it again. Qt-free.
+computer or another, shows it again; several sessions may share it (`review_record`). A record
+belongs to a sweep's content: the worklist shows it for a file whose size and time it was saved
+with, and the content hash decides once the case is opened or scored. Qt-free.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .batch import expand_paths
+from .review_record import REVIEW_FILE, REVIEWED, SCORED, Contents, ReviewFile, fingerprint, now, user_name
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write
 from ..review.scored_case import ScoredCase
 from ..case.case import case_id
 
 log = logging.getLogger(__name__)
 
-REVIEW_FILE = ".fetal-iqa-review.json"
-REVIEW_VERSION = 1
-NOT_SCORED, SCORING, SCORED, REVIEWED = "not scored", "scoring", "scored", "reviewed"
+__all__ = ["REVIEW_FILE", "NOT_SCORED", "SCORING", "SCORED", "REVIEWED", "CaseEntry", "Worklist", "review_of",
+           "restore_calipers"]
+NOT_SCORED, SCORING = "not scored", "scoring"
 
 
 @dataclass
@@ -32,6 +33,8 @@ class CaseEntry:
     state: str = NOT_SCORED
     best_score: float | None = None
     review: dict = field(default_factory=dict)  # what `review_of` recorded when it was marked reviewed
+    content_hash: str | None = None  # known once opened or scored; else that of the record its file fits
+    legacy: bool = False  # shown from a version 1 file's entry, kept by name: the content is not known yet
 
     @property
     def case_id(self) -> str:
@@ -45,11 +48,20 @@ class Worklist:
         self.cases = [CaseEntry(path) for path in expand_paths([self.folder]) if path != self.folder]
         if not self.cases and _holds_files(self.folder):  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
-        self._load()
+        self.record = ReviewFile(self.folder)
+        self.notices: list[str] = []  # what the user should be told about the review file
+        self._contents = Contents()
+        self._pending: dict[tuple[str, str], dict] = {}  # this session's changes by (name, content hash), until saved
+        self._matched_legacy: set[str] = set()
+        self._show(self.record.read())
 
     @property
     def review_file(self) -> Path:
-        return self.folder / REVIEW_FILE
+        return self.record.path
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
 
     def index_of(self, path: Path) -> int | None:
         return next((i for i, case in enumerate(self.cases) if case.path == Path(path)), None)
@@ -59,54 +71,121 @@ class Worklist:
         order = self.cases[after + 1:] + self.cases[:after + 1]
         return next((case for case in order if case.state == NOT_SCORED), None)
 
+    def opened(self, path: Path, content_hash: str) -> CaseEntry:
+        """The case is loaded: what it shows is the record of its content (another sweep saved under
+        the same name is not reviewed)."""
+        entry = self.cases[self.index_of(path)]
+        self._know(entry, content_hash)
+        return entry
+
     def scored(self, path: Path, scored: ScoredCase) -> None:
         """Record the case's scoring and save; raises `WriteError` as `mark_reviewed` does."""
-        entry = self.cases[self.index_of(path)]
+        entry = self.opened(path, scored.case.content_hash)
         if scored.n_pending == 0 and entry.state != REVIEWED:
             entry.state = SCORED
         best = scored.best_frame()
         entry.best_score = best.score if best else None
+        if entry.state == SCORED:
+            self._change(entry, {"state": SCORED, "best_score": entry.best_score})
         self._save()
 
     def mark_reviewed(self, path: Path, scored: ScoredCase) -> CaseEntry:
         """Record the review and save it beside the sweeps. A save that fails raises `WriteError`;
         what was decided stays in this worklist, and the next save (of any case) writes it too."""
-        entry = self.cases[self.index_of(path)]
+        entry = self.opened(path, scored.case.content_hash)
         entry.state, entry.review = REVIEWED, review_of(scored)
         best = scored.best_frame()
         entry.best_score = best.score if best else None
+        at, by = now(), user_name()
+        self._change(entry, {"state": REVIEWED, "best_score": entry.best_score, "review": entry.review,
+                             "decided_at": at, "decided_by": by, "history": [{"event": REVIEWED, "by": by, "at": at}]})
         self._save()
         return entry
 
     # -- the file beside the sweeps ------------------------------------------------------------
 
-    def _load(self) -> None:
-        try:
-            document = json.loads(self.review_file.read_text())
-            kept = document["cases"] if document.get("version") == REVIEW_VERSION else {}
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            log.warning("ignoring the damaged review file %s: %s", self.review_file, error)
-            return
-        for entry in self.cases:
-            saved = kept.get(entry.case_id) if isinstance(kept, dict) else None
-            if isinstance(saved, dict) and saved.get("state") in (SCORED, REVIEWED):
-                entry.state = saved["state"]
-                entry.best_score = saved.get("best_score")
-                entry.review = saved.get("review") or {}
+    def _change(self, entry: CaseEntry, change: dict) -> None:
+        change = {"file": fingerprint(entry.path), **change}
+        key = (entry.path.name, entry.content_hash)
+        waiting = self._pending.get(key)
+        if waiting and waiting["state"] == REVIEWED and change["state"] != REVIEWED:
+            change = {**waiting, "file": change["file"]}  # a review not saved yet stays one
+        elif waiting and change["state"] == REVIEWED:
+            change["history"] = waiting.get("history", []) + change["history"]
+        self._pending[key] = change
 
     def _save(self) -> None:
-        cases = {entry.case_id: {"state": entry.state, "best_score": entry.best_score, "review": entry.review}
-                 for entry in self.cases if entry.state in (SCORED, REVIEWED)}
-        document = {"version": REVIEW_VERSION, "cases": cases}
+        if not self._pending and not self._matched_legacy:
+            return
         try:
-            atomic_write(self.review_file, lambda f: f.write(json.dumps(document, indent=2).encode()), overwrite=True)
+            contents = self.record.update(self._pending, self._matched_legacy)
         except WriteError as error:
             self.saved = False
             log.warning("could not save the review: %s", error)
             raise
         self.saved = True
+        self._pending.clear()
+        self._matched_legacy.clear()
+        self._show(contents)
+
+    def _show(self, contents: Contents) -> None:
+        """Each case as the file has it now (other sessions' decisions included)."""
+        self._contents = contents
+        self.notices += contents.notices
+        for entry in self.cases:
+            record = self._record_of(entry)
+            if record is not None:
+                _apply(entry, record)
+
+    def _record_of(self, entry: CaseEntry) -> dict | None:
+        records, name = self._contents.records, entry.path.name
+        if entry.content_hash is not None:
+            return self._pending.get((name, entry.content_hash)) or records.get((name, entry.content_hash))
+        found = fingerprint(entry.path)
+        for (recorded_name, content_hash), record in records.items():
+            if recorded_name == name and record.get("file") == found:
+                entry.content_hash = content_hash  # until the case is opened and its content tells
+                return record
+        legacy = self._contents.legacy.get(entry.case_id)
+        if legacy is not None and _legacy_fits(legacy, entry.path):
+            entry.legacy = True
+            return legacy
+        return None
+
+    def _know(self, entry: CaseEntry, content_hash: str) -> None:
+        if entry.content_hash == content_hash and not entry.legacy:
+            return
+        was_legacy, entry.content_hash, entry.legacy = entry.legacy, content_hash, False
+        key = (entry.path.name, content_hash)
+        record = self._pending.get(key) or self._contents.records.get(key)
+        if record is None and was_legacy:  # version 1's entry for this name: this content is the one it reviewed
+            legacy = self._contents.legacy[entry.case_id]
+            record = {"file": fingerprint(entry.path), "state": legacy["state"],
+                      "best_score": legacy.get("best_score"), "review": legacy.get("review") or {},
+                      "decided_at": (legacy.get("review") or {}).get("reviewed_at"), "decided_by": None, "history": []}
+            self._pending[key] = record
+            self._matched_legacy.add(entry.case_id)
+        if record is not None:
+            _apply(entry, record)
+        elif entry.state in (SCORED, REVIEWED):  # shown from a record of another sweep of this name
+            entry.state, entry.best_score, entry.review = NOT_SCORED, None, {}
+
+
+def _apply(entry: CaseEntry, record: dict) -> None:
+    if entry.state == REVIEWED and record["state"] != REVIEWED:
+        return  # this session's review, not saved yet
+    entry.state, entry.best_score, entry.review = record["state"], record.get("best_score"), record.get("review") or {}
+
+
+def _legacy_fits(legacy: dict, path: Path) -> bool:
+    """A version 1 review (kept by name alone) is shown only for a file not changed since."""
+    if legacy["state"] != REVIEWED:
+        return False  # a score alone: scoring again reads the score cache
+    try:
+        reviewed = datetime.fromisoformat(legacy["review"]["reviewed_at"]).timestamp()
+        return path.stat().st_mtime <= reviewed + 1  # reviewed_at keeps whole seconds
+    except (KeyError, TypeError, ValueError, OSError):
+        return False
 
 
 def review_of(scored: ScoredCase) -> dict:
@@ -139,7 +218,7 @@ def restore_calipers(scored: ScoredCase, review: dict) -> None:
                 kept.append(EllipseCaliper(ellipse, spacing, record["by"], record.get("model_ac_mm")))
             else:
                 kept.append(DistanceCaliper(tuple(record["start_px"]), tuple(record["end_px"]), spacing, record["by"]))
-        if kept and sweep.get("frame") is not None:
+        if kept and sweep.get("frame") is not None and 0 <= sweep["frame"] < scored.case.n_frames:
             scored.set_calipers(sweep["frame"], kept)
 
 

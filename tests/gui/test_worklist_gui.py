@@ -59,7 +59,7 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
 
 def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_later(qtbot, window, cases,
                                                                                      monkeypatch, caplog):
-    import fetal_iqa_gui.runs.worklist as module
+    import fetal_iqa_gui.runs.review_record as module
     real, writable = module.atomic_write, [False]
 
     def read_only(path, *args, **kwargs):  # tests run as root here, whom chmod would not stop
@@ -87,3 +87,17 @@ def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_la
     assert f"kept in {cases / REVIEW_FILE}" in window.status_text.text()
     assert "not saved" not in panel.item(0).text()
     assert Worklist(cases).cases[0].state == REVIEWED
+
+
+def test_a_damaged_review_file_is_set_aside_and_said_in_the_window(qtbot, window, cases):
+    (cases / REVIEW_FILE).write_text('{"version": 2, "sweeps": {"a.mha": ')  # cut short: a disk that filled up
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
+        window.worklist.load(cases)
+    [aside] = cases.glob(f"{REVIEW_FILE}.damaged-*")
+    assert f"It is kept as {aside.name}" in window.last_alert and "damaged" in window.last_alert
+    assert aside.read_text().endswith('"a.mha": ')  # what it held, kept for whoever can mend it
+    wait_for_scoring(qtbot, window)
+    dismiss_alert(qtbot, window)
+    QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert f"kept in {cases / REVIEW_FILE}" in window.status_text.text()
+    assert Worklist(cases).cases[0].state == REVIEWED and aside.read_text().endswith('"a.mha": ')

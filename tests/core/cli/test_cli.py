@@ -276,9 +276,9 @@ def score_to_csv(sweep, out, *options):
 def test_no_cache_neither_reads_nor_writes_the_cache(sweep_path, tiny_cls_path, own_cache, tmp_path):
     model = ["--adapter", str(tiny_cls_path)]
     scores = score_to_csv(sweep_path, tmp_path / "a.csv", *model, "--no-cache")
-    assert not own_cache.exists() or not any(own_cache.iterdir())
+    assert not own_cache.exists() or not any(own_cache.rglob("*"))
     assert np.array_equal(score_to_csv(sweep_path, tmp_path / "b.csv", *model), scores, equal_nan=True)
-    entry, = own_cache.iterdir()  # without --no-cache the scores are kept, and read next time
+    entry, = own_cache.rglob("*.npz")  # without --no-cache the scores are kept, and read next time
     with np.load(entry) as data:
         kept = dict(data)
     np.savez(entry, **{**kept, "scores": np.where(np.isnan(kept["scores"]), np.nan, 0.25)})

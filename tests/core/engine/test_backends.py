@@ -17,6 +17,7 @@ import torch
 from fetal_iqa_gui.base.errors import FetalIqaError, ScoringError
 from fetal_iqa_gui.base.fileio import STAGING_PREFIX
 from fetal_iqa_gui.case.case import Case
+from fetal_iqa_gui.case.loading import load_case
 from fetal_iqa_gui.engine import choice, scoring
 from fetal_iqa_gui.engine import compiled as runtime
 from fetal_iqa_gui.engine.choice import EngineSettings
@@ -216,12 +217,13 @@ def test_gpu_scores_agree_with_the_cpu(tiny_cls_path, frames):
 def test_int8_calibration_source_is_the_sample_else_the_first_sweep_else_synthetic(small_dataset, small_case):
     sample = next((small_dataset / "images").rglob("*.mha"))
     asked = []
-    first = runtime.user_calibration(None, lambda: asked.append(1) or Case.from_array(small_case.frames[:60], "s.mha"))
+    sweep = Case.from_array(small_case.frames[:60], "s.mha")
+    first = runtime.user_calibration(None, lambda: asked.append(1) or sweep)
     assert first.key == "first-sweep" and asked == []  # the sweep is read only when a conversion needs it
-    frames, source = first.load()
-    assert frames.shape[1:] == (3, 224, 224) and source == "the first sweep scored (s.mha)"
+    frames, source, sha256 = first.load()
+    assert frames.shape[1:] == (3, 224, 224) and (source, sha256) == ("the first sweep scored", sweep.content_hash)
     chosen = runtime.user_calibration(sample, first.load)
-    assert chosen.key.startswith("sample:") and chosen.load()[1] == f"the sample sweep {sample.name}"
+    assert chosen.key.startswith("sample:") and chosen.load()[1:] == ("the sample sweep", load_case(sample).content_hash)
     assert runtime.user_calibration(None, None) is runtime.SYNTHETIC
 
 
@@ -239,9 +241,10 @@ def test_openvino_int8_of_a_real_model_is_calibrated_on_the_first_sweep_and_says
     sweep = Case.from_array(small_case.frames[:90], "first.mha")
     settings = EngineSettings("cpu", "int8", 4, backend="openvino")
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_case=lambda: sweep)
-    assert engine.compiled.calibrated_on == "the first sweep scored (first.mha)"
+    assert engine.compiled.calibrated_on == f"the first sweep scored (pixels sha256 {sweep.content_hash[:12]}…)"
     manifest = json.loads((only_entry(own_cache, "openvino", engine.compiled.precision) / runtime.MANIFEST).read_text())
-    assert manifest["calibration"] == "first-sweep"
+    assert manifest["calibration"] == "first-sweep" and manifest["calibration_sha256"] == sweep.content_hash
+    assert "first.mha" not in json.dumps(manifest)
     again = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings, first_case=pytest.fail)  # cached
     assert again.compiled.calibrated_on == engine.compiled.calibrated_on
 
@@ -307,6 +310,7 @@ def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own
     monkeypatch.setattr(runtime, "runtime_version", lambda name: "together-1")  # an entry of its own
     monkeypatch.setattr(runtime, "_convert", convert)
     monkeypatch.setattr(runtime, "_ort_session", lambda entry, threads: lambda images: images)
+    monkeypatch.setattr(runtime, "runtime_version", lambda backend: "1.0")
     models = [load_model(ModelSpec(adapter=tiny_cls_path)) for _ in range(3)]
     results = []
     workers = [threading.Thread(target=lambda m=m: results.append(runtime.compile_model(m, "onnxruntime", "fp32", 1)))
@@ -317,3 +321,46 @@ def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own
         worker.join(30)
     assert conversions == ["onnxruntime"]
     assert sorted(result.converted_s is None for result in results) == [False, True, True]
+
+
+def fake_conversion(monkeypatch):
+    """A conversion that writes one small file, loaded by a stand-in runtime: what the cache does
+    with an entry, without ONNX Runtime or OpenVINO."""
+    def convert(model, backend, precision, folder, work, frames):
+        (folder / "model.onnx").write_bytes(b"converted weights")
+        return precision
+    monkeypatch.setattr(runtime, "_convert", convert)
+    monkeypatch.setattr(runtime, "_ort_session", lambda entry, threads: lambda images: images)
+    monkeypatch.setattr(runtime, "runtime_version", lambda backend: "1.0")
+
+
+def test_a_converted_model_is_private_and_its_manifest_knows_the_sweep_by_content_only(tmp_path, monkeypatch,
+                                                                                      small_case):
+    from types import SimpleNamespace
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    fake_conversion(monkeypatch)
+    sweep = Case.from_array(small_case.frames[:60], tmp_path / "Doe_Jane" / "first.mha")
+    model = SimpleNamespace(name="tiny", identity="classification|tiny", task="classification")
+    entry = runtime.compiled_dir() / "entry"
+    runtime.private_folder(entry.parent)
+    converted = runtime._convert_into(entry, model, "onnxruntime", "int8", 1, False,
+                                      runtime.user_calibration(None, lambda: sweep))
+    text = (entry / runtime.MANIFEST).read_text()
+    assert json.loads(text)["calibration_sha256"] == sweep.content_hash
+    assert "Doe_Jane" not in text and "first.mha" not in text
+    assert converted.calibrated_on == f"the first sweep scored (pixels sha256 {sweep.content_hash[:12]}…)"
+    modes = {path.name: path.stat().st_mode & 0o777 for path in [runtime.compiled_dir(), entry, *entry.iterdir()]}
+    assert modes == {"compiled": 0o700, "entry": 0o700, runtime.MANIFEST: 0o600, "model.onnx": 0o600}
+
+
+def test_an_entry_whose_manifest_names_its_calibration_sweep_is_converted_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    fake_conversion(monkeypatch)
+    entry = runtime.compiled_dir() / "entry"
+    entry.mkdir(parents=True)
+    (entry / "model.onnx").write_bytes(b"converted weights")
+    (entry / runtime.MANIFEST).write_text(json.dumps({  # as an earlier version wrote it
+        "backend": "onnxruntime", "precision": "int8", "calibration": "first-sweep",
+        "calibrated_on": "the first sweep scored (Doe_Jane.mha)", "files": runtime._checksums(entry)}))
+    assert runtime._load_entry(entry, "onnxruntime", 1, False, verify=True) is None
+    assert not entry.exists()

@@ -101,13 +101,35 @@ def test_saving_removes_temporary_files_of_killed_writes():
     assert not stale.exists() and len(entries()) == 1
 
 
-def test_the_cache_folder_is_private_to_the_user():
+def test_the_cache_folder_the_app_makes_and_its_entries_are_private_to_the_user():
     cache.save_scores("sweep", "model", SCORES)
     assert os.stat(cache.cache_dir()).st_mode & 0o777 == 0o700
+    assert os.stat(cache.cache_dir().parent).st_mode & 0o777 == 0o700  # FETAL_IQA_CACHE_DIR, made now
+    (entry,) = cache.cache_dir().iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_cache_folder_open_to_all_is_closed():
-    cache.cache_dir().mkdir()
-    os.chmod(cache.cache_dir(), 0o755)  # as an earlier version left it
+def test_a_shared_cache_folder_keeps_its_mode_and_the_users_files(tmp_path, monkeypatch):
+    shared = tmp_path / "team"
+    shared.mkdir()
+    os.chmod(shared, 0o2775)  # a group's folder, set up so on purpose
+    monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(shared))
+    own = [shared / "holiday.npz", shared / "0123456789abcdef0123456789abcdef.npz"]
+    for path in own:
+        np.savez(path, data=np.arange(3))
     cache.save_scores("sweep", "model", SCORES)
-    assert os.stat(cache.cache_dir()).st_mode & 0o777 == 0o700
+    cache.save_scores("other", "model", SCORES, limit_mb=0)  # the size limit removes the cache's entries only
+    assert os.stat(shared).st_mode & 0o7777 == 0o2775
+    assert all(path.is_file() for path in own)
+    assert cache.cache_dir().parent == shared and entries() == []
+    (cache.cache_dir() / "notes.npz").write_bytes(b"mine")  # even inside the cache's folder
+    cache.save_scores("sweep", "model", SCORES, limit_mb=0)
+    assert entries() == ["notes.npz"]
+
+
+def test_an_entry_an_earlier_version_left_readable_by_others_is_closed():
+    cache.save_scores("sweep", "model", SCORES)
+    (entry,) = cache.cache_dir().iterdir()
+    os.chmod(entry, 0o644)
+    cache.save_scores("other", "model", SCORES)
+    assert {path.stat().st_mode & 0o777 for path in cache.cache_dir().iterdir()} == {0o600}

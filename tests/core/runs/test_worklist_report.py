@@ -59,7 +59,7 @@ def test_a_damaged_review_file_is_ignored_and_a_failed_save_is_said_kept_and_ret
     (folder / REVIEW_FILE).write_text("{ not json")
     worklist = Worklist(folder)
     assert all(c.state == NOT_SCORED for c in worklist.cases)
-    import fetal_iqa_gui.runs.worklist as module
+    import fetal_iqa_gui.runs.review_record as module
     from fetal_iqa_gui.base.errors import WriteError
     real = module.atomic_write
 
