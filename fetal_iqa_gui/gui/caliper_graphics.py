@@ -69,7 +69,8 @@ def caliper_of(roi: pg.ROI, spacing_mm: tuple[float, float], original=None):
 def live_text(caliper) -> str:
     if isinstance(caliper, EllipseCaliper):
         major, minor = caliper.diameters_mm
-        return f"AC {caliper.ac_mm:.1f} mm\naxes {major:.1f} × {minor:.1f} mm"
+        text = f"AC {caliper.ac_mm:.1f} mm\naxes {major:.1f} × {minor:.1f} mm"
+        return f"{text}\n⚠ implausible: check the spacing" if caliper.warning else text
     return f"{caliper.length_mm:.1f} mm"
 
 
@@ -103,7 +104,7 @@ class LockedCaliper:
             self.shape = QGraphicsEllipseItem(-a, -b, 2 * a, 2 * b)
             self.shape.setPos(cx, cy)
             self.shape.setRotation(caliper.ellipse.angle_deg)
-            value = f"{caliper.ac_mm:.1f} mm"
+            value = f"{caliper.ac_mm:.1f} mm" + (" ⚠ implausible" if caliper.warning else "")
         else:
             self.shape = QGraphicsPathItem(_distance_path(caliper.start, caliper.end))
             value = f"{caliper.length_mm:.1f} mm"

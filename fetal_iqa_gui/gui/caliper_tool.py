@@ -176,6 +176,9 @@ class CaliperTool(QObject):
             item.set_selected(position == index)
 
     def _start(self, kind: type) -> bool:
+        if self.state.case.layout.padding[self.state.frame]:
+            self.status.emit(f"Frame {self.state.frame} is padding, not an image: there is nothing to measure.")
+            return False
         if not self.state.case.spacing.known and self.ask_spacing is not None:
             self.ask_spacing()  # as an ultrasound machine's calipers need a depth scale: asked, never guessed
         try:

@@ -95,7 +95,10 @@ class Exporter(QObject):
             return
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        line = self.window.timeline.current_line
+        line.hide()  # the frame on screen means nothing on paper
         self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
+        line.show()
         self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()), self)
         self.thread.done.connect(self._report_done)
         self.status.emit(f"Writing the case report to {folder}…")
@@ -104,7 +107,9 @@ class Exporter(QObject):
     def _report_done(self, page, exported, folder: Path) -> None:
         if page is None:
             error = exported.problems[0]
-            self.alert.emit("Export report", str(error) + (self._forget_folder(folder) if exported.folder_failed else ""))
+            message = str(error) + (self._forget_folder(folder) if exported.folder_failed else "")
+            self.status.emit(f"The report was not written: {message}")
+            self.alert.emit("Export report", message)
             return
         self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it).")
         self.report_written.emit(page)

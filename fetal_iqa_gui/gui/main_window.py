@@ -221,8 +221,9 @@ class MainWindow(QMainWindow):
         """Ask for the spacing (the file states none, or a wrong one); True once there is one."""
         spacing = ask_spacing(self, self.state.case.spacing)
         if spacing is not None:
-            self.state.set_spacing(spacing)
-            self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it.")
+            changed = self.state.set_spacing(spacing)
+            again = f"; {changed} kept measurement{'s' if changed != 1 else ''} measured again" if changed else ""
+            self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it{again}.")
         return self.state.case.spacing.known
 
     def escape(self) -> None:

@@ -130,9 +130,12 @@ class ViewerState(QObject):
             self.selected = None  # the indices moved: the caller selects again what it means
         self.calipers_changed.emit(frame)
 
-    def set_spacing(self, spacing: Spacing) -> None:
-        self.scored.set_spacing(spacing)
+    def set_spacing(self, spacing: Spacing) -> int:
+        """The spacing the user entered; the kept measurements are measured again (how many changed)."""
+        changed = self.scored.set_spacing(spacing)
         self.spacing_changed.emit()
+        self.calipers_changed.emit(self.frame)  # the list and the labels show the new values
+        return changed
 
     def select_measurement(self, index: int | None) -> None:
         if index is not None and not 0 <= index < len(self.calipers):

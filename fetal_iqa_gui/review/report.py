@@ -120,7 +120,8 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
                     f"<td>{_model_ac(scored, frame, good)}</td></tr>")
         picture = calipers_drawn(case.frames[frame], calipers)
         figures.append(_figure(picture, f"Sweep {best.sweep}, frame {frame}" + (", measured" if calipers else "")))
-    demo = " (a demo model trained on synthetic sweeps: not for clinical use)" if model and model.is_demo else ""
+    demo = (" (a demo model trained on synthetic sweeps: not for clinical use)"
+            if model and model.is_demo and "demo" not in model.name.lower() else "")
     timeline = f"<h2>Scores of every frame</h2>{_img(timeline_png, 'quality timeline', 900)}" if timeline_png else ""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>

@@ -9,7 +9,7 @@ Qt-free and torch-free: a case job fills it (`runs.job.CaseJob`), nothing here r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -189,14 +189,20 @@ class ScoredCase:
     def chosen_frame(self, best: SweepBest) -> int | None:
         """The frame a sweep's review keeps: the first one measured on, else the sweep's best."""
         sweep = self.case.layout.sweeps[best.sweep - 1]
-        measured = sorted(frame for frame in self.calipers if frame in sweep)
+        measured = sorted(frame for frame in self.calipers if frame in sweep and not self.case.layout.padding[frame])
         return measured[0] if measured else best.frame
 
-    def set_spacing(self, spacing: Spacing) -> None:
-        """A spacing the user entered (the file states none, or a wrong one): the model's ACs follow
-        it; kept calipers keep the spacing they were measured with."""
+    def set_spacing(self, spacing: Spacing) -> int:
+        """A spacing the user entered (the file states none, or a wrong one): the model's ACs and the
+        kept calipers are measured again with it (a correction, not a second calibration); returns
+        how many kept measurements changed."""
         self.case.spacing = spacing
         self._measurements.clear()
+        changed = 0
+        for frame, calipers in self.calipers.items():
+            changed += sum(c.spacing_mm != spacing.mm for c in calipers)
+            self.calipers[frame] = [replace(c, spacing_mm=spacing.mm) for c in calipers]
+        return changed
 
     def set_calipers(self, frame: int, calipers: list) -> None:
         """The measurements the user accepted on a frame (none: cleared); exports and reports carry them."""

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel
+
+from fetal_iqa_gui.gui.spacing_prompt import SpacingDialog, read_spacing
 
 from tests.gui.support import open_and_score, wait_for_scoring
 
@@ -27,10 +29,12 @@ def test_a_picture_without_calibration_asks_for_the_spacing_before_measuring(qtb
     assert "Spacing unknown" in window.frame_view.readout.text()
     asked = []
 
-    def answer(parent, title, label, value, low, high, decimals):
-        asked.append(label)
-        return 0.3, True
-    monkeypatch.setattr(QInputDialog, "getDouble", staticmethod(answer))
+    def typed(dialog):  # the user reads the dialog, types a decimal comma, presses OK
+        asked.append(dialog.findChild(QLabel).text())
+        assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()  # nothing typed yet
+        qtbot.keyClicks(dialog.field, "0,3")
+        return QDialog.DialogCode.Accepted
+    monkeypatch.setattr(SpacingDialog, "exec", typed)
     window.frame_view.setFocus()
     QTest.keyClick(window.frame_view, Qt.Key.Key_C)  # the ellipse caliper needs a spacing: asked
     assert asked and "unknown" in asked[0]
@@ -42,7 +46,7 @@ def test_a_refused_spacing_prompt_says_why_nothing_is_measured(qtbot, window, tm
     picture = tmp_path / "frame.png"
     cv2.imwrite(str(picture), np.full((100, 120), 90, np.uint8))
     open_and_score(qtbot, window, picture)
-    monkeypatch.setattr(QInputDialog, "getDouble", staticmethod(lambda *a: (0.0, False)))
+    monkeypatch.setattr(SpacingDialog, "exec", lambda dialog: QDialog.DialogCode.Rejected)
     alerts = []
     window.calipers.alert.connect(lambda title, message: alerts.append(message))
     monkeypatch.setattr(window, "alert", lambda title, message: None)
@@ -78,3 +82,19 @@ def test_the_report_is_written_off_the_gui_thread(qtbot, window, sweep_file, tmp
         assert window.isEnabled()  # the window answers while the report is written
     assert threads and threads[0] is not threading.main_thread()
     assert written.args[0].exists() and "Report written" in window.status_text.text()
+
+
+def test_the_spacing_field_reads_a_comma_and_refuses_what_is_not_a_spacing():
+    assert read_spacing("0,28") == 0.28 and read_spacing(" 0.25 ") == 0.25
+    assert read_spacing("") is None and read_spacing("abc") is None and read_spacing("5") is None
+    assert read_spacing("nan") is None and read_spacing("0") is None
+
+
+def test_nothing_is_measured_on_a_padding_frame(qtbot, window, sweep_file):
+    open_and_score(qtbot, window, sweep_file)
+    padding = int(np.flatnonzero(window.state.case.layout.padding)[0])
+    window.state.set_frame(padding)
+    window.frame_view.setFocus()
+    QTest.keyClick(window.frame_view, Qt.Key.Key_C)
+    assert "padding" in window.status_text.text() and window.calipers.roi is None
+    assert window.calipers.kind is None

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
 from fetal_iqa_gui.gui import exporter as exporter_module
 from fetal_iqa_gui.gui import settings as stored
@@ -38,7 +38,6 @@ def answered(monkeypatch, tmp_path, sweep_file):
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / f"s{next(counter)}.csv"), ""))
     monkeypatch.setattr(QDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
-    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (0.3, True))  # Set pixel spacing
     monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
     monkeypatch.setattr(exporter_module.Exporter, "confirm", lambda self, question, yes: True)
     monkeypatch.setattr(workers, "demo_case_path", lambda: sweep_file)  # the demo's path, not its 840 frames

@@ -206,3 +206,27 @@ def test_an_export_of_an_uncalibrated_frame_says_so_and_claims_no_size(tmp_path)
     assert sidecar["pixel_spacing_mm"] is None and "no calibration" in sidecar["pixel_spacing_source"]
     png = next((tmp_path / "out").glob("*.png")).read_bytes()
     assert b"pHYs" not in png  # no physical size claimed for a pixel nobody calibrated
+
+
+def test_a_corrected_spacing_measures_the_kept_calipers_again():
+    from fetal_iqa_gui.case.case import Case
+    from fetal_iqa_gui.case.measure import Ellipse
+    from fetal_iqa_gui.case.spacing import entered_by_user
+    from fetal_iqa_gui.review.calipers import EllipseCaliper
+    from fetal_iqa_gui.review.export import ModelInfo
+    from fetal_iqa_gui.review.scored_case import ScoredCase
+    case = Case.from_array(ellipse_frames((150, 120)), "bare.png", spacing_mm=(2.0, 2.0))
+    scored = ScoredCase(case, ModelInfo("m", "id", 0.5), np.full(case.n_frames, 0.9, np.float32))
+    scored.set_calipers(0, [EllipseCaliper(Ellipse((260.0, 200.0), (150.0, 120.0), 0.0), case.spacing_mm)])
+    assert scored.calipers[0][0].warning  # 2 mm per pixel: an AC no fetus has
+    assert scored.set_spacing(entered_by_user((0.28, 0.28))) == 1
+    kept = scored.calipers[0][0]
+    assert kept.ac_mm == pytest.approx(ramanujan_circumference(150, 120) * 0.28) and kept.warning is None
+
+
+def test_the_live_and_kept_labels_say_implausible():
+    from fetal_iqa_gui.case.measure import Ellipse
+    from fetal_iqa_gui.gui.caliper_graphics import live_text
+    from fetal_iqa_gui.review.calipers import EllipseCaliper
+    caliper = EllipseCaliper(Ellipse((260.0, 200.0), (150.0, 120.0), 0.0), (2.0, 2.0))
+    assert "implausible" in live_text(caliper) and "implausible" in caliper.value_text()
