@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ..base.errors import CaseLoadError
 from . import headers
+from .pixel_data import check_pixel_data
 from .spacing import from_itk
 from .study import Study, read_dicom
 from .case import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Case, CaseLayout, find_padding, hash_frames
@@ -129,6 +130,8 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
         headers.check_data_files(path, io_name)
         reader.ReadImageInformation()
         headers.check_declared_size(reader, budget, slices)
+        if io_name == "GDCMImageIO":
+            check_pixel_data(path)
     except headers.RefusedHeader as error:
         raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:
@@ -158,6 +161,11 @@ def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
     if len(names[0]) == 1:
         return _read_image(Path(names[0][0]), budget)
     _read_header(Path(names[0][0]), budget, slices=len(names[0]), refused_as=path)
+    for name in names[0][1:]:  # the first was checked with the header
+        try:
+            check_pixel_data(Path(name))
+        except headers.RefusedHeader as error:
+            raise CaseLoadError(path, f"its file '{Path(name).name}': {error.problem}", error.advice) from None
     reader.SetFileNames(names[0])
     try:
         return reader.Execute(), Path(names[0][0])  # the series shares one calibration
