@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .batch import expand_paths
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write
+from ..base.fileio import atomic_write, read_regular
 from ..review.scored_case import ScoredCase
 from ..case.case import case_id
 
@@ -82,7 +82,7 @@ class Worklist:
 
     def _load(self) -> None:
         try:
-            document = json.loads(self.review_file.read_text())
+            document = json.loads(read_regular(self.review_file))
             kept = document["cases"] if document.get("version") == REVIEW_VERSION else {}
         except FileNotFoundError:
             return
