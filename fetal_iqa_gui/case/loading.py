@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..base.errors import CaseLoadError
+from ..base.fileio import special_file_kind
 from . import headers
 from .pixel_data import check_pixel_data
 from .spacing import from_itk
@@ -77,6 +78,9 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
 def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     """The image, and the DICOM file whose header holds its calibration (None for other formats)."""
     info = _probe(path)
+    if not _itk_can_name(path):
+        raise CaseLoadError(path, "its name is not valid text (UTF-8), which the image readers cannot open",
+                             "Rename the file (or its folder) with plain letters.")
     mode = info.st_mode
     if not os.access(path, os.R_OK):
         raise CaseLoadError(path, "you do not have permission to read it",
@@ -84,7 +88,7 @@ def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     if stat.S_ISDIR(mode):
         return _read_dicom_folder(path, budget)
     if not stat.S_ISREG(mode):
-        raise CaseLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
+        raise CaseLoadError(path, f"it is not a regular file (it is {special_file_kind(mode)})",
                              "Open the sweep file itself.")
     if info.st_size == 0:
         raise CaseLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
@@ -94,6 +98,15 @@ def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     except RuntimeError as error:
         log.debug("ITK could not read %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
+
+
+def _itk_can_name(path: Path) -> bool:
+    """ITK takes names as UTF-8: an undecodable byte in one (kept by Python as a surrogate) would abort the process."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _probe(path: Path) -> os.stat_result:
