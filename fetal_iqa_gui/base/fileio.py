@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,53 @@ _REASONS = {
 }
 
 from .errors import NameTaken, WriteError
+
+
+class NotRegularFile(OSError):
+    """A path that is a pipe, a device, a socket, a folder or a link where one of our files should be:
+    it is neither read (a FIFO blocks forever, a device never ends) nor replaced."""
+
+    def __init__(self, path: str | os.PathLike, mode: int):
+        super().__init__(errno.EINVAL, f"it is not a regular file (it is {special_file_kind(mode)})", str(path))
+
+    def __str__(self) -> str:  # said inside our messages, which name the file themselves
+        return self.strerror
+
+
+def special_file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO), which could block forever"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a device or socket"
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of the regular file `path` (links followed); `NotRegularFile` for anything else,
+    which is not even opened (opening some devices acts), and never a read that blocks."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # swapped for a FIFO since the stat: the open still returns
+    with os.fdopen(handle, "rb") as file:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, mode)
+        return file.read()
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Raise `NotRegularFile` when `path` exists and is not a regular file: a device node, a pipe or a
+    link is never replaced by a file of ours, even when replacing was asked for."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
 
 
 def private_folder(path: str | os.PathLike) -> Path:
@@ -108,6 +156,11 @@ def write_image(image, path: str | os.PathLike, overwrite: bool = False, compres
     path = Path(path)
     staging = None
     try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # ITK would abort the process on it
+        raise WriteError(path, "its name is not valid text (UTF-8), which ITK cannot write",
+                         "Choose a folder and a name of plain letters.") from None
+    try:
         _refuse_existing(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=STAGING_PREFIX))
@@ -181,6 +234,7 @@ def _place(temps: list[Path], paths: list[Path], overwrite: bool) -> None:
             except FileExistsError:
                 if not overwrite:
                     raise
+                check_replaceable(path)  # made a pipe or a device since the first look
         for temp, path in zip(temps, paths):
             os.replace(temp, path)
     except OSError as error:
@@ -190,6 +244,7 @@ def _place(temps: list[Path], paths: list[Path], overwrite: bool) -> None:
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
+    check_replaceable(path)
     if not overwrite and path.exists():
         raise _exists_error(path)
 
@@ -208,6 +263,8 @@ def _exists_error(path: Path) -> WriteError:
 def _write_error(path: Path, error: OSError) -> WriteError:
     if isinstance(error, FileExistsError):
         return _exists_error(path)
+    if isinstance(error, NotRegularFile):
+        return WriteError(path, error.strerror, "Choose the name of a regular file, or remove what is there.")
     if error.errno in _REASONS:
         reason, advice = _REASONS[error.errno]
         return WriteError(path, reason, advice[0].upper() + advice[1:] + ".")

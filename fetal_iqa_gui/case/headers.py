@@ -18,6 +18,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..base.fileio import special_file_kind
+
 HEADER_LIMIT = 64 * 1024  # real headers are well under 1 kB
 # Refused before decoding: no ultrasound frame is larger or narrower (and pad_to_square would square it)
 MAX_FRAME_SIDE = 8192
@@ -79,15 +81,6 @@ def why_not_inside(folder: Path, name: str) -> str | None:
     if not stat.S_ISREG(mode):
         return f"is not a regular file (it is {special_file_kind(mode)})"
     return None
-
-
-def special_file_kind(mode: int) -> str:
-    """What a file that is not a regular file is, in words."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO), which could block forever"
-    return "a device or socket"
 
 
 def default_memory_budget() -> int:

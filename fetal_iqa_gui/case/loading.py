@@ -17,7 +17,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..base.errors import CaseLoadError
+from ..base.fileio import special_file_kind
 from . import dicomdir, headers
+from .pixel_data import check_pixel_data
 from .spacing import from_itk
 from .study import Study, read_dicom
 from .case import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES, Case, CaseLayout, find_padding, hash_frames
@@ -76,6 +78,9 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
 def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     """The image, and the DICOM file whose header holds its calibration (None for other formats)."""
     info = _probe(path)
+    if not _itk_can_name(path):
+        raise CaseLoadError(path, "its name is not valid text (UTF-8), which the image readers cannot open",
+                             "Rename the file (or its folder) with plain letters.")
     mode = info.st_mode
     if not os.access(path, os.R_OK):
         raise CaseLoadError(path, "you do not have permission to read it",
@@ -83,7 +88,7 @@ def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     if stat.S_ISDIR(mode):
         return _read_dicom_folder(path, budget)
     if not stat.S_ISREG(mode):
-        raise CaseLoadError(path, f"it is not a regular file (it is {headers.special_file_kind(mode)})",
+        raise CaseLoadError(path, f"it is not a regular file (it is {special_file_kind(mode)})",
                              "Open the sweep file itself.")
     if info.st_size == 0:
         raise CaseLoadError(path, "the file is empty (0 bytes)", "The copy may have failed; copy it again.")
@@ -95,6 +100,15 @@ def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     except RuntimeError as error:
         log.debug("ITK could not read %s: %s", path, error)
         raise _explain_itk_error(path, str(error)) from None
+
+
+def _itk_can_name(path: Path) -> bool:
+    """ITK takes names as UTF-8: an undecodable byte in one (kept by Python as a surrogate) would abort the process."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _probe(path: Path) -> os.stat_result:
@@ -131,6 +145,8 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
         headers.check_data_files(path, io_name)
         reader.ReadImageInformation()
         headers.check_declared_size(reader, budget, slices)
+        if io_name == "GDCMImageIO":
+            check_pixel_data(path)
     except headers.RefusedHeader as error:
         raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:
@@ -162,6 +178,11 @@ def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
     if len(names[0]) == 1:
         return _read_image(Path(names[0][0]), budget)
     _read_header(Path(names[0][0]), budget, slices=len(names[0]), refused_as=path)
+    for name in names[0][1:]:  # the first was checked with the header
+        try:
+            check_pixel_data(Path(name))
+        except headers.RefusedHeader as error:
+            raise CaseLoadError(path, f"its file '{Path(name).name}': {error.problem}", error.advice) from None
     reader.SetFileNames(names[0])
     try:
         return reader.Execute(), Path(names[0][0])  # the series shares one calibration

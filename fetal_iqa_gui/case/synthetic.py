@@ -14,8 +14,6 @@ Written in the challenge's layout:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import uuid as uuid_lib
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..base.fileio import atomic_write, write_image
+from ..base.text import csv_bytes
 from .measure import ramanujan_circumference
 from .acouslic import (CIRCUMFERENCES_CSV, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, IMAGES_DIR, LABEL_OPTIMAL, LABEL_SUBOPTIMAL, MASKS_DIR, SWEEPS, load_fov_mask)
 
@@ -121,12 +120,10 @@ def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_swe
 
 
 def _write_circumferences(path: Path, cases: list[SyntheticCase], sweeps: int) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["uuid", "subject_id"] + [f"sweep_{i}_ac_mm" for i in range(1, sweeps + 1)])
-    for case in cases:
-        writer.writerow([case.uuid, case.subject_id] + ["" if ac is None else ac for ac in case.ac_per_sweep()])
-    atomic_write(path, lambda file: file.write(text.getvalue().encode()), overwrite=True)
+    columns = ["uuid", "subject_id"] + [f"sweep_{i}_ac_mm" for i in range(1, sweeps + 1)]
+    rows = [[case.uuid, case.subject_id] + ["" if ac is None else ac for ac in case.ac_per_sweep()] for case in cases]
+    data = csv_bytes(columns, rows)
+    atomic_write(path, lambda file: file.write(data), overwrite=True)
 
 
 class _Grid:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -17,15 +18,43 @@ from ..case.acouslic import FRAMES_PER_SWEEP, SWEEPS
 from ..base.errors import FetalIqaError, name_choices
 from .progress import ProgressBar
 from .options import CLI_WORDS, bounded_int, positive_float
-from ..base.text import counted
-from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command
+from ..base.text import counted, shown
+from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command, say_error
 from .training import add_training_commands
 
 DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP_CLS), export the best frames, "
                "measure the abdominal circumference, and train or evaluate models.")
 
 
+EXIT_READER_GONE = 141  # as a shell reports a command ended by SIGPIPE (`... | head -1`)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; its output read by a program that stopped reading (`| head -1`) ends it quietly."""
+    for stream in (sys.stdout, sys.stderr):  # a name the terminal's encoding cannot write is escaped, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe is found here, not at exit (where Python prints a traceback)
+    except BrokenPipeError:
+        _discard_output()
+        return EXIT_READER_GONE
+
+
+def _discard_output() -> None:
+    """What is still buffered for the closed pipe goes nowhere, so that exiting cannot fail on it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a captured stream): nothing to discard
+        pass
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     name_choices(CLI_WORDS)  # errors' advice names the options to change
@@ -40,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except FetalIqaError as error:  # a file or a choice the user can act on: said, not dumped
-        print(f"error: {error}", file=sys.stderr)
+        say_error(error)
         return error.exit_code
 
 
@@ -112,11 +141,11 @@ def cmd_info(args) -> int:
         try:
             case = load_case(path)
         except FetalIqaError as error:
-            print(f"error: {error}", file=sys.stderr)
+            say_error(error)
             status = EXIT_BAD_INPUT
             continue
         width, height = case.frame_size
-        print(f"{path}")
+        print(shown(path))
         print(f"  frames: {case.n_frames} ({counted(case.layout.n_images, 'image')}, "
               f"{int(case.layout.padding.sum())} padding)")
         print(f"  frame size: {width} x {height} px")
@@ -147,7 +176,7 @@ def cmd_measure(args) -> int:
     from ..case.loading import load_case
     volume = load_case(args.mask)
     if volume.n_frames > 1 and args.frame is None:
-        print(f"error: '{args.mask.name}' is a volume of {volume.n_frames} frames; give --frame N", file=sys.stderr)
+        print(f"error: '{shown(args.mask.name)}' is a volume of {volume.n_frames} frames; give --frame N", file=sys.stderr)
         return EXIT_BAD_INPUT
     frame = args.frame or 0
     if not 0 <= frame < volume.n_frames:
@@ -157,13 +186,13 @@ def cmd_measure(args) -> int:
     try:
         measure_abdomen(volume.frames[frame], None)
     except MeasurementError as error:
-        print(f"error: no usable contour in '{args.mask.name}': {error}", file=sys.stderr)
+        print(f"error: no usable contour in '{shown(args.mask.name)}': {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         result = measure_abdomen(volume.frames[frame], check_spacing(spacing.mm))
     except MeasurementError as error:
         why = f"is unknown ({spacing.source})" if not spacing.known else f"cannot be used: {error}"
-        print(f"error: the pixel spacing of '{args.mask.name}' {why}, so nothing can be measured in mm; "
+        print(f"error: the pixel spacing of '{shown(args.mask.name)}' {why}, so nothing can be measured in mm; "
               f"give --spacing MM (mm per pixel)", file=sys.stderr)
         return EXIT_BAD_INPUT
     sx, sy = spacing.mm

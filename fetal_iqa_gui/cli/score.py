@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..base.errors import FetalIqaError, ScoringError
 from .progress import ProgressBar
-from ..base.text import counted
+from ..base.text import counted, shown
 from .options import add_engine_options, add_model_options, bounded_int
 
 if TYPE_CHECKING:  # the core loads when a command runs, not for --help
@@ -26,7 +26,7 @@ def add_score_command(commands) -> None:
         "cases that finished (every output asked for written; a marker in OUT/.done/ says so) and redoes the rest.")
     score.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     outputs = score.add_mutually_exclusive_group()
-    outputs.add_argument("--out", type=Path, help="CSV of one sweep's scores (one input)")
+    outputs.add_argument("--out", type=Path, help="CSV of one sweep's scores (one input); '-': standard output")
     outputs.add_argument("--out-dir", type=Path, help="one CSV per sweep plus summary.csv (any number of inputs)")
     score.add_argument("--challenge-output", type=Path, metavar="DIR",
                        help="write the challenge's per-case frame number and mask")
@@ -71,18 +71,21 @@ def cmd_score(args) -> int:
         from ..runs.cluster import import_ray
         import_ray()
         paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
-    outputs = RunOutputs(args.out, *folders, args.force, args.sidecar_name_only)
+    csv_to_stdout = args.out == Path("-")
+    outputs = RunOutputs(None if csv_to_stdout else args.out, *folders, args.force, args.sidecar_name_only)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     if on_ray:
         return score_on_ray(args, paths, outputs)
     engine = load_engine(args, first_case=paths[0])
-    return score_files(engine, paths, outputs, use_cache=not args.no_cache, threshold=args.threshold)
+    return score_files(engine, paths, outputs, use_cache=not args.no_cache, threshold=args.threshold,
+                       csv_to_stdout=csv_to_stdout)
 
 
 def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool = True,
-                threshold: float | None = None) -> int:
+                threshold: float | None = None, csv_to_stdout: bool = False) -> int:
     """Score each file and write its outputs; a failing file is reported and the others go on.
+    `csv_to_stdout` (`--out -`): the scores CSV goes to standard output, so the summary line goes to stderr.
 
     Exit status: 0, or the highest of the failures' (2 for a bad input, 1 for an output that could
     not be written). A model that gives no usable scores stops the run: it would fail every case.
@@ -96,17 +99,22 @@ def score_files(engine, paths: list[Path], outputs: RunOutputs, use_cache: bool 
     try:
         for case in cases:
             if case.finished:
-                print(f"skipping {case.path.name}: finished earlier ({case.marker})", file=sys.stderr)
+                say(f"skipping {shown(case.path.name)}: finished earlier ({shown(case.marker)})")
                 continue
             try:
                 result = score_file(engine, case, use_cache, threshold)
             except ScoringError:
                 raise
             except FetalIqaError as error:
-                print(f"error: {error}", file=sys.stderr)
+                say_error(error)
                 failures.append(error)
                 continue
-            print(describe_case(case.path, result.rows, result.scored.threshold))
+            if csv_to_stdout:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(result.scored.csv_bytes())
+                say(describe_case(case.path, result.rows, result.scored.threshold))
+            else:
+                print(describe_case(case.path, result.rows, result.scored.threshold))
     finally:
         if outputs.out_dir:
             rebuild_summary(outputs.out_dir)
@@ -134,13 +142,13 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
         prepare_folders(paths, outputs)
         for case in cases:
             if case.finished:
-                say(f"skipping {case.path.name}: finished earlier ({case.marker})")
+                say(f"skipping {shown(case.path.name)}: finished earlier ({shown(case.marker)})")
         todo = [case for case in cases if not case.finished]
         progress = ProgressBar(f"{len(todo)} cases on {pool.size} Ray workers [{info.variant}]", len(todo))
         try:
             for done, result in enumerate(pool.score(todo), 1):
                 if result.error:
-                    say(f"\nerror: {result.error}" if progress.tty else f"error: {result.error}")
+                    say(f"\nerror: {shown(result.error)}" if progress.tty else f"error: {shown(result.error)}")
                     failures.append(result)
                     if result.stops_run:
                         return result.exit_code
@@ -159,6 +167,11 @@ def say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def say_error(error: Exception) -> None:
+    """One `error:` line on stderr; the names in it cannot reach the terminal as control characters."""
+    say(f"error: {shown(error)}")
+
+
 def _absolute(path: Path | None) -> Path | None:
     return Path(os.path.abspath(path)) if path else None
 
@@ -171,7 +184,7 @@ def score_file(engine, case, use_cache: bool, threshold: float | None = None):
 
     def on_open(scored):
         nonlocal progress, throughput
-        progress = ProgressBar(f"{case.path.name} [{engine.description}]", scored.case.layout.n_images)
+        progress = ProgressBar(f"{shown(case.path.name)} [{engine.description}]", scored.case.layout.n_images)
         throughput = Throughput(scored.n_pending)
 
     def on_batch(batch, scored):
@@ -198,4 +211,4 @@ def describe_case(path: Path, rows: list[dict], threshold: float) -> str:
         text = f"sweep {row['sweep']}: frame {row['best_frame']} ({float(row['score']):.3f}"
         text += ")" if row["good"] else f", below the threshold {threshold:.3f}: no good frame)"
         parts.append(text + (f" AC {row['ac_mm']} mm" if row["ac_mm"] else ""))
-    return f"{path.name}: best " + "; ".join(parts)
+    return f"{shown(path.name)}: best " + "; ".join(parts)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .progress import ProgressBar
 from .options import WEIGHTS_HELP, add_model_options, bounded_int, positive_float
+from .score import say_error
 
 DEMO_DISK_PER_FRAME = 260_000  # bytes: a compressed synthetic frame (~150 kB) and its cached 224 x 224 image and mask
 
@@ -109,7 +110,7 @@ def cmd_train(args) -> int:
         config = load_config(args.config) if args.config else fetalclip_config()
         cases = read_cases(args.data_dir)
     except (ModelLoadError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        say_error(error)
         return 2
     weights = None if args.from_scratch else (args.weights or fetalclip_weights())
     if weights is not None and not Path(weights).exists():
@@ -160,7 +161,7 @@ def cmd_evaluate(args) -> int:
         cases = read_cases(args.data_dir)
         model = load_model(model_spec(args))
     except (ModelLoadError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        say_error(error)
         return 2
     chosen = cases if args.split == "all" else split_cases(cases, by_subject=args.split_by_subject)[args.split]
     frames = load_frames(args.data_dir, chosen, None, False, ProgressBar("reading cases", 1).update)
@@ -177,7 +178,7 @@ def _evaluate_challenge(args) -> int:
     try:
         report = evaluate_challenge(args.challenge, args.ground_truth)
     except ChallengeInputError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say_error(error)
         return 2
     _print_report(report, args.out)
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import platformdirs
 
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write, private_folder, remove_stale_parts
+from ..base.fileio import atomic_write, private_folder, read_regular, remove_stale_parts
 from .preprocess import INPUT_SIZE
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,7 @@ def load_scores(content_hash: str, model_identity: str, n_frames: int,
     try:
         if not path.exists():
             return None
-        if not path.is_file():  # a folder, or a FIFO that would block the read forever
-            raise ValueError("not a file")
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(read_regular(path)), allow_pickle=False) as data:  # a FIFO is refused, not read
             stored = (str(data["content_hash"]), str(data["model"]), str(data["variant"]))
             if stored != (content_hash, model_identity, variant):
                 raise ValueError("key mismatch")

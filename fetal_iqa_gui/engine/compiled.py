@@ -42,7 +42,7 @@ from .cache import COMPILED_MANIFEST as MANIFEST
 from .cache import compiled_dir
 from .choice import CPU_EXTRA, installed, runtime_version
 from ..model.task import is_good
-from ..base.fileio import STAGING_PREFIX, atomic_write, private_folder, remove_stale_parts
+from ..base.fileio import STAGING_PREFIX, atomic_write, private_folder, read_regular, remove_stale_parts
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, veri
     if not entry.is_dir():
         return None
     try:
-        manifest = json.loads((entry / MANIFEST).read_text())
+        manifest = json.loads(read_regular(entry / MANIFEST))
         files = manifest["files"]
         if manifest.get("calibrated_on") and "calibration_sha256" not in manifest:
             raise ValueError("an earlier version's manifest, which names the sweep it was calibrated on")

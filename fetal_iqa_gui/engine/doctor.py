@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import __version__
 from .cache import COMPILED_MANIFEST, cache_dir, compiled_dir
 from ..case.demo import demo_folder
+from ..base.fileio import read_regular
 from ..base.resources import fetalclip_weights, log_file, weights_dirs
 from .cpu import cpu_model, default_threads, physical_cores, usable_cpus
 
@@ -50,7 +51,7 @@ def _converted_models() -> str:
     found = []
     for manifest in sorted(folder.glob(f"*/{COMPILED_MANIFEST}")):
         try:
-            entry = json.loads(manifest.read_text())
+            entry = json.loads(read_regular(manifest))
             calibration = kinds.get(entry.get("calibration"))
             found.append(f"{entry['backend']} {entry['precision']}" + (f" (calibrated on {calibration})" if calibration else ""))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

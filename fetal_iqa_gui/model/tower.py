@@ -19,6 +19,7 @@ from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from open_clip.transformer import VisionTransformer
 
 from ..base.errors import ModelLoadError, choice
+from ..base.fileio import read_regular
 from ..base.resources import user_weights_dir
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def load_config(path: str | os.PathLike) -> dict:
     """An open_clip CLIP config (embed_dim, vision_cfg, ...) from JSON."""
     path = Path(path)
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_regular(path))
     except FileNotFoundError:
         raise ModelLoadError(path, "the config file does not exist", f"Check {choice('config')}.") from None
     except (OSError, ValueError) as error:

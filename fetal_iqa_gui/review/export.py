@@ -6,8 +6,6 @@ asked to. The PNG holds the original pixels at native resolution; an overlay cop
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import struct
@@ -25,6 +23,7 @@ from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from ..base.errors import ExportRefused
 from ..model.task import is_good
 from ..base.fileio import atomic_write, safe_name, write_image, write_together
+from ..base.text import csv_bytes
 from ..case.case import Case
 from ..case.measure import implausible_ac
 
@@ -192,13 +191,16 @@ def score_rows(case: Case, scores: np.ndarray, threshold: float, mask_area_px: n
         yield row
 
 
+def scores_csv(case: Case, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None) -> bytes:
+    """The scores CSV's bytes: one row a frame (`score_rows`)."""
+    columns = SCORE_COLUMNS + (("mask_area_px",) if mask_area_px is not None else ())
+    return csv_bytes(columns, score_rows(case, scores, threshold, mask_area_px))
+
+
 def write_scores_csv(path: str | Path, case: Case, scores: np.ndarray, threshold: float,
                      mask_area_px: np.ndarray | None = None, overwrite: bool = False) -> Path:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS + (("mask_area_px",) if mask_area_px is not None else ()))
-    writer.writerows(score_rows(case, scores, threshold, mask_area_px))
-    return atomic_write(path, lambda f: f.write(text.getvalue().encode()), overwrite)
+    data = scores_csv(case, scores, threshold, mask_area_px)
+    return atomic_write(path, lambda f: f.write(data), overwrite)
 
 
 def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: np.ndarray | None,

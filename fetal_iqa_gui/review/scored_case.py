@@ -16,7 +16,7 @@ import numpy as np
 
 from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
-from .export import ModelInfo, export_frame, overlay_image, write_challenge_output, write_scores_csv
+from .export import ModelInfo, export_frame, overlay_image, scores_csv, write_challenge_output, write_scores_csv
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
 from ..engine.preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
@@ -254,6 +254,10 @@ class ScoredCase:
             if on_frame:
                 on_frame(done + 1, len(frames))
         return report
+
+    def csv_bytes(self) -> bytes:
+        """The scores CSV, as `write_csv` writes it (for standard output)."""
+        return scores_csv(self.case, self.scores, self.threshold, self.mask_area_px)
 
     def write_csv(self, path: str | Path, overwrite: bool = False) -> Path:
         return write_scores_csv(path, self.case, self.scores, self.threshold, self.mask_area_px, overwrite)

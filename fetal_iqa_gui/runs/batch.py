@@ -13,8 +13,6 @@ and not empty.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -24,8 +22,10 @@ from pathlib import Path
 from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from ..base.errors import FetalIqaError
 from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
-from ..base.fileio import atomic_write, check_writable, remove_stale_parts, safe_name
+from ..base.fileio import (NotRegularFile, atomic_write, check_replaceable, check_writable, read_regular,
+                           remove_stale_parts, safe_name)
 from ..review.scored_case import ScoredCase
+from ..base.text import csv_bytes
 from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from ..case.case import case_id
 
@@ -155,6 +155,11 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
         if real in inputs or folder:
             where = "one of the inputs" if real in inputs else f"inside the input DICOM folder '{folder}'"
             raise OutputRefused(target, f"it is {where}", f"Choose another {option}.")
+        try:
+            if target != outputs.export_dir:  # the one folder among them
+                check_replaceable(target)
+        except NotRegularFile as error:  # never replaced, not even with --force
+            raise OutputRefused(target, error.strerror, f"Choose another {option}.") from None
     if outputs.export_dir:
         _check_export_names(paths, outputs.export_dir)
     if outputs.force:
@@ -275,7 +280,7 @@ def challenge_files(challenge_dir: Path | None, path: Path) -> list[Path]:
 def read_marker(path: Path) -> dict | None:
     """A case's marker, or None where there is none or it is damaged (then nothing is known of the case)."""
     try:
-        marker = json.loads(path.read_text())
+        marker = json.loads(read_regular(path))
     except (OSError, ValueError):
         return None
     valid = (isinstance(marker, dict) and marker.get("version") == MARKER_VERSION
@@ -312,13 +317,9 @@ def summary_rows(scored: ScoredCase) -> list[dict]:
 
 
 def write_summary(path: Path, rows: list[dict]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    data = text.getvalue().encode()
+    data = csv_bytes(SUMMARY_COLUMNS, [[row.get(column, "") for column in SUMMARY_COLUMNS] for row in rows])
     try:
-        if path.read_bytes() == data:
+        if read_regular(path) == data:
             return  # a rerun that finished nothing new leaves the summary as it was
     except OSError:
         pass

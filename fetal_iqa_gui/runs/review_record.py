@@ -26,7 +26,7 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write
+from ..base.fileio import atomic_write, read_regular
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ReviewFile:
 
     def _read(self) -> Contents:
         try:
-            data = self.path.read_bytes()
+            data = read_regular(self.path)  # a FIFO put here never blocks the window
         except FileNotFoundError:
             return Contents()
         except OSError as error:  # not damaged, only unreadable now: never overwritten

@@ -9,7 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from fetal_iqa_gui.base.errors import WriteError
-from fetal_iqa_gui.base.fileio import atomic_write, remove_stale_parts, write_image, write_together
+from fetal_iqa_gui.base.fileio import (NotRegularFile, atomic_write, read_regular, remove_stale_parts, write_image,
+                                       write_together)
 
 
 def contents(folder):
@@ -160,3 +161,41 @@ def test_stale_leftovers_of_killed_writes_are_removed_and_nothing_else(tmp_path)
     assert sorted(remove_stale_parts(tmp_path, older_than_minutes=30)) == sorted([stale_file, stale_folder])
     assert sorted(tmp_path.iterdir()) == sorted(kept)
     assert remove_stale_parts(tmp_path / "missing") == []
+
+
+# -- special files (issue 29): only regular files are read or replaced --------------------------
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda path: os.symlink(os.devnull, path)])
+def test_replacing_is_refused_for_anything_but_a_regular_file(tmp_path, make):
+    target = tmp_path / "scores.csv"
+    make(target)
+    for write in (lambda: atomic_write(target, writes(b"x"), overwrite=True),
+                  lambda: write_image(sitk.Image([2, 2], sitk.sitkUInt8), tmp_path / "scores.csv", overwrite=True)):
+        with pytest.raises(WriteError, match="it is not a regular file"):
+            write()
+    assert not target.is_file() or target.is_symlink()  # still the pipe or the link
+    assert sorted(os.listdir(tmp_path)) == ["scores.csv"]  # no temporary file left
+
+
+def test_a_pipe_is_refused_unread_instead_of_blocking(tmp_path):
+    os.mkfifo(tmp_path / "marker.json")
+    with pytest.raises(NotRegularFile, match=r"a pipe \(FIFO\)"):
+        read_regular(tmp_path / "marker.json")  # a plain read would wait for a writer forever
+    (tmp_path / "file").write_bytes(b"kept")
+    assert read_regular(tmp_path / "file") == b"kept"
+
+
+def test_the_review_file_as_a_pipe_neither_blocks_the_worklist_nor_is_replaced(tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+    from fetal_iqa_gui.case.loading import load_case
+    from fetal_iqa_gui.review.export import ModelInfo
+    from fetal_iqa_gui.review.scored_case import ScoredCase
+    from fetal_iqa_gui.runs.worklist import REVIEW_FILE, Worklist
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((3, 8, 8), 9, np.uint8)), str(tmp_path / "a.mha"))
+    os.mkfifo(tmp_path / REVIEW_FILE)
+    worklist = Worklist(tmp_path)  # read as no review (a FIFO would block the read)
+    case = load_case(tmp_path / "a.mha")
+    with pytest.raises(WriteError):
+        worklist.mark_reviewed(tmp_path / "a.mha", ScoredCase(case, ModelInfo("m", "id", 0.5), np.full(3, 0.9, np.float32)))
+    assert (tmp_path / REVIEW_FILE).is_fifo()

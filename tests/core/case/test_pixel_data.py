@@ -1,0 +1,86 @@
+"""Pixel data that does not cover what the header declares (issue 29): refused before decoding, with
+the numbers, instead of opening the missing frames as whatever was in memory."""
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import RLELossless
+
+from fetal_iqa_gui.case.loading import CaseLoadError, load_case
+from fetal_iqa_gui.cli import main
+from tests.support import write_dicom_series, write_us_dicom
+
+FRAMES = (np.arange(5 * 64 * 64, dtype=np.uint32).reshape(5, 64, 64) % 200 + 1).astype(np.uint8)
+
+
+def edited(path, **attributes):
+    """The DICOM file at `path` with its header's attributes changed (its pixel data kept as it is)."""
+    header = pydicom.dcmread(path)
+    for keyword, value in attributes.items():
+        setattr(header, keyword, value)
+    header.save_as(path)
+    return path
+
+
+def compressed(path):
+    header = pydicom.dcmread(path)
+    header.compress(RLELossless, encoding_plugin="pydicom")
+    header.save_as(path)
+    return path
+
+
+def refusal(path) -> str:
+    with pytest.raises(CaseLoadError) as error:
+        load_case(path)
+    return str(error.value)
+
+
+def test_a_dicom_declaring_more_frames_than_it_holds_is_refused_with_the_numbers(tmp_path, capsys):
+    path = edited(write_us_dicom(tmp_path / "short.dcm", FRAMES), NumberOfFrames=50)
+    assert refusal(path).startswith("Cannot open 'short.dcm': it declares 50 frames of 64 x 64 px (204800 bytes) "
+                                    "but holds 20480 bytes of pixel data.")
+    assert main(["info", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "holds 20480 bytes of pixel data" in err
+
+
+def test_a_dicom_cut_short_inside_its_pixel_data_is_refused(tmp_path):
+    path = write_us_dicom(tmp_path / "cut.dcm", FRAMES)
+    path.write_bytes(path.read_bytes()[:-4096])  # the last frame lost in the copy
+    assert "Cannot open 'cut.dcm'" in refusal(path)
+
+
+def test_a_dicom_holding_more_pixel_data_than_declared_is_refused(tmp_path):
+    path = edited(write_us_dicom(tmp_path / "long.dcm", FRAMES), NumberOfFrames=2)
+    assert "it declares 2 frames of 64 x 64 px (8192 bytes) but holds 20480 bytes of pixel data" in refusal(path)
+
+
+def test_a_compressed_dicom_declaring_more_frames_than_fragments_is_refused(tmp_path):
+    path = edited(compressed(write_us_dicom(tmp_path / "rle.dcm", FRAMES)), NumberOfFrames=50)
+    assert "it declares 50 frames of 64 x 64 px but its compressed pixel data holds 5 fragments" in refusal(path)
+
+
+def test_whole_dicom_files_still_open_frame_for_frame(tmp_path):
+    native = load_case(write_us_dicom(tmp_path / "native.dcm", FRAMES))
+    rle = load_case(compressed(write_us_dicom(tmp_path / "rle.dcm", FRAMES)))
+    assert np.array_equal(native.frames, FRAMES) and np.array_equal(rle.frames, FRAMES)
+
+
+def test_a_series_with_one_slice_short_of_pixels_is_refused_naming_the_slice(tmp_path):
+    folder = write_dicom_series(tmp_path / "series", FRAMES)
+    slice_file = folder / "slice002.dcm"
+    header = pydicom.dcmread(slice_file)
+    header.PixelData = header.PixelData[:1024]
+    header.save_as(slice_file)
+    assert refusal(folder).startswith("Cannot open 'series': its file 'slice002.dcm': it declares 1 frame of "
+                                      "64 x 64 px (4096 bytes) but holds 1024 bytes of pixel data.")
+
+
+@pytest.mark.parametrize("name,header", [
+    ("short.mha", b"ObjectType = Image\nNDims = 3\nDimSize = 64 64 50\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+    ("short.nrrd", b"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 64 64 50\nencoding: raw\n\n")])
+def test_raw_volumes_shorter_than_declared_are_refused(tmp_path, name, header):
+    """Checked already by ITK (it reads the declared bytes and fails short of them): kept that way."""
+    path = tmp_path / name
+    path.write_bytes(header + FRAMES.tobytes())
+    assert "the file is truncated or corrupt" in refusal(path)
