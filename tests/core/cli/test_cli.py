@@ -423,3 +423,42 @@ def test_the_cache_keeps_each_precisions_scores_apart(sweep_path, tiny_cls_path,
     scores = score_to_csv(sweep_path, tmp_path / "fp32.csv", *model, "--precision", "fp32")
     images, reference = fp32_reference
     np.testing.assert_allclose(scores[images], reference, atol=1e-4)
+
+
+class _ClosedPipe:
+    """Standard output read by a program that stopped reading (`| head -1`)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self):
+        import io
+        raise io.UnsupportedOperation("no file descriptor")
+
+
+def test_a_closed_pipe_ends_quietly_in_process(small_dataset, monkeypatch, capsys):
+    good = next((small_dataset / synthetic.IMAGES_DIR).glob("*.mha"))
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["info", str(good)]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_measure_refuses_a_frame_outside_the_volume(tmp_path, capsys):
+    volume = np.zeros((3, 40, 40), np.uint8)
+    volume[0, 10:30, 10:30] = 1
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "masks.mha"))
+    assert main(["measure", str(tmp_path / "masks.mha"), "--frame", "5"]) == 2
+    assert "--frame must be within 0..2" in capsys.readouterr().err
+
+
+def test_doctor_and_gui_run_in_process(monkeypatch, capsys):
+    import fetal_iqa_gui.gui.app as app
+    assert main(["doctor"]) == 0
+    assert "fetal-iqa" in capsys.readouterr().out
+    opened = []
+    monkeypatch.setattr(app, "run", lambda **options: opened.append(options) or 0)
+    assert main(["gui"]) == 0 and main(["demo", "--model", "demo-seg"]) == 0
+    assert opened[0]["demo"] is False and opened[1] == {"case": None, "demo": True, "demo_task": "segmentation"}
