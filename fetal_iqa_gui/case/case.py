@@ -90,6 +90,11 @@ class CaseLayout:
             frames = frames[(frames >= sweep.start) & (frames < sweep.stop)]
         return frames
 
+    def spread_image_frames(self, count: int) -> np.ndarray:
+        """At most `count` image frames spread evenly over the whole case: a sample of what it holds."""
+        images = self.image_frames()
+        return images[np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).astype(int))]
+
     def sweeps_touching(self, frames: np.ndarray | None) -> list[Sweep]:
         """The sweeps holding any of `frames` (all of them for None): what a change of those frames changes."""
         if frames is None:

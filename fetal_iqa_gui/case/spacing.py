@@ -51,6 +51,10 @@ class Spacing:
                 "pixel_spacing_note": self.note}
 
 
+def _positive(*values: float) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
 def given(mm: tuple[float, float], source: str) -> Spacing:
     return Spacing((float(mm[0]), float(mm[1])), source)
 
@@ -63,7 +67,7 @@ def from_itk(spacing: tuple[float, ...], what: str) -> Spacing:
     """ITK's in-plane spacing of a non-DICOM file (`what`: its format, for the source's words)."""
     sx = float(spacing[0])
     sy = float(spacing[1]) if len(spacing) > 1 else sx
-    if (sx, sy) == (1.0, 1.0) or not all(math.isfinite(v) and v > 0 for v in (sx, sy)):
+    if (sx, sy) == (1.0, 1.0) or not _positive(sx, sy):
         return Spacing(None, f"the {what} states no calibration")
     return Spacing((sx, sy), f"the {what}'s header")
 
@@ -91,9 +95,7 @@ def _pair(value) -> tuple[float, float] | None:
         row, column = (float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    if not all(math.isfinite(v) and v > 0 for v in (row, column)):
-        return None
-    return column, row
+    return (column, row) if _positive(row, column) else None
 
 
 def _pixel_spacing(header) -> Spacing | None:
@@ -124,7 +126,7 @@ def _region_spacing(header) -> Spacing | None:
         if region.get("RegionSpatialFormat") != _AREA or units != (CM, CM) or dx is None or dy is None:
             continue
         dx, dy = abs(float(dx)) * 10, abs(float(dy)) * 10  # cm -> mm; a negative delta only flips the axis
-        if not all(math.isfinite(v) and v > 0 for v in (dx, dy)):
+        if not _positive(dx, dy):
             continue
         box = [region.get(name) for name in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
                                               "RegionLocationMaxY1")]

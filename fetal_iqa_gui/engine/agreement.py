@@ -78,9 +78,7 @@ def check_frames(sample: str | Path | None, first_case: Callable | None) -> tupl
         from ..case.case import Case
         from ..case.synthetic import make_case
         case, where = Case.from_array(make_case(7, frames_per_sweep=24).frames), "a synthetic sweep"
-    images = case.layout.image_frames()
-    chosen = images[np.unique(np.linspace(0, len(images) - 1, min(CHECK_FRAMES, len(images))).astype(int))]
-    return case.frames[chosen], where
+    return case.frames[case.layout.spread_image_frames(CHECK_FRAMES)], where
 
 
 def compare(model, reference, candidate, where: str) -> Verdict:

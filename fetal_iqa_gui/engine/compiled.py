@@ -254,7 +254,7 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
     if frames is not None:  # torch's outputs to check int8 against, while torch's module is here
         calibration, held_back = frames[0::2], frames[1::2]
         with torch.inference_mode():
-            reference = _batched(lambda images: module(torch.from_numpy(images)).float().numpy(), held_back)
+            reference = batched(lambda images: module(torch.from_numpy(images)).float().numpy(), held_back)
     onnx_path = export_onnx(module, work / "model.onnx")
     module = None  # with the release below, torch's copy of the weights goes
     model.release()
@@ -326,9 +326,7 @@ def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
 def case_frames(sweep, count: int = 64) -> np.ndarray:
     """`count` image frames spread over a sweep (padding left out), as model input."""
     from .preprocess import frames_to_tensor
-    images = sweep.layout.image_frames()
-    chosen = images[np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).astype(int))]
-    return frames_to_tensor(sweep.frames[chosen]).numpy()
+    return frames_to_tensor(sweep.frames[sweep.layout.spread_image_frames(count)]).numpy()
 
 
 def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, bool]:
@@ -346,7 +344,7 @@ def agrees(model, reference: np.ndarray, candidate: np.ndarray) -> tuple[float, 
     return float(np.mean(same)), int(np.argmax(ours)) == int(np.argmax(theirs))
 
 
-def _batched(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, size: int = 8) -> np.ndarray:
+def batched(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, size: int = 8) -> np.ndarray:
     """`run`'s outputs for `images`, `size` at a time (a ViT-L/14's activations for all at once
     would take gigabytes)."""
     return np.concatenate([run(images[i:i + size]) for i in range(0, len(images), size)])
@@ -366,7 +364,7 @@ def _ov_int8(model, ov_model, calibration: np.ndarray, held_back: np.ndarray, re
         quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(samples), advanced_parameters=advanced)
         compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        output = _batched(lambda images: compiled(images)[0], held_back)
+        output = batched(lambda images: compiled(images)[0], held_back)
         compiled = None  # its memory, before agreement is judged and a second calibration runs
         share, same_best = agrees(model, reference, output)
         log.info("static int8 (SmoothQuant %s) keeps %.1f %% of fp32's decisions, best frame %s",

@@ -24,7 +24,7 @@ from ..model.loading import LoadedModel
 from . import agreement
 from .choice import (COMPILED, EngineSettings, check_backend, cpu_has_bf16, pick_backend, pick_device,
                      pick_precision)
-from .compiled import CompiledModel, compile_model, user_calibration
+from .compiled import CompiledModel, batched, compile_model, user_calibration
 from .cpu import default_threads
 from .int8 import quantize_model
 from .preprocess import frames_to_tensor, normalise_tensor, resize_frames
@@ -162,14 +162,13 @@ def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
 def _fp32_outputs(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
     """The paper's path (fp32, LoRA unmerged) on `frames`: what a fast path is checked against."""
     module = model.module
+    device = next(module.parameters()).device
     with torch.inference_mode():
-        return np.concatenate([module(frames_to_tensor(frames[i:i + 4]).to(next(module.parameters()).device)).float()
-                               .cpu().numpy() for i in range(0, len(frames), 4)])
+        return batched(lambda part: module(frames_to_tensor(part).to(device)).float().cpu().numpy(), frames, 4)
 
 
 def _outputs(engine: Engine, frames: np.ndarray) -> np.ndarray:
-    return np.concatenate([engine.raw(frames[i:i + engine.batch_size]).float().cpu().numpy()
-                           for i in range(0, len(frames), engine.batch_size)])
+    return batched(lambda part: engine.raw(part).float().cpu().numpy(), frames, engine.batch_size)
 
 
 def _place(model: LoadedModel, device: torch.device, backend: str, precision: str, settings: EngineSettings,

@@ -41,19 +41,19 @@ class MeasurementHistory:
         return change
 
     def undo(self, scored: ScoredCase) -> MeasurementChange | None:
-        if not self._done:
-            return None
-        change = self._done.pop()
-        scored.set_calipers(change.frame, list(change.before))
-        self._undone.append(change)
-        return change
+        return self._step(self._done, self._undone, scored, lambda change: change.before)
 
     def redo(self, scored: ScoredCase) -> MeasurementChange | None:
-        if not self._undone:
+        return self._step(self._undone, self._done, scored, lambda change: change.after)
+
+    @staticmethod
+    def _step(source: list, target: list, scored: ScoredCase, calipers_of) -> MeasurementChange | None:
+        """The newest change of `source` applied (its calipers before, or after) and moved to `target`."""
+        if not source:
             return None
-        change = self._undone.pop()
-        scored.set_calipers(change.frame, list(change.after))
-        self._done.append(change)
+        change = source.pop()
+        scored.set_calipers(change.frame, list(calipers_of(change)))
+        target.append(change)
         return change
 
     def clear(self) -> None:
