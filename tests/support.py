@@ -56,7 +56,7 @@ def write_dicom_series(folder, volume):
 
 
 def write_us_dicom(path, frames, regions=(), **attributes):
-    """A multi-frame grey Ultrasound DICOM of (frames, rows, columns) uint8, calibrated as a scanner
+    """A multi-frame Ultrasound DICOM of (frames, rows, columns) grey or (..., 3) RGB uint8, calibrated as a scanner
     calibrates it: `regions`, dicts of Sequence of Ultrasound Regions attributes (PhysicalDeltaX in
     cm ...), and any other attributes by keyword (PixelSpacing=[row, column], ImagerPixelSpacing)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
@@ -79,8 +79,11 @@ def write_us_dicom(path, frames, regions=(), **attributes):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "ABDOMINAL", "0001"]
     ds.FrameTime, ds.FrameIncrementPointer = 33.3, Tag(0x0018, 0x1063)
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape[:3]
+    if frames.ndim == 4:  # colour: (frames, rows, columns, 3), interleaved
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    else:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     items = []
     for values in regions:
@@ -99,3 +102,12 @@ def write_us_dicom(path, frames, regions=(), **attributes):
     ds.PixelData = frames.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path
+
+
+def linearly_scored(path, model):
+    """The case at `path` in 6 equal sweeps, its image frames scored 0 to 1 in order (padding unscored)."""
+    from fetal_iqa_gui.case.loading import load_case
+    from fetal_iqa_gui.review.scored_case import ScoredCase
+    case = load_case(path, sweeps=6)
+    scores = np.where(case.layout.padding, np.nan, np.linspace(0, 1, case.n_frames)).astype(np.float32)
+    return ScoredCase(case, model, scores)

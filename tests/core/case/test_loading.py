@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from fetal_iqa_gui.base.errors import CaseLoadError
 from fetal_iqa_gui.case.case import Case, CaseLayout
 from fetal_iqa_gui.case.loading import load_case
-from tests.support import write_dicom_series
+from tests.support import write_dicom_series, write_us_dicom
 
 
 def write(volume, path, spacing=(0.28, 0.28, 1.0)):
@@ -69,26 +69,6 @@ def test_16_bit_and_float_volumes_are_scaled_by_their_own_range(tmp_path):
         assert np.all(np.diff(sweep.frames.ravel().astype(int)) >= 0)
 
 
-def _dicom_multiframe(path, frames, photometric):
-    pytest.importorskip("pydicom")
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientName = "US", "Test^Synthetic"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape[0], frames.shape[1], frames.shape[2]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = frames.tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
-
-
 @pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL"])
 def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
     frames = np.zeros((3, 16, 20, 3), np.uint8)
@@ -101,7 +81,7 @@ def test_multiframe_colour_dicom_opens_as_grey_frames(tmp_path, photometric):
     else:
         frames[2] = 200
         frames[0] = 1
-    sweep = load_case(_dicom_multiframe(tmp_path / "us.dcm", frames, photometric))
+    sweep = load_case(write_us_dicom(tmp_path / "us.dcm", frames, PhotometricInterpretation=photometric))
     assert sweep.frames.shape == (3, 16, 20)
     expected = [0, 128, 200] if photometric == "YBR_FULL" else [1, 90, 200]
     assert [int(np.median(f)) for f in sweep.frames] == pytest.approx(expected, abs=2)

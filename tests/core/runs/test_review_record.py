@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from fetal_iqa_gui.base.errors import WriteError
-from fetal_iqa_gui.case.loading import load_case
 from fetal_iqa_gui.review.export import ModelInfo
-from fetal_iqa_gui.review.scored_case import ScoredCase
 from fetal_iqa_gui.runs import review_record
 from fetal_iqa_gui.runs import worklist as worklist_module
+from tests.support import linearly_scored
 from fetal_iqa_gui.runs.worklist import NOT_SCORED, REVIEW_FILE, REVIEWED, SCORED, Worklist
 
 MODEL = ModelInfo("tiny", "id-1", 0.5, is_demo=True)
@@ -41,9 +40,7 @@ def as_user(monkeypatch):
 
 
 def scored_case(path):
-    sweep = load_case(path, sweeps=6)
-    scores = np.where(sweep.layout.padding, np.nan, np.linspace(0, 1, sweep.n_frames)).astype(np.float32)
-    return ScoredCase(sweep, MODEL, scores)
+    return linearly_scored(path, MODEL)
 
 
 def states(folder):

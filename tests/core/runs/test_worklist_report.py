@@ -11,6 +11,7 @@ from fetal_iqa_gui.case.measure import Ellipse
 from fetal_iqa_gui.review.report import NOT_A_DEVICE, write_report
 from fetal_iqa_gui.review.scored_case import ScoredCase
 from fetal_iqa_gui.case.loading import load_case
+from tests.support import linearly_scored
 from fetal_iqa_gui.runs.worklist import NOT_SCORED, REVIEW_FILE, REVIEWED, SCORED, Worklist, restore_calipers
 
 MODEL = ModelInfo("tiny", "id-1", 0.5, is_demo=True)
@@ -27,9 +28,7 @@ def folder(tmp_path, small_case):
 
 
 def scored_case(path):
-    sweep = load_case(path, sweeps=6)
-    scores = np.where(sweep.layout.padding, np.nan, np.linspace(0, 1, sweep.n_frames)).astype(np.float32)
-    return ScoredCase(sweep, MODEL, scores)
+    return linearly_scored(path, MODEL)
 
 
 def test_a_review_is_kept_beside_the_sweeps_and_restored(folder):
