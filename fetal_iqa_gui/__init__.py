@@ -7,4 +7,8 @@ exports), `runs` (one case job; batches, Ray, the worklist), `training`; then th
 `cli` and `gui`. Everything except `gui` is the Qt-free core that both share.
 """
 
+from .base.privacy import no_telemetry
+
+no_telemetry()  # before any dependency that would report usage is imported
+
 __version__ = "0.2.0"  # the only place the version is written (pyproject.toml reads it)

@@ -13,7 +13,7 @@ if [ "$(cat "$VENV/.fetal-iqa-key" 2>/dev/null)" != "$KEY" ]; then
         # these machines carry torch 2.14.1 and a torchvision that imports beside it on local disk
         "$VENV/bin/python" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
     fi
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,cluster]"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,cluster,cpu]"
     echo "$KEY" > "$VENV/.fetal-iqa-key"
 else
     # the checkout may have moved (CI clones anew): point the editable install here, fast

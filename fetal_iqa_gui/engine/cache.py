@@ -45,6 +45,11 @@ def compiled_dir() -> Path:
     return Path(platformdirs.user_cache_dir("fetal-iqa")) / "compiled"
 
 
+def measured_engines_file() -> Path:
+    """What `auto` measured on this computer (engine/measured.py): rates per model shape, no patient."""
+    return Path(platformdirs.user_cache_dir("fetal-iqa")) / "engines.json"
+
+
 def cache_dir() -> Path:
     """The score cache's own folder: in FETAL_IQA_CACHE_DIR when set (a folder of the user's, left as
     it is), else in the user cache folder."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -29,7 +28,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 COMPILED = ("onnxruntime", "openvino")  # compiled CPU runtimes (engine/compiled.py)
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
-CPU_EXTRA = "pip install 'fetal-iqa[cpu]'"
+CPU_EXTRA = "pip install 'fetal-iqa[cpu]'"  # ONNX Runtime; OpenVINO comes with the package where it has wheels
+INSTALL = {"onnxruntime": CPU_EXTRA, "openvino": "pip install openvino nncf"}
 
 
 # -- what `auto` means, as tables -----------------------------------------------------------------
@@ -64,34 +64,25 @@ def _mps() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
-def _avx512() -> bool:
-    import torch
-    return torch.backends.cpu.get_cpu_capability() == "AVX512"
-
-
 DEVICE_RULES = (
     Rule("cuda", "where a CUDA GPU is available", lambda s: _cuda()),
     Rule("mps", "where Apple's MPS is available", lambda s: _mps()),
     Rule("cpu", "", lambda s: True),
 )
+MEASURED = "the fastest"  # what a rule says where `auto` is decided by timing (engine/measured.py)
 BACKEND_RULES = (
     Rule("torch", "on a GPU or at fp16", lambda s: s.device != "cpu" or s.precision == "fp16"),
-    Rule("openvino", f"where OpenVINO is installed ({CPU_EXTRA})", lambda s: installed("openvino")),
-    Rule("onnxruntime", "on an AVX-512 CPU where ONNX Runtime is installed (not at bf16)",
-         lambda s: installed("onnxruntime") and s.precision != "bf16" and _avx512()),
-    Rule("torch", "", lambda s: True),
+    # a CPU's flags do not say what is fast there (bf16 was 4.7x fp32 on one CPU, slower on another)
+    Rule(MEASURED, "of torch and OpenVINO on this CPU, timed once on a block of the model (`fetal-iqa doctor` "
+                   "shows the rates)", lambda s: True),
 )
 PRECISION_RULES = (
-    Rule("int8", "on a compiled backend (OpenVINO, ONNX Runtime)", lambda s: s.backend in COMPILED),
     Rule("bf16", "on a CUDA GPU with native bf16", lambda s: s.device == "cuda" and cuda_has_bf16()),
     Rule("fp16", "on an older CUDA GPU", lambda s: s.device == "cuda"),
-    # bf16 without native support runs several times slower than fp32 on a CPU
-    Rule("bf16", "on a CPU with native bf16 (AVX-512 BF16 or AMX)",
-         lambda s: s.device == "cpu" and cpu_has_bf16()),
-    Rule("int8", "on another CPU (dynamic int8 of every linear layer)", lambda s: s.device == "cpu"),
-    Rule("fp32", "(Apple's MPS)", lambda s: True),
+    Rule("fp32", "on Apple's MPS", lambda s: s.device == "mps"),
+    Rule("int8", "on ONNX Runtime", lambda s: s.backend == "onnxruntime"),
+    Rule(MEASURED, "of fp32, bf16 and int8 on this CPU (timed with the backend)", lambda s: True),
 )
-
 
 def follow(rules: tuple[Rule, ...], situation: Situation) -> str:
     return next(rule.choice for rule in rules if rule.holds(situation))
@@ -217,17 +208,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def pick_backend(name: str, device: torch.device, precision: str) -> str:
-    """The backend `name` means here (BACKEND_RULES). The environment's FETAL_IQA_BACKEND, if it
-    names a backend, is what `auto` means (the tests keep to torch)."""
+    """The backend `name` means here (BACKEND_RULES): MEASURED on a CPU, for `measured.choose`."""
     if name != "auto":
         return name
-    if os.environ.get("FETAL_IQA_BACKEND") in COMPILED + ("torch",):
-        return os.environ["FETAL_IQA_BACKEND"]
     return follow(BACKEND_RULES, Situation(device.type, precision))
 
 
 def pick_precision(precision: str, device: torch.device, backend: str = "torch") -> str:
-    """The precision `precision` means here (PRECISION_RULES), refusing what the device cannot do."""
+    """The precision `precision` means here (PRECISION_RULES), refusing what the device cannot do:
+    MEASURED on a CPU, for `measured.choose`."""
     if precision == "int8" and device.type != "cpu":
         raise EngineChoiceError(None, "int8 runs on the CPU only", f"Choose {choice('precision')} 'auto' or 'bf16' on a GPU.")
     if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16():
@@ -241,7 +230,7 @@ def check_backend(backend: str, device: torch.device, precision: str) -> None:
     """Refuse what a compiled backend cannot do, saying what to choose instead."""
     if not installed(backend):
         raise EngineChoiceError(None, f"{backend} is not installed",
-                                f"Install it with `{CPU_EXTRA}`, or choose {choice('backend')} 'torch'.")
+                                f"Install it with `{INSTALL.get(backend, CPU_EXTRA)}`, or choose {choice('backend')} 'torch'.")
     if device.type != "cpu":
         raise EngineChoiceError(None, f"{backend} runs on the CPU here",
                                 f"Choose {choice('device')} 'cpu', or {choice('backend')} 'torch'.")

@@ -1,7 +1,9 @@
-"""Compiled CPU backends: the merged model exported to ONNX, run by ONNX Runtime or OpenVINO.
+"""Compiled CPU backends: the merged model converted for OpenVINO (from torch directly) or exported
+to ONNX for ONNX Runtime.
 
-Both runtimes are optional (`pip install fetal-iqa[cpu]`): they are imported only here, and only
-when used; without them the engine runs on torch. A conversion (export, quantisation) takes a
+OpenVINO (and NNCF, which quantises) come with the package wherever OpenVINO has wheels; ONNX
+Runtime is optional (`pip install fetal-iqa[cpu]`). Both are imported only here, and only when
+used; without them the engine runs on torch. A conversion (export, quantisation) takes a
 while, so its result is cached on disk in the user cache (`fetal-iqa/compiled/`), keyed by the
 model's identity, the precision and the runtime's version. An entry is written to a temporary
 folder and renamed into place, with a manifest of its files' sha256; one that does not match or
@@ -22,14 +24,17 @@ int8 per runtime:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,11 +45,15 @@ from filelock import FileLock
 
 from .cache import COMPILED_MANIFEST as MANIFEST
 from .cache import compiled_dir
-from .choice import CPU_EXTRA, installed, runtime_version
+from .choice import INSTALL, installed, runtime_version
 from ..model.task import is_good
 from ..base.fileio import STAGING_PREFIX, atomic_write, private_folder, read_regular, remove_stale_parts
 
 log = logging.getLogger(__name__)
+
+# OpenVINO's converter traces torch modules through TorchScript, which torch now announces as going:
+# the user can do nothing about it (set once at import: `catch_warnings` is not thread-safe)
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
 
 FORMAT_VERSION = 1  # bump when a conversion changes: old entries then stop matching
 CONVERTING = ("Converting the model for this CPU, once (minutes for the full model; later starts read it "
@@ -105,19 +114,22 @@ class CompiledModel:
 
 
 def compile_model(model, backend: str, precision: str, threads: int, notify: Callable[[str], None] | None = None,
-                  bf16_native: bool = False, calibration: Calibration = SYNTHETIC) -> CompiledModel:
+                  calibration: Calibration = SYNTHETIC) -> CompiledModel:
     """The model (a `LoadedModel`) converted for `backend` at `precision`, from the cache when it
     holds a sound entry, else converted now (saying so through `notify`) and cached. Static int8
     (OpenVINO) is calibrated on `calibration`'s frames (the demo model: always synthetic ones)."""
     if not installed(backend):
-        raise ModuleNotFoundError(f"{backend} is not installed ({CPU_EXTRA})")
+        raise ModuleNotFoundError(f"{backend} is not installed ({INSTALL[backend]})")
     static_int8 = backend == "openvino" and precision == "int8"
     calibration = SYNTHETIC if model.is_demo or not static_int8 else calibration
     key = hashlib.sha256(f"{FORMAT_VERSION}|{model.identity}|{model.task}|{backend}|{precision}|"
                          f"{runtime_version(backend)}|torch {torch.__version__}"
                          f"{'|' + calibration.key if static_int8 else ''}".encode()).hexdigest()[:32]
     entry = compiled_dir() / key
-    compiled = _load_entry(entry, backend, threads, bf16_native, verify=True)
+    # OpenVINO computes what is not int8 in fp32 (its bf16 hint moved a small model's scores by 0.3):
+    # in bf16 only when asked for, as the agreement checks compare against fp32
+    in_bf16 = precision == "bf16"
+    compiled = _load_entry(entry, backend, threads, in_bf16, verify=True)
     if compiled is not None:
         return compiled
     if notify:
@@ -126,14 +138,14 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
     # one conversion of a model at a time on this computer: Ray's workers start together, and each
     # would convert it (minutes, 4.5 GB each for ViT-L/14); the others wait, then read its entry
     with FileLock(entry.with_suffix(".lock")):
-        compiled = _load_entry(entry, backend, threads, bf16_native, verify=True)
+        compiled = _load_entry(entry, backend, threads, in_bf16, verify=True)
         if compiled is not None:
             return compiled
-        return _convert_into(entry, model, backend, precision, threads, bf16_native,
+        return _convert_into(entry, model, backend, precision, threads, in_bf16,
                              calibration if static_int8 else None)
 
 
-def _convert_into(entry: Path, model, backend: str, precision: str, threads: int, bf16_native: bool,
+def _convert_into(entry: Path, model, backend: str, precision: str, threads: int, in_bf16: bool,
                   calibration: Calibration | None) -> CompiledModel:
     """Convert the model, place it in the cache as `entry` (whole or not at all), and load it;
     `calibration` for static int8 only."""
@@ -156,7 +168,7 @@ def _convert_into(entry: Path, model, backend: str, precision: str, threads: int
             folder.rename(entry)
         except OSError:  # another process placed it first: theirs is as good
             pass
-    compiled = _load_entry(entry, backend, threads, bf16_native, verify=False)  # hashed just now
+    compiled = _load_entry(entry, backend, threads, in_bf16, verify=False)  # hashed just now
     if compiled is None:
         raise RuntimeError(f"the converted model in {entry} does not load")
     compiled.converted_s = time.perf_counter() - started
@@ -172,7 +184,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, verify: bool) -> CompiledModel | None:
+def _load_entry(entry: Path, backend: str, threads: int, in_bf16: bool, verify: bool) -> CompiledModel | None:
     """The cached model, or None when absent, altered or unloadable (then it is removed). What runs
     is checked against the manifest first: OpenVINO's recorded blob when it is there, else the
     model's files (`verify` False: they were hashed a moment ago, when written)."""
@@ -194,7 +206,7 @@ def _load_entry(entry: Path, backend: str, threads: int, bf16_native: bool, veri
             _make_private(entry)  # an entry an earlier version left open to all
             return CompiledModel(backend, manifest["precision"], _ort_session(entry, threads),
                                  calibrated_on=calibration_said(manifest))
-        run = _ov_compiled(entry, threads, bf16_native)
+        run = _ov_compiled(entry, threads, in_bf16)
         recorded = manifest["blob"] if blob_checked else {}
         written = {name: digest for name, digest in _checksums(entry / BLOBS).items() if name not in recorded}
         if written:  # compiled now (other settings, say), not imported: its blob replaces the recorded one
@@ -255,11 +267,11 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
         calibration, held_back = frames[0::2], frames[1::2]
         with torch.inference_mode():
             reference = batched(lambda images: module(torch.from_numpy(images)).float().numpy(), held_back)
-    onnx_path = export_onnx(module, work / "model.onnx")
-    module = None  # with the release below, torch's copy of the weights goes
-    model.release()
-    gc.collect()
     if backend == "onnxruntime":
+        onnx_path = export_onnx(module, work / "model.onnx")
+        module = None  # with the release below, torch's copy of the weights goes
+        model.release()
+        gc.collect()
         import onnx
         if precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -269,7 +281,9 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
         return precision
     import openvino as ov
     fp32 = work / "fp32.xml"
-    ov.save_model(ov.convert_model(onnx_path), fp32, compress_to_fp16=False)
+    ov.save_model(convert_for_openvino(module), fp32, compress_to_fp16=False)
+    module = None  # with the release below, torch's copy of the weights goes
+    model.release()
     gc.collect()
     ov_model = ov.Core().read_model(fp32)  # its weights memory-mapped
     kept = precision
@@ -277,6 +291,20 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
         ov_model, kept = _ov_int8(model, ov_model, calibration, held_back, reference)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
     return kept
+
+
+def convert_for_openvino(module: torch.nn.Module):
+    """The module as an OpenVINO model, converted from torch directly (no ONNX between: it took
+    as long again and two more copies of the weights), any batch size."""
+    import openvino as ov
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused kernel has no OpenVINO form either
+    try:
+        with torch.no_grad():
+            return ov.convert_model(module, example_input=torch.zeros(2, 3, 224, 224),
+                                    input=[ov.PartialShape([-1, 3, 224, 224])])
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def export_onnx(module: torch.nn.Module, path: Path) -> Path:
@@ -309,6 +337,26 @@ def _forget_exported_graph() -> None:
         for name in ("_graph", "_current_node", "_match", "_tracer"):
             if hasattr(matcher, name):
                 setattr(matcher, name, None)
+
+
+@contextlib.contextmanager
+def quiet_nncf():
+    """NNCF with its progress bars (printed on standard output, into the CLI's own output) and its
+    import's notes (torch's "No CUDA runtime is found") kept out of the user's terminal: they go to
+    the log. Conversions run before scoring starts, when nothing else prints."""
+    torch_notes = logging.getLogger("torch.utils.cpp_extension")
+    level = torch_notes.level
+    torch_notes.setLevel(logging.ERROR)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            import nncf
+            nncf.set_log_level(logging.ERROR)
+            yield nncf
+    finally:
+        torch_notes.setLevel(level)
+        if printed.getvalue().strip():
+            log.debug("NNCF printed: %s", printed.getvalue().strip()[-2000:])
 
 
 def calibration_frames(count: int = 64, seed: int = 7) -> np.ndarray:
@@ -355,14 +403,14 @@ def _ov_int8(model, ov_model, calibration: np.ndarray, held_back: np.ndarray, re
     activation of a batch), checked on the `held_back` ones against fp32's `reference` outputs:
     first without SmoothQuant (it moved the demo model's best frame), then with it; int8 weights
     only (activations in float) when neither keeps fp32's decisions and best frame."""
-    import nncf
     import openvino as ov
     samples = [calibration[i:i + 1] for i in range(len(calibration))]
     for smooth_quant in (-1, 0.95):
-        advanced = nncf.AdvancedQuantizationParameters(
-            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=smooth_quant))
-        quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(samples), advanced_parameters=advanced)
+        with quiet_nncf() as nncf:
+            advanced = nncf.AdvancedQuantizationParameters(
+                smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=smooth_quant))
+            quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(samples), advanced_parameters=advanced)
         compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         output = batched(lambda images: compiled(images)[0], held_back)
         compiled = None  # its memory, before agreement is judged and a second calibration runs
@@ -374,7 +422,8 @@ def _ov_int8(model, ov_model, calibration: np.ndarray, held_back: np.ndarray, re
         del quantized
         gc.collect()
     log.warning("static int8 changes the model's decisions: using int8 weights only")
-    return nncf.compress_weights(ov_model), "int8-weights"
+    with quiet_nncf() as nncf:
+        return nncf.compress_weights(ov_model), "int8-weights"
 
 
 def _ort_session(entry: Path, threads: int):
@@ -388,10 +437,10 @@ def _ort_session(entry: Path, threads: int):
     return lambda images: session.run(None, {name: images})[0]
 
 
-def _ov_compiled(entry: Path, threads: int, bf16_native: bool):
+def _ov_compiled(entry: Path, threads: int, in_bf16: bool):
     import openvino as ov
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "bf16" if bf16_native else "f32", "CACHE_DIR": str(entry / BLOBS)}
+              "INFERENCE_PRECISION_HINT": "bf16" if in_bf16 else "f32", "CACHE_DIR": str(entry / BLOBS)}
     # from the path: on a cache hit OpenVINO imports the blob without reading the model's files
     compiled = ov.Core().compile_model(str(entry / "model.xml"), "CPU", config)
     request = compiled.create_infer_request()

@@ -24,7 +24,7 @@ PACKAGES = (("open_clip", "open_clip_torch"), ("peft", "peft"), ("numpy", "numpy
 def report(qt_version: str, settings_file: str | None) -> str:
     """The report. The caller, which may load Qt, tells Qt's version (or why it cannot load) and
     where the settings are stored."""
-    rows = [("fetal-iqa", f"{__version__} ({Path(__file__).parent})"),
+    rows = [("fetal-iqa", f"{__version__} ({Path(__file__).parents[1]})"),
             ("Python", f"{platform.python_version()} ({sys.executable})"),
             ("System", platform.platform())]
     rows += _torch_rows()
@@ -88,13 +88,30 @@ def _cpu_rows() -> list[tuple[str, str]]:
         import torch
 
         from .choice import cpu_has_bf16, pick_device, pick_precision
+        from .measured import FORCE_VARIABLE, forced, kept_choices
     except Exception as error:
         return rows + [("Auto engine", f"unknown: the model's libraries cannot be imported ({error})")]
     features = [torch.backends.cpu.get_cpu_capability(), f"native bf16 {'yes' if cpu_has_bf16() else 'no'}"]
     vnni = getattr(torch.cpu, "_is_vnni_supported", None)
     if vnni:
         features.append(f"VNNI (fast int8) {'yes' if vnni() else 'no'}")
+    rows += [("CPU features", ", ".join(features)), ("Runtimes", _runtimes())]
     device = pick_device("auto")
-    rows += [("CPU features", ", ".join(features)),
-             ("Auto engine", f"{device.type.upper()} {pick_precision('auto', device)}")]
-    return rows
+    if device.type != "cpu":
+        return rows + [("Auto engine", f"{device.type.upper()} {pick_precision('auto', device)} (torch)")]
+    backend, precision = forced()
+    if backend or precision:
+        return rows + [("Auto engine", f"{backend or 'torch'} {precision or 'fp32'} (forced by {FORCE_VARIABLE})")]
+    measured = kept_choices()
+    return rows + [("Auto engine", "; ".join(measured) if measured else
+                    "not measured on this computer yet: the first scoring times torch and OpenVINO on a block of the "
+                    "model, once (seconds)")]
+
+
+def _runtimes() -> str:
+    """Every runtime the engine may use, with its version, and whether `auto` may choose it."""
+    said = []
+    for label, dist in (("torch", "torch"), ("OpenVINO", "openvino"), ("NNCF (OpenVINO int8)", "nncf"),
+                        ("ONNX Runtime (chosen by name only)", "onnxruntime")):
+        said.append(f"{label} {_version(dist)}")
+    return ", ".join(said)

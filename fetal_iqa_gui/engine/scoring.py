@@ -22,7 +22,8 @@ from ..base.errors import FetalIqaError, ScoringError, choice
 from ..case.case import Case
 from ..model.loading import LoadedModel
 from . import agreement
-from .choice import (COMPILED, EngineSettings, check_backend, cpu_has_bf16, pick_backend, pick_device,
+from . import measured
+from .choice import (COMPILED, MEASURED, EngineSettings, check_backend, pick_backend, pick_device,
                      pick_precision)
 from .compiled import CompiledModel, batched, compile_model, user_calibration
 from .cpu import default_threads
@@ -58,6 +59,7 @@ class Engine:
     backend: str = "torch"
     compiled: CompiledModel | None = None  # the converted model a compiled backend runs
     notice: str | None = None  # for the first batch: something the user should know about the engine
+    chosen: measured.Choice | None = None  # what `auto` measured to choose it, where it did
 
     @property
     def dtype(self) -> torch.dtype:
@@ -122,8 +124,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     (called only then: the case about to be scored), else on synthetic frames. A SEG model's fast
     path is used only if it keeps fp32's masks on those frames (`agreement`); else fp32 scores."""
     device = pick_device(settings.device)
-    backend = pick_backend(settings.backend, device, settings.precision)
-    precision = pick_precision(settings.precision, device, backend)
+    backend, precision, chosen = _choose(model, device, settings, settings.backend, notify)
     first_case = _once(first_case)
     variant = f"{device.type}-{precision}-{backend}"
     check = agreement.needs_check(model, precision, backend)
@@ -140,6 +141,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         log.info("%s %s fp32's masks: %s", engine.description, "keeps" if verdict.kept else "changes",
                  verdict.describe())
     if verdict is None or verdict.kept:
+        engine.chosen = chosen
         return engine
     what = engine.description if engine else f"{device.type.upper()} {precision} ({backend})"
     log.warning("%s changes the segmentation masks (%s): scoring in fp32", what, verdict.describe())
@@ -149,6 +151,22 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     engine.notice = (f"{what} changed the segmentation model's masks ({verdict.describe()}); scoring in fp32 "
                      f"instead, which keeps the measurement (slower).")
     return engine
+
+
+def _choose(model: LoadedModel, device: torch.device, settings: EngineSettings, backend: str,
+            notify) -> tuple[str, str, measured.Choice | None]:
+    """(backend, precision, what `auto` measured) for `settings` on `device` (`backend`: the
+    settings' or the one a fallback allows). On a CPU whatever is left to `auto` is the fastest
+    installed engine that fits the rest, as timed on this computer (engine/measured.py)."""
+    backend = pick_backend(backend, device, settings.precision)
+    precision = pick_precision(settings.precision, device, backend)
+    if MEASURED not in (backend, precision):
+        return backend, precision, None
+    chosen = measured.choose(model.module, settings.threads or default_threads(),
+                             "auto" if backend == MEASURED else backend,
+                             "auto" if precision == MEASURED else precision, notify)
+    log.info("auto on this CPU: %s", chosen.describe())
+    return chosen.backend, chosen.precision, chosen
 
 
 def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
@@ -179,7 +197,7 @@ def _place(model: LoadedModel, device: torch.device, backend: str, precision: st
         check_backend(backend, device, precision)
         torch.set_num_threads(threads)
         try:
-            compiled = compile_model(model, backend, precision, threads, notify, bf16_native=cpu_has_bf16(),
+            compiled = compile_model(model, backend, precision, threads, notify,
                                      calibration=user_calibration(settings.calibration, first_case))
         except FetalIqaError:  # e.g. an unreadable calibration sweep: the user's to fix, not a fallback
             raise
@@ -189,7 +207,7 @@ def _place(model: LoadedModel, device: torch.device, backend: str, precision: st
                                    f"Choose {choice('backend')} 'torch' or 'auto'.") from error
             log.warning("%s failed (%s); scoring with torch", backend, error)
             notice = f"{backend} could not convert the model; scoring with torch instead (slower)."
-            backend, precision = "torch", pick_precision(settings.precision, device)
+            backend, precision, _ = _choose(model, device, settings, "torch", None)
         else:
             model.release()  # the compiled model scores: torch's copy of the weights is not needed
             batch = settings.batch_size or 8

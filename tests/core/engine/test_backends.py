@@ -157,7 +157,7 @@ def test_compiled_segmentation_gives_torch_masks(tiny_seg_path, frames, own_cach
 
 
 def test_without_runtimes_auto_is_torch_and_a_named_one_is_refused(tiny_cls_path, monkeypatch):
-    monkeypatch.delenv("FETAL_IQA_BACKEND")
+    monkeypatch.delenv("FETAL_IQA_AUTO")
     monkeypatch.setattr(choice, "installed", lambda name: name == "torch")
     monkeypatch.setattr(runtime, "installed", choice.installed)
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 4))
@@ -167,22 +167,16 @@ def test_without_runtimes_auto_is_torch_and_a_named_one_is_refused(tiny_cls_path
     assert "pip install" in str(error.value)
 
 
-def test_auto_takes_onnxruntime_only_on_avx512(monkeypatch):
-    monkeypatch.delenv("FETAL_IQA_BACKEND")
-    monkeypatch.setattr(choice, "installed", lambda name: name != "openvino")
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert choice.pick_backend("auto", cpu, "auto") == "torch"  # its dynamic int8 was slower than torch's there
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    assert choice.pick_backend("auto", cpu, "auto") == "onnxruntime"
-    monkeypatch.setattr(choice, "installed", lambda name: True)
-    assert choice.pick_backend("auto", cpu, "auto") == "openvino"
+def test_auto_on_a_cpu_is_left_to_the_measurement_and_on_a_gpu_is_torch():
+    assert choice.pick_backend("auto", torch.device("cpu"), "auto") == choice.MEASURED
+    assert choice.pick_backend("auto", torch.device("cpu"), "fp16") == "torch"  # only torch runs fp16
+    assert choice.pick_backend("auto", torch.device("cuda"), "auto") == "torch"
 
 
 def test_a_failed_conversion_under_auto_scores_with_torch_and_says_so(tiny_cls_path, small_case, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("exporter failed")
-    monkeypatch.setenv("FETAL_IQA_BACKEND", "onnxruntime")
+    monkeypatch.setenv("FETAL_IQA_AUTO", "onnxruntime:int8")
     monkeypatch.setattr(choice, "installed", lambda name: True)
     monkeypatch.setattr(scoring, "compile_model", broken)
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 4))
@@ -201,8 +195,6 @@ def test_compiled_backends_refuse_gpus_and_fp16(monkeypatch):
         choice.check_backend("openvino", torch.device("cuda"), "bf16")
     with pytest.raises(ScoringError, match="does not run bf16"):
         choice.check_backend("onnxruntime", torch.device("cpu"), "bf16")
-    monkeypatch.delenv("FETAL_IQA_BACKEND")
-    assert choice.pick_backend("auto", torch.device("cuda"), "auto") == "torch"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -229,7 +221,7 @@ def test_int8_calibration_source_is_the_sample_else_the_first_sweep_else_synthet
 
 @pytest.mark.skipif(not choice.installed("openvino"), reason="openvino is not installed")
 def test_an_unreadable_calibration_sweep_is_told_not_replaced_by_torch(tiny_cls_path, tmp_path, own_cache, monkeypatch):
-    monkeypatch.setenv("FETAL_IQA_BACKEND", "openvino")  # auto: would otherwise fall back to torch
+    monkeypatch.setenv("FETAL_IQA_AUTO", "openvino:int8")
     settings = EngineSettings("cpu", "int8", 4, calibration=str(tmp_path / "missing.mha"))
     with pytest.raises(FetalIqaError, match="missing.mha"):
         make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), settings)
