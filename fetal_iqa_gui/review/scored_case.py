@@ -18,7 +18,7 @@ from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
 from .export import (ModelInfo, export_frame, frame_pixels, overlay_image, scores_csv, write_challenge_output,
                      write_scores_csv)
-from .privacy import ImageArea, image_area
+from .privacy import BlankingRefused, ImageArea, image_area
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
 from ..engine.preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
@@ -243,7 +243,7 @@ class ScoredCase:
             return report
         try:
             area = image_area(self.case) if blank else None
-        except ExportRefused as error:
+        except BlankingRefused as error:
             report.problems.append(error)
             return report
         report.blanked = area.blanked if area else None
