@@ -104,6 +104,28 @@ def write_us_dicom(path, frames, regions=(), **attributes):
     return path
 
 
+# A scanner's frame with text burned in around its image: the B-mode region (columns 40-199, rows
+# 30-149 of 240 x 180), calibrated as write_us_dicom's `regions` take it, and bright "text" above and below it
+BURNED_IN_REGION = dict(RegionLocationMinX0=40, RegionLocationMinY0=30, RegionLocationMaxX1=199,
+                        RegionLocationMaxY1=149, PhysicalDeltaX=0.03, PhysicalDeltaY=0.03)
+BURNED_IN_TEXT = 255
+
+
+def burned_in_frames(count=3, rows=180, columns=240):
+    """Speckle everywhere, and bright text above and below BURNED_IN_REGION (a name, a date)."""
+    frames = np.random.default_rng(5).integers(20, 200, (count, rows, columns), dtype=np.uint8)
+    frames[:, 5:20, 10:120] = BURNED_IN_TEXT
+    frames[:, 160:175, 150:230] = BURNED_IN_TEXT
+    return frames
+
+
+def inside_burned_in_region(shape=(180, 240)):
+    """True on the pixels of BURNED_IN_REGION."""
+    keep = np.zeros(shape, bool)
+    keep[30:150, 40:200] = True
+    return keep
+
+
 def linearly_scored(path, model):
     """The case at `path` in 6 equal sweeps, its image frames scored 0 to 1 in order (padding unscored)."""
     from fetal_iqa_gui.case.loading import load_case

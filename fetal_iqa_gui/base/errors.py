@@ -17,7 +17,8 @@ from pathlib import Path
 # how the running front door names the user's choices; without one, in plain words
 _CHOICE_WORDS: dict[str, str] = {}
 PLAIN_WORDS = {"weights": "the FetalCLIP weights", "config": "the model config", "adapter": "the adapter",
-               "model": "the model", "threshold": "the threshold", "force": "replacing outputs"}
+               "model": "the model", "threshold": "the threshold", "force": "replacing outputs",
+               "blank_outside_image": "blanking outside the image"}
 
 
 def choice(name: str) -> str:

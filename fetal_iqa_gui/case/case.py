@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .acouslic import CASE_FRAMES, DEFAULT_SPACING_MM, FRAMES_PER_SWEEP, SWEEPS
-from .spacing import Spacing, given
+from .spacing import Box, Spacing, given
 from .study import Study
 
 
@@ -116,6 +116,7 @@ class Case:
     content_hash: str
     layout: CaseLayout
     study: Study = Study()  # the patient and exam, from a DICOM header; empty otherwise
+    us_regions: tuple[Box, ...] = ()  # where a DICOM header's ultrasound regions lie on the frame; none otherwise
 
     @classmethod
     def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",

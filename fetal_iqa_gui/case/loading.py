@@ -54,8 +54,8 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
     budget = headers.default_memory_budget() if memory_budget is None else memory_budget
     try:
         image, dicom_file = _read_image(path, budget)
-        spacing, study = (read_dicom(dicom_file) if dicom_file
-                          else (from_itk(image.GetSpacing(), _format_name(path)), Study()))
+        spacing, study, regions = (read_dicom(dicom_file) if dicom_file
+                                   else (from_itk(image.GetSpacing(), _format_name(path)), Study(), ()))
         frames = _to_uint8_frames(image)
     except OSError as error:
         raise _unreadable(path, error) from None
@@ -72,7 +72,7 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
         raise CaseLoadError(path, str(error)) from None
     log.info("loaded %s: %d frames of %dx%d, spacing %s", path, len(frames),
              frames.shape[2], frames.shape[1], spacing.describe())
-    return Case(frames, spacing, path, hash_frames(frames), layout, study)
+    return Case(frames, spacing, path, hash_frames(frames), layout, study, regions)
 
 
 def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:

@@ -10,6 +10,9 @@ They are read in that order; one that disagrees with the one used is named in a 
 read by ITK give ITK's spacing, except exactly 1 x 1: what ITK reports when a file states none
 (a PNG, an uncalibrated DICOM), and 1 mm per pixel would make a 744-pixel frame 74 cm deep. A
 spacing that nothing states is unknown: never a default presented as a measurement.
+
+The regions also say where the image lies on the screen (`region_boxes`): what an export keeps
+when it blanks the text a scanner burns in around the image (review/privacy.py).
 """
 
 from __future__ import annotations
@@ -128,9 +131,8 @@ def _region_spacing(header) -> Spacing | None:
         dx, dy = abs(float(dx)) * 10, abs(float(dy)) * 10  # cm -> mm; a negative delta only flips the axis
         if not _positive(dx, dy):
             continue
-        box = [region.get(name) for name in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
-                                              "RegionLocationMaxY1")]
-        area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) if None not in box else 0
+        box = _box(region)
+        area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) if box else 0
         usable.append((region.get("RegionDataType") == _TISSUE, area, number, (dx, dy), box))
     if not usable:
         units = sorted({_UNITS.get(r.get("PhysicalUnitsXDirection"), "unknown units") for r in regions})
@@ -144,8 +146,27 @@ def _region_spacing(header) -> Spacing | None:
     if others:
         note = (f"{len(others)} other region(s) have another calibration (region "
                 f"{', '.join(str(r[2]) for r in others)}); measure inside region {number}"
-                + (f" (x {box[0]}-{box[2]}, y {box[1]}-{box[3]})" if None not in box else ""))
+                + (f" (x {box[0]}-{box[2]}, y {box[1]}-{box[3]})" if box else ""))
     return Spacing(mm, f"{where} (0018,6011)", note)
+
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, corners included, as DICOM states a region
+
+
+def region_boxes(header) -> tuple[Box, ...]:
+    """Where on the screen each ultrasound region lies, calibrated or not: the image the scanner
+    declares, as opposed to the text it burns in around it (an export may blank outside these)."""
+    return tuple(box for region in header.get("SequenceOfUltrasoundRegions", []) or [] if (box := _box(region)))
+
+
+def _box(region) -> Box | None:
+    """A region's corners; None unless it states all four, the first above and left of the second."""
+    corners = [region.get(name) for name in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
+                                             "RegionLocationMaxY1")]
+    if None in corners:
+        return None
+    x0, y0, x1, y1 = (int(value) for value in corners)
+    return (x0, y0, x1, y1) if x0 <= x1 and y0 <= y1 else None
 
 
 def _agree(a: tuple[float, float], b: tuple[float, float]) -> bool:

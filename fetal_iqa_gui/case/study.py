@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .spacing import Spacing, dicom_header_spacing
+from .spacing import Box, Spacing, dicom_header_spacing, region_boxes
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,16 @@ class Study:
         return [(label, getattr(self, name)) for name, label in self.LABELS.items()]
 
 
-def read_dicom(path: Path) -> tuple[Spacing, Study]:
-    """The calibration and the study of a DICOM file's header (its pixels are not read)."""
+def read_dicom(path: Path) -> tuple[Spacing, Study, tuple[Box, ...]]:
+    """The calibration, the study and the ultrasound regions' boxes of a DICOM file's header (its
+    pixels are not read)."""
     import pydicom  # imported here: only DICOM needs it
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as error:  # noqa: BLE001 - ITK read the pixels; an unparsable header only loses these
         log.warning("could not read the DICOM header of %s: %s", path, error)
-        return Spacing(None, "the DICOM header could not be read for its calibration"), Study()
-    return dicom_header_spacing(header), study_of(header)
+        return Spacing(None, "the DICOM header could not be read for its calibration"), Study(), ()
+    return dicom_header_spacing(header), study_of(header), region_boxes(header)
 
 
 def study_of(header) -> Study:

@@ -40,7 +40,8 @@ def positive_float(text: str) -> float:
 
 
 CLI_WORDS = {"weights": "--weights", "config": "--config", "adapter": "--adapter", "model": "--model",
-             "threshold": "--threshold", "force": "--force", **choice_words("cli")}
+             "threshold": "--threshold", "force": "--force", "blank_outside_image": "--blank-outside-image",
+             **choice_words("cli")}
 
 
 def unit_fraction(text: str) -> float:

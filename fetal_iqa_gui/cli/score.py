@@ -38,6 +38,12 @@ def add_score_command(commands) -> None:
                        "finished cases too, replacing their outputs (an input is never replaced)")
     score.add_argument("--sidecar-name-only", action="store_true",
                        help="exported sidecars name the sweep file without its folders (which may name patients)")
+    score.add_argument("--blank-outside-image", action="store_true",
+                       help="exported frames (--export-best) are 0 outside the ultrasound image, which blanks the "
+                       "text scanners burn in around it (institution, date, identifiers): outside the DICOM's "
+                       "ultrasound regions, else outside the ACOUSLIC-AI probe's field of view (744 x 562 px frames "
+                       "only); a case with neither is refused before it is scored. The sidecar says what was "
+                       "blanked (default: off, the frames as recorded)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     add_model_options(score, threshold=True)
     add_engine_options(score)
@@ -72,7 +78,8 @@ def cmd_score(args) -> int:
         import_ray()
         paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
     csv_to_stdout = args.out == Path("-")
-    outputs = RunOutputs(None if csv_to_stdout else args.out, *folders, args.force, args.sidecar_name_only)
+    outputs = RunOutputs(None if csv_to_stdout else args.out, *folders, args.force, args.sidecar_name_only,
+                         args.blank_outside_image)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     if on_ray:

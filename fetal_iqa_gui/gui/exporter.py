@@ -99,7 +99,8 @@ class Exporter(QObject):
         line.hide()  # the frame on screen means nothing on paper
         self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
         line.show()
-        self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()), self)
+        self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()),
+                                   self.settings.blank_outside_image, self)
         self.thread.done.connect(self._report_done)
         self.status.emit(f"Writing the case report to {folder}…")
         self.thread.start()
@@ -111,7 +112,8 @@ class Exporter(QObject):
             self.status.emit(f"The report was not written: {message}")
             self.alert.emit("Export report", message)
             return
-        self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it).")
+        blanked = f", blanked {exported.blanked}" if exported.blanked else ""
+        self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it{blanked}).")
         self.report_written.emit(page)
 
     # -- the work ----------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class Exporter(QObject):
         if folder is None:
             return
         self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
-                                   rename, self.settings.sidecar_name_only, self)
+                                   rename, self.settings.sidecar_name_only, self.settings.blank_outside_image, self)
         self.thread.done.connect(self._done)
         if len(frames) > 1:
             dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)

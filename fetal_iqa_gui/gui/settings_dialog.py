@@ -1,5 +1,5 @@
 """The settings dialog: model files, the engine's settings (a row for each, made from their
-declaration), each kind of model's default threshold, the export folder."""
+declaration), each kind of model's default threshold, the export folder and what an export holds."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
 from .whole_number_box import WholeNumberBox
 
 MODEL_WORDS = {"weights": "FetalCLIP weights", "config": "Model config (JSON)", "adapter": "Adapter"}
+BLANK_WORDS = "blank everything outside the ultrasound image (burned-in text)"
 
 
 def window_words() -> dict[str, str]:
     """How the window names the user's choices in errors' advice."""
     engine = {name: f"Settings > {setting.label}" for name, setting in WINDOW_ENGINE_SETTINGS}
     return {**{name: f"Settings > {label}" for name, label in MODEL_WORDS.items()}, **engine,
-            "model": "the model in Settings", "threads": "fewer CPU threads", "force": "another folder"}
+            "model": "the model in Settings", "threads": "fewer CPU threads", "force": "another folder",
+            "blank_outside_image": f"Settings > {BLANK_WORDS}"}
 
 
 class SettingsDialog(QDialog):
@@ -54,6 +56,13 @@ class SettingsDialog(QDialog):
                                           "the file name alone")
         self.sidecar_name_only.setChecked(settings.sidecar_name_only)
         form.addRow("", self.sidecar_name_only)
+        self.blank_outside_image = QCheckBox(BLANK_WORDS)
+        self.blank_outside_image.setToolTip(
+            "Scanners write the institution, the date and the patient's identifiers as pixels beside the image. "
+            "Exported frames and case reports then show only the image: the DICOM's ultrasound regions, else the "
+            "ACOUSLIC-AI probe's field of view (744 x 562 frames); a recording with neither is not exported")
+        self.blank_outside_image.setChecked(settings.blank_outside_image)
+        form.addRow("", self.blank_outside_image)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -126,4 +135,5 @@ class SettingsDialog(QDialog):
         return replace(self.settings, weights=self.weights.text().strip(), config=self.config.text().strip(),
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
-                       sidecar_name_only=self.sidecar_name_only.isChecked(), **engine, **thresholds)
+                       sidecar_name_only=self.sidecar_name_only.isChecked(),
+                       blank_outside_image=self.blank_outside_image.isChecked(), **engine, **thresholds)

@@ -142,16 +142,16 @@ class ExportThread(QThread):
     done = Signal(object, object)  # ExportReport, folder
 
     def __init__(self, scored: ScoredCase, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
-                 source_name_only: bool = False, parent=None):
+                 source_name_only: bool = False, blank: bool = False, parent=None):
         super().__init__(parent)
         self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename
-        self.source_name_only = source_name_only
+        self.source_name_only, self.blank = source_name_only, blank
 
     def run(self) -> None:
         try:
             report = self.scored.export(self.frames, self.folder, self.overlay, rename=self.rename,
                                         should_stop=self.isInterruptionRequested, on_frame=self.progress.emit,
-                                        source_name_only=self.source_name_only)
+                                        source_name_only=self.source_name_only, blank=self.blank)
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on
             log.exception("export failed")
             report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
@@ -164,14 +164,14 @@ class ReportThread(QThread):
 
     done = Signal(object, object, object)  # the page (None if refused), the ExportReport, the folder
 
-    def __init__(self, scored: ScoredCase, folder: Path, timeline_png: bytes, parent=None):
+    def __init__(self, scored: ScoredCase, folder: Path, timeline_png: bytes, blank: bool = False, parent=None):
         super().__init__(parent)
-        self.scored, self.folder, self.timeline_png = scored, folder, timeline_png
+        self.scored, self.folder, self.timeline_png, self.blank = scored, folder, timeline_png, blank
 
     def run(self) -> None:
         from ..review.report import write_report
         try:
-            page, exported = write_report(self.scored, self.folder, self.timeline_png)
+            page, exported = write_report(self.scored, self.folder, self.timeline_png, blank=self.blank)
         except FetalIqaError as error:
             page, exported = None, ExportReport(problems=[error])
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on

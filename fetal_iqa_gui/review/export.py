@@ -1,7 +1,8 @@
 """Exports: frames as lossless PNG with a JSON sidecar, scores as CSV, the challenge's format.
 
 Every write is atomic (temporary file, then rename) and never replaces an existing file unless
-asked to. The PNG holds the original pixels at native resolution; an overlay copy is optional.
+asked to. The PNG holds the original pixels at native resolution, or, when asked, the same with
+everything outside the image blanked (privacy.py); an overlay copy is optional.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..base.fileio import atomic_write, safe_name, write_image, write_together
 from ..base.text import csv_bytes
 from ..case.case import Case
 from ..case.measure import implausible_ac
+from .privacy import ImageArea, burned_in_annotation
 
 SCORE_COLUMNS = ("frame", "sweep", "padding", "score", "good")
 
@@ -46,6 +48,10 @@ SIDECAR_FIELDS = (
     ("pixel_spacing_source", "where the spacing came from: a DICOM tag, an ultrasound region, the header, the user"),
     ("pixel_spacing_note", "what else the file says of the spacing (calibrations that disagree), or null"),
     ("frame_size_px", "[width, height] of the PNG"),
+    ("pixels_blanked", "which pixels were set to 0 (burned-in text): 'outside the ultrasound region (DICOM US "
+                       "regions)' or 'outside the probe's field of view'; null when the pixels are as recorded"),
+    ("burned_in_annotation", "'NO' when everything outside the image was blanked, else 'YES' (the scanner's text "
+                             "may be in the pixels), as DICOM's Burned In Annotation (0028,0301) says it"),
     ("ac_mm", "abdominal circumference measured on the model's mask, when there is one and the spacing is known"),
     ("ac_warning", "why that AC cannot be a fetus's (outside 50-450 mm, or a sliver of an ellipse), or null"),
     ("calipers", "measurements on the frame: ellipse (AC) and distance calipers, in px and mm, and who placed them"),
@@ -76,8 +82,10 @@ class ModelInfo:
 
 
 def sidecar(case: Case, frame: int, score: float | None, model: ModelInfo, threshold: float,
-            ac_mm: float | None = None, calipers: list | None = None, source_name_only: bool = False) -> dict:
-    """`source_name_only`: name the sweep file without its folders, which may name the patient."""
+            ac_mm: float | None = None, calipers: list | None = None, source_name_only: bool = False,
+            blanked: str | None = None) -> dict:
+    """`source_name_only`: name the sweep file without its folders, which may name the patient;
+    `blanked`: what was blanked of the pixels (`ImageArea.blanked`), None for nothing."""
     sweep = case.layout.sweep_of(frame)
     good = judged(score, threshold)
     values = {
@@ -94,6 +102,8 @@ def sidecar(case: Case, frame: int, score: float | None, model: ModelInfo, thres
         "demo_model": model.is_demo,
         **case.spacing.as_record(),
         "frame_size_px": list(case.frame_size),
+        "pixels_blanked": blanked,
+        "burned_in_annotation": burned_in_annotation(blanked is not None),
         "ac_mm": None if ac_mm is None else round(ac_mm, 2),
         "ac_warning": implausible_ac(ac_mm),
         "calipers": [caliper.record() for caliper in calipers or ()],
@@ -157,8 +167,11 @@ def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) 
 
 def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, threshold: float,
                  out_dir: str | Path, overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
-                 rename: bool = False, calipers: list | None = None, source_name_only: bool = False) -> list[Path]:
+                 rename: bool = False, calipers: list | None = None, source_name_only: bool = False,
+                 area: ImageArea | None = None) -> list[Path]:
     """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
+    With an `area`, every pixel outside it is 0 in the PNG (the overlay is the caller's: made from
+    `frame_pixels`), and the sidecar says so.
 
     The files are written together: all of them or none (a PNG never lacks its sidecar), and a
     refused export writes nothing. An existing name is refused, unless `overwrite`, or `rename`
@@ -172,10 +185,17 @@ def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, 
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
-    document = json.dumps(sidecar(case, frame, score, model, threshold, ac_mm, calipers, source_name_only), indent=2).encode()
-    writers = [lambda f: f.write(png_bytes(case.frames[frame], case.spacing_mm)), lambda f: f.write(document),
+    document = json.dumps(sidecar(case, frame, score, model, threshold, ac_mm, calipers, source_name_only,
+                                  area.blanked if area else None), indent=2).encode()
+    pixels = frame_pixels(case, frame, area)
+    writers = [lambda f: f.write(png_bytes(pixels, case.spacing_mm)), lambda f: f.write(document),
                lambda f: f.write(png_bytes(overlay, case.spacing_mm))]
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
+
+
+def frame_pixels(case: Case, frame: int, area: ImageArea | None = None) -> np.ndarray:
+    """A frame's pixels as every export shows them: as recorded, or blanked outside `area`."""
+    return case.frames[frame] if area is None else area.apply(case.frames[frame])
 
 
 def score_rows(case: Case, scores: np.ndarray, threshold: float, mask_area_px: np.ndarray | None = None):

@@ -1,6 +1,7 @@
 """A case report a clinician can print: for each sweep its chosen frame (PNG + sidecar beside the
 report), the measurements, the scores' timeline, the model, and the "not a medical device" note,
-in one self-contained HTML page (the images are inside it)."""
+in one self-contained HTML page (the images are inside it). Asked to blank what the scanner burns
+in around the image (privacy.py), the page's pictures are blanked as the exported frames are."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 from .. import __version__
 from ..base.fileio import atomic_write
 from .calipers import EllipseCaliper, labels_of
-from .export import png_bytes
+from .export import frame_pixels, png_bytes
+from .privacy import ImageArea, image_area
 from .scored_case import ExportReport, ScoredCase
 
 REPORT_NAME = "report.html"
@@ -32,14 +34,17 @@ def chosen_frames(scored: ScoredCase) -> dict[int, int]:
 
 
 def write_report(scored: ScoredCase, folder: str | Path, timeline_png: bytes | None = None,
-                 overwrite: bool = False) -> tuple[Path, ExportReport]:
-    """The chosen frames' exports and the HTML page, in `folder`; returns the page and the exports."""
+                 overwrite: bool = False, blank: bool = False) -> tuple[Path, ExportReport]:
+    """The chosen frames' exports and the HTML page, in `folder`; returns the page and the exports.
+    `blank`: the frames and the page's pictures are 0 outside the image (`BlankingRefused` when
+    nothing says where it is; nothing is written then)."""
     folder = Path(folder)
+    area = image_area(scored.case) if blank else None
     chosen = chosen_frames(scored)
-    exported = scored.export(list(chosen.values()), folder, overwrite=overwrite)
+    exported = scored.export(list(chosen.values()), folder, overwrite=overwrite, blank=blank)
     if exported.problems:
         raise exported.problems[0]
-    page = render_html(scored, chosen, timeline_png)
+    page = render_html(scored, chosen, timeline_png, area)
     path = atomic_write(folder / f"{scored.case.case_id}_{REPORT_NAME}", lambda f: f.write(page.encode()), overwrite)
     return path, exported
 
@@ -91,6 +96,13 @@ def _study_block(case) -> str:
     return f"<h2>Patient and exam</h2><table class=study>{rows}</table><p><small>{source}</small></p>"
 
 
+def _blanked_note(area: ImageArea | None) -> str:
+    """What the page says of blanked pictures (none: it says nothing)."""
+    if area is None:
+        return ""
+    return f" Every pixel {html.escape(area.blanked)} is blanked here and in the exported frames (burned-in text)."
+
+
 def _model_ac(scored: ScoredCase, frame: int, good: bool) -> str:
     """The model's AC only where the model calls the frame good: below the threshold its mask is
     a speck or a guess, not an abdomen to measure."""
@@ -102,7 +114,8 @@ def _model_ac(scored: ScoredCase, frame: int, good: bool) -> str:
     return html.escape(measurement.describe_ac()) if measurement else "— (no abdomen to measure)"
 
 
-def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes | None) -> str:
+def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes | None,
+                area: ImageArea | None = None) -> str:
     case, model = scored.case, scored.model
     rows, figures = [], []
     for best in scored.best_per_sweep():
@@ -118,7 +131,7 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
         rows.append(f"<tr><td>{best.sweep}</td><td>{frame}</td><td>{float(scored.scores[frame]):.3f}</td>"
                     f"<td>{'✔ good' if good else '✘ below the threshold'}{partly}</td><td>{measured}</td>"
                     f"<td>{_model_ac(scored, frame, good)}</td></tr>")
-        picture = calipers_drawn(case.frames[frame], calipers)
+        picture = calipers_drawn(frame_pixels(case, frame, area), calipers)
         figures.append(_figure(picture, f"Sweep {best.sweep}, frame {frame}" + (", measured" if calipers else "")))
     demo = (" (a demo model trained on synthetic sweeps: not for clinical use)"
             if model and model.is_demo and "demo" not in model.name.lower() else "")
@@ -135,7 +148,7 @@ table.study th {{ text-align: left; background: #eee; }} table.study td {{ min-w
 <h1>Case {html.escape(case.case_id)}</h1>
 {_study_block(case)}
 <p>Source: {html.escape(case.source.name)} (pixels sha256 {case.content_hash[:16]}…), {case.n_frames} frames,
-pixel spacing {html.escape(case.spacing.describe())}.</p>
+pixel spacing {html.escape(case.spacing.describe())}.{_blanked_note(area)}</p>
 <p>Model: {html.escape(model.name if model else 'none')}{demo}; identity {html.escape(model.identity if model else '—')};
 threshold {scored.threshold:.3f}. Frame numbers count from 0.</p>
 <h2>Chosen frame of each sweep</h2>

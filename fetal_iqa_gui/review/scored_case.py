@@ -16,7 +16,9 @@ import numpy as np
 
 from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
-from .export import ModelInfo, export_frame, overlay_image, scores_csv, write_challenge_output, write_scores_csv
+from .export import (ModelInfo, export_frame, frame_pixels, overlay_image, scores_csv, write_challenge_output,
+                     write_scores_csv)
+from .privacy import BlankingRefused, ImageArea, image_area
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
 from ..engine.preprocess import INPUT_SIZE, unsquare_mask
 from .selection import Pick, best_frame, good_runs, largest_area_frame, next_good, smoothed, top_frames
@@ -72,6 +74,7 @@ class ExportReport:
     below_threshold: list[int] = field(default_factory=list)  # of those, marked as not good
     problems: list[FetalIqaError] = field(default_factory=list)
     cancelled: bool = False
+    blanked: str | None = None  # what was blanked of the exported pixels (privacy.py); None: as recorded
 
     @property
     def folder_failed(self) -> bool:
@@ -82,6 +85,8 @@ class ExportReport:
         text = f"Exported {counted(len(self.frames), 'frame')} to {folder}"
         if self.below_threshold:
             text += f" ({len(self.below_threshold)} below the threshold, marked so in their names)"
+        if self.blanked and self.frames:
+            text += f", blanked {self.blanked}"
         text += "."
         if self.cancelled:
             text += " Cancelled: the rest was not exported."
@@ -219,20 +224,29 @@ class ScoredCase:
                 + (f", {measurement.describe_ac()}" if measurement else "")
                 + (" (demo model)" if self.model and self.model.is_demo else ""))
 
-    def overlay_of(self, frame: int, measurement: Measurement | None = None) -> np.ndarray:
-        return overlay_image(self.case.frames[frame], self.caption(frame, measurement), self.mask_of(frame),
-                             measurement.ellipse if measurement else None)
+    def overlay_of(self, frame: int, measurement: Measurement | None = None, area: ImageArea | None = None) -> np.ndarray:
+        return overlay_image(frame_pixels(self.case, frame, area), self.caption(frame, measurement),
+                             self.mask_of(frame), measurement.ellipse if measurement else None)
 
     def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
-               rename: bool = False, should_stop=None, on_frame=None, source_name_only: bool = False) -> ExportReport:
+               rename: bool = False, should_stop=None, on_frame=None, source_name_only: bool = False,
+               blank: bool = False) -> ExportReport:
         """Export frames (PNG + sidecar, optionally an overlay copy); each refusal is reported, not raised.
 
         `on_frame(done, total)` is told after each frame; `should_stop()` is asked before each.
+        `blank`: every pixel outside the image is 0 (privacy.py); a case whose image region
+        nothing states exports nothing.
         """
         report = ExportReport()
         if self.model is None:
             report.problems.append(ExportRefused("the sweep is not scored yet"))
             return report
+        try:
+            area = image_area(self.case) if blank else None
+        except BlankingRefused as error:
+            report.problems.append(error)
+            return report
+        report.blanked = area.blanked if area else None
         frames = [int(f) for f in frames]
         for done, frame in enumerate(frames):
             if should_stop and should_stop():
@@ -242,9 +256,9 @@ class ScoredCase:
             try:
                 report.written += export_frame(
                     self.case, frame, float(self.scores[frame]), self.model, self.threshold, folder,
-                    overlay=self.overlay_of(frame, measurement) if overlay else None,
+                    overlay=self.overlay_of(frame, measurement, area) if overlay else None,
                     ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
-                    calipers=self.calipers.get(frame), source_name_only=source_name_only)
+                    calipers=self.calipers.get(frame), source_name_only=source_name_only, area=area)
             except FetalIqaError as error:
                 report.problems.append(error)
             else:

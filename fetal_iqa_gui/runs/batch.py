@@ -65,11 +65,19 @@ class CaseOutputs:
     challenge_dir: Path | None = None  # the challenge's frame number and mask
     overwrite: bool = False  # replace any existing file (`--force`)
     source_name_only: bool = False  # exported sidecars name the sweep file without its folders
+    blank_outside_image: bool = False  # exported frames are 0 outside the image (review/privacy.py)
+
+    @property
+    def blanks(self) -> bool:
+        """Frames are exported, blanked: what a case must be able to do before it is scored."""
+        return bool(self.export_dir and self.blank_outside_image)
 
     def requested(self) -> dict:
-        """The outputs asked for, as a marker records them: where each kind goes (None: not asked for)."""
+        """The outputs asked for, as a marker records them: where each kind goes (None: not asked for),
+        and blanked frames when asked (an earlier run's frames as recorded do not count as those)."""
         kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir}
-        return {name: _real(value) if value else None for name, value in kinds.items()}
+        requested = {name: _real(value) if value else None for name, value in kinds.items()}
+        return requested | ({"blank_outside_image": True} if self.blanks else {})
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,12 @@ class RunOutputs:
     challenge_dir: Path | None = None
     force: bool = False  # replace existing outputs; with `out_dir`, redo finished cases too
     source_name_only: bool = False
+    blank_outside_image: bool = False
 
     def for_case(self, path: Path) -> CaseOutputs:
         scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
-        return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only)
+        return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only,
+                           self.blank_outside_image)
 
     def marker(self, path: Path) -> Path | None:
         return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
@@ -250,7 +260,7 @@ def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
         scored.write_csv(outputs.scores_csv, overwrite=True)
     if outputs.export_dir:
         report = scored.export(_export_frames(scored), outputs.export_dir, overwrite=True,
-                               source_name_only=outputs.source_name_only)
+                               source_name_only=outputs.source_name_only, blank=outputs.blank_outside_image)
         if report.problems:
             raise report.problems[0]
     if outputs.challenge_dir:

@@ -21,6 +21,7 @@ from ..case.loading import load_case
 from ..engine import cache
 from ..engine.preprocess import INPUT_SIZE
 from ..review.export import ModelInfo
+from ..review.privacy import image_area
 from ..review.scored_case import ScoredCase
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class CaseJob:
             should_stop: Callable[[], bool] | None = None) -> JobResult:
         from ..engine.scoring import score_case
         case = self.case if isinstance(self.case, Case) else load_case(self.case)
+        if self.plan is not None and self.plan.outputs.blanks:
+            image_area(case)  # a case that cannot be blanked is refused now, not after it is scored
         model = ModelInfo.of(self.engine.model)
         scored = read_cached(case, model, self.engine.variant) if self.use_cache else ScoredCase(case, model)
         if self.threshold is not None:

@@ -159,6 +159,44 @@ def test_score_can_name_the_sweep_in_sidecars_by_file_name_only(small_dataset, t
     assert full["source"] == str(case.resolve()) and private["source"] == case.name
 
 
+def test_score_blanks_the_exported_frames_outside_the_image_when_asked_and_redoes_a_case_exported_unblanked(
+        tiny_cls_path, tmp_path, capsys):
+    import cv2
+    from tests.support import BURNED_IN_REGION, burned_in_frames, inside_burned_in_region, write_us_dicom
+    case = write_us_dicom(tmp_path / "ge.dcm", burned_in_frames(), regions=[BURNED_IN_REGION])
+    args = ["score", str(case), "--adapter", str(tiny_cls_path), "--device", "cpu", "--out-dir", str(tmp_path / "out"),
+            "--export-best", str(tmp_path / "best")]
+    assert main(args) == 0
+    png = next((tmp_path / "best").glob("*.png"))
+    assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED)[5:20, 10:120].min() == 255  # the scanner's text, as recorded
+    capsys.readouterr()
+    assert main(args + ["--blank-outside-image"]) == 0
+    assert "skipping" not in capsys.readouterr().err  # frames as recorded are not the blanked frames asked for
+    pixels = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+    assert (pixels[~inside_burned_in_region()] == 0).all() and pixels[inside_burned_in_region()].min() > 0
+    sidecar = json.loads(png.with_suffix(".json").read_text())
+    assert sidecar["pixels_blanked"] == "outside the ultrasound region (DICOM US regions)"
+    assert sidecar["burned_in_annotation"] == "NO"
+    assert main(args + ["--blank-outside-image"]) == 0
+    assert "skipping ge.dcm: finished earlier" in capsys.readouterr().err
+
+
+def test_score_refuses_to_blank_a_frame_whose_image_region_nothing_states_before_scoring_it(tiny_cls_path, tmp_path,
+                                                                                           capsys):
+    from tests.support import burned_in_frames
+    case = tmp_path / "aloka.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(burned_in_frames()), str(case))
+    assert main(["score", str(case), "--adapter", str(tiny_cls_path), "--device", "cpu", "--out-dir",
+                 str(tmp_path / "out"), "--export-best", str(tmp_path / "best"), "--blank-outside-image"]) == 2
+    err = capsys.readouterr().err
+    assert "error: The text around the image cannot be blanked: the frames are 240 x 180 px" in err
+    assert "turn off --blank-outside-image" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "aloka_scores.csv").exists() and not list((tmp_path / "best").glob("*"))
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "(default: off, the frames as recorded)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_measure_prints_ac_and_refuses_empty_masks(tmp_path, capsys):
     import cv2
     mask = np.zeros((400, 400), np.uint8)
