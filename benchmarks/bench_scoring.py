@@ -7,10 +7,12 @@ full ViT-L/14 FetalCLIP architecture (random weights: speed does not depend on t
 - baseline: the paper's path, open_clip fp32 eager, LoRA not merged, batch 32, every frame of the
   case in order (padding frames included: the paper's code scores them too);
 - engine: our scoring engine, once per backend and precision (`--variants`; those whose runtime
-  is not installed are skipped): torch with its automatic settings (merged LoRA; bf16 weights on a
-  CPU with native bf16, dynamic int8 on other CPUs; CUDA autocast on a GPU), and the compiled CPU
-  backends (ONNX Runtime, OpenVINO), each started twice: cold (converting the model into an
-  empty cache) and cached.
+  is not installed are skipped): first `auto:auto`, what `fetal-iqa score` runs with no engine
+  options (on a CPU: the fastest installed engine, timed on one block at the first start, which the
+  cold start includes; named in the output), then torch with its automatic precision (merged LoRA;
+  the fastest of fp32, bf16 and int8 here; CUDA autocast on a GPU), and the compiled CPU backends
+  (ONNX Runtime, OpenVINO), each started twice: cold (converting the model into an empty cache)
+  and cached.
 Each side runs in its own process (so its peak memory is its own; the resident memory after
 scoring is printed too: the steady state while a sweep is scored), times a fixed subset of
 frames after a warm-up batch, and extrapolates to the case's image frames (said in the output).
@@ -44,7 +46,7 @@ from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
 from fetal_iqa_gui.model.tower import build_visual, load_visual_weights  # noqa: E402
 from fetal_iqa_gui.engine.preprocess import frames_to_tensor  # noqa: E402
 from fetal_iqa_gui.base.resources import fetalclip_config  # noqa: E402
-from fetal_iqa_gui.engine.choice import EngineSettings, installed  # noqa: E402
+from fetal_iqa_gui.engine.choice import COMPILED, EngineSettings, installed, runtime_version  # noqa: E402
 from fetal_iqa_gui.engine.cpu import cpu_summary  # noqa: E402
 from fetal_iqa_gui.engine.scoring import make_engine, score_case  # noqa: E402
 from fetal_iqa_gui.case.case import Case  # noqa: E402
@@ -52,7 +54,8 @@ from fetal_iqa_gui.case.loading import load_case  # noqa: E402
 from fetal_iqa_gui.case.synthetic import IMAGES_DIR, make_case, write_case  # noqa: E402
 
 CASE_SEED = 2024
-DEFAULT_VARIANTS = "torch:auto,onnxruntime:int8,openvino:int8"
+# first what `fetal-iqa score` runs with no engine options (what it chose is named in the output)
+DEFAULT_VARIANTS = "auto:auto,torch:auto,onnxruntime:int8,openvino:int8"
 
 
 def peak_rss_mb() -> float:
@@ -114,7 +117,7 @@ def run_baseline(weights: Path, frames: np.ndarray) -> dict:
 
 
 def run_engine(weights: Path, adapter: Path, frames: np.ndarray, backend: str, precision: str) -> dict:
-    if backend == "openvino":  # random weights: every score near 0.5, an agreement check means nothing
+    if backend in ("openvino", "auto"):  # random weights: every score near 0.5, an agreement check means nothing
         runtime.agrees = lambda *args: (1.0, True)
     started = time.perf_counter()
     settings = EngineSettings(precision=precision, backend=backend)
@@ -159,7 +162,7 @@ def order_and_agreement(sweep: Case, variants: list[tuple[str, str]]) -> dict:
 def parse_variants(text: str) -> list[tuple[str, str]]:
     """"backend:precision,..." -> those whose runtime is installed."""
     variants = [tuple(item.split(":")) for item in text.split(",") if item]
-    return [(backend, precision) for backend, precision in variants if installed(backend)]
+    return [(backend, precision) for backend, precision in variants if backend == "auto" or installed(backend)]
 
 
 def case_file(folder: Path) -> Path:
@@ -196,7 +199,7 @@ def run_part(part: str, work: str, frames: int, backend: str = "torch", precisio
                "--backend", backend, "--precision", precision, "--variants", variants]
     # converted models go to a cache of the run's own: the first start is cold, the user's cache untouched
     env = {**os.environ, "XDG_CACHE_HOME": str(Path(work) / "cache")}
-    env.pop("FETAL_IQA_BACKEND", None)
+    env.pop("FETAL_IQA_AUTO", None)  # `auto` as a user gets it: measured (in the run's own cache: cold)
     output = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((l for l in output.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
@@ -227,7 +230,7 @@ def main() -> int:
         return gpu_main(args)
     variants = parse_variants(args.variants)
     print(f"CPU: {cpu_summary()}")
-    print("runtimes: " + ", ".join(f"{b} {runtime.runtime_version(b)}" for b in ("torch", *runtime.COMPILED)
+    print("runtimes: " + ", ".join(f"{b} {runtime_version(b)}" for b in ("torch", *COMPILED)
                                     if runtime.installed(b)))
     with tempfile.TemporaryDirectory() as work:
         print("preparing random ViT-L/14 weights and adapter…", file=sys.stderr)

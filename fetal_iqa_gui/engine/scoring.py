@@ -67,9 +67,11 @@ class Engine:
 
     @property
     def description(self) -> str:
+        """What runs, as the user is shown it: "CPU int8 (openvino; auto: fastest here)"."""
+        why = "; auto: fastest here" if self.chosen is not None and self.chosen.rates else ""
         if self.compiled is not None:
-            return f"{self.device.type.upper()} {self.compiled.precision} ({self.backend})"
-        return f"{self.device.type.upper()} {self.precision}"
+            return f"{self.device.type.upper()} {self.compiled.precision} ({self.backend}{why})"
+        return f"{self.device.type.upper()} {self.precision}" + (f" ({why[2:]})" if why else "")
 
     @property
     def step_size(self) -> int:

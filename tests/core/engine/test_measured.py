@@ -94,6 +94,7 @@ def test_the_engine_runs_what_auto_measured_and_doctor_says_so(tiny_cls_path, un
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "auto", 4))
     assert (engine.backend, engine.precision) == ("torch", "bf16") and engine.variant == "cpu-bf16-torch"
     assert "torch bf16" in engine.chosen.describe() and "measured now" in engine.chosen.describe()
+    assert engine.description == "CPU bf16 (auto: fastest here)"  # the status line and the CLI say why
     text = report("6.11", None)
     assert re.search(r"Auto engine: +torch bf16 for 4 blocks", text), text
     assert "OpenVINO" in text and "NNCF" in text  # every runtime's version
