@@ -1,17 +1,22 @@
-"""A fast path is used only once it keeps fp32's measurement on the user's own frames.
+"""A fast path is used only once it keeps fp32's results on the user's own frames.
 
-A segmentation model's product is a mask that is drawn and measured, so a faster engine (bf16,
-fp16, int8, a compiled runtime) must keep fp32's masks, not only its decisions: ONNX Runtime's
-int8 once halved the paper's SEG checkpoint's AC (76 mm against 158 mm in fp32) with every score
-in range. Before such an engine scores, it and fp32 run on the same frames (the sweep about to
-be scored, or the sample sweep the settings name, else synthetic ones): on every frame either
-calls good the masks must overlap (IoU >= MASK_IOU), and on fp32's best frame (the largest mask)
-the AC must stay within AC_TOLERANCE. Otherwise the engine falls back to fp32 and says why.
-A verdict holds for the rest of the process (a model, a variant: one check).
+Every engine but torch's own fp32 (bf16, fp16, int8, a compiled runtime) runs, before it scores,
+beside fp32 on the same frames (the sweep about to be scored, or the sample sweep the settings
+name, else synthetic ones). A classification model's product is its decisions and best frame:
+the fast path must make fp32's good/not-good decision on every frame and pick the same best
+frame. A segmentation model's product is a mask that is drawn and measured, so it must keep
+fp32's masks too: ONNX Runtime's int8 once halved the paper's SEG checkpoint's AC (76 mm against
+158 mm in fp32) with every score in range. On every frame either calls good the masks must
+overlap (IoU >= MASK_IOU), and on fp32's best frame (the largest mask) the AC must stay within
+AC_TOLERANCE. Otherwise the engine falls back to fp32 and says why.
+A verdict is kept (a model, a variant: one check on this computer, in the user cache beside what
+`auto` measured), so later starts do not pay for fp32 again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..base.errors import WriteError
+from ..base.fileio import atomic_write, private_folder, read_regular
 from ..case.measure import MeasurementError, measure_abdomen
 from ..model.task import is_good
 
@@ -36,11 +43,17 @@ class Verdict:
     kept: bool
     frames: int  # how many frames were compared
     where: str  # which frames, in words
-    worst_iou: float | None  # over the frames either calls good; None when none is good
+    worst_iou: float | None  # over the frames either calls good; None when none is good (or no masks)
     ac_change: float | None  # relative change of the best frame's AC; None when fp32 has no mask to measure
+    decisions_kept: int | None = None  # frames whose good/not-good decision is fp32's
+    same_best: bool | None = None  # the same best frame as fp32
 
     def describe(self) -> str:
         parts = [f"{self.frames} frames of {self.where}"]
+        if self.decisions_kept is not None:
+            parts.append(f"decisions kept on {self.decisions_kept} of {self.frames}")
+        if self.same_best is not None:
+            parts.append("best frame kept" if self.same_best else "best frame moved")
         if self.worst_iou is not None:
             parts.append(f"mask overlap down to {self.worst_iou:.2f} (needs {MASK_IOU})")
         if self.ac_change is not None:
@@ -49,21 +62,50 @@ class Verdict:
 
 
 def needs_check(model, precision: str, backend: str) -> bool:
-    """Every path but torch's own fp32, for a model whose masks are measured."""
-    return model.is_segmentation and not (backend == "torch" and precision == "fp32")
+    """Every path but torch's own fp32."""
+    return not (backend == "torch" and precision == "fp32")
 
 
 def remembered(model, variant: str) -> Verdict | None:
-    return _verdicts.get((model.identity, variant))
+    key = (model.identity, variant)
+    if key not in _verdicts:
+        entry = _kept().get("|".join(key))
+        try:
+            _verdicts[key] = Verdict(**entry) if isinstance(entry, dict) else None
+        except TypeError:  # another version's fields: checked again
+            _verdicts[key] = None
+    return _verdicts[key]
 
 
 def remember(model, variant: str, verdict: Verdict) -> None:
     _verdicts[(model.identity, variant)] = verdict
+    kept = _kept()
+    kept["|".join((model.identity, variant))] = dataclasses.asdict(verdict)
+    text = json.dumps(kept, indent=1)
+    try:
+        private_folder(verdicts_file().parent)
+        atomic_write(verdicts_file(), lambda file: file.write(text.encode()), overwrite=True, mode=0o600)
+    except (OSError, WriteError) as error:  # checked again at the next start; nothing else lost
+        log.warning("could not keep the fast path's check in %s (%s)", verdicts_file(), error)
 
 
 def forget() -> None:
     """Check every fast path again (after a model's files changed; between tests)."""
     _verdicts.clear()
+    verdicts_file().unlink(missing_ok=True)
+
+
+def verdicts_file() -> Path:
+    from .cache import measured_engines_file
+    return measured_engines_file().with_name("checks.json")
+
+
+def _kept() -> dict:
+    try:
+        kept = json.loads(read_regular(verdicts_file()))
+        return kept if isinstance(kept, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def check_frames(sample: str | Path | None, first_case: Callable | None) -> tuple[np.ndarray, str]:
@@ -86,7 +128,12 @@ def compare(model, reference, candidate, where: str) -> Verdict:
     import torch
     theirs, their_masks = model.postprocess(torch.as_tensor(np.asarray(reference, np.float32)))
     ours, our_masks = model.postprocess(torch.as_tensor(np.asarray(candidate, np.float32)))
-    either = is_good(theirs, model.threshold) | is_good(ours, model.threshold)
+    their_good, our_good = is_good(theirs, model.threshold), is_good(ours, model.threshold)
+    if their_masks is None:  # classification: its decisions and best frame
+        kept = int(np.sum(their_good == our_good))
+        same_best = int(np.argmax(theirs)) == int(np.argmax(ours))
+        return Verdict(kept == len(theirs) and same_best, len(theirs), where, None, None, kept, same_best)
+    either = their_good | our_good
     worst = None
     if either.any():
         union = (our_masks | their_masks)[either].sum(axis=(1, 2))

@@ -140,18 +140,19 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
         candidate = _outputs(engine, frames)
         verdict = agreement.compare(model, reference, candidate, where)
         agreement.remember(model, variant, verdict)
-        log.info("%s %s fp32's masks: %s", engine.description, "keeps" if verdict.kept else "changes",
+        log.info("%s %s fp32's results: %s", engine.description, "keeps" if verdict.kept else "changes",
                  verdict.describe())
     if verdict is None or verdict.kept:
         engine.chosen = chosen
         return engine
     what = engine.description if engine else f"{device.type.upper()} {precision} ({backend})"
-    log.warning("%s changes the segmentation masks (%s): scoring in fp32", what, verdict.describe())
+    changed = "the segmentation model's masks" if model.is_segmentation else "the model's decisions"
+    log.warning("%s changes %s (%s): scoring in fp32", what, changed, verdict.describe())
     if device.type == "cpu":
         model.release()  # cast or quantized in place: fp32 comes back from the model's files
     engine = _place(model, device, "torch", "fp32", settings, notify, first_case)
-    engine.notice = (f"{what} changed the segmentation model's masks ({verdict.describe()}); scoring in fp32 "
-                     f"instead, which keeps the measurement (slower).")
+    engine.notice = (f"{what} changed {changed} ({verdict.describe()}); scoring in fp32 instead, which keeps "
+                     f"them (slower).")
     return engine
 
 

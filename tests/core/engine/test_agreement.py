@@ -1,5 +1,6 @@
-"""A segmentation model's fast path keeps fp32's masks and AC on the user's frames, or fp32 scores
-and the user is told why (the issue: ONNX Runtime's int8 halved the paper's SEG model's AC)."""
+"""A fast path keeps fp32's decisions and best frame (a segmentation model's: its masks and AC) on the
+user's frames, or fp32 scores and the user is told why (ONNX Runtime's int8 halved the paper's SEG
+model's AC)."""
 
 import numpy as np
 import pytest
@@ -78,10 +79,39 @@ def test_a_fast_path_that_keeps_the_masks_is_used_and_checked_once(tiny_seg_path
     assert looked == [1]  # the verdict holds for the process
 
 
-def test_classification_models_and_fp32_are_not_checked(tiny_cls_path, tiny_seg_path, monkeypatch):
+def test_fp32_is_not_checked(tiny_seg_path, monkeypatch):
     monkeypatch.setattr(agreement, "check_frames", lambda *a: pytest.fail("checked"))
-    make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4))
     make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 4))
+
+
+def test_a_classification_fast_path_keeps_fp32s_decisions_and_best_frame_or_fp32_scores(tiny_cls_path, small_case,
+                                                                                      monkeypatch):
+    case = Case.from_array(small_case.frames, "/virtual/case.mha")
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4),
+                         first_case=lambda: case)
+    assert (engine.precision, engine.notice) == ("bf16", None)  # the tiny model's bf16 keeps them
+    verdict = agreement.remembered(engine.model, engine.variant)
+    assert verdict.kept and verdict.decisions_kept == verdict.frames == agreement.CHECK_FRAMES and verdict.same_best
+    agreement.forget()
+    real = scoring._outputs
+    monkeypatch.setattr(scoring, "_outputs", lambda engine, frames: -real(engine, frames))  # every decision flipped
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4),
+                         first_case=lambda: case)
+    assert (engine.precision, engine.backend) == ("fp32", "torch")
+    assert "changed the model's decisions" in engine.notice and "best frame moved" in engine.notice
+
+
+def test_a_verdict_is_kept_for_later_starts(tiny_cls_path, small_case, monkeypatch):
+    case = Case.from_array(small_case.frames, "/virtual/case.mha")
+    make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4), first_case=lambda: case)
+    assert agreement.verdicts_file().stat().st_mode & 0o777 == 0o600
+    agreement._verdicts.clear()  # a new process: only the file knows
+    monkeypatch.setattr(agreement, "check_frames", lambda *a: pytest.fail("checked again"))
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4))
+    assert engine.precision == "bf16"
+    agreement.verdicts_file().write_text("{damaged")  # damaged: checked again, never trusted
+    agreement._verdicts.clear()
+    assert agreement.remembered(engine.model, engine.variant) is None
 
 
 def test_without_a_sweep_the_check_uses_synthetic_frames(seg_model):

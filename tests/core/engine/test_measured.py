@@ -91,6 +91,7 @@ def test_a_damaged_record_is_measured_again(tiny_cls_path, unforced, monkeypatch
 
 def test_the_engine_runs_what_auto_measured_and_doctor_says_so(tiny_cls_path, unforced, monkeypatch):
     fake_rates(monkeypatch, CPU_KINDS["where OpenVINO were slow"][0])
+    monkeypatch.setattr("fetal_iqa_gui.engine.agreement.needs_check", lambda *a: False)  # the choice, not the check
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "auto", 4))
     assert (engine.backend, engine.precision) == ("torch", "bf16") and engine.variant == "cpu-bf16-torch"
     assert "torch bf16" in engine.chosen.describe() and "measured now" in engine.chosen.describe()

@@ -95,7 +95,9 @@ def test_cpu_precision_is_measured_unless_named():
     assert pick_precision("fp32", torch.device("cpu")) == "fp32"
 
 
-def test_int8_engine_stays_close_to_fp32(tiny_cls_path, sweep):
+def test_int8_engine_stays_close_to_fp32(tiny_cls_path, sweep, monkeypatch):
+    # the layers themselves, not whether int8 passes the check (random weights: scores near the threshold)
+    monkeypatch.setattr("fetal_iqa_gui.engine.agreement.needs_check", lambda *a: False)
     frames = sweep.frames[sweep.layout.image_frames()[::2]]
     fp32 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8))
     int8 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "int8", 8))
