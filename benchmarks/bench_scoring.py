@@ -203,7 +203,7 @@ def run_part(part: str, work: str, frames: int, backend: str = "torch", precisio
     env = {**os.environ, "XDG_CACHE_HOME": str(Path(work) / "cache")}
     env.pop("FETAL_IQA_AUTO", None)  # `auto` as a user gets it: measured (in the run's own cache: cold)
     output = subprocess.run(command, capture_output=True, text=True, env=env)
-    line = next((l for l in output.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((text for text in output.stdout.splitlines() if text.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{part} failed:\n{output.stderr[-3000:]}")
     return json.loads(line[len("RESULT "):])

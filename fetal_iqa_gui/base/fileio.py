@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
+from .errors import NameTaken, WriteError
+
 Writer = Callable[[BinaryIO], None]
 
 STAGING_PREFIX = ".part-"  # write_image's hidden staging folders
@@ -33,8 +35,6 @@ _REASONS = {
     errno.EPERM: ("permission denied", "choose a folder you can write to"),
     errno.EROFS: ("the disk is read-only", "choose a folder you can write to"),
 }
-
-from .errors import NameTaken, WriteError
 
 
 class NotRegularFile(OSError):

@@ -16,17 +16,28 @@ from pathlib import Path
 from .. import __version__
 from ..case.acouslic import FRAMES_PER_SWEEP, SWEEPS
 from ..base.errors import FetalIqaError, name_choices
+from .helptext import HelpFormatter, add_command, examples
 from .progress import ProgressBar
 from .options import CLI_WORDS, bounded_int, positive_float
 from ..base.text import counted, shown
-from .score import EXIT_BAD_INPUT, EXIT_OK, add_score_command, say_error
+from .score import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_score_command, say_error
 from .training import add_training_commands
 
 DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP_CLS), export the best frames, "
                "measure the abdominal circumference, and train or evaluate models.")
 
 
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl+C (128 + SIGINT)
 EXIT_READER_GONE = 141  # as a shell reports a command ended by SIGPIPE (`... | head -1`)
+
+EXIT_STATUSES = (
+    (EXIT_OK, "done"),
+    (EXIT_ERROR, "an output could not be written, or a model loaded or run"),
+    (EXIT_BAD_INPUT, "bad input or usage: an input that cannot be used, an option refused"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
+    (EXIT_READER_GONE, "the output's reader stopped reading (`... | head -1`)"),
+)
+EXIT_STATUS_HEADING = "exit status:"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,41 +78,60 @@ def _run(argv: list[str] | None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except FetalIqaError as error:  # a file or a choice the user can act on: said, not dumped
         say_error(error)
         return error.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fetal-iqa", description=DESCRIPTION)
+    exit_statuses = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_STATUSES)
+    parser = argparse.ArgumentParser(
+        prog="fetal-iqa", description=DESCRIPTION, formatter_class=HelpFormatter,
+        epilog=f"{EXIT_STATUS_HEADING}\n{exit_statuses}\n\n"
+        "Of several inputs, one that fails is reported and the others go on; the status is then the highest of "
+        "the failures'.\n\n"
+        + examples(("the desktop app on a synthetic sweep, scored by the demo model", "demo"),
+                   ("what one command does, with its examples", "score --help")))
     parser.add_argument("--version", action="version", version=f"fetal-iqa {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    info = commands.add_parser("info", help="describe sweep files: frames, size, spacing, sweeps, padding",
-                               description="Describe sweep files without scoring them: the frame count and size, "
-                               "pixel spacing, memory, and each sweep's frames and padding.")
-    info.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    info = add_command(commands, "info", "describe sweep files: frames, size, spacing, sweeps, padding",
+                       "Describe sweep files without scoring them: the frame count and size, pixel spacing, memory, "
+                       "and each sweep's frames and padding.",
+                       (("every sweep of `fetal-iqa synth cases`", "info cases/images/stacked_fetal_ultrasound/*.mha"),
+                        ("a DICOM series, by its folder", "info scanner-export/series-1")))
+    info.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                      help="a sweep file (a volume or a picture) or a DICOM series' folder")
     info.set_defaults(handler=cmd_info)
 
-    synth = commands.add_parser("synth", help="write synthetic ACOUSLIC-AI-shaped cases",
-                                description="Write synthetic cases in the ACOUSLIC-AI challenge's folder layout "
-                                "(sweeps, masks, circumferences), to try the app and the commands without patient "
-                                "data. They look like sweeps, not like patients: no model is judged on them.")
-    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    synth.add_argument("--cases", type=bounded_int(1), default=1)
-    synth.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0)
+    synth = add_command(commands, "synth", "write synthetic ACOUSLIC-AI-shaped cases",
+                        "Write synthetic cases in the ACOUSLIC-AI challenge's folder layout (sweeps, masks, "
+                        "circumferences), to try the app and the commands without patient data. They look like "
+                        "sweeps, not like patients: no model is judged on them.",
+                        (("one case of the challenge's shape in the folder cases/", "synth cases"),
+                         ("three short cases, other ones than seed 0's", "synth small --cases 3 --frames-per-sweep 20 "
+                          "--seed 7")))
+    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR",
+                       help="the folder to write into (images/, masks/ and circumferences/ in it)")
+    synth.add_argument("--cases", type=bounded_int(1), default=1, help="how many cases")
+    synth.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0,
+                       help="the same seed writes the same cases (and case names)")
     synth.add_argument("--frames-per-sweep", type=bounded_int(10, 10_000), default=FRAMES_PER_SWEEP,
-                       help=f"{FRAMES_PER_SWEEP} as in the challenge ({SWEEPS} sweeps)")
+                       help=f"frames in each of the {SWEEPS} sweeps; {FRAMES_PER_SWEEP} as in the challenge")
     synth.set_defaults(handler=cmd_synth)
 
     add_score_command(commands)
 
-    measure = commands.add_parser("measure", help="abdominal circumference of a mask",
-                                  description="Measure the abdominal circumference (mm) of a segmentation mask, "
-                                  "a picture or one frame of a volume, by the ellipse fitted to its outline.")
-    measure.add_argument("mask", type=Path, metavar="MASK")
+    measure = add_command(commands, "measure", "abdominal circumference of a mask",
+                          "Measure the abdominal circumference (mm) of a segmentation mask, a picture or one frame "
+                          "of a volume, by the ellipse fitted to its outline.",
+                          (("frame 190 of the mask volume `fetal-iqa synth cases` writes",
+                            "measure cases/masks/stacked_fetal_abdomen/*.mha --frame 190"),
+                           ("a mask picture, which states no pixel spacing", "measure mask.png --spacing 0.28")))
+    measure.add_argument("mask", type=Path, metavar="MASK",
+                         help="a mask file: non-zero pixels are the abdomen")
     measure.add_argument("--frame", type=bounded_int(0), help="frame of a 3-D mask volume (0-based)")
     measure.add_argument("--spacing", type=positive_float,
                          help="mm per pixel, instead of the file's own calibration (needed when the file states none, "
@@ -112,9 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
             ("gui", "open the desktop app", "Open the desktop app, on a sweep file if one is given."),
             ("demo", "open the app on the built-in synthetic demo", "Open the desktop app on a synthetic sweep "
              "(made on first use), scored by the demo model: trained on synthetic data, not for clinical use.")):
-        gui = commands.add_parser(name, help=text, description=description)
+        how = ((("the window, to open files in", "gui"),
+                ("the window on a sweep", "gui cases/images/stacked_fetal_ultrasound/*.mha")) if name == "gui" else
+               (("the demo classification model: good frames marked", "demo"),
+                ("the demo segmentation model: masks, and the ellipse caliper proposed", "demo --model demo-seg")))
+        gui = add_command(commands, name, text, description, how)
         if name == "gui":
-            gui.add_argument("sweep", nargs="?", type=Path, metavar="SWEEP")
+            gui.add_argument("sweep", nargs="?", type=Path, metavar="SWEEP",
+                             help="a sweep file or DICOM folder to open (default: none, open one in the window)")
         else:
             gui.add_argument("--model", choices=("demo", "demo-seg"), default="demo",
                              help="demo-seg: the demo segmentation model, which draws the abdomen's mask and "
@@ -123,11 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_training_commands(commands)
 
-    doctor = commands.add_parser("doctor", help="report versions, devices and where files live",
-                                 description="Report this installation and computer: the versions of Python, torch, "
-                                 "open_clip, peft, Qt and the rest; the GPU and the CPU's features; the engine and "
-                                 "precision 'auto' would choose; and where settings, caches, logs and model files "
-                                 "live. Paste it into a bug report.")
+    doctor = add_command(commands, "doctor", "report versions, devices and where files live",
+                         "Report this installation and computer: the versions of Python, torch, open_clip, peft, Qt "
+                         "and the rest; the GPU and the CPU's features; the engine and precision 'auto' would choose; "
+                         "and where settings, caches, logs and model files live. Paste it into a bug report.",
+                         (("the report", "doctor"),
+                          ("the same with debug logging on stderr", "--verbose doctor")))
     doctor.set_defaults(handler=cmd_doctor)
     return parser
 

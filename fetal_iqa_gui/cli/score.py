@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..base.errors import FetalIqaError, ScoringError
+from .helptext import add_command
 from .progress import ProgressBar
 from ..base.text import counted, shown
 from .options import add_engine_options, add_model_options, bounded_int
@@ -19,12 +20,20 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_score_command(commands) -> None:
-    score = commands.add_parser(
-        "score", help="score every frame of sweep files or folders",
-        description="Score every frame of sweep files or folders of them. Nothing is ever written onto an input, "
+    score = add_command(
+        commands, "score", "score every frame of sweep files or folders",
+        "Score every frame of sweep files or folders of them. Nothing is ever written onto an input, "
         "and no existing file is replaced without --force. With --out-dir a run is resumable: a rerun skips the "
-        "cases that finished (every output asked for written; a marker in OUT/.done/ says so) and redoes the rest.")
-    score.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+        "cases that finished (every output asked for written; a marker in OUT/.done/ says so) and redoes the rest.",
+        (("every sweep of `fetal-iqa synth cases` by the demo model; each sweep's best frame exported",
+          "score cases/images/stacked_fetal_ultrasound --model demo --out-dir scores --export-best best"),
+         ("one sweep's scores as CSV on standard output",
+          "score cases/images/stacked_fetal_ultrasound/*.mha --model demo --out -"),
+         ("the challenge's outputs of the demo segmentation model (then: fetal-iqa evaluate --challenge)",
+          "score cases/images/stacked_fetal_ultrasound --model demo-seg --out-dir seg-scores "
+          "--challenge-output predictions")))
+    score.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                       help="a sweep file, a folder of them (not searched below), or a DICOM series' folder")
     outputs = score.add_mutually_exclusive_group()
     outputs.add_argument("--out", type=Path, help="CSV of one sweep's scores (one input); '-': standard output")
     outputs.add_argument("--out-dir", type=Path, help="one CSV per sweep plus summary.csv (any number of inputs)")

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .helptext import add_command
 from .progress import ProgressBar
 from .options import WEIGHTS_HELP, add_model_options, bounded_int, positive_float
 from .score import say_error
@@ -46,46 +47,74 @@ DEMO_RECIPES = {
 
 
 def add_training_commands(commands) -> None:
-    train = commands.add_parser("train", help="train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder",
-                                description="Train FetalCLIP_CLS (frame quality) or FetalCLIP_SEG (abdomen mask) "
-                                "as in the paper: LoRA adapters on FetalCLIP's tower and a new head, on the cases "
-                                "of an ACOUSLIC-AI-layout folder. Writes one adapter file to score with.")
-    train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    train = add_command(commands, "train", "train FetalCLIP_CLS or _SEG on an ACOUSLIC-AI-layout folder",
+                        "Train FetalCLIP_CLS (frame quality) or FetalCLIP_SEG (abdomen mask) as in the paper: LoRA "
+                        "adapters on FetalCLIP's tower and a new head, on the cases of an ACOUSLIC-AI-layout folder. "
+                        "Writes one adapter file to score with.",
+                        (("FetalCLIP_CLS on the challenge's training data (FetalCLIP's weights in the model folder)",
+                          "train acouslic/train --out cls.safetensors"),
+                         ("FetalCLIP_SEG, each subject kept in one split",
+                          "train acouslic/train --out seg.safetensors --task segmentation --split-by-subject"),
+                         ("a smoke run: a few steps of one epoch", "train acouslic/train --out smoke.safetensors "
+                          "--epochs 1 --max-steps 5")))
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR",
+                       help="ACOUSLIC-AI-layout folder (images/, masks/, circumferences/)")
     train.add_argument("--out", type=Path, required=True, help="the adapter to write (.safetensors)")
-    train.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    train.add_argument("--task", choices=("classification", "segmentation"), default="classification",
+                       help="classification: frame quality (FetalCLIP_CLS); segmentation: the abdomen's mask "
+                       "(FetalCLIP_SEG)")
     train.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     train.add_argument("--config", type=Path, help="open_clip config JSON (default FetalCLIP's)")
     train.add_argument("--from-scratch", action="store_true", help="random tower, all weights trained (small configs)")
-    train.add_argument("--epochs", type=bounded_int(1), default=5)
-    train.add_argument("--batch-size", type=bounded_int(1, 4096), default=32)
-    train.add_argument("--lr", type=positive_float, default=3e-4)
+    train.add_argument("--epochs", type=bounded_int(1), default=5, help="passes over the training split")
+    train.add_argument("--batch-size", type=bounded_int(1, 4096), default=32, help="frames per training step")
+    train.add_argument("--lr", type=positive_float, default=3e-4, help="learning rate")
     train.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="training seed (the split uses the paper's seed)")
     train.add_argument("--split-by-subject", action="store_true", help="keep each subject in one split")
     train.add_argument("--all-sweeps", action="store_true", help="also sweeps without an AC value")
     train.add_argument("--max-steps", type=bounded_int(1), help="steps per epoch at most (smoke runs)")
     train.add_argument("--select-by", choices=("val_loss", "val_f1"), default="val_loss",
                        help="how the best epoch is chosen (the paper: validation loss)")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where to train; auto: cuda where a CUDA GPU is available, else cpu")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="frame-level metrics of a model, or the challenge's scores",
-                                   description="Measure a model on a split of an ACOUSLIC-AI-layout folder (frame-level "
-                                   "F1, precision, recall, and how often each sweep's best frame is a good one), or "
-                                   "score predictions in the challenge's output format against its ground truth.")
-    evaluate.add_argument("data_dir", type=Path, nargs="?", metavar="DATA_DIR", help="ACOUSLIC-AI-layout folder")
-    evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
-    evaluate.add_argument("--split-by-subject", action="store_true")
+    evaluate = add_command(commands, "evaluate", "frame-level metrics of a model, or the challenge's scores",
+                           "Measure a model on a split of an ACOUSLIC-AI-layout folder (frame-level F1, precision, "
+                           "recall, and how often each sweep's best frame is a good one), or score predictions in "
+                           "the challenge's output format against its ground truth.",
+                           (("the demo model on every case of `fetal-iqa synth cases`",
+                             "evaluate cases --split all --model demo"),
+                            ("an adapter on the test split it was trained apart from, the metrics kept as JSON",
+                             "evaluate acouslic/train --adapter cls.safetensors --out metrics.json"),
+                            ("the challenge's score of `fetal-iqa score ... --challenge-output predictions`",
+                             "evaluate --challenge predictions --ground-truth cases")))
+    evaluate.add_argument("data_dir", type=Path, nargs="?", metavar="DATA_DIR",
+                          help="ACOUSLIC-AI-layout folder (not needed with --challenge)")
+    evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                          help="which cases: a split as `fetal-iqa train` makes it (the paper's 70/10/20), or all")
+    evaluate.add_argument("--split-by-subject", action="store_true",
+                          help="the split as `fetal-iqa train --split-by-subject` made it")
     evaluate.add_argument("--challenge", type=Path, metavar="PRED_DIR", help="score challenge-format predictions")
-    evaluate.add_argument("--ground-truth", type=Path, metavar="GT_DIR")
+    evaluate.add_argument("--ground-truth", type=Path, metavar="GT_DIR",
+                          help="with --challenge: an ACOUSLIC-AI-layout folder holding the true masks and "
+                          "circumferences")
     evaluate.add_argument("--out", type=Path, help="write the metrics as JSON")
     add_model_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    demo = commands.add_parser("train-demo", help="regenerate the built-in demo model from synthetic sweeps",
-                               description="Regenerate the built-in demo model: synthesise cases, train a small "
-                               "model of FetalCLIP_CLS's family on them from scratch, choose its threshold, and "
-                               "report its F1 on held-out synthetic cases.")
-    demo.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    demo = add_command(commands, "train-demo", "regenerate the built-in demo model from synthetic sweeps",
+                       "Regenerate the built-in demo model: synthesise cases, train a small model of FetalCLIP_CLS's "
+                       "family on them from scratch, choose its threshold, and report its F1 on held-out synthetic "
+                       "cases.",
+                       (("the demo classification model, replacing the package's (about an hour on 2 CPU cores)",
+                         "train-demo"),
+                        ("the demo segmentation model, its synthetic data kept for another run",
+                         "train-demo --task segmentation --work-dir demo-work"),
+                        ("a quick trial, written elsewhere",
+                         "train-demo --cases 12 --epochs 1 --out trial.safetensors")))
+    demo.add_argument("--task", choices=("classification", "segmentation"), default="classification",
+                      help="which demo model: classification (frame quality) or segmentation (the abdomen's mask)")
     demo.add_argument("--cases", type=bounded_int(2),
                       help="synthetic training cases, a sixth of which validate to pick the epoch "
                       "(default: 240 for classification, 120 for segmentation)")

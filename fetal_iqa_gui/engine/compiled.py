@@ -412,7 +412,7 @@ def _ov_int8(model, ov_model, calibration: np.ndarray, held_back: np.ndarray, re
             quantized = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
                                       subset_size=len(samples), advanced_parameters=advanced)
         compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        output = batched(lambda images: compiled(images)[0], held_back)
+        output = batched(lambda images: compiled(images)[0], held_back)  # noqa: B023 (run here, at once)
         compiled = None  # its memory, before agreement is judged and a second calibration runs
         share, same_best = agrees(model, reference, output)
         log.info("static int8 (SmoothQuant %s) keeps %.1f %% of fp32's decisions, best frame %s",

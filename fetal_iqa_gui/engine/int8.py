@@ -107,5 +107,5 @@ def release_weights_file(module: nn.Module) -> None:
     its pages (the whole float model) leave the process."""
     with torch.no_grad():
         for child in module.modules():
-            for name, tensor in list(child.named_parameters(recurse=False)) + list(child.named_buffers(recurse=False)):
+            for tensor in list(child.parameters(recurse=False)) + list(child.buffers(recurse=False)):
                 tensor.data = tensor.data.clone()

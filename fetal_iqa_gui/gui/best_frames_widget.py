@@ -57,7 +57,7 @@ class BestFramesWidget(QListWidget):
     def _on_case(self) -> None:
         self.blockSignals(True)
         self.clear()
-        for sweep in self.state.case.layout.sweeps:
+        for _ in self.state.case.layout.sweeps:
             self.addItem(QListWidgetItem())
         self.blockSignals(False)
         self._on_scores(None)

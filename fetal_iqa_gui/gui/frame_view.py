@@ -100,7 +100,6 @@ class FrameView(pg.GraphicsLayoutWidget):
         state.spacing_changed.connect(self._on_spacing)
 
     def _on_case(self) -> None:
-        case = self.state.case
         self.empty_text.hide()
         self.readout.show()
         self._on_spacing()

@@ -65,7 +65,7 @@ def make_model(settings: TrainSettings, config: dict, weights: Path | None):
         load_visual_weights(visual, weights)
     model = network_for(settings.task, visual, config)
     if settings.full_finetune:
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             parameter.requires_grad = True
     if settings.task == "segmentation":  # the paper trains the decoder only
         for name, parameter in model.named_parameters():

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QThread
+from PySide6.QtCore import QThread
 
 from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.gui import settings as stored

@@ -5,13 +5,13 @@ report written without freezing the window."""
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel
 
 from fetal_iqa_gui.gui.spacing_prompt import SpacingDialog, read_spacing
 
-from tests.gui.support import open_and_score, wait_for_scoring
+from tests.gui.support import open_and_score
 
 
 def test_the_readout_names_the_spacing_and_its_source(qtbot, window, sweep_file):
