@@ -6,7 +6,7 @@ import torch
 
 from fetal_iqa_gui.base.errors import ScoringError
 from fetal_iqa_gui.case.case import Case
-from fetal_iqa_gui.engine import cache, choice
+from fetal_iqa_gui.engine import cache
 from fetal_iqa_gui.engine.choice import MEASURED, EngineSettings, pick_precision
 from fetal_iqa_gui.engine.scoring import make_engine, score_case, scoring_order_step
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
