@@ -181,7 +181,8 @@ def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
 
 
 def _fp32_outputs(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
-    """The paper's path (fp32, LoRA unmerged) on `frames`: what a fast path is checked against."""
+    """fp32 on `frames` (LoRA folded as the model loaded: the paper's outputs within float rounding):
+    what a fast path is checked against."""
     module = model.module
     device = next(module.parameters()).device
     with torch.inference_mode():

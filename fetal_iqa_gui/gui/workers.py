@@ -3,7 +3,7 @@
 Opening a sweep, scoring it and exporting frames all run off the GUI thread. Scoring and exports
 check `isInterruptionRequested()` between batches or frames: a cancel slot could not run while
 their loop runs, and the window never waits for them (it drops a stopped thread's late signals).
-The model's libraries (torch, open_clip, peft: seconds to import) are imported by the scoring
+The model's libraries (torch, open_clip: seconds to import) are imported by the scoring
 thread when it first runs, so the window shows before them.
 """
 

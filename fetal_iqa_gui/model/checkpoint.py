@@ -20,16 +20,18 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..base.errors import ModelLoadError, choice
-from .networks import TASKS, network_for
+from .lora import load_folded
+from .networks import TASKS, network_for, wrapped_by_peft
 from .tower import build_visual, check_config, check_state, on_meta, short_reason, unsafe_object_error
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
 
 
-def build_model(task: str, config: dict) -> torch.nn.Module:
-    """A model of `task` on a randomly initialised tower of `config`, LoRA applied."""
-    return network_for(task, build_visual(config), config)
+def build_model(task: str, config: dict, lora: bool = True) -> torch.nn.Module:
+    """A model of `task` on a randomly initialised tower of `config`: peft's LoRA applied (to train,
+    or the paper's unmerged path), or with `lora=False` the plain tower a checkpoint folds into."""
+    return network_for(task, build_visual(config), config, lora=lora)
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict, full_model: bool = False) -> None:
@@ -96,7 +98,11 @@ def check_metadata(metadata, path: Path) -> None:
 
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, full_model: bool) -> None:
-    """Load a checkpoint's tensors; an adapter leaves the (already loaded) tower as it is."""
+    """Load a checkpoint's tensors; an adapter leaves the (already loaded) tower as it is. A model
+    built with `lora=False` gets the LoRA folded into its tower (`load_folded`: `state` is used up)."""
+    if not wrapped_by_peft(model.encoder):
+        load_folded(model, state, path, full_model)
+        return
     own = model.state_dict()
     if not full_model:
         own = {k: v for k, v in own.items() if not k.startswith("encoder.") or "lora_" in k}

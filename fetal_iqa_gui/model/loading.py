@@ -1,4 +1,9 @@
-"""From what the user names (weights, config, adapter, or the demo) to a model ready to score."""
+"""From what the user names (weights, config, adapter, or the demo) to a model ready to score.
+
+A model is built without peft and its LoRA folded into the tower as it loads (lora.py): the
+paper's outputs within float rounding, without importing peft and transformers. The paper's
+unmerged path (peft's wrapper) is `checkpoint.build_model` with `load_into`, for training and benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,8 @@ class LoadedModel:
         return self.task == "segmentation"
 
     def merge(self) -> None:
-        """Fold LoRA into the tower for speed (see `merge_for_inference`); a no-op once merged."""
+        """Fold LoRA into the tower for speed (see `merge_for_inference`); a no-op once merged, as a
+        model `load_model` loaded is (its LoRA folded as it loaded: lora.py)."""
         merge_for_inference(self.module)
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
@@ -115,7 +121,7 @@ def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
     warnings = []
     if metadata.get("full_model"):
         with torch.device("meta"):  # the file's tensors become the model's: no random init, no copy
-            model = build_model(task, config)
+            model = build_model(task, config, lora=False)
         base_identity = "included"
     else:
         weights = Path(spec.weights) if spec.weights else fetalclip_weights()
@@ -124,7 +130,7 @@ def _load_ours(spec: ModelSpec, path: Path, demo: bool) -> LoadedModel:
         warning = load_visual_weights(visual, weights, spec.verify_sha256)
         if warning:
             warnings.append(warning)
-        model = network_for(task, visual, config)
+        model = network_for(task, visual, config, lora=False)
         base_identity = _file_identity(weights)
     load_into(model, state, path, full_model=bool(metadata.get("full_model")))
     name = DEMO_LABEL if demo else metadata.get("name") or f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"
@@ -138,7 +144,7 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
     except (KeyError, ValueError):
         raise ModelLoadError(path, "the tower's shape cannot be read from it", f"Give its config ({choice('config')}).") from None
     with torch.device("meta"):
-        model = build_model(task, config)
+        model = build_model(task, config, lora=False)
     load_into(model, state, path, full_model=True)
     metadata = {"source": "paper's Lightning checkpoint", "hyper_parameters": _plain(hparams), "config": config}
     name = f"FetalCLIP_{'CLS' if task == 'classification' else 'SEG'} ({path.name})"
@@ -146,7 +152,7 @@ def _load_lightning(spec: ModelSpec, path: Path) -> LoadedModel:
 
 
 def _ready(model, task, metadata, name, identity, demo, warnings) -> LoadedModel:
-    """Eval mode, LoRA still separate: the engine merges it, converting layers as it goes."""
+    """Eval mode (LoRA already folded: built without peft, see lora.py)."""
     model.eval().requires_grad_(False)
     threshold = float(metadata.get("threshold", DEFAULT_THRESHOLDS[task]))
     log.info("model ready: %s (%s)", name, identity)

@@ -6,19 +6,28 @@ UNETR block names) so that its checkpoints map onto ours key for key.
 
 The out_proj quirk: torch's MultiheadAttention reads `out_proj.weight` directly, and peft's
 wrapper hands it the base weight, so the out_proj adapters never enter the forward pass. The
-paper's model computed exactly that; `merge_for_inference` keeps it so.
+paper's model computed exactly that; `merge_for_inference` and lora.py keep it so.
+
+peft is imported only where a model is wrapped or merged by it (training, the paper's unmerged
+path): a model loaded for scoring is built with `lora=False` and its LoRA folded as it loads
+(lora.py), so scoring never imports peft nor the transformers it pulls in.
 """
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, get_peft_model
-from peft.tuners.lora import LoraLayer
 from torch import nn
 
+from .lora import ALPHA, APPLIED, DROPOUT, RANK, TARGETS, adapted_layers
 from .tower import release_pages
 from .task import DEFAULT_THRESHOLDS
+
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
 
 SEG_INPUT_CHANNELS = 3
 SEG_INIT_FILTERS = 32  # the paper's decoder width; a config's "decoder_filters" may reduce it (the demo)
@@ -28,28 +37,38 @@ TASKS = ("classification", "segmentation")
 
 
 def lora_config() -> LoraConfig:
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, bias="none",
-                      target_modules=["c_fc", "c_proj", "out_proj"])
+    from peft import LoraConfig
+    return LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT, bias="none",
+                      target_modules=list(TARGETS))
 
 
 def with_lora(visual: nn.Module) -> PeftModel:
     """The tower frozen, with the paper's LoRA adapters (which are trainable)."""
+    from peft import get_peft_model
     for parameter in visual.parameters():
         parameter.requires_grad = False
     return get_peft_model(visual, lora_config())
 
 
+def wrapped_by_peft(encoder: nn.Module) -> bool:
+    """Whether LoRA is still peft's, separate from the weights (peft is imported if so: no import here)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(encoder, peft.PeftModel)
+
+
 def tower_of(encoder: nn.Module) -> nn.Module:
-    """The open_clip VisionTransformer inside an encoder, wrapped by peft or merged."""
-    return encoder.get_base_model() if isinstance(encoder, PeftModel) else encoder
+    """The open_clip VisionTransformer inside an encoder, wrapped by peft or plain."""
+    return encoder.get_base_model() if wrapped_by_peft(encoder) else encoder
 
 
-def network_for(task: str, visual: nn.Module, config: dict) -> nn.Module:
-    """The paper's model of `task` around a tower (fresh, loaded, or on the meta device), LoRA applied."""
+def network_for(task: str, visual: nn.Module, config: dict, lora: bool = True) -> nn.Module:
+    """The paper's model of `task` around a tower (fresh, loaded, or on the meta device): with
+    peft's LoRA applied, or with `lora=False` the plain tower (to load a checkpoint into with
+    lora.py's `load_folded`)."""
     if task == "classification":
-        return FetalCLIPClassifier(visual, config["embed_dim"])
+        return FetalCLIPClassifier(visual, config["embed_dim"], lora=lora)
     if task == "segmentation":
-        return FetalCLIPSegmenter(visual, filters=config.get("decoder_filters", SEG_INIT_FILTERS))
+        return FetalCLIPSegmenter(visual, lora=lora, filters=config.get("decoder_filters", SEG_INIT_FILTERS))
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
@@ -110,14 +129,18 @@ class FetalCLIPSegmenter(nn.Module):
 
 
 def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
-    """Fold the LoRA adapters into the tower's weights (same outputs, plain ViT speed), in place.
+    """Fold peft's LoRA adapters into the tower's weights (same outputs, plain ViT speed), in place.
 
     The out_proj adapters are dropped, not merged: the original forward pass never applied them.
-    `convert(linear)`, if given, replaces each merged MLP linear layer right after its merge (e.g.
-    by an int8 one), so that at most one merged float copy exists at a time.
+    `convert(linear)`, if given, replaces each MLP linear layer right after its merge (e.g. by an
+    int8 one), so that at most one merged float copy exists at a time; a model whose LoRA is
+    already folded (loaded for scoring) has its MLP layers converted all the same.
     """
-    if not isinstance(model.encoder, PeftModel):
+    if not wrapped_by_peft(model.encoder):
+        if convert is not None:
+            _convert_applied(model.encoder, convert)
         return model
+    from peft.tuners.lora import LoraLayer
     # by name, not by reference: each merged float layer must be freed before the next is merged
     wrapped = [name for name, module in model.encoder.named_modules() if isinstance(module, LoraLayer)]
     for name in wrapped:
@@ -134,6 +157,14 @@ def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
         del module, base
     model.encoder = model.encoder.get_base_model()
     return model
+
+
+def _convert_applied(tower: nn.Module, convert) -> None:
+    """Replace the plain tower's MLP linear layers (LoRA's applied targets) by `convert`'s, one at a time."""
+    for name in adapted_layers(tower):
+        parent_name, _, child = name.rpartition(".")
+        if child in APPLIED:
+            setattr(tower.get_submodule(parent_name), child, convert(tower.get_submodule(name)))
 
 
 def lora_parameter_count(model: nn.Module) -> int:

@@ -15,8 +15,20 @@ import sys
 from pathlib import Path
 
 import torch
-from open_clip.model import CLIPVisionCfg, _build_vision_tower
-from open_clip.transformer import VisionTransformer
+
+# open_clip imports transformers if it can (seconds, some 100 MB), for Hugging Face text towers
+# and caption generation that FetalCLIP's vision tower never uses; each such import falls back
+# when it fails. So it is hidden while open_clip imports (a None in sys.modules fails the import),
+# then shown again: training's peft imports it as usual.
+_HIDE_TRANSFORMERS = "transformers" not in sys.modules and "open_clip" not in sys.modules
+if _HIDE_TRANSFORMERS:
+    sys.modules["transformers"] = None
+try:
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+    from open_clip.transformer import VisionTransformer
+finally:
+    if _HIDE_TRANSFORMERS and sys.modules.get("transformers", 0) is None:
+        del sys.modules["transformers"]
 
 from ..base.errors import ModelLoadError, choice
 from ..base.fileio import read_regular
