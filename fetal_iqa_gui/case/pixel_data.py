@@ -33,6 +33,7 @@ def check_pixel_data(path: Path) -> None:
         raise RefusedHeader(f"its DICOM header could not be read ({_first_line(error)})", DAMAGED) from None
     if element is None:
         raise RefusedHeader("it holds no pixel data (it is not an image)", "Choose the file of the recording itself.")
+    _check_after_pixel_data(path, header)
     declared = f"it declares {counted(frames, 'frame')} of {columns} x {rows} px"
     if element.length == _UNDEFINED_LENGTH:
         _check_fragments(path, element, frames, declared)
@@ -92,3 +93,19 @@ def _ends_with_delimiter(path: Path, element, fragment_offsets: list[int], endia
         file.seek(item.unpack(last)[2], 1)
         end = file.read(item.size)
     return len(end) == item.size and item.unpack(end)[:2] == (0xFFFE, 0xE0DD)
+
+
+def _check_after_pixel_data(path: Path, header) -> None:
+    """What follows the pixel data must be elements of later tags (a signature, padding) that end inside the file.
+
+    GDCM reads garbage after the pixel data as an element and allocates the length it finds
+    there (hundreds of megabytes for a file of 1 kB).
+    """
+    tags = list(header.keys())  # in the file's order
+    size = path.stat().st_size
+    for tag in tags[tags.index(PIXEL_DATA) + 1:]:
+        raw = header.get_item(tag, keep_deferred=True)
+        length = getattr(raw, "length", 0)
+        ends_inside = length == _UNDEFINED_LENGTH or getattr(raw, "value_tell", 0) + length <= size
+        if tag <= PIXEL_DATA or not ends_inside:
+            raise RefusedHeader("its pixel data is followed by bytes that are not DICOM (the file is damaged)", DAMAGED)

@@ -61,3 +61,10 @@ def test_the_good_files_the_fuzzing_starts_from_open(folder):
     for name, content in [("case.nii", fuzz_files._nifti_base()), ("case.dcm", fuzz_files._dicom_base("grey")),
                           ("case.dcm", fuzz_files._dicom_base("rgb")), ("case.dcm", fuzz_files._dicom_base("rle"))]:
         assert check_reader(folder, FuzzedFile(name, content)) == "opened"
+
+
+def test_a_dicom_with_bytes_after_its_pixel_data_is_refused_within_the_memory_budget(folder):
+    """14 bytes inserted in the pixel data push its last bytes out, where GDCM read an element of 740 MB."""
+    content = fuzz_files._dicom_base("grey")
+    inside = len(content) - fuzz_files.FRAMES.nbytes + 24
+    assert check_reader(folder, FuzzedFile("case.dcm", content[:inside] + bytes(14) + content[inside:])) == "refused"
