@@ -11,9 +11,13 @@ must fit a memory budget, so that a small compressed file cannot make us allocat
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import re
 import stat
+import struct
+import zlib
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -81,6 +85,46 @@ def why_not_inside(folder: Path, name: str) -> str | None:
     if not stat.S_ISREG(mode):
         return f"is not a regular file (it is {special_file_kind(mode)})"
     return None
+
+
+# Where NIfTI-1 and NIfTI-2 (by their header's size) keep the fields ITK builds the geometry from: the magic,
+# the number of dimensions (which tells the byte order), the spacing (pixdim[1:4]), and the qform and sform
+# codes with what each code enables
+_NIFTI_LAYOUTS = {
+    348: {"magic": 344, "dimensions": (40, "h"), "spacing": (80, "3f"), "qform_code": (252, "h"), "qform": (256, "6f"),
+          "sform_code": (254, "h"), "sform": (280, "12f")},
+    540: {"magic": 4, "dimensions": (16, "q"), "spacing": (112, "3d"), "qform_code": (344, "i"), "qform": (352, "6d"),
+          "sform_code": (348, "i"), "sform": (400, "12d")}}
+
+
+def check_nifti_geometry(path: Path) -> None:
+    """Refuse a NIfTI header whose spacing or orientation is not finite.
+
+    ITK turns them into a direction matrix by iterating to convergence, which an infinity among
+    large values never reaches: the file would hang whoever opens it.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as file:
+            head = file.read(max(_NIFTI_LAYOUTS))
+    except (OSError, EOFError, zlib.error):  # damaged compression: ITK's own reading says so
+        return
+    for size, layout in _NIFTI_LAYOUTS.items():  # told apart by the magic, as ITK does (not by the size field)
+        if len(head) >= size and head[layout["magic"]:layout["magic"] + 3] in (b"n+1", b"ni1", b"n+2", b"ni2"):
+            break
+    else:
+        return  # not NIfTI (Analyze, or damaged): ITK decides
+    dimensions_at, dimensions_kind = layout["dimensions"]
+    # the byte order is the one in which the number of dimensions is 1 to 7 (as niftilib decides)
+    order = "<" if 1 <= struct.unpack_from("<" + dimensions_kind, head, dimensions_at)[0] <= 7 else ">"
+
+    def field(name: str) -> tuple:
+        offset, kind = layout[name]
+        return struct.unpack_from(order + kind, head, offset)
+    values = [*field("spacing"), *(field("qform") if field("qform_code")[0] > 0 else ()),
+              *(field("sform") if field("sform_code")[0] > 0 else ())]
+    if not all(math.isfinite(value) for value in values):
+        raise RefusedHeader("its header gives a spacing or orientation that is not a finite number", DAMAGED)
 
 
 def default_memory_budget() -> int:

@@ -137,16 +137,21 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
     """
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    io_name = reader.GetImageIOFromFileName(str(path))
-    if io_name not in _IMAGE_IOS:
-        raise _unknown_format(path)
-    reader.SetImageIO(io_name)
     try:
+        marked_dicom = _has_dicom_marker(path)
+        if marked_dicom:  # before GDCM looks at it: on compressed pixel data cut short it spends gigabytes, seconds
+            check_pixel_data(path)
+        io_name = reader.GetImageIOFromFileName(str(path))
+        if io_name not in _IMAGE_IOS:
+            raise _unknown_format(path)
+        reader.SetImageIO(io_name)
         headers.check_data_files(path, io_name)
+        if io_name == "NiftiImageIO":
+            headers.check_nifti_geometry(path)
+        if io_name == "GDCMImageIO" and not marked_dicom:
+            check_pixel_data(path)
         reader.ReadImageInformation()
         headers.check_declared_size(reader, budget, slices)
-        if io_name == "GDCMImageIO":
-            check_pixel_data(path)
     except headers.RefusedHeader as error:
         raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:
@@ -228,14 +233,17 @@ def _folder_files(path: Path) -> list[Path]:
     return files
 
 
+def _has_dicom_marker(file: Path) -> bool:
+    """'DICM' at byte 128, as a DICOM file written to the standard begins."""
+    with open(file, "rb") as opened:
+        return opened.read(132)[128:] == b"DICM"
+
+
 def _is_dicom_file(file: Path) -> bool:
     """Named .dcm/.dicom or marked 'DICM' (at byte 128), and not hidden (macOS leaves '._name' files) or DICOMDIR."""
     if file.name.startswith(".") or file.name.upper() == "DICOMDIR":
         return False
-    if file.suffix.lower() in (".dcm", ".dicom"):
-        return True
-    with open(file, "rb") as opened:
-        return opened.read(132)[128:] == b"DICM"
+    return file.suffix.lower() in (".dcm", ".dicom") or _has_dicom_marker(file)
 
 
 def _check_every_file_read(path: Path, files: list[Path], series: list[tuple[str, ...]]) -> None:

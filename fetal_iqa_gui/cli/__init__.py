@@ -10,7 +10,9 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .. import __version__
@@ -29,6 +31,16 @@ DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl+C (128 + SIGINT)
 EXIT_READER_GONE = 141  # as a shell reports a command ended by SIGPIPE (`... | head -1`)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM (`kill`, a scheduler's time limit): ended as Ctrl-C ends it, said as itself
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that it ends work the same clean way."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 EXIT_STATUSES = (
     (EXIT_OK, "done"),
@@ -45,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a name the terminal's encoding cannot write is escaped, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals are handled there only
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         try:
             return _run(argv)
@@ -53,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_output()
         return EXIT_READER_GONE
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _discard_output() -> None:
@@ -76,6 +93,9 @@ def _run(argv: list[str] | None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.handler(args)
+    except Terminated:
+        print("Terminated.", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
