@@ -16,6 +16,10 @@ from pathlib import Path
 
 import torch
 
+from ..base.errors import ModelLoadError, choice
+from ..base.fileio import read_regular
+from ..base.resources import user_weights_dir
+
 # open_clip imports transformers if it can (seconds, some 100 MB), for Hugging Face text towers
 # and caption generation that FetalCLIP's vision tower never uses; each such import falls back
 # when it fails. So it is hidden while open_clip imports (a None in sys.modules fails the import),
@@ -29,10 +33,6 @@ try:
 finally:
     if _HIDE_TRANSFORMERS and sys.modules.get("transformers", 0) is None:
         del sys.modules["transformers"]
-
-from ..base.errors import ModelLoadError, choice
-from ..base.fileio import read_regular
-from ..base.resources import user_weights_dir
 
 log = logging.getLogger(__name__)
 

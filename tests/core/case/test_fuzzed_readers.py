@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from tests import fuzz_files  # noqa: E402
 from tests.fuzz_files import FORMATS, FuzzedFile, check_reader  # noqa: E402
