@@ -52,6 +52,7 @@ class CaseJob:
         if self.plan is not None and self.plan.outputs.blanks:
             image_area(case)  # a case that cannot be blanked is refused now, not after it is scored
         model = ModelInfo.of(self.engine.model)
+        self.engine.prepare(case)  # the tokens it is scored on, which the cache's key names
         scored = read_cached(case, model, self.engine.variant) if self.use_cache else ScoredCase(case, model)
         if self.threshold is not None:
             scored.threshold = self.threshold
