@@ -133,8 +133,8 @@ class EngineSettings:
     threads: int | None = _declared(None, Setting("CPU threads", "CPU threads (default: one per physical core)",
                                                   bounds=(1, 256), in_window=False))  # libgomp aborts on absurd counts
     black_patches: str = _declared("skip", Setting(
-        "Black patches", "image patches black in every frame of a sweep (outside the probe's view): skip them (about "
-        "40 % less work a frame; CLS models, used where it keeps fp32's decisions on the sweep's own frames) or keep "
+        "Black patches", "image patches black in every frame of a sweep (outside the probe's view): skip them (two "
+        "fifths less work a frame; CLS models, used where it keeps fp32's decisions on the sweep's own frames) or keep "
         "them", BLACK_PATCHES))
     calibration: str | None = _declared(None, Setting(
         "Calibration sweep", "OpenVINO int8 of a real model: calibrate on this sweep file (default: the first "
