@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..base.errors import FetalIqaError, ScoringError, choice
 from ..case.case import Case
 from ..model.loading import LoadedModel
 from ..model.networks import tower_of
+from ..model.token_subset import subset_hash
 from . import agreement
 from . import measured
 from .tokens import TokenSubset, choose_subset
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 COARSE_STRIDES = (16, 8)
 CUDA_PASSES_PER_STEP = 4  # forward passes queued on the GPU per yielded batch (one wait for the GPU each)
+_choosing = threading.Lock()  # one case's subset chosen (and checked) at a time
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
@@ -65,8 +68,10 @@ class Engine:
     patches: tuple[tuple[int, int], tuple[int, int]] | None = None  # (patch size, grid): where black patches are skipped
     settings: EngineSettings | None = None  # what it was made from: a compiled token subset converts with them
     notify: Callable[[str], None] | None = None
-    subset: TokenSubset | None = None  # the tokens the case prepared last is scored on; None: every token
+    subset: TokenSubset | None = None  # a case's view (`for_case`): the tokens it is scored on; None: every token
     prepared_for: str | None = None  # that case's content hash
+    # a case's content hash -> (its subset, a notice), chosen once per case; a subset's name -> its compiled model
+    _subsets: dict = field(default_factory=dict, repr=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -93,31 +98,43 @@ class Engine:
     @property
     def variant(self) -> str:
         """How the model runs, as far as it changes the scores: part of the score cache's key. It
-        names the token subset of the case prepared, where one scores (see `prepare`)."""
+        names the token subset of a case's view, where one scores (see `for_case`)."""
         return self.full_variant + (f"-tokens{self.subset.name}" if self.subset is not None else "")
 
-    def prepare(self, case: Case) -> None:
-        """Choose the tokens `case` is scored on (engine/tokens.py), before its cached scores are
-        looked up: `variant` then says which. Once per case; a no-op where black patches are kept."""
+    def for_case(self, case: Case) -> Engine:
+        """The engine as it scores `case`: on the tokens its frames leave (engine/tokens.py), which
+        its `variant` (the score cache's key) names. A view sharing the model, made before the
+        case's cached scores are looked up; itself where black patches are kept. A view of its own
+        per case: the window scores one case ahead while another is scored."""
         if self.patches is None or self.prepared_for == case.content_hash:
-            return
-        self.subset, notice = choose_subset(self, case, self._compile_subset)
-        self.prepared_for = case.content_hash
+            return self
+        with _choosing:
+            if case.content_hash not in self._subsets:
+                self._subsets[case.content_hash] = choose_subset(self, case, self._compile_subset)
+            subset, notice = self._subsets[case.content_hash]
+            told, self.notice = self.notice, None  # the engine's own notice goes with the first case's view
         if notice:
             log.warning(notice)
-            self.notice = f"{self.notice} {notice}" if self.notice else notice
+        notice = " ".join(part for part in (told, notice) if part) or None
+        return replace(self, subset=subset, prepared_for=case.content_hash, notice=notice)
 
     def _compile_subset(self, keep: np.ndarray, case: Case) -> CompiledModel:
-        settings = self.settings or EngineSettings()
-        return compile_model(self.model, self.backend, self.precision, settings.threads or default_threads(),
-                             self.notify, calibration=user_calibration(settings.calibration, lambda: case),
-                             tokens=keep)
+        """The compiled model on the tokens `keep`: converted (or read from the disk cache) once per
+        engine, as the cases of one probe share their subset."""
+        name = subset_hash(keep)
+        if name not in self._subsets:
+            settings = self.settings or EngineSettings()
+            self._subsets[name] = compile_model(self.model, self.backend, self.precision,
+                                                settings.threads or default_threads(), self.notify,
+                                                calibration=user_calibration(settings.calibration, lambda: case),
+                                                tokens=keep)
+        return self._subsets[name]
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return self.model.postprocess(self.raw(frames))
 
     def raw(self, frames: np.ndarray) -> torch.Tensor:
-        """The model's raw outputs (logits, or mask logits) for uint8 frames, on the prepared tokens."""
+        """The model's raw outputs (logits, or mask logits) for uint8 frames, on the view's tokens (every token but in a case's view)."""
         if self.device.type == "cuda":
             return self._raw_cuda(frames)
         return self.run_images(frames_to_tensor(frames), self.subset)
@@ -309,7 +326,7 @@ def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -
 
 def score_case(engine: Engine, case: Case, known: np.ndarray | None = None) -> Iterator[ScoreBatch]:
     """Yield the scores of every image frame not in `known` (scores with NaN for unscored)."""
-    engine.prepare(case)  # a no-op when the caller prepared it (before reading the cache)
+    engine = engine.for_case(case)  # itself when the caller made the view (to read the cache)
     scores = np.full(case.n_frames, np.nan, np.float32) if known is None else known.astype(np.float32).copy()
     image_frames = case.layout.image_frames()
     coarse = [image_frames[::stride] for stride in COARSE_STRIDES]

@@ -62,8 +62,10 @@ def test_the_demo_model_skipping_black_patches_keeps_fp32s_decisions_and_best_fr
     skipping = load_engine(ModelSpec(demo="classification"), FP32)
     every = load_engine(ModelSpec(demo="classification"), KEEP_ALL)
     scores, reference = scored(skipping, fan_case), scored(every, fan_case)
-    assert skipping.subset is not None and skipping.subset.dropped > 50  # it does skip them
-    assert skipping.variant.startswith(every.variant + "-tokens") and every.subset is None  # cached apart
+    subset = skipping.for_case(fan_case).subset
+    assert subset is not None and subset.dropped > 50  # it does skip them
+    assert every.for_case(fan_case).subset is None
+    assert skipping.for_case(fan_case).variant.startswith(every.variant + "-tokens")  # cached apart
     images = fan_case.layout.image_frames()
     threshold = skipping.model.threshold
     assert np.mean((scores[images] >= threshold) == (reference[images] >= threshold)) >= 0.97
@@ -74,18 +76,16 @@ def test_a_subset_that_changes_the_decisions_is_not_used_and_the_user_is_told(fa
     monkeypatch.setattr(tokens, "agrees", lambda model, reference, candidate: (0.9, False))
     engine = load_engine(ModelSpec(demo="classification"), FP32)
     first = next(score_case(engine, fan_case))
-    assert engine.subset is None and engine.variant == "cpu-fp32-torch"
+    assert engine.for_case(fan_case).subset is None and engine.for_case(fan_case).variant == "cpu-fp32-torch"
     assert "scoring with every patch" in first.notice
     remembered = [key for key in tokens._read_checks() if key.startswith(engine.model.identity)]
     assert len(remembered) == 1  # on disk: the next start does not check again
     tokens._verdicts.clear()
     monkeypatch.setattr(tokens, "check", lambda *args: pytest.fail("checked again"))
     again = load_engine(ModelSpec(demo="classification"), FP32)
-    again.prepare(fan_case)
-    assert again.subset is None
+    assert again.for_case(fan_case).subset is None
 
 
 def test_a_segmentation_model_keeps_every_token(fan_case):
     engine = load_engine(ModelSpec(demo="segmentation"), FP32)
-    engine.prepare(fan_case)
-    assert engine.patches is None and engine.subset is None
+    assert engine.patches is None and engine.for_case(fan_case) is engine
