@@ -32,9 +32,10 @@ def plain_choice_words():
     """Each test starts with no front door's words for the choices in errors' advice: a front door
     (the CLI's `main`, a window) names them when it starts, and that must not leak into the next test."""
     from fetal_iqa_gui.base.errors import name_choices
-    from fetal_iqa_gui.engine import agreement
+    from fetal_iqa_gui.engine import agreement, tokens
     name_choices({})
     agreement.forget()  # nor does what a fast path's check found (a verdict holds for a process)
+    tokens.forget()  # nor what a token subset's did
     yield
     name_choices({})
 

@@ -50,6 +50,12 @@ def measured_engines_file() -> Path:
     return Path(platformdirs.user_cache_dir("fetal-iqa")) / "engines.json"
 
 
+def token_checks_file() -> Path:
+    """Whether skipping a sweep's black patches kept fp32's decisions (engine/tokens.py), per model,
+    subset and engine: no patient, no pixels."""
+    return Path(platformdirs.user_cache_dir("fetal-iqa")) / "token-checks.json"
+
+
 def cache_dir() -> Path:
     """The score cache's own folder: in FETAL_IQA_CACHE_DIR when set (a folder of the user's, left as
     it is), else in the user cache folder."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+BLACK_PATCHES = ("skip", "keep")  # engine/tokens.py
 COMPILED = ("onnxruntime", "openvino")  # compiled CPU runtimes (engine/compiled.py)
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 CPU_EXTRA = "pip install 'fetal-iqa[cpu]'"  # ONNX Runtime; OpenVINO comes with the package where it has wheels
@@ -131,6 +132,10 @@ class EngineSettings:
                                              BACKENDS, BACKEND_RULES))
     threads: int | None = _declared(None, Setting("CPU threads", "CPU threads (default: one per physical core)",
                                                   bounds=(1, 256), in_window=False))  # libgomp aborts on absurd counts
+    black_patches: str = _declared("skip", Setting(
+        "Black patches", "image patches black in every frame of a sweep (outside the probe's view): skip them (two "
+        "fifths less work a frame; CLS models, used where it keeps fp32's decisions on the sweep's own frames) or keep "
+        "them", BLACK_PATCHES))
     calibration: str | None = _declared(None, Setting(
         "Calibration sweep", "OpenVINO int8 of a real model: calibrate on this sweep file (default: the first "
         "sweep scored; converted again when it changes)", is_path=True))

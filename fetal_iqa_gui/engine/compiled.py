@@ -47,6 +47,7 @@ from .cache import COMPILED_MANIFEST as MANIFEST
 from .cache import compiled_dir
 from .choice import INSTALL, installed, runtime_version
 from ..model.task import is_good
+from ..model.token_subset import on_subset, subset_hash
 from ..base.fileio import STAGING_PREFIX, atomic_write, private_folder, read_regular, remove_stale_parts
 
 log = logging.getLogger(__name__)
@@ -114,17 +115,20 @@ class CompiledModel:
 
 
 def compile_model(model, backend: str, precision: str, threads: int, notify: Callable[[str], None] | None = None,
-                  calibration: Calibration = SYNTHETIC) -> CompiledModel:
+                  calibration: Calibration = SYNTHETIC, tokens: np.ndarray | None = None) -> CompiledModel:
     """The model (a `LoadedModel`) converted for `backend` at `precision`, from the cache when it
     holds a sound entry, else converted now (saying so through `notify`) and cached. Static int8
-    (OpenVINO) is calibrated on `calibration`'s frames (the demo model: always synthetic ones)."""
+    (OpenVINO) is calibrated on `calibration`'s frames (the demo model: always synthetic ones).
+    `tokens`: a CLS model on those tokens only (model/token_subset.py), the indices constants of
+    the converted model, whose key names them."""
     if not installed(backend):
         raise ModuleNotFoundError(f"{backend} is not installed ({INSTALL[backend]})")
     static_int8 = backend == "openvino" and precision == "int8"
     calibration = SYNTHETIC if model.is_demo or not static_int8 else calibration
     key = hashlib.sha256(f"{FORMAT_VERSION}|{model.identity}|{model.task}|{backend}|{precision}|"
                          f"{runtime_version(backend)}|torch {torch.__version__}"
-                         f"{'|' + calibration.key if static_int8 else ''}".encode()).hexdigest()[:32]
+                         f"{'|' + calibration.key if static_int8 else ''}"
+                         f"{'|tokens ' + subset_hash(tokens) if tokens is not None else ''}".encode()).hexdigest()[:32]
     entry = compiled_dir() / key
     # OpenVINO computes what is not int8 in fp32 (its bf16 hint moved a small model's scores by 0.3):
     # in bf16 only when asked for, as the agreement checks compare against fp32
@@ -142,11 +146,11 @@ def compile_model(model, backend: str, precision: str, threads: int, notify: Cal
         if compiled is not None:
             return compiled
         return _convert_into(entry, model, backend, precision, threads, in_bf16,
-                             calibration if static_int8 else None)
+                             calibration if static_int8 else None, tokens)
 
 
 def _convert_into(entry: Path, model, backend: str, precision: str, threads: int, in_bf16: bool,
-                  calibration: Calibration | None) -> CompiledModel:
+                  calibration: Calibration | None, tokens: np.ndarray | None = None) -> CompiledModel:
     """Convert the model, place it in the cache as `entry` (whole or not at all), and load it;
     `calibration` for static int8 only."""
     log.info("converting %s for %s %s into %s", model.name, backend, precision, entry)
@@ -157,8 +161,9 @@ def _convert_into(entry: Path, model, backend: str, precision: str, threads: int
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=entry.parent) as temp:
         folder = Path(temp) / "entry"
         folder.mkdir(mode=PRIVATE_FOLDER)
-        kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames)
+        kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames, tokens)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
+                    "tokens": None if tokens is None else [int(token) for token in tokens],
                     "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
                     "calibration_sha256": sha256, "runtime": runtime_version(backend), "files": _checksums(folder)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -251,7 +256,8 @@ def _matches(folder: Path, recorded: dict[str, str] | None, skip: set[str] = fro
     return all(_sha256(folder / name) == digest for name, digest in recorded.items())
 
 
-def _convert(model, backend: str, precision: str, folder: Path, work: Path, frames: np.ndarray | None) -> str:
+def _convert(model, backend: str, precision: str, folder: Path, work: Path, frames: np.ndarray | None,
+             tokens: np.ndarray | None = None) -> str:
     """Write the converted model's files into `folder` (intermediate files go to `work`, on the
     cache's disk: they are the size of the model); the precision it kept. `frames` are given for
     OpenVINO's static int8: calibrated on the even ones, checked against torch on the odd ones.
@@ -262,6 +268,8 @@ def _convert(model, backend: str, precision: str, folder: Path, work: Path, fram
     All at once (the ONNX in one piece, torch's module kept, batches of 8) it peaked at 8.6 GB."""
     model.merge()
     module = model.module.to(dtype=torch.float32)
+    if tokens is not None:
+        module = on_subset(module, tokens)
     work.mkdir()
     if frames is not None:  # torch's outputs to check int8 against, while torch's module is here
         calibration, held_back = frames[0::2], frames[1::2]

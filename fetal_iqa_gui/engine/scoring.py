@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -21,8 +22,11 @@ import torch
 from ..base.errors import FetalIqaError, ScoringError, choice
 from ..case.case import Case
 from ..model.loading import LoadedModel
+from ..model.networks import tower_of
+from ..model.token_subset import subset_hash
 from . import agreement
 from . import measured
+from .tokens import TokenSubset, choose_subset
 from .choice import (COMPILED, MEASURED, EngineSettings, check_backend, pick_backend, pick_device,
                      pick_precision)
 from .compiled import CompiledModel, batched, compile_model, user_calibration
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 COARSE_STRIDES = (16, 8)
 CUDA_PASSES_PER_STEP = 4  # forward passes queued on the GPU per yielded batch (one wait for the GPU each)
+_choosing = threading.Lock()  # one case's subset chosen (and checked) at a time
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
@@ -60,6 +65,13 @@ class Engine:
     compiled: CompiledModel | None = None  # the converted model a compiled backend runs
     notice: str | None = None  # for the first batch: something the user should know about the engine
     chosen: measured.Choice | None = None  # what `auto` measured to choose it, where it did
+    patches: tuple[tuple[int, int], tuple[int, int]] | None = None  # (patch size, grid): where black patches are skipped
+    settings: EngineSettings | None = None  # what it was made from: a compiled token subset converts with them
+    notify: Callable[[str], None] | None = None
+    subset: TokenSubset | None = None  # a case's view (`for_case`): the tokens it is scored on; None: every token
+    prepared_for: str | None = None  # that case's content hash
+    # a case's content hash -> (its subset, a notice), chosen once per case; a subset's name -> its compiled model
+    _subsets: dict = field(default_factory=dict, repr=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -80,34 +92,80 @@ class Engine:
         return self.batch_size * (CUDA_PASSES_PER_STEP if self.device.type == "cuda" else 1)
 
     @property
-    def variant(self) -> str:
-        """How the model runs, as far as it changes the scores: part of the score cache's key."""
+    def full_variant(self) -> str:
+        """How the model runs on every token, as far as it changes the scores."""
         precision = self.compiled.precision if self.compiled is not None else self.precision
         return f"{self.device.type}-{precision}-{self.backend}"
+
+    @property
+    def variant(self) -> str:
+        """How the model runs, as far as it changes the scores: part of the score cache's key. It
+        names the token subset of a case's view, where one scores (see `for_case`)."""
+        return self.full_variant + (f"-tokens{self.subset.name}" if self.subset is not None else "")
+
+    def for_case(self, case: Case) -> Engine:
+        """The engine as it scores `case`: on the tokens its frames leave (engine/tokens.py), which
+        its `variant` (the score cache's key) names. A view sharing the model, made before the
+        case's cached scores are looked up; itself where black patches are kept. A view of its own
+        per case: the window scores one case ahead while another is scored."""
+        if self.patches is None or self.prepared_for == case.content_hash:
+            return self
+        with _choosing:
+            if case.content_hash not in self._subsets:
+                self._subsets[case.content_hash] = choose_subset(self, case, self._compile_subset)
+            subset, notice = self._subsets[case.content_hash]
+            told, self.notice = self.notice, None  # the engine's own notice goes with the first case's view
+        if notice:
+            log.warning(notice)
+        notice = " ".join(part for part in (told, notice) if part) or None
+        return replace(self, subset=subset, prepared_for=case.content_hash, notice=notice)
+
+    def _compile_subset(self, keep: np.ndarray, case: Case) -> CompiledModel:
+        """The compiled model on the tokens `keep`: converted (or read from the disk cache) once per
+        engine, as the cases of one probe share their subset."""
+        name = subset_hash(keep)
+        if name not in self._subsets:
+            settings = self.settings or EngineSettings()
+            self._subsets[name] = compile_model(self.model, self.backend, self.precision,
+                                                settings.threads or default_threads(), self.notify,
+                                                calibration=user_calibration(settings.calibration, lambda: case),
+                                                tokens=keep)
+        return self._subsets[name]
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return self.model.postprocess(self.raw(frames))
 
     def raw(self, frames: np.ndarray) -> torch.Tensor:
-        """The model's raw outputs (logits, or mask logits) for uint8 frames."""
+        """The model's raw outputs (logits, or mask logits) for uint8 frames, on the view's tokens (every token but in a case's view)."""
         if self.device.type == "cuda":
             return self._raw_cuda(frames)
-        images = frames_to_tensor(frames)
-        if self.compiled is not None:
-            return torch.from_numpy(self.compiled(images.numpy()))
+        return self.run_images(frames_to_tensor(frames), self.subset)
+
+    def run_images(self, images, subset: TokenSubset | None = None) -> torch.Tensor:
+        """Raw outputs for model input ((n, 3, 224, 224) float, array or tensor), on every token or on `subset`'s."""
+        compiled = self.compiled if subset is None else subset.run
+        if isinstance(compiled, CompiledModel):
+            return torch.from_numpy(compiled(np.asarray(images)))
+        module = self.model.module if subset is None else subset.run
+        images = torch.as_tensor(images)
+        if self.device.type == "cuda":
+            with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype,
+                                                        enabled=self.dtype != torch.float32):
+                return module(images.to(self.device)).float().cpu()
         # on the CPU the weights themselves are cast: autocast leaves MultiheadAttention's fast path
         with torch.inference_mode():
-            return self.model.module(images.to(self.device, self.dtype))
+            return module(images.to(self.device, self.dtype))
 
     def _raw_cuda(self, frames: np.ndarray) -> torch.Tensor:
         """In passes of `batch_size`, queued without waiting: the CPU resizes the next pass while the
         GPU runs this one. Frames go up as pinned uint8 (copied without blocking) and are normalised
         there; the CPU waits once, when the outputs come back."""
         outputs = []
+        module = self.model.module if self.subset is None else self.subset.run
         with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32):
             for start in range(0, len(frames), self.batch_size):
                 grey = torch.from_numpy(resize_frames(frames[start:start + self.batch_size])).pin_memory()
-                outputs.append(self.model.module(normalise_tensor(grey.to(self.device, non_blocking=True))))
+                outputs.append(module(normalise_tensor(grey.to(self.device, non_blocking=True))))
             return torch.cat(outputs).float().cpu()
 
 
@@ -127,6 +185,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     path is used only if it keeps fp32's masks on those frames (`agreement`); else fp32 scores."""
     device = pick_device(settings.device)
     backend, precision, chosen = _choose(model, device, settings, settings.backend, notify)
+    patches = _patches(model) if settings.black_patches == "skip" else None
     first_case = _once(first_case)
     variant = f"{device.type}-{precision}-{backend}"
     check = agreement.needs_check(model, precision, backend)
@@ -144,6 +203,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
                  verdict.describe())
     if verdict is None or verdict.kept:
         engine.chosen = chosen
+        engine.patches, engine.settings, engine.notify = patches, settings, notify
         return engine
     what = engine.description if engine else f"{device.type.upper()} {precision} ({backend})"
     changed = "the segmentation model's masks" if model.is_segmentation else "the model's decisions"
@@ -170,6 +230,15 @@ def _choose(model: LoadedModel, device: torch.device, settings: EngineSettings, 
                              "auto" if precision == MEASURED else precision, notify)
     log.info("auto on this CPU: %s", chosen.describe())
     return chosen.backend, chosen.precision, chosen
+
+
+def _patches(model: LoadedModel) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(patch size, grid) of a CLS model's tower, where black patches can be skipped; None for SEG,
+    whose decoder reads every patch token as a grid (model/token_subset.py)."""
+    if model.is_segmentation:
+        return None
+    tower = tower_of(model.module.encoder)
+    return tuple(tower.patch_size), tuple(tower.grid_size)
 
 
 def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
@@ -261,6 +330,7 @@ def scoring_order_step(scores: np.ndarray, candidates: np.ndarray, count: int) -
 
 def score_case(engine: Engine, case: Case, known: np.ndarray | None = None) -> Iterator[ScoreBatch]:
     """Yield the scores of every image frame not in `known` (scores with NaN for unscored)."""
+    engine = engine.for_case(case)  # itself when the caller made the view (to read the cache)
     scores = np.full(case.n_frames, np.nan, np.float32) if known is None else known.astype(np.float32).copy()
     image_frames = case.layout.image_frames()
     coarse = [image_frames[::stride] for stride in COARSE_STRIDES]
@@ -298,6 +368,8 @@ def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:
         else:
             engine.device, engine.precision = torch.device("cpu"), "fp32"
             engine.model.module.to(device=engine.device, dtype=torch.float32)
+            if engine.subset is not None:  # its layers are the model's; its token indices move too
+                engine.subset.run.to(device=engine.device)
             engine.batch_size = 8
             notice = "The GPU ran out of memory; scoring continues on the CPU (slower)."
         log.warning(notice)

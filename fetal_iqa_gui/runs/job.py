@@ -51,15 +51,16 @@ class CaseJob:
         case = self.case if isinstance(self.case, Case) else load_case(self.case)
         if self.plan is not None and self.plan.outputs.blanks:
             image_area(case)  # a case that cannot be blanked is refused now, not after it is scored
-        model = ModelInfo.of(self.engine.model)
-        scored = read_cached(case, model, self.engine.variant) if self.use_cache else ScoredCase(case, model)
+        engine = self.engine.for_case(case)  # the tokens it is scored on, which the cache's key names
+        model = ModelInfo.of(engine.model)
+        scored = read_cached(case, model, engine.variant) if self.use_cache else ScoredCase(case, model)
         if self.threshold is not None:
             scored.threshold = self.threshold
         if on_open:
             on_open(scored)
         stopped = False
         try:
-            for batch in score_case(self.engine, case, scored.scores):
+            for batch in score_case(engine, case, scored.scores):
                 scored.add(batch.frames, batch.scores, batch.masks)
                 if on_batch:
                     on_batch(batch, scored)
@@ -68,11 +69,11 @@ class CaseJob:
                     break
         finally:
             if self.use_cache:
-                save_cached(scored, self.engine.variant)
+                save_cached(scored, engine.variant)
         rows = None
         if self.plan is not None and not stopped:
             from .batch import write_case_outputs
-            rows = write_case_outputs(scored, replace(self.plan, variant=self.engine.variant))
+            rows = write_case_outputs(scored, replace(self.plan, variant=engine.variant))
         return JobResult(scored, rows, stopped)
 
 

@@ -293,7 +293,7 @@ def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own
     import threading
     conversions = []
 
-    def convert(model, backend, precision, folder, work, frames):
+    def convert(model, backend, precision, folder, work, frames, tokens=None):
         conversions.append(backend)
         time.sleep(1.0)
         (folder / "model.onnx").write_bytes(b"converted")
@@ -318,7 +318,7 @@ def test_processes_that_start_together_convert_the_model_once(tiny_cls_path, own
 def fake_conversion(monkeypatch):
     """A conversion that writes one small file, loaded by a stand-in runtime: what the cache does
     with an entry, without ONNX Runtime or OpenVINO."""
-    def convert(model, backend, precision, folder, work, frames):
+    def convert(model, backend, precision, folder, work, frames, tokens=None):
         (folder / "model.onnx").write_bytes(b"converted weights")
         return precision
     monkeypatch.setattr(runtime, "_convert", convert)

@@ -44,8 +44,10 @@ def test_final_scores_do_not_depend_on_the_order(engine, sweep):
     for batch in score_case(engine, sweep):
         ordered[batch.frames] = batch.scores
     images = sweep.layout.image_frames()
+    on_its_tokens = engine.for_case(sweep)  # as score_case scores it (black patches skipped)
     with torch.inference_mode():
-        sequential = np.concatenate([engine.predict(sweep.frames[images[i:i + 5]])[0] for i in range(0, len(images), 5)])
+        sequential = np.concatenate([on_its_tokens.predict(sweep.frames[images[i:i + 5]])[0]
+                                     for i in range(0, len(images), 5)])
     np.testing.assert_allclose(ordered[images], sequential, atol=1e-5)
 
 
@@ -75,7 +77,8 @@ def test_cancelling_keeps_the_scores_so_far_in_the_cache(engine, sweep):
                        should_stop=lambda: len(batches) >= 2)
     scored = int((~np.isnan(result.scores)).sum())
     assert scored == sum(len(b.frames) for b in batches) < len(sweep.layout.image_frames())
-    cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, engine.variant)
+    variant = engine.for_case(sweep).variant  # names the case's token subset
+    cached = cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, variant)
     assert cached is not None and int((~np.isnan(cached[0])).sum()) == scored
     resumed = score_all(engine, sweep)
     assert not np.isnan(resumed.scores[sweep.layout.image_frames()]).any()
@@ -86,7 +89,8 @@ def test_corrupt_cache_entries_are_ignored(engine, sweep):
     assert len(list(cache.cache_dir().glob("*.npz"))) == 1
     for entry in cache.cache_dir().glob("*.npz"):
         entry.write_bytes(b"garbage")
-    assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, engine.variant) is None
+    variant = engine.for_case(sweep).variant
+    assert cache.load_scores(sweep.content_hash, engine.model.identity, sweep.n_frames, variant) is None
     assert not any(cache.cache_dir().glob("*.npz"))  # the damaged entry is gone
 
 
