@@ -12,7 +12,6 @@ from fetal_iqa_gui.engine.choice import EngineSettings
 from fetal_iqa_gui.engine.preprocess import resize_frames
 from fetal_iqa_gui.engine.scoring import load_engine, score_case
 from fetal_iqa_gui.model.checkpoint import build_model
-from fetal_iqa_gui.model.loading import load_model
 from fetal_iqa_gui.model.networks import tower_of
 from fetal_iqa_gui.model.spec import ModelSpec
 from fetal_iqa_gui.model.token_subset import SubsetTower, kept_tokens, on_subset
