@@ -48,6 +48,7 @@ EXIT_STATUSES = (
     (EXIT_BAD_INPUT, "bad input or usage: an input that cannot be used, an option refused"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
     (EXIT_READER_GONE, "the output's reader stopped reading (`... | head -1`)"),
+    (EXIT_TERMINATED, "terminated (SIGTERM: `kill`, a scheduler's time limit), ended as Ctrl+C ends it"),
 )
 EXIT_STATUS_HEADING = "exit status:"
 

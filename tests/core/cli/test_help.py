@@ -76,7 +76,7 @@ def test_the_program_help_lists_the_exit_statuses(capsys):
     text = help_of([], capsys)
     assert "exit status:" in text
     for code, meaning in ((0, "done"), (1, "could not be written"), (2, "bad input or usage"), (130, "interrupted"),
-                          (141, "stopped reading")):
+                          (141, "stopped reading"), (143, "terminated")):
         assert any(line.split()[:1] == [str(code)] and meaning in line for line in text.splitlines()), code
 
 
