@@ -8,9 +8,10 @@ import torch
 
 from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON
 from fetal_iqa_gui.cli import main
-from fetal_iqa_gui.model.checkpoint import read_checkpoint
+from fetal_iqa_gui.model.checkpoint import load_into, read_checkpoint
 from fetal_iqa_gui.model.loading import ModelSpec, load_model
-from fetal_iqa_gui.model.tower import build_visual
+from fetal_iqa_gui.model.networks import network_for
+from fetal_iqa_gui.model.tower import build_visual, load_visual_weights
 from fetal_iqa_gui.training.data import CaseRecord, read_cases, split_cases
 from tests.support import TINY_CONFIG
 
@@ -63,7 +64,14 @@ def test_lora_training_writes_an_adapter_that_loads_and_scores(small_dataset, ti
         assert any(k.startswith("decoder.") for k in state)
     model = load_model(ModelSpec(weights=weights, adapter=out))
     loaded = model.module.state_dict()
-    assert all(torch.equal(loaded[name], tensor) for name, tensor in state.items())  # the trained weights score
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in state.items() if "lora_" not in name)
+    visual = build_visual(TINY_CONFIG)
+    load_visual_weights(visual, weights)
+    trained = network_for(task, visual, TINY_CONFIG)  # as trained: peft's LoRA, unmerged
+    load_into(trained, state, out, full_model=False)
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # the trained LoRA scores, folded into the tower as the model loaded
+        np.testing.assert_allclose(model.module(images).numpy(), trained.eval()(images).numpy(), atol=1e-5)
     scores, masks = model.predict(torch.zeros(2, 3, 224, 224))
     assert scores.shape == (2,) and np.isfinite(scores).all()
     if task == "segmentation":  # the score is the mask's share of the frame
