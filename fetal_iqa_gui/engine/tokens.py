@@ -33,7 +33,6 @@ from .preprocess import INPUT_SIZE, resize_frames
 
 if TYPE_CHECKING:
     from ..case.case import Case
-    from .scoring import Engine
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def black_patch_indices(case: Case, patch_size: tuple[int, int]) -> np.ndarray:
     return black_patches(brightest, patch_size)
 
 
-def choose_subset(engine: Engine, case: Case,
+def choose_subset(engine, case: Case,
                   compile_subset: Callable[[np.ndarray, Case], CompiledModel] | None = None
                   ) -> tuple[TokenSubset | None, str | None]:
     """(the subset `engine` scores `case` on, None for every token; a notice for the user, or None).
@@ -114,7 +113,7 @@ def choose_subset(engine: Engine, case: Case,
     return subset, None
 
 
-def check(engine: Engine, subset: TokenSubset, case: Case) -> Verdict:
+def check(engine, subset: TokenSubset, case: Case) -> Verdict:
     """The subset on `engine` against fp32 with every token, on frames spread over `case`."""
     images = case_frames(case, CHECK_FRAMES)
     reference = _fp32_full(engine, images)
@@ -124,7 +123,7 @@ def check(engine: Engine, subset: TokenSubset, case: Case) -> Verdict:
     return Verdict(share >= AGREEMENT and same_best, len(images), share, same_best)
 
 
-def _fp32_full(engine: Engine, images: np.ndarray) -> np.ndarray:
+def _fp32_full(engine, images: np.ndarray) -> np.ndarray:
     """fp32 with every token: the engine itself where it runs torch fp32, else the model loaded
     again for the check (the paper's path, LoRA unmerged), dropped after."""
     if engine.compiled is None and engine.precision == "fp32":

@@ -40,13 +40,13 @@ def test_the_setting_is_kept_and_reaches_the_frames_and_the_report(qtbot, window
     png = cv2.imread(str(next(p for p in report.written if p.suffix == ".png")), cv2.IMREAD_UNCHANGED)
     keep = inside_burned_in_region()
     assert (png[~keep] == 0).all() and (png[keep] == window.state.case.frames[1][keep]).all()
-    sidecar = json.loads(next(p for p in report.written if p.suffix == ".json").read_text())
+    sidecar = json.loads(next(p for p in report.written if p.suffix == ".json").read_text(encoding="utf-8"))
     assert sidecar["burned_in_annotation"] == "NO" and sidecar["pixels_blanked"].startswith("outside the ultrasound")
     assert "blanked outside the ultrasound region" in window.status_text.text()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path / "report")))
     with qtbot.waitSignal(window.exporter.report_written, timeout=60_000) as written:
         window.exporter.export_report()
-    assert "Every pixel outside the ultrasound region (DICOM US regions) is blanked" in written.args[0].read_text()
+    assert "Every pixel outside the ultrasound region (DICOM US regions) is blanked" in written.args[0].read_text(encoding="utf-8")
     assert "blanked outside the ultrasound region" in window.status_text.text()
 
 

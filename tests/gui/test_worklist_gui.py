@@ -1,5 +1,6 @@
 """A folder as a worklist: cases open in turn, the next is scored ahead, a review is kept and restored."""
 
+import logging
 import shutil
 
 import pytest
@@ -59,6 +60,7 @@ def test_a_folder_is_reviewed_case_by_case(qtbot, window, cases, monkeypatch):
 
 def test_a_review_the_folder_cannot_keep_is_said_kept_in_the_window_and_saved_later(qtbot, window, cases,
                                                                                      monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="fetal_iqa_gui")  # whatever an earlier test left the levels at
     import fetal_iqa_gui.runs.review_record as module
     real, writable = module.atomic_write, [False]
 

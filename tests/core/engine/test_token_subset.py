@@ -17,7 +17,7 @@ from fetal_iqa_gui.model.spec import ModelSpec
 from fetal_iqa_gui.model.token_subset import SubsetTower, kept_tokens, on_subset
 from tests.support import TINY_CONFIG
 
-FP32 = EngineSettings("cpu", "fp32", 8, backend="torch")
+FP32 = EngineSettings("cpu", "fp32", 8, backend="torch", black_patches="skip")  # skipping (opt-in)
 KEEP_ALL = EngineSettings("cpu", "fp32", 8, backend="torch", black_patches="keep")
 
 

@@ -53,7 +53,7 @@ def test_outside_the_dicoms_ultrasound_region_the_export_is_black_and_inside_it_
     assert np.array_equal(png[keep], case.frames[1][keep])
     overlay = read_png(exported(report, "_overlay.png"))
     assert (overlay[160:175, 150:230] == 0).all()  # the overlay copy too (its caption is ours, at the top)
-    sidecar = json.loads(exported(report, ".json").read_text())
+    sidecar = json.loads(exported(report, ".json").read_text(encoding="utf-8"))
     assert sidecar["pixels_blanked"] == "outside the ultrasound region (DICOM US regions)"
     assert sidecar["burned_in_annotation"] == "NO"
     assert "blanked outside the ultrasound region" in report.message(tmp_path / "blanked")
@@ -64,7 +64,7 @@ def test_without_the_option_the_frame_is_exported_as_recorded_and_says_text_may_
     report = scored(case).export([1], tmp_path)
     png = read_png(exported(report, "1.png"))
     assert np.array_equal(png, case.frames[1]) and (png[5:20, 10:120] == TEXT).all()
-    sidecar = json.loads(exported(report, ".json").read_text())
+    sidecar = json.loads(exported(report, ".json").read_text(encoding="utf-8"))
     assert sidecar["pixels_blanked"] is None and sidecar["burned_in_annotation"] == "YES"
     assert "blanked" not in report.message(tmp_path)
 
@@ -80,7 +80,7 @@ def test_a_volume_of_the_probes_size_is_blanked_outside_its_field_of_view(small_
     report = scored(case).export([0], tmp_path / "out", blank=True)
     png = read_png(exported(report, ".png"))
     assert (png[~fov] == 0).all() and np.array_equal(png[fov], case.frames[0][fov])
-    sidecar = json.loads(exported(report, ".json").read_text())
+    sidecar = json.loads(exported(report, ".json").read_text(encoding="utf-8"))
     assert sidecar["pixels_blanked"] == "outside the probe's field of view" == BY_PROBE_FOV
     assert sidecar["burned_in_annotation"] == "NO"
 
@@ -108,15 +108,15 @@ def test_the_reports_pictures_and_frames_are_blanked_when_asked(us_dicom, tmp_pa
     one = scored(load_case(us_dicom))
     page, exported_frames = write_report(one, tmp_path / "report", blank=True)
     assert exported_frames.blanked == BY_US_REGIONS
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     assert "Every pixel outside the ultrasound region (DICOM US regions) is blanked" in text
     figure = picture_of(text)
     scale = figure.shape[1] / 240
     top_text = figure[round(8 * scale):round(17 * scale), round(14 * scale):round(115 * scale)]
     assert top_text.max() == 0  # where the banner was
     plain, _ = write_report(one, tmp_path / "plain")
-    assert "is blanked" not in plain.read_text()
-    assert (picture_of(plain.read_text())[round(8 * scale):round(17 * scale), round(14 * scale):round(115 * scale)]
+    assert "is blanked" not in plain.read_text(encoding="utf-8")
+    assert (picture_of(plain.read_text(encoding="utf-8"))[round(8 * scale):round(17 * scale), round(14 * scale):round(115 * scale)]
             > 200).all()
 
 

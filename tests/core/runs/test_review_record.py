@@ -1,6 +1,7 @@
 """The review file as a shared record: two sessions keep each other's reviews, a review belongs to a
 sweep's content, and a file that cannot be read is set aside and said, never overwritten."""
 
+import logging
 import json
 import os
 import threading
@@ -99,6 +100,7 @@ def test_another_sweep_saved_under_a_reviewed_name_is_not_reviewed(folder, small
     (json.dumps({"version": 2, "sweeps": ["a list"]}), "damaged"),
 ], ids=["not json", "a newer version", "not an object", "sweeps not an object"])
 def test_a_review_file_that_cannot_be_read_is_set_aside_and_said_never_overwritten(folder, content, problem, caplog):
+    caplog.set_level(logging.INFO, logger="fetal_iqa_gui")  # whatever an earlier test left the levels at
     (folder / REVIEW_FILE).write_text(content)
     worklist = Worklist(folder)
     [aside] = folder.glob(f"{REVIEW_FILE}.damaged-*")
@@ -110,6 +112,7 @@ def test_a_review_file_that_cannot_be_read_is_set_aside_and_said_never_overwritt
 
 
 def test_entries_of_the_wrong_types_are_left_out_with_a_warning_and_the_rest_loads(folder, caplog):
+    caplog.set_level(logging.INFO, logger="fetal_iqa_gui")  # whatever an earlier test left the levels at
     Worklist(folder).mark_reviewed(folder / "a.mha", scored_case(folder / "a.mha"))
     document = saved_document(folder)
     [(content_hash, good)] = document["sweeps"]["a.mha"].items()
