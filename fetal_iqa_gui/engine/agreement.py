@@ -16,7 +16,6 @@ A verdict is kept (a model, a variant: one check on this computer, in the user c
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..base.errors import WriteError
-from ..base.fileio import atomic_write, private_folder, read_regular
 from ..case.measure import MeasurementError, measure_abdomen
 from ..model.task import is_good
+from .cache import keep_record, measured_engines_file, read_records
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +77,7 @@ def remembered(model, variant: str) -> Verdict | None:
 
 def remember(model, variant: str, verdict: Verdict) -> None:
     _verdicts[(model.identity, variant)] = verdict
-    kept = _kept()
-    kept["|".join((model.identity, variant))] = dataclasses.asdict(verdict)
-    text = json.dumps(kept, indent=1)
-    try:
-        private_folder(verdicts_file().parent)
-        atomic_write(verdicts_file(), lambda file: file.write(text.encode()), overwrite=True, mode=0o600)
-    except (OSError, WriteError) as error:  # checked again at the next start; nothing else lost
-        log.warning("could not keep the fast path's check in %s (%s)", verdicts_file(), error)
+    keep_record(verdicts_file(), "|".join((model.identity, variant)), dataclasses.asdict(verdict), "the fast path's check")
 
 
 def forget() -> None:
@@ -96,16 +87,11 @@ def forget() -> None:
 
 
 def verdicts_file() -> Path:
-    from .cache import measured_engines_file
     return measured_engines_file().with_name("checks.json")
 
 
 def _kept() -> dict:
-    try:
-        kept = json.loads(read_regular(verdicts_file()))
-        return kept if isinstance(kept, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_records(verdicts_file())
 
 
 def check_frames(sample: str | Path | None, first_case: Callable | None) -> tuple[np.ndarray, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -54,6 +55,29 @@ def token_checks_file() -> Path:
     """Whether skipping a sweep's black patches kept fp32's decisions (engine/tokens.py), per model,
     subset and engine: no patient, no pixels."""
     return Path(platformdirs.user_cache_dir("fetal-iqa")) / "token-checks.json"
+
+
+def read_records(path: Path) -> dict:
+    """A small JSON record file of the cache (what `auto` measured, the fast paths' checks) as a
+    dict: empty when it is absent or damaged (the work it records is then done again)."""
+    try:
+        records = json.loads(read_regular(path))
+    except (OSError, ValueError):
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def keep_record(path: Path, key: str, value, what: str) -> None:
+    """`value` under `key` in the record file `path`, replaced whole and readable by the user alone.
+    A cache that cannot be written is said in the log: `what` is only done again next time."""
+    records = read_records(path)
+    records[key] = value
+    text = json.dumps(records, indent=1)
+    try:
+        private_folder(path.parent)
+        atomic_write(path, lambda file: file.write(text.encode()), overwrite=True, mode=PRIVATE_FILE)
+    except (OSError, WriteError) as error:
+        log.warning("could not keep %s in %s (%s)", what, path, error)
 
 
 def cache_dir() -> Path:

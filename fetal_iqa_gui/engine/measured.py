@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
 import time
@@ -32,9 +31,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..base.errors import WriteError
-from ..base.fileio import atomic_write, private_folder, read_regular
-from .cache import measured_engines_file
+from .cache import keep_record, measured_engines_file, read_records
 from .choice import installed, runtime_version
 
 log = logging.getLogger(__name__)
@@ -136,12 +133,8 @@ def fastest(candidates: list[tuple[str, str]], rates: dict[str, float]) -> tuple
 
 def kept_choices() -> list[str]:
     """What was measured on this computer, one line per model shape and thread count (for doctor)."""
-    try:
-        entries = json.loads(read_regular(measured_engines_file()))
-    except (OSError, ValueError):
-        return []
     lines = []
-    for entry in entries.values() if isinstance(entries, dict) else ():
+    for entry in read_records(measured_engines_file()).values():
         try:
             rates = entry["rates"]
             candidates = [c for c in CANDIDATES if _name(c) in rates and installed(c[0])]
@@ -225,31 +218,15 @@ def _key(shape: Shape, threads: int) -> str:
 
 
 def _read(key: str) -> dict:
-    try:
-        entries = json.loads(read_regular(measured_engines_file()))
-        entry = entries.get(key, {}) if isinstance(entries, dict) else {}
-        rates = entry.get("rates", {}) if isinstance(entry, dict) else {}
-        if isinstance(rates, dict) and all(isinstance(v, (int, float)) and v > 0 for v in rates.values()):
-            return entry
-    except (OSError, ValueError):
-        pass  # none yet, or damaged: measured again
-    return {}
+    entry = read_records(measured_engines_file()).get(key, {})
+    rates = entry.get("rates", {}) if isinstance(entry, dict) else {}
+    if isinstance(rates, dict) and all(isinstance(v, (int, float)) and v > 0 for v in rates.values()):
+        return entry
+    return {}  # none yet, or damaged: measured again
 
 
 def _write(key: str, entry: dict) -> None:
-    path = measured_engines_file()
-    try:
-        try:
-            entries = json.loads(read_regular(path))
-            entries = entries if isinstance(entries, dict) else {}
-        except (OSError, ValueError):
-            entries = {}
-        entries[key] = entry
-        text = json.dumps(entries, indent=1)
-        private_folder(path.parent)
-        atomic_write(path, lambda file: file.write(text.encode()), overwrite=True, mode=0o600)
-    except (OSError, WriteError) as error:  # a full or read-only cache: measured again next time, nothing lost
-        log.warning("could not keep the engine measurement in %s (%s)", path, error)
+    keep_record(measured_engines_file(), key, entry, "the engine measurement")
 
 
 def _name(candidate: tuple[str, str]) -> str:

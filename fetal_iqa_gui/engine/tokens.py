@@ -17,7 +17,6 @@ A SEG model keeps every token (its decoder reads every patch token as a grid; mo
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
@@ -25,9 +24,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from ..base.fileio import atomic_write, private_folder, read_regular
 from ..model.token_subset import black_patches, kept_tokens, on_subset, subset_hash
-from .cache import token_checks_file
+from .cache import keep_record, read_records, token_checks_file
 from .compiled import AGREEMENT, CompiledModel, agrees, batched, case_frames
 from .preprocess import INPUT_SIZE, resize_frames
 
@@ -153,15 +151,7 @@ def remembered(key: str) -> Verdict | None:
 
 def remember(key: str, verdict: Verdict) -> None:
     _verdicts[key] = verdict
-    checks = _read_checks()
-    checks[key] = asdict(verdict)
-    path = token_checks_file()
-    text = json.dumps(checks, indent=1)
-    try:
-        private_folder(path.parent)
-        atomic_write(path, lambda file: file.write(text.encode()), overwrite=True, mode=0o600)
-    except OSError as error:  # the check is only paid again next time
-        log.warning("could not keep the token check in %s (%s)", path, error)
+    keep_record(token_checks_file(), key, asdict(verdict), "the token check")
 
 
 def forget() -> None:
@@ -171,8 +161,4 @@ def forget() -> None:
 
 
 def _read_checks() -> dict:
-    try:
-        checks = json.loads(read_regular(token_checks_file()))
-    except (OSError, ValueError):
-        return {}
-    return checks if isinstance(checks, dict) else {}
+    return read_records(token_checks_file())
