@@ -235,6 +235,39 @@ def _metaimage_data_files(lines: list[bytes], whole: bool) -> list[str]:
     raise _too_long()
 
 
+_MET_BYTES = {b"MET_UCHAR": 1, b"MET_CHAR": 1, b"MET_USHORT": 2, b"MET_SHORT": 2, b"MET_UINT": 4, b"MET_INT": 4,
+              b"MET_ULONG": 4, b"MET_LONG": 4, b"MET_ULONG_LONG": 8, b"MET_LONG_LONG": 8, b"MET_FLOAT": 4,
+              b"MET_DOUBLE": 8}  # MetaIO's sizes (its "long" is 4 bytes)
+
+
+def check_metaimage_length(path: Path) -> None:
+    """Refuse uncompressed pixels shorter than the header declares (after `check_data_files` and
+    `check_declared_size`): some ITK versions (2.3) read such a file with only a warning on stderr
+    and leave the missing frames as whatever memory held."""
+    lines, whole = _head(path)
+    names = _metaimage_data_files(lines, whole)
+    fields, header_bytes = {}, 0
+    for line in lines:
+        header_bytes += len(line) + 1
+        key, _, value = line.partition(b"=")
+        fields[key.strip()] = value.strip()
+        if key.strip() == b"ElementDataFile":
+            break
+    if fields.get(b"CompressedData", b"False").lower() == b"true" or b"HeaderSize" in fields:
+        return  # the compressed size says nothing; an explicit HeaderSize moves the pixels' start
+    try:
+        sizes = [int(n) for n in fields[b"DimSize"].split()]
+        channels = int(fields.get(b"ElementNumberOfChannels", b"1"))
+        needed = _MET_BYTES[fields[b"ElementType"]] * channels * math.prod(sizes)
+    except (KeyError, ValueError):
+        return  # ITK refuses it with its own message
+    data = path.parent / names[0] if names else path
+    held = data.stat().st_size - (0 if names else header_bytes)
+    if held < needed:
+        raise RefusedHeader(f"it is truncated or corrupt: the header declares {_bytes_text(needed)} of pixels, "
+                            f"the file holds {_bytes_text(max(held, 0))}", DAMAGED)
+
+
 def _check_metaimage_fields(fields: dict[bytes, bytes]) -> None:
     """A known pixel type and one size per dimension, or ITK's message would be cryptic."""
     try:

@@ -152,6 +152,8 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
             check_pixel_data(path)
         reader.ReadImageInformation()
         headers.check_declared_size(reader, budget, slices)
+        if io_name == "MetaImageIO":
+            headers.check_metaimage_length(path)
     except headers.RefusedHeader as error:
         raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:

@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+import psutil
+
 
 def usable_cpus() -> int:
     """Logical CPUs this process may run on (its affinity where the system tells it)."""
@@ -27,9 +29,14 @@ def physical_cores() -> int:
         cores = _sysctl_int("hw.perflevel0.physicalcpu") or _sysctl_int("hw.physicalcpu")  # Apple's performance cores
         if cores:
             return cores
+    # Windows, and Linux where /proc/cpuinfo names no cores (ARM): psutil asks the system (its
+    # topology files, GetLogicalProcessorInformation), bounded by the CPUs this process may use
     logical = usable_cpus()
-    hyperthreaded = platform.machine().lower() in ("x86_64", "amd64") and logical >= 4 and logical % 2 == 0
-    return logical // 2 if hyperthreaded else logical  # most x86 CPUs of 4 or more threads run 2 a core
+    try:
+        cores = psutil.cpu_count(logical=False)
+    except (OSError, RuntimeError):
+        cores = None
+    return min(cores, logical) if cores else logical
 
 
 def default_threads(for_window: bool = False) -> int:

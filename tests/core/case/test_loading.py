@@ -197,3 +197,15 @@ def test_a_synthetic_case_of_any_length_opens_with_its_sweeps(tmp_path):
     [made] = synthetic.write_dataset(tmp_path, cases=1, seed=5, frames_per_sweep=30)
     case = load_case(tmp_path / synthetic.IMAGES_DIR / f"{made.uuid}.mha")
     assert len(case.layout.sweeps) == 6 and all(len(s) == 30 for s in case.layout.sweeps)
+
+
+def test_a_data_file_shorter_than_its_header_declares_is_refused_before_itk_reads_it(tmp_path, capfd):
+    """SimpleITK 2.3 (the floor) reads a short data file with only a warning on stderr and leaves
+    the missing frames as whatever memory held: refused from the sizes alone, whatever the version."""
+    path = tmp_path / "sweep.mhd"
+    write(np.full((12, 32, 32), 9, np.uint8), path)
+    raw = tmp_path / "sweep.raw"
+    raw.write_bytes(raw.read_bytes()[:-1024])
+    with pytest.raises(CaseLoadError, match="the header declares 12288 bytes of pixels, the file holds 11264 bytes"):
+        load_case(path)
+    assert "MetaImage" not in capfd.readouterr().err  # ITK was never asked

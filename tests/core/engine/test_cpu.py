@@ -49,14 +49,19 @@ def test_engine_settings_refuse_unknown_choices(field, value):
 
 def test_other_systems_count_their_cores_as_they_tell_them(monkeypatch):
     import sys
+
+    import psutil
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setattr(runtime, "_sysctl", lambda name: {"hw.physicalcpu": "6"}.get(name, ""))
     assert runtime.physical_cores() == 6  # no performance-core count: all physical cores
-    monkeypatch.setattr(runtime, "_sysctl", lambda name: "")
+    monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(runtime, "usable_cpus", lambda: 8)
-    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
-    assert runtime.physical_cores() == 4  # an x86 CPU of 8 threads runs two a core
-    monkeypatch.setattr(runtime.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8 if logical else 4)
+    assert runtime.physical_cores() == 4  # the system's count: 8 threads, two a core
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 2)
+    assert runtime.physical_cores() == 2  # never more than this process may use
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: None)  # the system cannot tell
     assert runtime.physical_cores() == 8
     assert runtime.default_threads(for_window=True) == 7  # the window keeps a core for itself
 
