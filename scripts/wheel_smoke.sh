@@ -19,6 +19,13 @@ step "building the wheel"
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation "$WORK/src" -w "$WORK/dist" 2>/dev/null \
     || "$PYTHON" -m pip wheel --quiet --no-deps "$WORK/src" -w "$WORK/dist"
 "$PYTHON" -m pip install --quiet --no-deps --target "$WORK/site" "$WORK"/dist/fetal_iqa-*.whl
+step "the sdist carries the tests, the benchmarks and CI's scripts"
+(cd "$WORK/src" && "$PYTHON" -c "import setuptools.build_meta as b; b.build_sdist('$WORK/sdist')" >/dev/null 2>&1)
+tar -tzf "$WORK"/sdist/fetal_iqa-*.tar.gz > "$WORK/sdist/members"
+for member in tests/conftest.py tests/gui/test_user_paths.py benchmarks/bench_scoring.py scripts/venv.sh run-tests; do
+    grep -q "^fetal_iqa-[^/]*/$member\$" "$WORK/sdist/members" \
+        || { echo "wheel smoke: the sdist lacks $member" >&2; exit 1; }
+done
 
 # outside the checkout, with the user's folders (settings, caches, logs, models) of its own
 mkdir "$WORK/run" && cd "$WORK/run"
