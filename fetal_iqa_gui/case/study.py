@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 # where a study's details came from: what the window and the report say of them
 FROM_DICOM, TYPED, PSEUDONYMOUS = "the DICOM header", "entered by hand", "a pseudonym"
 PSEUDONYM_PREFIX = "ANON-"
+TYPED_FIELDS = ("patient_name", "patient_id", "birth_date", "study_date")  # what Edit > Patient details asks
 HIDDEN_TEXT = "Patient hidden (de-identified view)"
 ORIGIN_WORDS = {FROM_DICOM: "From the DICOM header.",
                 TYPED: "Entered by hand in fetal-iqa (the file names no patient).",
@@ -95,6 +96,29 @@ def typed_study(name: str = "", patient_id: str = "", birth_date: str = "", stud
     if born and born > date.today():
         raise ValueError(f"The birth date {born} is in the future.")
     return Study(**values, origin=TYPED) if any(values.values()) else Study()
+
+
+def entered_record(study: Study) -> dict | None:
+    """What a review keeps of the details the user entered (the file cannot give them again); None for
+    details the file states, or none."""
+    if study.origin not in (TYPED, PSEUDONYMOUS):
+        return None
+    return {"origin": study.origin, **{name: getattr(study, name) for name in TYPED_FIELDS if getattr(study, name)}}
+
+
+def entered_study(record, content_hash: str) -> Study | None:
+    """The study `entered_record` kept, checked as when typed; None when the record is not one."""
+    if not isinstance(record, dict) or set(record) - {"origin", *TYPED_FIELDS}:
+        return None
+    if record.get("origin") == PSEUDONYMOUS:
+        return pseudonymous(content_hash)  # made again: the same frames give the same name
+    values = [record.get(name, "") for name in TYPED_FIELDS]
+    if record.get("origin") != TYPED or not all(isinstance(value, str) for value in values):
+        return None
+    try:
+        return typed_study(*values)
+    except ValueError:
+        return None
 
 
 def _typed_date(text: str, what: str) -> date | None:

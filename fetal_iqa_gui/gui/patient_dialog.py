@@ -6,11 +6,12 @@ said as such. A date must be YYYY-MM-DD and a real day; OK says what is wrong an
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLayout, QLineEdit, QWidget
 
 from ..case.case import Case
 from ..case.study import TYPED, Study, pseudonym, pseudonymous, typed_study
 
+DIALOG_WIDTH = 480
 FIELDS = (("name", "Patient name", "Family, Given (for example Doe, Jane)"),
           ("patient_id", "Patient ID", "the hospital's ID (MRN)"),
           ("birth_date", "Birth date", "YYYY-MM-DD"),
@@ -23,12 +24,14 @@ class PatientDialog(QDialog):
         self.setWindowTitle("Patient details")
         self.case = case
         self.alias = pseudonym(case.content_hash)
-        intro = QLabel(f"{case.source.name} names no patient. What you type here goes into the case report and "
-                       f"the DICOM outputs; the file itself is not changed.\n\nLeave every field empty to use the "
-                       f"pseudonym {self.alias}.")
-        intro.setWordWrap(True)
         form = QFormLayout(self)
-        form.addRow(intro)
+        form.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)  # wrapped lines and the problem are never cut
+        for text in ("This file names no patient. What you type here goes into the case report and the other "
+                     "outputs made from the case; the file itself is not changed.",
+                     f"Leave every field empty to use the pseudonym {self.alias}."):
+            intro = QLabel(text, wordWrap=True)
+            intro.setFixedWidth(DIALOG_WIDTH)
+            form.addRow(intro)
         typed = case.study if case.study.origin == TYPED else Study()
         current = {"name": typed.patient_name, "patient_id": typed.patient_id, "birth_date": typed.birth_date,
                    "study_date": typed.study_date}
@@ -44,12 +47,12 @@ class PatientDialog(QDialog):
         self.problem.setAccessibleName("What is wrong")
         self.problem.setStyleSheet("QLabel { color: #ff6b6b; }")
         self.problem.setWordWrap(True)
+        self.problem.setFixedWidth(DIALOG_WIDTH)
         form.addRow(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
-        self.resize(520, 0)
         self.study: Study | None = None
 
     def accept(self) -> None:

@@ -2,15 +2,20 @@
 "no patient details" for a file that names none (and the dialog to enter them, which the report
 then carries), and the de-identified view that hides who it is."""
 
+import json
+import shutil
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog
 
 from fetal_iqa_gui.case.study import pseudonym
 from fetal_iqa_gui.gui import settings as stored
+from fetal_iqa_gui.gui.main_window import MainWindow
 from fetal_iqa_gui.gui.patient_dialog import PatientDialog
+from fetal_iqa_gui.runs.worklist import REVIEW_FILE
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
-from tests.gui.support import open_and_score
+from tests.gui.support import open_and_score, wait_for_scoring
 from tests.support import BURNED_IN_REGION, burned_in_frames, write_us_dicom
 
 PATIENT = dict(PatientName="Doe^Jane", PatientID="MRN-0042", PatientBirthDate="19950214", StudyDate="20261130",
@@ -133,3 +138,28 @@ def test_the_deidentified_view_hides_the_patient_on_screen_only(qtbot, window, n
     assert title == "Patient hidden - 2026-11-30 - fetal-iqa"
     page = write_report(qtbot, window, monkeypatch, tmp_path / "report")
     assert "Doe, Jane" in page and "MRN-0042" in page  # a display setting: the outputs keep the patient
+
+
+def test_a_reviewed_case_of_a_worklist_keeps_the_details_typed_for_it(qtbot, window, sweep_file, tmp_path,
+                                                                       monkeypatch):
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    shutil.copy(sweep_file, folder / "a.mha")
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
+        window.worklist.load(folder)
+    wait_for_scoring(qtbot, window)
+    enter_details(monkeypatch, name="Roe, Mary", patient_id="H-77", study_date="2026-11-29")
+    window.edit_patient()
+    window.worklist.mark_reviewed()
+    kept = json.loads((folder / REVIEW_FILE).read_text(encoding="utf-8"))
+    [record] = kept["sweeps"]["a.mha"].values()
+    assert record["review"]["patient"] == {"origin": "entered by hand", "patient_name": "Roe, Mary",
+                                           "patient_id": "H-77", "study_date": "2026-11-29"}
+
+    reopened = MainWindow(window.settings)  # another day: the folder opened again
+    qtbot.addWidget(reopened)
+    with qtbot.waitSignal(reopened.state.case_changed, timeout=30_000):
+        reopened.worklist.load(folder)
+    wait_for_scoring(qtbot, reopened)
+    assert "Roe, Mary" in strip_text(reopened) and "(entered by hand)" in strip_text(reopened)
+    assert reopened.windowTitle() == "Roe, Mary - 2026-11-29 - fetal-iqa"

@@ -62,3 +62,14 @@ def test_the_deidentified_view_hides_who_it_is_and_outputs_never_go_unnamed():
     assert unnamed.patient_name == unnamed.patient_id == "ANON-ABABABAB" and unnamed.study_date == "2026-11-30"
     alias = pseudonymous("cd" * 32)
     assert alias.hidden() == alias  # a pseudonym names nobody: the view shows it
+
+
+def test_what_a_review_keeps_of_entered_details_comes_back_as_entered_and_nothing_else_does():
+    from fetal_iqa_gui.case.study import entered_record, entered_study
+    typed = typed_study("Roe, Mary", "H-77", "", "2026-11-29")
+    assert entered_study(entered_record(typed), "ab" * 32) == typed
+    assert entered_study(entered_record(pseudonymous("ab" * 32)), "ab" * 32) == pseudonymous("ab" * 32)
+    assert entered_record(Study(patient_name="Doe, Jane", origin=FROM_DICOM)) is None  # the file gives it again
+    for damaged in ({"origin": TYPED, "study_date": "30/11/2026"}, {"origin": TYPED, "patient_name": 7},
+                    {"origin": FROM_DICOM}, {"origin": TYPED, "machine": "Acme"}, "Roe, Mary"):
+        assert entered_study(damaged, "ab" * 32) is None
