@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         if self.state.case.study.from_dicom:
             self.status_text.setText("This DICOM's patient and exam come from its header; they are not changed here.")
             return
-        study = ask_patient(self, self.state.case)
+        study = ask_patient(self, self.state.case, self.settings.deidentified_view)
         if study is not None:
             self.state.set_study(study)
             self.status_text.setText(f"No patient details: the report and the outputs name the case {study.patient_id}."

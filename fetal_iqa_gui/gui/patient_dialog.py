@@ -12,6 +12,8 @@ from ..case.case import Case
 from ..case.study import TYPED, Study, pseudonym, pseudonymous, typed_study
 
 DIALOG_WIDTH = 480
+HIDDEN_NOTE = ("De-identified view: the details entered before are not shown. What you type replaces them; "
+               "Cancel keeps them.")
 FIELDS = (("name", "Patient name", "Family, Given (for example Doe, Jane)"),
           ("patient_id", "Patient ID", "the hospital's ID (MRN)"),
           ("birth_date", "Birth date", "YYYY-MM-DD"),
@@ -19,7 +21,7 @@ FIELDS = (("name", "Patient name", "Family, Given (for example Doe, Jane)"),
 
 
 class PatientDialog(QDialog):
-    def __init__(self, parent: QWidget, case: Case):
+    def __init__(self, parent: QWidget, case: Case, hide: bool = False):
         super().__init__(parent)
         self.setWindowTitle("Patient details")
         self.case = case
@@ -28,11 +30,12 @@ class PatientDialog(QDialog):
         form.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)  # wrapped lines and the problem are never cut
         for text in ("This file names no patient. What you type here goes into the case report and the other "
                      "outputs made from the case; the file itself is not changed.",
-                     f"Leave every field empty to use the pseudonym {self.alias}."):
+                     f"Leave every field empty to use the pseudonym {self.alias}.",
+                     *([HIDDEN_NOTE] if hide and case.study.origin == TYPED else [])):
             intro = QLabel(text, wordWrap=True)
             intro.setFixedWidth(DIALOG_WIDTH)
             form.addRow(intro)
-        typed = case.study if case.study.origin == TYPED else Study()
+        typed = case.study if case.study.origin == TYPED and not hide else Study()
         current = {"name": typed.patient_name, "patient_id": typed.patient_id, "birth_date": typed.birth_date,
                    "study_date": typed.study_date}
         self.fields: dict[str, QLineEdit] = {}
@@ -66,9 +69,10 @@ class PatientDialog(QDialog):
         super().accept()
 
 
-def ask_patient(parent: QWidget, case: Case) -> Study | None:
-    """The study the user enters for `case` (the pseudonym's when left empty), or None if cancelled."""
-    dialog = PatientDialog(parent, case)
+def ask_patient(parent: QWidget, case: Case, hide: bool = False) -> Study | None:
+    """The study the user enters for `case` (the pseudonym's when left empty), or None if cancelled;
+    `hide`: the de-identified view, which never shows the details entered before."""
+    dialog = PatientDialog(parent, case, hide)
     accepted = dialog.exec() == QDialog.DialogCode.Accepted
     dialog.deleteLater()
     return dialog.study if accepted else None

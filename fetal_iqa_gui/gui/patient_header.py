@@ -46,6 +46,8 @@ def headline(study: Study, hide: bool) -> str:
         words.append(f"<b>{HIDDEN_TEXT}</b>")
     elif not study.known:
         return f"<b>{NO_DETAILS}</b>" if not study.from_dicom else "<b>This DICOM names no patient or exam</b>"
+    else:
+        words.append("<b>No patient name</b>")
     details = [("ID", shown.patient_id), ("born", shown.birth_date), ("exam", shown.study_date),
                ("", shown.study_description), ("accession", shown.accession_number),
                ("operator", shown.operator), ("", shown.machine)]

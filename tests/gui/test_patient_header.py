@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel
 
-from fetal_iqa_gui.case.study import pseudonym
+from fetal_iqa_gui.case.study import pseudonym, typed_study
 from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui.main_window import MainWindow
 from fetal_iqa_gui.gui.patient_dialog import PatientDialog
@@ -163,3 +163,15 @@ def test_a_reviewed_case_of_a_worklist_keeps_the_details_typed_for_it(qtbot, win
     wait_for_scoring(qtbot, reopened)
     assert "Roe, Mary" in strip_text(reopened) and "(entered by hand)" in strip_text(reopened)
     assert reopened.windowTitle() == "Roe, Mary - 2026-11-29 - fetal-iqa"
+
+
+def test_the_deidentified_view_never_shows_details_typed_before(qtbot, window, sweep_file, monkeypatch):
+    open_and_score(qtbot, window, sweep_file)
+    window.state.set_study(typed_study("Roe, Mary", "H-77", "1990-05-01", "2026-11-29"))
+    window.settings.deidentified_view = True
+    window.patient.refresh()
+    assert "Roe" not in strip_text(window) and "H-77" not in strip_text(window) and "Roe" not in window.windowTitle()
+    dialog = PatientDialog(window, window.state.case, hide=True)
+    qtbot.addWidget(dialog)
+    assert all(edit.text() == "" for edit in dialog.fields.values())  # nor in the dialog's fields
+    assert any("De-identified view" in label.text() for label in dialog.findChildren(QLabel))
