@@ -46,6 +46,7 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("close", "Quit", "File", ("Ctrl+Q",)),
     Action("calipers.undo", "Undo the last measurement change", "Edit", ("Ctrl+Z",), needs_case=True),
     Action("calipers.redo", "Redo the measurement change undone", "Edit", ("Ctrl+Shift+Z", "Ctrl+Y"), needs_case=True),
+    Action("edit_patient", "Patient details…", "Edit", needs_case=True),
     Action("fit_view", "Fit to window", "View", ("F",), needs_case=True),
     Action("reset_levels", "Reset window/level", "View", ("R",), needs_case=True),
     Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_case=True),

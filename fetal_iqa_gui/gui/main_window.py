@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QS
 
 from ..base.errors import name_choices
 from ..case.loading import SWEEP_PATTERNS
+from ..case.study import PSEUDONYMOUS
 from . import dialogs
 from . import settings as stored
 from .actions import (ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_MENU, REDO, SEPARATOR, SPEED_MENU, UNDO,
@@ -24,6 +25,8 @@ from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
 from .model_banner import ModelBanner
+from .patient_dialog import ask_patient
+from .patient_header import PatientHeader
 from .review_panel import ReviewPanel
 from .session import ScoringSession
 from .settings_dialog import SettingsDialog, window_words
@@ -56,6 +59,7 @@ class MainWindow(QMainWindow):
         self.timeline = TimelineWidget(self.state)
         self.panel = ReviewPanel(self.state)
         self.banner = ModelBanner(self.state, lambda: self.settings)
+        self.patient = PatientHeader(self.state, lambda: self.settings)
         self.thumbnails = ThumbnailStrip(self.state)
         self.calipers = CaliperTool(self.state, self.frame_view, self)
         self.calipers.ask_spacing = self.set_pixel_spacing
@@ -78,6 +82,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
+        layout.addWidget(self.patient)
         layout.addWidget(splitter)
         self.setCentralWidget(central)
         self.setStatusBar(StatusLine(self.cancel_scoring))
@@ -102,7 +107,6 @@ class MainWindow(QMainWindow):
         session.status.connect(self.status_text.setText)
         session.progress.connect(self.statusBar().show_progress)
         session.alert.connect(self.alert)
-        session.opened.connect(lambda case: self.setWindowTitle(f"fetal-iqa: {case.source.name}"))
         session.opened.connect(lambda _: self._fill_recent())
         session.scoring_changed.connect(self.cancel_button.setVisible)
         self.exporter.status.connect(self.status_text.setText)
@@ -112,6 +116,8 @@ class MainWindow(QMainWindow):
         self.calipers.alert.connect(self.alert)
         self.worklist.status.connect(self.status_text.setText)
         self.worklist.alert.connect(self.alert)
+        self.patient.title_changed.connect(self.setWindowTitle)
+        self.patient.edit_requested.connect(self.edit_patient)
         state.case_changed.connect(self._update_enabled)
         state.model_changed.connect(self._update_enabled)
         state.calipers_changed.connect(lambda _: self._update_undo())
@@ -226,6 +232,18 @@ class MainWindow(QMainWindow):
             self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it{again}.")
         return self.state.case.spacing.known
 
+    def edit_patient(self) -> None:
+        """The patient and exam of a file that names none; a DICOM's are its header's."""
+        if self.state.case.study.from_dicom:
+            self.status_text.setText("This DICOM's patient and exam come from its header; they are not changed here.")
+            return
+        study = ask_patient(self, self.state.case, self.settings.deidentified_view)
+        if study is not None:
+            self.state.set_study(study)
+            self.status_text.setText(f"No patient details: the report and the outputs name the case {study.patient_id}."
+                                     if study.origin == PSEUDONYMOUS else
+                                     "Patient details entered: the report and the outputs carry them.")
+
     def escape(self) -> None:
         """Esc: the caliper in hand first (as on an ultrasound machine), else the scoring."""
         if not self.calipers.cancel():
@@ -301,6 +319,7 @@ class MainWindow(QMainWindow):
         self.settings = self.session.settings = self.exporter.settings = new
         stored.save_settings(new)
         self._show_export_folder()
+        self.patient.refresh()  # the de-identified view may have changed
         if model_changed:
             self.session.demo_mode = False  # the user chose a model: it applies to the demo sweep too
             self.banner.refresh()

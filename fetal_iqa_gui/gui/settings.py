@@ -32,6 +32,7 @@ class _WindowSettings:
     export_overlay: bool = False
     sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames and reports are 0 outside the image (burned-in text)
+    deidentified_view: bool = False  # the window shows no patient name, ID or birth date (a display setting)
 
     def engine(self, threads: int | None = None) -> EngineSettings:
         """The engine settings these choose (`threads`: the window's own default)."""

@@ -17,6 +17,7 @@ from .whole_number_box import WholeNumberBox
 
 MODEL_WORDS = {"weights": "FetalCLIP weights", "config": "Model config (JSON)", "adapter": "Adapter"}
 BLANK_WORDS = "blank everything outside the ultrasound image (burned-in text)"
+DEIDENTIFIED_WORDS = "de-identified view: hide the patient's name, ID and birth date on screen"
 
 
 def window_words() -> dict[str, str]:
@@ -63,6 +64,13 @@ class SettingsDialog(QDialog):
             "ACOUSLIC-AI probe's field of view (744 x 562 frames); a recording with neither is not exported")
         self.blank_outside_image.setChecked(settings.blank_outside_image)
         form.addRow("", self.blank_outside_image)
+        self.deidentified_view = QCheckBox(DEIDENTIFIED_WORDS)
+        self.deidentified_view.setToolTip(
+            "For teaching, screenshots or a screen others can see: the patient strip and the window's title show "
+            "no name, ID, birth date or accession number. Only the screen changes: the report and the other "
+            "outputs still carry the patient's details")
+        self.deidentified_view.setChecked(settings.deidentified_view)
+        form.addRow("", self.deidentified_view)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -136,4 +144,5 @@ class SettingsDialog(QDialog):
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
                        sidecar_name_only=self.sidecar_name_only.isChecked(),
-                       blank_outside_image=self.blank_outside_image.isChecked(), **engine, **thresholds)
+                       blank_outside_image=self.blank_outside_image.isChecked(),
+                       deidentified_view=self.deidentified_view.isChecked(), **engine, **thresholds)

@@ -14,6 +14,7 @@ from ..review.measurement_history import MeasurementChange, MeasurementHistory
 from ..review.scored_case import ScoredCase
 from ..case.case import Case
 from ..case.spacing import Spacing
+from ..case.study import Study
 
 
 class ViewerState(QObject):
@@ -24,6 +25,7 @@ class ViewerState(QObject):
     model_changed = Signal()
     calipers_changed = Signal(int)  # the frame whose kept measurements changed
     spacing_changed = Signal()  # the case's pixel spacing, entered by the user
+    study_changed = Signal()  # the case's patient and exam, entered by the user
     measurement_selected = Signal(object)  # the index of the current frame's selected measurement, or None
 
     def __init__(self):
@@ -136,6 +138,12 @@ class ViewerState(QObject):
         self.spacing_changed.emit()
         self.calipers_changed.emit(self.frame)  # the list and the labels show the new values
         return changed
+
+    def set_study(self, study: Study) -> None:
+        """The patient and exam the user entered for a file that names none. Set on the case itself (not
+        a copy): its scoring and every output made from it later (the report, DICOM) carry them."""
+        self.case.study = study
+        self.study_changed.emit()
 
     def select_measurement(self, index: int | None) -> None:
         if index is not None and not 0 <= index < len(self.calipers):

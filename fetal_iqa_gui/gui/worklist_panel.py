@@ -12,6 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QFileDialog, QListWidget, QListWidgetItem
 
 from ..base.errors import WriteError
+from ..case.study import entered_study
 from ..runs.worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, restore_calipers
 from .session import ScoringSession
 from .state import ViewerState
@@ -128,7 +129,10 @@ class WorklistPanel(QListWidget):
     def _on_opened(self, case) -> None:
         row = self._current_row()
         if row is not None:
-            self.worklist.opened(case.source, case.content_hash)  # another sweep under a reviewed name is not reviewed
+            entry = self.worklist.opened(case.source, case.content_hash)  # another sweep under a reviewed name is not reviewed
+            study = entered_study(entry.review.get("patient"), case.content_hash)
+            if study is not None and not case.study.from_dicom:
+                self.state.set_study(study)  # the details typed for it when it was reviewed
             self.setCurrentRow(row)
             if self.worklist.cases[row].state == NOT_SCORED:
                 self.worklist.cases[row].state = SCORING

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..base.fileio import atomic_write
+from ..case.study import ORIGIN_WORDS
 from .calipers import EllipseCaliper, labels_of
 from .export import frame_pixels, png_bytes
 from .privacy import ImageArea, image_area
@@ -91,7 +92,7 @@ def _study_block(case) -> str:
     study = case.study
     rows = "".join(f"<tr><th>{html.escape(label)}</th><td class=fill>{html.escape(value)}</td></tr>"
                    for label, value in study.rows())
-    source = ("From the DICOM header." if study.known
+    source = (ORIGIN_WORDS.get(study.origin, "") if study.known
               else "The file carries no patient or exam details: fill them in by hand.")
     return f"<h2>Patient and exam</h2><table class=study>{rows}</table><p><small>{source}</small></p>"
 

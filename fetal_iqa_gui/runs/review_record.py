@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from ..base.errors import WriteError
 from ..base.fileio import atomic_write, read_regular
+from ..case.study import entered_study
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,8 @@ def _review_problem(review) -> str:
         return "its review"
     if not isinstance(review.get("reviewed_at", ""), str):
         return "its review's time"
+    if "patient" in review and entered_study(review["patient"], "") is None:
+        return "its patient details"
     for sweep in review.get("sweeps", []):
         if not isinstance(sweep, dict):
             return "a sweep of its review"

@@ -19,6 +19,7 @@ from .review_record import REVIEW_FILE, REVIEWED, SCORED, Contents, ReviewFile, 
 from ..base.errors import WriteError
 from ..review.scored_case import ScoredCase
 from ..case.case import case_id
+from ..case.study import entered_record
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,13 @@ def review_of(scored: ScoredCase) -> dict:
                        "good": None if frame is None else scored.is_good(frame),
                        "fully_scored": best.complete,  # "not good" of a partly scored sweep is not its verdict
                        "ac_mm": acs[0] if acs else None, "calipers": calipers})
-    return {"reviewed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "threshold": scored.threshold, "model": scored.model.name if scored.model else None,
-            "model_identity": scored.model.identity if scored.model else None, "sweeps": sweeps}
+    review = {"reviewed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "threshold": scored.threshold, "model": scored.model.name if scored.model else None,
+              "model_identity": scored.model.identity if scored.model else None, "sweeps": sweeps}
+    patient = entered_record(scored.case.study)
+    if patient is not None:  # typed by the user for a file that names no patient: reopened, it has them again
+        review["patient"] = patient
+    return review
 
 
 def restore_calipers(scored: ScoredCase, review: dict) -> None:
