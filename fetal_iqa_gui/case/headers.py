@@ -264,7 +264,7 @@ def check_metaimage_length(path: Path) -> None:
     data = path.parent / names[0] if names else path
     held = data.stat().st_size - (0 if names else header_bytes)
     if held < needed:
-        raise RefusedHeader(f"it is truncated or corrupt: the header declares {_bytes_text(needed)} of pixels, "
+        raise RefusedHeader(f"the file is truncated or corrupt: the header declares {_bytes_text(needed)} of pixels, "
                             f"the file holds {_bytes_text(max(held, 0))}", DAMAGED)
 
 

@@ -43,6 +43,19 @@ def subset_hash(keep: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(keep, np.int64).tobytes()).hexdigest()[:12]
 
 
+def pool(tower: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """open_clip's pooling after the transformer: its `_pool` from 2.27 on; 2.26.1 (the floor)
+    writes the same steps inside `forward`."""
+    if hasattr(tower, "_pool"):
+        return tower._pool(x)
+    if tower.attn_pool is not None:  # FetalCLIP has none; no CLS model here does
+        raise NotImplementedError("a tower with attention pooling needs open_clip >= 2.27")
+    if tower.final_ln_after_pool:
+        pooled, tokens = tower._global_pool(x)
+        return tower.ln_post(pooled), tokens
+    return tower._global_pool(tower.ln_post(x))
+
+
 class SubsetTower(nn.Module):
     """An open_clip VisionTransformer's forward pass on the tokens `keep` (CLS included) only."""
 
@@ -61,7 +74,7 @@ class SubsetTower(nn.Module):
         x = x.index_select(1, self.keep)
         x = tower.ln_pre(tower.patch_dropout(x))
         x = tower.transformer(x)
-        pooled, tokens = tower._pool(x)
+        pooled, tokens = pool(tower, x)
         if tower.proj is not None:
             pooled = pooled @ tower.proj
         return (pooled, tokens) if tower.output_tokens else pooled
