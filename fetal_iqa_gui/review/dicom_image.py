@@ -54,11 +54,13 @@ def frame_image(scored: ScoredCase, frame: int, header, patient: dict, series_ui
     image.SOPInstanceUID = image.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     sweep = scored.case.layout.sweep_of(frame)
     demo = " (demo model: synthetic data, not for clinical use)" if scored.model.is_demo else ""
-    image.SeriesDescription = f"fetal-iqa chosen frames{demo}"[:64]
+    image.SeriesDescription = "fetal-iqa chosen frames" + (" (DEMO MODEL)" if scored.model.is_demo else "")
     image.ImageComments = (f"Sweep {sweep.number}, frame {frame} of the recording (from 0): chosen by fetal-iqa "
                            f"{__version__}, quality score {float(scored.scores[frame]):.3f} with {scored.model.name}"
                            f"{demo}; threshold {scored.threshold:.3f}.")
     image.BurnedInAnnotation = burned_in_annotation(area is not None)
+    if "BodyPartExamined" not in image:
+        image.Laterality = ""  # Type 2C: the body part is unknown, so it may be a paired one
     image.DerivationDescription = (f"frame {frame} of the recording" + (f", zero {area.blanked}" if area else "")
                                    + ", as 8-bit grey")[:1024]
     return image

@@ -146,7 +146,7 @@ def patient_and_study(case: Case, header) -> dict:
     if not str(values.get("PatientID") or "").strip():
         values["PatientID"] = pseudonym(case)
     if not str(values.get("PatientName") or "").strip():
-        values["PatientName"] = pseudonym(case)
+        values["PatientName"] = pseudonym(case) + "^"  # a family name alone, as DICOM writes one
     if not str(values.get("StudyInstanceUID") or "").strip():
         from pydicom.uid import generate_uid
         values["StudyInstanceUID"] = generate_uid(entropy_srcs=["fetal-iqa study", case.content_hash])

@@ -97,7 +97,7 @@ def _sweep_groups(scored: ScoredCase, sweep: int, frame: int, image, notes: list
     from pydicom.uid import generate_uid
     codes, private = _codes()
     score = float(scored.scores[frame])
-    common = [_number(private["score"], score, codes.UCUM.NoUnits),
+    common = [_number(private["score"], round(score, 6), codes.UCUM.NoUnits),  # as the sidecar: float32's tail is noise
               _number(private["threshold"], scored.threshold, codes.UCUM.NoUnits)]
     verdict = hsr.QualitativeEvaluation(private["quality"],
                                         private["good"] if scored.is_good(frame) else private["below"])

@@ -24,6 +24,7 @@ from ..base.errors import FetalIqaError
 from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
 from ..base.fileio import (NotRegularFile, atomic_write, check_replaceable, check_writable, read_regular,
                            remove_stale_parts, safe_name)
+from ..review.dicom_out import planned_names as dicom_names, write_dicom
 from ..review.scored_case import ScoredCase
 from ..base.text import csv_bytes
 from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
@@ -66,16 +67,18 @@ class CaseOutputs:
     overwrite: bool = False  # replace any existing file (`--force`)
     source_name_only: bool = False  # exported sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames are 0 outside the image (review/privacy.py)
+    dicom_dir: Path | None = None  # each sweep's chosen frame as a DICOM image, and the Structured Report
 
     @property
     def blanks(self) -> bool:
         """Frames are exported, blanked: what a case must be able to do before it is scored."""
-        return bool(self.export_dir and self.blank_outside_image)
+        return bool((self.export_dir or self.dicom_dir) and self.blank_outside_image)
 
     def requested(self) -> dict:
         """The outputs asked for, as a marker records them: where each kind goes (None: not asked for),
         and blanked frames when asked (an earlier run's frames as recorded do not count as those)."""
-        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir}
+        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir,
+                 "dicom_dir": self.dicom_dir}
         requested = {name: _real(value) if value else None for name, value in kinds.items()}
         return requested | ({"blank_outside_image": True} if self.blanks else {})
 
@@ -91,17 +94,18 @@ class RunOutputs:
     force: bool = False  # replace existing outputs; with `out_dir`, redo finished cases too
     source_name_only: bool = False
     blank_outside_image: bool = False
+    dicom_dir: Path | None = None
 
     def for_case(self, path: Path) -> CaseOutputs:
         scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
         return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only,
-                           self.blank_outside_image)
+                           self.blank_outside_image, self.dicom_dir)
 
     def marker(self, path: Path) -> Path | None:
         return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
 
     def folders(self) -> list[Path]:
-        named = [self.out.parent if self.out else None, self.out_dir, self.export_dir, self.challenge_dir]
+        named = [self.out.parent if self.out else None, self.out_dir, self.export_dir, self.challenge_dir, self.dicom_dir]
         return [folder for folder in named if folder is not None]
 
 
@@ -166,7 +170,7 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
             where = "one of the inputs" if real in inputs else f"inside the input DICOM folder '{folder}'"
             raise OutputRefused(target, f"it is {where}", f"Choose another {option}.")
         try:
-            if target != outputs.export_dir:  # the one folder among them
+            if target not in (outputs.export_dir, outputs.dicom_dir):  # the folders among them
                 check_replaceable(target)
         except NotRegularFile as error:  # never replaced, not even with --force
             raise OutputRefused(target, error.strerror, f"Choose another {option}.") from None
@@ -265,6 +269,8 @@ def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
             raise report.problems[0]
     if outputs.challenge_dir:
         scored.write_challenge(outputs.challenge_dir, overwrite=True)
+    if outputs.dicom_dir:
+        write_dicom(scored, outputs.dicom_dir, case.variant, overwrite=True, blank=outputs.blank_outside_image)
     if case.marker:
         _write_marker(case, files, rows, finished=True)
     return rows
@@ -277,6 +283,8 @@ def planned_files(scored: ScoredCase, outputs: CaseOutputs) -> list[Path]:
         for frame in _export_frames(scored):
             base = frame_basename(scored.case, frame, good=bool(scored.is_good(frame)))
             files += [outputs.export_dir / f"{base}{suffix}" for suffix in FRAME_SUFFIXES]
+    if outputs.dicom_dir:
+        files += [outputs.dicom_dir / name for name in dicom_names(scored)]
     return files + challenge_files(outputs.challenge_dir, scored.case.source)
 
 
@@ -359,6 +367,8 @@ def _fixed_targets(paths: list[Path], outputs: RunOutputs):
             yield outputs.marker(path), "--out-dir"
     if outputs.export_dir:
         yield outputs.export_dir, "--export-best"
+    if outputs.dicom_dir:
+        yield outputs.dicom_dir, "--dicom-out"
     for path in paths:
         for file in challenge_files(outputs.challenge_dir, path):
             yield file, "--challenge-output"
