@@ -81,10 +81,12 @@ def planned_names(scored: ScoredCase) -> list[str]:
 
 
 def write_dicom(scored: ScoredCase, folder: str | Path, variant: str = "", overwrite: bool = False,
-                blank: bool = False) -> DicomExport:
+                blank: bool = False, rename: bool = False) -> DicomExport:
     """Each sweep's chosen frame as a DICOM image and the case's Structured Report, in `folder`.
     `variant`: how the model ran (device, precision), recorded in the report. `blank`: the pixels
-    are 0 outside the image (`BlankingRefused` when nothing says where it lies)."""
+    are 0 outside the image (`BlankingRefused` when nothing says where it lies). An existing name
+    is refused unless `overwrite`, or `rename` (then every file of the export gets the first free
+    `-2`, `-3`, ... : a second export is a second series, beside the first)."""
     from .dicom_image import frame_image, makes_ultrasound_image
     from .dicom_sr import measurement_report
     if scored.model is None:
@@ -103,12 +105,20 @@ def write_dicom(scored: ScoredCase, folder: str | Path, variant: str = "", overw
                                 variant, blanked=area is not None)
     folder = Path(folder)
     names = planned_names(scored)
+    if rename and not overwrite:
+        names = _free_names(folder, names)
     datasets = [*images.values(), report]
     written = write_together([(folder / name, _writer(dataset)) for name, dataset in zip(names, datasets)],
                              overwrite)
     kind = "Ultrasound Image" if makes_ultrasound_image(scored, header) else "Secondary Capture"
     log.info("wrote %d DICOM files of %s to %s", len(written), scored.case.case_id, folder)
     return DicomExport(written[:-1], written[-1], kind, list(chosen.values()))
+
+
+def _free_names(folder: Path, names: list[str]) -> list[str]:
+    def numbered(n: int) -> list[str]:
+        return names if n == 1 else [name.removesuffix(IMAGE_SUFFIX) + f"-{n}{IMAGE_SUFFIX}" for name in names]
+    return next(numbered(n) for n in range(1, 10_000) if not any((folder / name).exists() for name in numbered(n)))
 
 
 def _writer(dataset):
