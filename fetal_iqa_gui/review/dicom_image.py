@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .. import __version__
-from .dicom_out import IMAGE_SERIES_NUMBER, apply_patient_and_study
+from .dicom_study import IMAGE_SERIES_NUMBER, apply_patient_and_study
 from .export import frame_pixels
 from .privacy import ImageArea, burned_in_annotation
 from .scored_case import ScoredCase

@@ -6,11 +6,9 @@ Structured Report of what was measured on them, in the input's study.
   Capture with Pixel Spacing when the spacing is known; the original pixels at their size, blanked
   outside the image when asked (privacy.py), Burned In Annotation saying which.
 - The report (dicom_sr.py): TID 1500 Measurement Report in a Comprehensive 3D SR.
-- The patient and the study: a DICOM input's own (same Study Instance UID: the outputs file beside
-  the sweep); another input's from what the user typed (`case.study`), else a pseudonym derived from
-  the pixels and a Study Instance UID derived from them too, so that a second export of the same
-  case joins the same study. Each output series gets a new Series Instance UID, each file a new SOP
-  Instance UID. Never an empty Type 1 attribute.
+- The patient and the study (dicom_study.py): a DICOM input's own (same Study Instance UID: the
+  outputs file beside the sweep), else what the user typed or a stable pseudonym. Each output
+  series gets a new Series Instance UID, each file a new SOP Instance UID.
 
 Every file of a case is written together (base/fileio.py): all of them or none.
 """
@@ -19,13 +17,14 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base.errors import ExportRefused
 from ..base.fileio import safe_name, write_together
-from ..case.case import Case
+from .dicom_image import frame_image, makes_ultrasound_image
+from .dicom_sr import measurement_report
+from .dicom_study import patient_and_study, source_header
 from .export import frame_basename
 from .privacy import image_area
 from .report import chosen_frames
@@ -35,19 +34,6 @@ log = logging.getLogger(__name__)
 
 SR_SUFFIX = "_SR.dcm"
 IMAGE_SUFFIX = ".dcm"
-IMAGE_SERIES_NUMBER = 9101  # high: clear of the scanner's own series numbers (the report's is 9102)
-PSEUDONYM_PREFIX = "ANON-"
-
-# what is carried from a DICOM input's header into every output: the Patient, General Study and
-# Patient Study modules' attributes (empty Type 2 ones are written empty, as the input had them)
-PATIENT_STUDY_KEYWORDS = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDsSequence",
-    "EthnicGroup", "PatientComments", "PatientAge", "PatientSize", "PatientWeight",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName",
-    "StudyDescription", "IssuerOfAccessionNumberSequence", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
-)
-TYPE_2 = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-          "ReferringPhysicianName")  # of the above, what every output has, empty when unknown
 
 
 @dataclass
@@ -68,11 +54,6 @@ class DicomExport:
                 f"{'' if len(self.images) == 1 else 's'} and a Structured Report ({self.report.name}).")
 
 
-def pseudonym(case: Case) -> str:
-    """A stable stand-in for a patient nobody named: the same pixels, the same pseudonym."""
-    return PSEUDONYM_PREFIX + case.content_hash[:8]
-
-
 def planned_names(scored: ScoredCase) -> list[str]:
     """The names `write_dicom` gives its files (the images', then the report's)."""
     images = [frame_basename(scored.case, frame, bool(scored.is_good(frame))) + IMAGE_SUFFIX
@@ -87,8 +68,6 @@ def write_dicom(scored: ScoredCase, folder: str | Path, variant: str = "", overw
     are 0 outside the image (`BlankingRefused` when nothing says where it lies). An existing name
     is refused unless `overwrite`, or `rename` (then every file of the export gets the first free
     `-2`, `-3`, ... : a second export is a second series, beside the first)."""
-    from .dicom_image import frame_image, makes_ultrasound_image
-    from .dicom_sr import measurement_report
     if scored.model is None:
         raise ExportRefused("the sweep is not scored yet")
     chosen = chosen_frames(scored)
@@ -126,54 +105,3 @@ def _writer(dataset):
     dataset.save_as(buffer, enforce_file_format=True)  # encoded before any file is opened: a bad dataset writes nothing
     data = buffer.getvalue()
     return lambda file: file.write(data)
-
-
-def source_header(case: Case):
-    """The input's DICOM header (pixels not read), or None for other formats or one that cannot be read again."""
-    if case.dicom_file is None:
-        return None
-    import pydicom
-    try:
-        return pydicom.dcmread(case.dicom_file, stop_before_pixels=True)
-    except Exception as error:  # noqa: BLE001 - read once already; moved or damaged since: the outputs lose only its header
-        log.warning("could not read the DICOM header of %s again: %s", case.dicom_file, error)
-        return None
-
-
-def patient_and_study(case: Case, header) -> dict:
-    """Keyword -> value of the Patient and Study modules every output carries."""
-    values = {keyword: "" for keyword in TYPE_2}
-    if header is not None:
-        values.update({keyword: header[keyword].value for keyword in PATIENT_STUDY_KEYWORDS if keyword in header})
-    study = case.study
-    typed = {"PatientName": _person_name(study.patient_name), "PatientID": study.patient_id,
-             "PatientBirthDate": _dicom_date(study.birth_date), "StudyDate": _dicom_date(study.study_date),
-             "StudyDescription": study.study_description, "AccessionNumber": study.accession_number,
-             "StudyInstanceUID": study.study_uid}
-    for keyword, value in typed.items():  # what the header lacked and the user typed (a non-DICOM input)
-        if value and not values.get(keyword):
-            values[keyword] = value
-    if not str(values.get("PatientID") or "").strip():
-        values["PatientID"] = pseudonym(case)
-    if not str(values.get("PatientName") or "").strip():
-        values["PatientName"] = pseudonym(case) + "^"  # a family name alone, as DICOM writes one
-    if not str(values.get("StudyInstanceUID") or "").strip():
-        from pydicom.uid import generate_uid
-        values["StudyInstanceUID"] = generate_uid(entropy_srcs=["fetal-iqa study", case.content_hash])
-    return values
-
-
-def apply_patient_and_study(dataset, values: dict) -> None:
-    for keyword, value in values.items():
-        setattr(dataset, keyword, value)
-
-
-def _person_name(shown: str) -> str:
-    """'Doe, Jane' (as Study shows a name) -> DICOM's 'Doe^Jane'."""
-    return "^".join(part.strip() for part in shown.split(",", 1)) if shown else ""
-
-
-def _dicom_date(shown: str) -> str:
-    """'2026-12-03' (as Study shows a date) or '20261203' -> DICOM's '20261203'; anything else is no DICOM date."""
-    date = (shown or "").replace("-", "")
-    return date if re.fullmatch(r"\d{8}", date) else ""

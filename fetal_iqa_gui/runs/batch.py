@@ -26,13 +26,10 @@ from ..base.fileio import (NotRegularFile, atomic_write, check_replaceable, chec
                            remove_stale_parts, safe_name)
 from ..review.dicom_out import planned_names as dicom_names, write_dicom
 from ..review.scored_case import ScoredCase
-from ..base.text import csv_bytes
+from .summary import SUMMARY_COLUMNS, SUMMARY_CSV, summary_rows, write_summary  # noqa: F401 (SUMMARY_CSV: the run's)
 from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from ..case.case import case_id
 
-SUMMARY_CSV = "summary.csv"
-SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model",
-                   "ac_warning", "pixel_spacing_mm", "pixel_spacing_source")  # new columns go last
 DONE_DIR = ".done"  # the per-case markers of a resumable run
 MARKER_VERSION = 1
 
@@ -316,32 +313,6 @@ def rebuild_summary(out_dir: Path) -> None:
         if marker and marker["finished"] and all(_non_empty(file) for file in marker["outputs"]):
             rows += [{column: row.get(column, "") for column in SUMMARY_COLUMNS} for row in marker["rows"]]
     write_summary(out_dir / SUMMARY_CSV, rows)
-
-
-def summary_rows(scored: ScoredCase) -> list[dict]:
-    rows, spacing = [], scored.case.spacing
-    for best in scored.best_per_sweep():
-        pick = best.candidate
-        ac = scored.measurement_of(pick.frame) if pick and best.good else None
-        rows.append({"file": scored.case.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
-                     "score": f"{pick.score:.4f}" if pick else "", "good": int(best.good),
-                     "ac_mm": f"{ac.ac_mm:.1f}" if ac and ac.ac_mm is not None else "", "threshold": f"{scored.threshold:.4f}",
-                     # which model decided "good": a summary may gather runs of different models
-                     "model": scored.model.name if scored.model else "",
-                     "ac_warning": (ac.warning or "") if ac else "",
-                     "pixel_spacing_mm": " x ".join(f"{v:.4f}" for v in spacing.mm) if spacing.known else "unknown",
-                     "pixel_spacing_source": spacing.source})
-    return rows
-
-
-def write_summary(path: Path, rows: list[dict]) -> None:
-    data = csv_bytes(SUMMARY_COLUMNS, [[row.get(column, "") for column in SUMMARY_COLUMNS] for row in rows])
-    try:
-        if read_regular(path) == data:
-            return  # a rerun that finished nothing new leaves the summary as it was
-    except OSError:
-        pass
-    atomic_write(path, lambda f: f.write(data), overwrite=True)
 
 
 def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:

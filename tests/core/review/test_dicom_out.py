@@ -18,7 +18,8 @@ from fetal_iqa_gui.case.measure import Ellipse
 from fetal_iqa_gui.case.spacing import entered_by_user
 from fetal_iqa_gui.engine.preprocess import INPUT_SIZE
 from fetal_iqa_gui.review.calipers import EllipseCaliper
-from fetal_iqa_gui.review.dicom_out import pseudonym, write_dicom
+from fetal_iqa_gui.review.dicom_out import write_dicom
+from fetal_iqa_gui.review.dicom_study import pseudonym
 from fetal_iqa_gui.review.dicom_sr import DEMO_WARNING
 from fetal_iqa_gui.review.export import ModelInfo
 from fetal_iqa_gui.review.report import NOT_A_DEVICE
