@@ -32,12 +32,21 @@ _CARRIED = ("Manufacturer", "InstitutionName", "InstitutionAddress", "StationNam
             "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod")
 
 
+# what the US Region Calibration module asks of each region (Type 1): a region lacking one is not copied
+_REGION_TYPE_1 = ("RegionSpatialFormat", "RegionDataType", "RegionFlags", "RegionLocationMinX0", "RegionLocationMinY0",
+                  "RegionLocationMaxX1", "RegionLocationMaxY1", "PhysicalUnitsXDirection", "PhysicalUnitsYDirection",
+                  "PhysicalDeltaX", "PhysicalDeltaY")
+
+
 def makes_ultrasound_image(scored: ScoredCase, header) -> bool:
-    """An ultrasound DICOM input whose regions are the calibration the app measures with."""
+    """An ultrasound DICOM input whose regions, complete, are the calibration the app measures with
+    (ITK, for one, writes an empty region: that input gets a Secondary Capture)."""
     if header is None or str(header.get("SOPClassUID", "")) not in ULTRASOUND_SOURCES:
         return False
+    regions = header.get("SequenceOfUltrasoundRegions") or []
+    complete = bool(regions) and all(region.get(name) not in (None, "") for region in regions for name in _REGION_TYPE_1)
     spacing = scored.case.spacing
-    return bool(header.get("SequenceOfUltrasoundRegions")) and (not spacing.known or "(0018,6011)" in spacing.source)
+    return complete and (not spacing.known or "(0018,6011)" in spacing.source)
 
 
 def frame_image(scored: ScoredCase, frame: int, header, patient: dict, series_uid: str, number: int,

@@ -24,7 +24,8 @@ from fetal_iqa_gui.review.dicom_sr import DEMO_WARNING
 from fetal_iqa_gui.review.export import ModelInfo
 from fetal_iqa_gui.review.report import NOT_A_DEVICE
 from fetal_iqa_gui.review.scored_case import ScoredCase
-from tests.support import BURNED_IN_REGION, burned_in_frames, inside_burned_in_region, write_us_dicom
+from tests.support import (BURNED_IN_REGION, burned_in_frames, inside_burned_in_region, write_dicom_series,
+                           write_us_dicom)
 
 DEMO = ModelInfo("demo model (synthetic data, not for clinical use)", "demo-id", 0.5, is_demo=True)
 SEG = ModelInfo("tiny seg", "seg-id", 0.5, task="segmentation")
@@ -158,6 +159,18 @@ def test_a_frame_without_an_ac_is_still_reported_with_its_score(tmp_path):
     scores = [float(item.MeasuredValueSequence[0].NumericValue) for item in items(sr)
               if item.ValueType == "NUM" and named(item) == ("FIQA001", "99FIQA")]
     assert scores == [pytest.approx(0.3)]
+    for path in export.written:
+        validated(path)
+
+
+def test_a_series_whose_ultrasound_region_is_empty_gives_a_valid_secondary_capture(tmp_path):
+    """ITK writes a US series with an empty region: copied, it would make an invalid ultrasound image."""
+    folder = write_dicom_series(tmp_path / "series", np.random.default_rng(2).integers(1, 255, (4, 24, 32), np.uint8))
+    scored = ScoredCase(load_case(folder), ModelInfo("cls", "cls-id", 0.5), np.linspace(0.3, 0.9, 4).astype(np.float32))
+    export = write_dicom(scored, tmp_path / "out")
+    (image,), sr = read_back(export)
+    assert image.SOPClassUID == SECONDARY_CAPTURE and "SequenceOfUltrasoundRegions" not in image
+    assert image.StudyInstanceUID == pydicom.dcmread(next(folder.iterdir())).StudyInstanceUID == sr.StudyInstanceUID
     for path in export.written:
         validated(path)
 
