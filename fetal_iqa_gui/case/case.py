@@ -117,6 +117,7 @@ class Case:
     layout: CaseLayout
     study: Study = Study()  # the patient and exam, from a DICOM header; empty otherwise
     us_regions: tuple[Box, ...] = ()  # where a DICOM header's ultrasound regions lie on the frame; none otherwise
+    dicom_file: Path | None = None  # the DICOM file whose header was read (DICOM outputs copy more of it); None otherwise
 
     @classmethod
     def from_array(cls, frames: np.ndarray, source: str | os.PathLike = "<memory>",

@@ -72,7 +72,7 @@ def load_case(path: str | os.PathLike, sweeps: int | None = None, memory_budget:
         raise CaseLoadError(path, str(error)) from None
     log.info("loaded %s: %d frames of %dx%d, spacing %s", path, len(frames),
              frames.shape[2], frames.shape[1], spacing.describe())
-    return Case(frames, spacing, path, hash_frames(frames), layout, study, regions)
+    return Case(frames, spacing, path, hash_frames(frames), layout, study, regions, dicom_file)
 
 
 def _read_image(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:

@@ -42,13 +42,18 @@ def add_score_command(commands) -> None:
     score.add_argument("--export-best", type=Path, metavar="DIR",
                        help="export each sweep's best frame (PNG + sidecar; named '..._below-threshold' "
                        "when even the best is not good)")
+    score.add_argument("--dicom-out", type=Path, metavar="DIR",
+                       help="write each sweep's chosen frame as a DICOM image (Ultrasound Image for ultrasound DICOM "
+                       "inputs, else Secondary Capture) and a DICOM Structured Report of the measurements (TID 1500: "
+                       "AC in mm, the ellipse, score, threshold, model), in the input's study, for a PACS "
+                       "(default: none)")
     score.add_argument("--force", action="store_true",
                        help="replace existing outputs: with --out, an existing CSV; with --out-dir, redo the "
                        "finished cases too, replacing their outputs (an input is never replaced)")
     score.add_argument("--sidecar-name-only", action="store_true",
                        help="exported sidecars name the sweep file without its folders (which may name patients)")
     score.add_argument("--blank-outside-image", action="store_true",
-                       help="exported frames (--export-best) are 0 outside the ultrasound image, which blanks the "
+                       help="exported frames (--export-best, --dicom-out) are 0 outside the ultrasound image, which blanks the "
                        "text scanners burn in around it (institution, date, identifiers): outside the DICOM's "
                        "ultrasound regions, else outside the ACOUSLIC-AI probe's field of view (744 x 562 px frames "
                        "only); a case with neither is refused before it is scored. The sidecar says what was "
@@ -81,14 +86,15 @@ def cmd_score(args) -> int:
     if on_ray and not args.out_dir:
         print("error: --ray needs --out-dir (a resumable folder of outputs)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    folders = (args.out_dir, args.export_best, args.challenge_output)
+    folders = (args.out_dir, args.export_best, args.challenge_output, args.dicom_out)
     if on_ray:  # workers do not share our working folder: every path absolute
         from ..runs.cluster import import_ray
         import_ray()
         paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
     csv_to_stdout = args.out == Path("-")
-    outputs = RunOutputs(None if csv_to_stdout else args.out, *folders, args.force, args.sidecar_name_only,
-                         args.blank_outside_image)
+    out_dir, export_dir, challenge_dir, dicom_dir = folders
+    outputs = RunOutputs(None if csv_to_stdout else args.out, out_dir, export_dir, challenge_dir, args.force,
+                         args.sidecar_name_only, args.blank_outside_image, dicom_dir)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     if on_ray:

@@ -41,6 +41,7 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("exporter.export_csv", "Export scores as CSV…", "File", needs_scores=True),
     SEPARATOR,
     Action("exporter.export_report", "Export case report…", "File", ("Ctrl+P",), needs_scores=True),
+    Action("exporter.export_dicom", "Export to DICOM…", "File", needs_scores=True),
     SEPARATOR,
     Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
     Action("close", "Quit", "File", ("Ctrl+Q",)),

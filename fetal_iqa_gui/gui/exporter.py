@@ -8,11 +8,11 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
-from ..base.errors import FetalIqaError
+from ..base.errors import FetalIqaError, NameTaken, WriteError
 from ..base.text import counted
 from . import settings as stored
 from .state import ViewerState
-from .workers import ExportThread, ReportThread
+from .workers import DicomThread, ExportThread, ReportThread
 
 CONFIRM_ABOVE = 20  # frames: larger exports are confirmed first
 
@@ -115,6 +115,31 @@ class Exporter(QObject):
         blanked = f", blanked {exported.blanked}" if exported.blanked else ""
         self.status.emit(f"Report written: {page} ({len(exported.frames)} frames beside it{blanked}).")
         self.report_written.emit(page)
+
+    def export_dicom(self) -> None:
+        """Each sweep's chosen frame as a DICOM image and a Structured Report, for the archive (PACS)."""
+        if self.busy:
+            self.status.emit("An export is running; wait for it or cancel it.")
+            return
+        folder = self.ask_folder()
+        if folder is None:
+            return
+        engine = self.window.session.engine
+        self.thread = DicomThread(self.state.scored.copy(), folder, engine.variant if engine else "",
+                                  self.settings.blank_outside_image, self)
+        self.thread.done.connect(self._dicom_done)
+        self.status.emit(f"Writing DICOM to {folder}…")
+        self.thread.start()
+
+    def _dicom_done(self, written, error, folder: Path) -> None:
+        if written is None:
+            message = f"Nothing was exported to DICOM: {error}" + (
+                self._forget_folder(folder) if isinstance(error, WriteError) and not isinstance(error, NameTaken)
+                else "")
+            self.status.emit(message)
+            self.alert.emit("Export to DICOM", message)
+            return
+        self.status.emit(written.message(folder))
 
     # -- the work ----------------------------------------------------------------------------
 

@@ -178,3 +178,24 @@ class ReportThread(QThread):
             log.exception("the report failed")
             page, exported = None, ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
         self.done.emit(page, exported, self.folder)
+
+
+class DicomThread(QThread):
+    """Writes the DICOM outputs of a snapshot of the scored sweep (encoding and writing take seconds)."""
+
+    done = Signal(object, object, object)  # DicomExport (None if refused), the error (None if written), the folder
+
+    def __init__(self, scored: ScoredCase, folder: Path, variant: str, blank: bool = False, parent=None):
+        super().__init__(parent)
+        self.scored, self.folder, self.variant, self.blank = scored, folder, variant, blank
+
+    def run(self) -> None:
+        from ..review.dicom_out import write_dicom
+        try:
+            self.done.emit(write_dicom(self.scored, self.folder, self.variant, blank=self.blank, rename=True), None,
+                           self.folder)
+        except FetalIqaError as error:
+            self.done.emit(None, error, self.folder)
+        except Exception as error:  # a bug: logged in full, told plainly, the window goes on
+            log.exception("the DICOM export failed")
+            self.done.emit(None, FetalIqaError(None, f"unexpected error ({error}); see the log"), self.folder)

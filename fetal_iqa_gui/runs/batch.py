@@ -24,14 +24,12 @@ from ..base.errors import FetalIqaError
 from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
 from ..base.fileio import (NotRegularFile, atomic_write, check_replaceable, check_writable, read_regular,
                            remove_stale_parts, safe_name)
+from ..review.dicom_out import planned_names as dicom_names, write_dicom
 from ..review.scored_case import ScoredCase
-from ..base.text import csv_bytes
+from .summary import SUMMARY_COLUMNS, SUMMARY_CSV, summary_rows, write_summary  # noqa: F401 (SUMMARY_CSV: the run's)
 from ..case.loading import IMAGE_2D_SUFFIXES, VOLUME_SUFFIXES
 from ..case.case import case_id
 
-SUMMARY_CSV = "summary.csv"
-SUMMARY_COLUMNS = ("file", "sweep", "best_frame", "score", "good", "ac_mm", "threshold", "model",
-                   "ac_warning", "pixel_spacing_mm", "pixel_spacing_source")  # new columns go last
 DONE_DIR = ".done"  # the per-case markers of a resumable run
 MARKER_VERSION = 1
 
@@ -66,16 +64,18 @@ class CaseOutputs:
     overwrite: bool = False  # replace any existing file (`--force`)
     source_name_only: bool = False  # exported sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames are 0 outside the image (review/privacy.py)
+    dicom_dir: Path | None = None  # each sweep's chosen frame as a DICOM image, and the Structured Report
 
     @property
     def blanks(self) -> bool:
         """Frames are exported, blanked: what a case must be able to do before it is scored."""
-        return bool(self.export_dir and self.blank_outside_image)
+        return bool((self.export_dir or self.dicom_dir) and self.blank_outside_image)
 
     def requested(self) -> dict:
         """The outputs asked for, as a marker records them: where each kind goes (None: not asked for),
         and blanked frames when asked (an earlier run's frames as recorded do not count as those)."""
-        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir}
+        kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir,
+                 "dicom_dir": self.dicom_dir}
         requested = {name: _real(value) if value else None for name, value in kinds.items()}
         return requested | ({"blank_outside_image": True} if self.blanks else {})
 
@@ -91,17 +91,18 @@ class RunOutputs:
     force: bool = False  # replace existing outputs; with `out_dir`, redo finished cases too
     source_name_only: bool = False
     blank_outside_image: bool = False
+    dicom_dir: Path | None = None
 
     def for_case(self, path: Path) -> CaseOutputs:
         scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
         return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only,
-                           self.blank_outside_image)
+                           self.blank_outside_image, self.dicom_dir)
 
     def marker(self, path: Path) -> Path | None:
         return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
 
     def folders(self) -> list[Path]:
-        named = [self.out.parent if self.out else None, self.out_dir, self.export_dir, self.challenge_dir]
+        named = [self.out.parent if self.out else None, self.out_dir, self.export_dir, self.challenge_dir, self.dicom_dir]
         return [folder for folder in named if folder is not None]
 
 
@@ -166,7 +167,7 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
             where = "one of the inputs" if real in inputs else f"inside the input DICOM folder '{folder}'"
             raise OutputRefused(target, f"it is {where}", f"Choose another {option}.")
         try:
-            if target != outputs.export_dir:  # the one folder among them
+            if target not in (outputs.export_dir, outputs.dicom_dir):  # the folders among them
                 check_replaceable(target)
         except NotRegularFile as error:  # never replaced, not even with --force
             raise OutputRefused(target, error.strerror, f"Choose another {option}.") from None
@@ -265,6 +266,8 @@ def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
             raise report.problems[0]
     if outputs.challenge_dir:
         scored.write_challenge(outputs.challenge_dir, overwrite=True)
+    if outputs.dicom_dir:
+        write_dicom(scored, outputs.dicom_dir, case.variant, overwrite=True, blank=outputs.blank_outside_image)
     if case.marker:
         _write_marker(case, files, rows, finished=True)
     return rows
@@ -277,6 +280,8 @@ def planned_files(scored: ScoredCase, outputs: CaseOutputs) -> list[Path]:
         for frame in _export_frames(scored):
             base = frame_basename(scored.case, frame, good=bool(scored.is_good(frame)))
             files += [outputs.export_dir / f"{base}{suffix}" for suffix in FRAME_SUFFIXES]
+    if outputs.dicom_dir:
+        files += [outputs.dicom_dir / name for name in dicom_names(scored)]
     return files + challenge_files(outputs.challenge_dir, scored.case.source)
 
 
@@ -310,32 +315,6 @@ def rebuild_summary(out_dir: Path) -> None:
     write_summary(out_dir / SUMMARY_CSV, rows)
 
 
-def summary_rows(scored: ScoredCase) -> list[dict]:
-    rows, spacing = [], scored.case.spacing
-    for best in scored.best_per_sweep():
-        pick = best.candidate
-        ac = scored.measurement_of(pick.frame) if pick and best.good else None
-        rows.append({"file": scored.case.source.name, "sweep": best.sweep, "best_frame": pick.frame if pick else "",
-                     "score": f"{pick.score:.4f}" if pick else "", "good": int(best.good),
-                     "ac_mm": f"{ac.ac_mm:.1f}" if ac and ac.ac_mm is not None else "", "threshold": f"{scored.threshold:.4f}",
-                     # which model decided "good": a summary may gather runs of different models
-                     "model": scored.model.name if scored.model else "",
-                     "ac_warning": (ac.warning or "") if ac else "",
-                     "pixel_spacing_mm": " x ".join(f"{v:.4f}" for v in spacing.mm) if spacing.known else "unknown",
-                     "pixel_spacing_source": spacing.source})
-    return rows
-
-
-def write_summary(path: Path, rows: list[dict]) -> None:
-    data = csv_bytes(SUMMARY_COLUMNS, [[row.get(column, "") for column in SUMMARY_COLUMNS] for row in rows])
-    try:
-        if read_regular(path) == data:
-            return  # a rerun that finished nothing new leaves the summary as it was
-    except OSError:
-        pass
-    atomic_write(path, lambda f: f.write(data), overwrite=True)
-
-
 def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:
     document = {"version": MARKER_VERSION, "case": output_name(case.path), "finished": finished, **case.key,
                 "variant": case.variant, **case.outputs.requested(), "outputs": [_real(file) for file in files],
@@ -359,6 +338,8 @@ def _fixed_targets(paths: list[Path], outputs: RunOutputs):
             yield outputs.marker(path), "--out-dir"
     if outputs.export_dir:
         yield outputs.export_dir, "--export-best"
+    if outputs.dicom_dir:
+        yield outputs.dicom_dir, "--dicom-out"
     for path in paths:
         for file in challenge_files(outputs.challenge_dir, path):
             yield file, "--challenge-output"
