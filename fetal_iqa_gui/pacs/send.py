@@ -146,8 +146,8 @@ def _send_to(archive: Archive, pending: list[Entry], outbox: Outbox, retry_delay
         if failures >= len(retry_delays) or not retry:
             for entry in pending:
                 outbox.failed(entry, problem)
+            counter.done += len(pending)  # finished with, for this send: they stay queued
             yield counter.progress(GAVE_UP, message=problem, finished=False, left=len(pending))
-            counter.done += len(pending)
             return
         delay = retry_delays[failures]
         failures += 1
