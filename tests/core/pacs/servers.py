@@ -53,7 +53,7 @@ class Orthanc:
                 return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"Orthanc ended: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"Orthanc ended: {(self.folder / 'orthanc.log').read_text()[-2000:]}") from None
                 time.sleep(0.1)
         raise RuntimeError("Orthanc did not answer within 30 s")
 
