@@ -24,6 +24,7 @@ from .options import CLI_WORDS, bounded_int, positive_float
 from ..base.text import counted, shown
 from .score import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_score_command, say_error
 from .training import add_training_commands
+from .pacs import add_pacs_commands
 
 DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP_CLS), export the best frames, "
                "measure the abdominal circumference, and train or evaluate models.")
@@ -44,7 +45,7 @@ def _raise_terminated(signum, frame):
 
 EXIT_STATUSES = (
     (EXIT_OK, "done"),
-    (EXIT_ERROR, "an output could not be written, or a model loaded or run"),
+    (EXIT_ERROR, "an output could not be written, or a model loaded or run, or a file sent (it stays queued)"),
     (EXIT_BAD_INPUT, "bad input or usage: an input that cannot be used, an option refused"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
     (EXIT_READER_GONE, "the output's reader stopped reading (`... | head -1`)"),
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         gui.set_defaults(handler=cmd_gui, demo=name == "demo")
 
     add_training_commands(commands)
+    add_pacs_commands(commands)
 
     doctor = add_command(commands, "doctor", "report versions, devices and where files live",
                          "Report this installation and computer: the versions of Python, torch, open_clip, peft, Qt "

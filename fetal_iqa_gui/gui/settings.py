@@ -33,6 +33,12 @@ class _WindowSettings:
     sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames and reports are 0 outside the image (burned-in text)
     deidentified_view: bool = False  # the window shows no patient name, ID or birth date (a display setting)
+    # the archive (PACS) that File > Send to PACS stores in; no host or called AE title: none set
+    pacs_host: str = ""
+    pacs_port: int = 104
+    pacs_called_ae: str = ""
+    pacs_calling_ae: str = "FETALIQA"
+    pacs_tls: bool = False
 
     def engine(self, threads: int | None = None) -> EngineSettings:
         """The engine settings these choose (`threads`: the window's own default)."""
@@ -42,6 +48,18 @@ class _WindowSettings:
     def default_threshold(self, task: str) -> float | None:
         """The user's default threshold for this kind of model; None: the model's own."""
         return getattr(self, f"threshold_{task}", 0.0) or None
+
+    def archive(self):
+        """The archive these settings name (a `pacs.archive.Archive`), or None when they name none or
+        a bad one (an AE title DICOM does not allow)."""
+        from ..pacs.archive import Archive
+        if not (self.pacs_host.strip() and self.pacs_called_ae.strip()):
+            return None
+        try:
+            return Archive(self.pacs_host.strip(), self.pacs_port, self.pacs_called_ae.strip(),
+                           self.pacs_calling_ae.strip() or "FETALIQA", self.pacs_tls)
+        except ValueError:
+            return None
 
     def model_choice(self) -> tuple:
         return tuple(getattr(self, name) for name in MODEL_FIELDS)

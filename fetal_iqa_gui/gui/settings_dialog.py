@@ -1,5 +1,6 @@
 """The settings dialog: model files, the engine's settings (a row for each, made from their
-declaration), each kind of model's default threshold, the export folder and what an export holds."""
+declaration), each kind of model's default threshold, the export folder and what an export holds,
+and the PACS (pacs_settings.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..base.resources import DEMO_MODELS
 from ..case.loading import SWEEP_PATTERNS
 from ..model.task import DEFAULT_THRESHOLDS, SCORE_MEANING, TASKS
 from .decimal_box import DecimalBox
+from .pacs_settings import PacsSettingsGroup
 from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
 from .whole_number_box import WholeNumberBox
 
@@ -71,6 +73,8 @@ class SettingsDialog(QDialog):
             "outputs still carry the patient's details")
         self.deidentified_view.setChecked(settings.deidentified_view)
         form.addRow("", self.deidentified_view)
+        self.pacs = PacsSettingsGroup(settings)  # a section of its own
+        form.addRow(self.pacs)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -145,4 +149,5 @@ class SettingsDialog(QDialog):
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
                        sidecar_name_only=self.sidecar_name_only.isChecked(),
                        blank_outside_image=self.blank_outside_image.isChecked(),
-                       deidentified_view=self.deidentified_view.isChecked(), **engine, **thresholds)
+                       deidentified_view=self.deidentified_view.isChecked(), **engine, **thresholds,
+                       **self.pacs.values())

@@ -199,3 +199,26 @@ class DicomThread(QThread):
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on
             log.exception("the DICOM export failed")
             self.done.emit(None, FetalIqaError(None, f"unexpected error ({error}); see the log"), self.folder)
+
+
+class EchoThread(QThread):
+    """C-ECHO an archive (Settings' test button): a dead host takes seconds to say so."""
+
+    answered = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, archive, parent=None):
+        super().__init__(parent)
+        self.archive = archive
+
+    def run(self) -> None:
+        from ..pacs.archive import echo
+        try:
+            seconds = echo(self.archive)
+        except FetalIqaError as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - said in the dialog and logged, never a dead button
+            log.exception("C-ECHO failed")
+            self.failed.emit(f"The C-ECHO failed: {error}")
+        else:
+            self.answered.emit(f"{self.archive.describe()} answered in {seconds * 1000:.0f} ms.")

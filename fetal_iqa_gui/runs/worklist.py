@@ -47,6 +47,7 @@ class Worklist:
         self.folder = Path(folder)
         self.saved = True  # False after a save failed: the file lags behind what this session decided
         self.cases = [CaseEntry(path) for path in expand_paths([self.folder]) if path != self.folder]
+        self.cases += [CaseEntry(path) for path in dicom_series_folders(self.folder)]
         if not self.cases and _holds_files(self.folder):  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
         self.record = ReviewFile(self.folder)
@@ -225,6 +226,32 @@ def restore_calipers(scored: ScoredCase, review: dict) -> None:
                 kept.append(DistanceCaliper(tuple(record["start_px"]), tuple(record["end_px"]), spacing, record["by"]))
         if kept and sweep.get("frame") is not None and 0 <= sweep["frame"] < scored.case.n_frames:
             scored.set_calipers(sweep["frame"], kept)
+
+
+def dicom_series_folders(folder: Path) -> list[Path]:
+    """The folders in `folder` that hold DICOM files and no other sweep files, each a case (a DICOM
+    series, as `fetal-iqa listen` writes each series it receives). Hidden ones (a receiver's
+    `.incoming`, with what is still arriving) are not."""
+    try:
+        subfolders = sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    except OSError:
+        return []
+    return [sub for sub in subfolders if expand_paths([sub]) == [sub] and _holds_dicom(sub)]
+
+
+def _holds_dicom(folder: Path) -> bool:
+    try:
+        for entry in folder.iterdir():
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            if entry.suffix.lower() in (".dcm", ".dicom"):
+                return True
+            with open(entry, "rb") as opened:
+                if opened.read(132)[128:] == b"DICM":
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def _holds_files(folder: Path) -> bool:

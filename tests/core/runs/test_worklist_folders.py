@@ -1,0 +1,19 @@
+"""A worklist folder's DICOM series folders are cases (as `fetal-iqa listen` writes each series it
+receives); a folder of other sweep files is not one case, nor is a hidden one (what is still arriving)."""
+
+import numpy as np
+
+from fetal_iqa_gui.runs.worklist import Worklist
+from tests.support import write_us_dicom
+
+
+def test_series_folders_are_cases_and_hidden_or_other_folders_are_not(tmp_path):
+    frames = np.full((3, 20, 30), 90, np.uint8)
+    for folder in ("20261203_US_S1_ab12cd34", "scanner-export", ".incoming/study", "volumes", "notes"):
+        (tmp_path / folder).mkdir(parents=True)
+    write_us_dicom(tmp_path / "20261203_US_S1_ab12cd34" / "instance.dcm", frames)
+    write_us_dicom(tmp_path / "scanner-export" / "IM000001", frames)  # no suffix: known by its DICOM marker
+    write_us_dicom(tmp_path / ".incoming" / "study" / "half.dcm", frames)
+    (tmp_path / "volumes" / "a.mha").write_bytes(b"")
+    (tmp_path / "notes" / "readme.txt").write_text("not a sweep")
+    assert [case.path.name for case in Worklist(tmp_path).cases] == ["20261203_US_S1_ab12cd34", "scanner-export"]
