@@ -21,6 +21,7 @@ the README have the figures). Grad-CAM stays for comparison (`fetal-iqa score --
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -44,10 +45,10 @@ METHODS = (GRAD_CAM, ROLLOUT)
 DEFAULT_METHOD = ROLLOUT
 DESCRIPTIONS = {GRAD_CAM: "Grad-CAM of the quality score",
                 ROLLOUT: "attention rollout: where the model's attention went for the quality score"}
-CACHED_FRAMES = 64  # heat maps kept per case: 64 full frames of float32 are about 100 MB at 744 x 562
+CACHED_FRAMES = 32  # maps kept (the latest asked for): each about 3.5 MB at 744 x 562 with its colours
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class HeatMap:
     """One frame's map: `values` (height, width) float32 in [0, 1], 1 where the model looked most."""
 
@@ -64,6 +65,11 @@ class HeatMap:
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.method]
+
+    @functools.cached_property
+    def colours(self) -> np.ndarray:
+        """The map as the overlay shows it (`overlay_colours`), made once."""
+        return overlay_colours(self.values)
 
 
 def explain(module: nn.Module, frame: np.ndarray, method: str = DEFAULT_METHOD) -> HeatMap:
@@ -254,7 +260,8 @@ def fp32_module(engine: Engine) -> nn.Module:
 class Explainer:
     """Heat maps of one model, computed on request and kept per frame (the latest `CACHED_FRAMES`).
 
-    Thread-safe: the window asks from a worker thread; torch runs one map at a time here.
+    Thread-safe: a worker thread computes while the window's thread reads the cache, which is
+    locked only to be read or written (never while a map is computed: the window would wait).
     """
 
     def __init__(self, module: nn.Module, method: str = DEFAULT_METHOD):
@@ -273,8 +280,9 @@ class Explainer:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            heat = explain(self.module, pixels, self.method)
+        heat = explain(self.module, pixels, self.method)
+        with self._lock:
             self._cache[key] = heat
             while len(self._cache) > CACHED_FRAMES:
                 self._cache.popitem(last=False)
-            return heat
+        return heat
