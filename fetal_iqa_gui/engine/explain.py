@@ -16,7 +16,7 @@ The patch grid (16 x 16 for FetalCLIP's 224 px and 14 px patches) is mapped back
 preprocessing (engine/preprocess.py: a centred zero-padded square, resized to 224), so the map
 overlays the frame exactly. Attention rollout is the default: on synthetic good frames its peak
 lies on the abdomen far more often than Grad-CAM's (`points_at`; benchmarks/bench_heatmap.py and
-the README have the figures). Grad-CAM stays for comparison (`fetal-iqa score --heatmaps gradcam`).
+the README have the figures). Grad-CAM stays for comparison (`explain(..., GRAD_CAM)`).
 """
 
 from __future__ import annotations
