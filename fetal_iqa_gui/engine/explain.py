@@ -233,15 +233,6 @@ def _overlay_table() -> np.ndarray:
 _OVERLAY_TABLE = _overlay_table()
 
 
-def blend(frame: np.ndarray, heat: HeatMap) -> np.ndarray:
-    """A grey uint8 frame with its heat map laid over it, as BGR uint8 (for an exported PNG)."""
-    rgba = overlay_colours(heat.values).astype(np.float32)
-    alpha = rgba[..., 3:] / 255.0
-    grey = frame.astype(np.float32)[..., None]
-    blended = grey * (1 - alpha) + rgba[..., 2::-1] * alpha
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
-
-
 def fp32_module(engine: Engine) -> nn.Module:
     """The engine's model as fp32 torch on the CPU: the engine's own module when it runs so (shared:
     a map only reads it), else a copy loaded from the model's files (an int8, bf16, GPU or
