@@ -51,6 +51,8 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("fit_view", "Fit to window", "View", ("F",), needs_case=True),
     Action("reset_levels", "Reset window/level", "View", ("R",), needs_case=True),
     Action("toggle_mask", "Show/hide mask outline", "View", ("M",), needs_case=True),
+    Action("toggle_heat_map", "Show/hide heat map (what the model used for its score)", "View", ("H",),
+           needs_case=True),
     SPEED_MENU,
     Action("step_forward", "Next frame", "Go", ("Right",), needs_case=True),
     Action("step_back", "Previous frame", "Go", ("Left",), needs_case=True),

@@ -1,5 +1,6 @@
-"""The frame view: the current frame at native aspect, its SEG mask outline and AC ellipse, and a
-readout fixed in the corner (it stays put when the image is zoomed or panned)."""
+"""The frame view: the current frame at native aspect, its SEG mask outline and AC ellipse, the
+heat map when asked (H), and a readout fixed in the corner (it stays put when the image is zoomed
+or panned)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,12 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.ellipse.setPen(pg.mkPen(ELLIPSE_COLOUR, width=2))
         self.ellipse.setParentItem(self.image)
         self.ellipse.hide()
+        # the heat map, in image pixels too; below the ellipse and the calipers (later children of the image)
+        self.heat_map = pg.ImageItem()
+        self.heat_map.setParentItem(self.image)
+        self.heat_map.setZValue(-1)
+        self.heat_map.hide()
+        self.heat_note: str | None = None  # what the readout says of the heat map; None: it is off
         self.readout = QLabel(self)
         self.readout.setAccessibleName("Frame readout")
         self.readout.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); padding: 4px 8px; font-size: 13px; }")
@@ -136,6 +143,19 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.ellipse.setRotation(ellipse.angle_deg)
         self.ellipse.show()
 
+    def show_heat_map(self, colours: np.ndarray | None, note: str | None) -> None:
+        """The heat map's RGBA overlay in the frame's pixels (None: none shown), and the readout's
+        word on it (None: the heat map is off)."""
+        if colours is None:
+            self.heat_map.hide()
+        else:
+            self.heat_map.setImage(colours, autoLevels=False, levels=FULL_LEVELS)
+            self.heat_map.show()
+        if note != self.heat_note:
+            self.heat_note = note
+            if self.state.case is not None:
+                self._describe(self.state.frame, bool(self.state.case.layout.padding[self.state.frame]))
+
     def toggle_mask(self) -> None:
         self.show_mask = not self.show_mask
         self.redraw()
@@ -182,6 +202,8 @@ class FrameView(pg.GraphicsLayoutWidget):
                 f"(Measure &gt; Set pixel spacing)</span>")
         if spacing.note:
             line += " ⚠ (hover for more)"
+        if self.heat_note:
+            line += f"<br>Heat map: {self.heat_note}"
         self.readout.setToolTip(spacing.describe())
         self.readout.setText(f"<span style='color:{colour}'>{text}</span><br>"
                              f"<span style='color:{SPACING_COLOUR}; font-size: 12px'>{line}</span>")

@@ -24,6 +24,7 @@ from .actions import (ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_ME
 from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
+from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
 from .patient_dialog import ask_patient
 from .patient_header import PatientHeader
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.banner = ModelBanner(self.state, lambda: self.settings)
         self.patient = PatientHeader(self.state, lambda: self.settings)
         self.thumbnails = ThumbnailStrip(self.state)
+        self.heat_maps = HeatMaps(self.state, self.frame_view, lambda: self.session.engine, self)
         self.calipers = CaliperTool(self.state, self.frame_view, self)
         self.calipers.ask_spacing = self.set_pixel_spacing
         self.worklist = WorklistPanel(self.state, self.session)
@@ -113,6 +115,7 @@ class MainWindow(QMainWindow):
         self.exporter.alert.connect(self.alert)
         self.exporter.folder_changed.connect(self._show_export_folder)  # asked by any export, or forgotten
         self.calipers.status.connect(self.status_text.setText)
+        self.heat_maps.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
         self.worklist.status.connect(self.status_text.setText)
         self.worklist.alert.connect(self.alert)
@@ -260,6 +263,7 @@ class MainWindow(QMainWindow):
     def fit_view(self): self.frame_view.fit()
     def reset_levels(self): self.panel.reset_levels()
     def toggle_mask(self): self.frame_view.toggle_mask()
+    def toggle_heat_map(self): self.heat_maps.toggle()
     def next_sweep(self): self._go_sweep(1)
     def previous_sweep(self): self._go_sweep(-1)
     def next_good(self): self._go_good(1)
@@ -336,6 +340,7 @@ class MainWindow(QMainWindow):
         self.play_timer.stop()
         self.exporter.cancel()
         self.session.shutdown()
+        self.heat_maps.shutdown()
         if self.exporter.thread is not None:
             self.exporter.thread.wait()
         stored.save_window_geometry(self.saveGeometry())

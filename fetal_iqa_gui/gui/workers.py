@@ -47,6 +47,33 @@ def warm_engine(spec: ModelSpec, settings: EngineSettings, case: Case | None = N
         return _warm[key]
 
 
+class HeatMapThread(QThread):
+    """Computes one frame's heat map (and, the first time, makes the explainer: an fp32 copy of the
+    model where the engine runs another precision, seconds for ViT-L) off the GUI thread."""
+
+    done = Signal(object, object, object)  # the explainer, the (case key, frame) it explained, the HeatMap
+    failed = Signal(str)
+
+    def __init__(self, explainer, engine: Engine, key: tuple[str, int], pixels, parent=None):
+        super().__init__(parent)
+        self.explainer, self.engine, self.key, self.pixels = explainer, engine, key, pixels
+
+    def run(self) -> None:
+        from ..engine.explain import Explainer, fp32_module
+        try:
+            explainer = self.explainer or Explainer(fp32_module(self.engine))
+            heat = explainer.heat_map(*self.key, self.pixels)
+            heat.colours  # noqa: B018 (made here, not on the GUI thread)
+        except FetalIqaError as error:
+            self.failed.emit(f"No heat map: {error}")
+            return
+        except Exception as error:  # a bug: logged in full, told plainly, the window goes on
+            log.exception("the heat map failed")
+            self.failed.emit(f"No heat map: unexpected error ({error}). See the log.")
+            return
+        self.done.emit(explainer, self.key, heat)
+
+
 class LoadThread(QThread):
     """Opens a sweep file, or (path None) the built-in demo sweep, made on first use."""
 

@@ -55,6 +55,11 @@ class LoadedModel:
             self._module = again._module
         return self._module
 
+    @property
+    def holds_module(self) -> bool:
+        """Whether the torch module is in memory (`module` would not load it again)."""
+        return self._module is not None
+
     def release(self) -> None:
         """Free the torch module (a compiled backend runs without it; converting needs the memory)."""
         self._module = None

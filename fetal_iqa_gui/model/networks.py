@@ -61,6 +61,31 @@ def tower_of(encoder: nn.Module) -> nn.Module:
     return encoder.get_base_model() if wrapped_by_peft(encoder) else encoder
 
 
+def embeds(tower: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The tokens entering the first block (batch first): open_clip's `_embeds` from 2.27 on,
+    written out for 2.26.1 (the floor), whose `forward` holds the same steps."""
+    if hasattr(tower, "_embeds"):
+        return tower._embeds(images)
+    x = tower.conv1(images)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    cls = tower.class_embedding.view(1, 1, -1).expand(x.shape[0], -1, -1).to(x.dtype)
+    x = torch.cat([cls, x], dim=1) + tower.positional_embedding.to(x.dtype)
+    return tower.ln_pre(tower.patch_dropout(x))
+
+
+def pool(tower: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """open_clip's pooling after the transformer: its `_pool` from 2.27 on; 2.26.1 (the floor)
+    writes the same steps inside `forward`."""
+    if hasattr(tower, "_pool"):
+        return tower._pool(x)
+    if tower.attn_pool is not None:  # FetalCLIP has none; no CLS model here does
+        raise NotImplementedError("a tower with attention pooling needs open_clip >= 2.27")
+    if tower.final_ln_after_pool:
+        pooled, tokens = tower._global_pool(x)
+        return tower.ln_post(pooled), tokens
+    return tower._global_pool(tower.ln_post(x))
+
+
 def network_for(task: str, visual: nn.Module, config: dict, lora: bool = True) -> nn.Module:
     """The paper's model of `task` around a tower (fresh, loaded, or on the meta device): with
     peft's LoRA applied, or with `lora=False` the plain tower (to load a checkpoint into with

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import FetalCLIPClassifier, tower_of
+from .networks import FetalCLIPClassifier, pool, tower_of
 
 
 def black_patches(running_max: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
@@ -41,19 +41,6 @@ def kept_tokens(black: np.ndarray, grid_size: tuple[int, int]) -> np.ndarray:
 def subset_hash(keep: np.ndarray) -> str:
     """A short name for a token subset: part of the engine's variant and the compiled cache's key."""
     return hashlib.sha256(np.asarray(keep, np.int64).tobytes()).hexdigest()[:12]
-
-
-def pool(tower: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """open_clip's pooling after the transformer: its `_pool` from 2.27 on; 2.26.1 (the floor)
-    writes the same steps inside `forward`."""
-    if hasattr(tower, "_pool"):
-        return tower._pool(x)
-    if tower.attn_pool is not None:  # FetalCLIP has none; no CLS model here does
-        raise NotImplementedError("a tower with attention pooling needs open_clip >= 2.27")
-    if tower.final_ln_after_pool:
-        pooled, tokens = tower._global_pool(x)
-        return tower.ln_post(pooled), tokens
-    return tower._global_pool(tower.ln_post(x))
 
 
 class SubsetTower(nn.Module):

@@ -12,7 +12,7 @@ from fetal_iqa_gui.engine.choice import EngineSettings
 from fetal_iqa_gui.engine.preprocess import resize_frames
 from fetal_iqa_gui.engine.scoring import load_engine, score_case
 from fetal_iqa_gui.model.checkpoint import build_model
-from fetal_iqa_gui.model.networks import tower_of
+from fetal_iqa_gui.model.networks import embeds, pool, tower_of
 from fetal_iqa_gui.model.spec import ModelSpec
 from fetal_iqa_gui.model.token_subset import SubsetTower, kept_tokens, on_subset
 from tests.support import TINY_CONFIG
@@ -38,6 +38,24 @@ def test_with_every_token_kept_the_subset_is_the_tower(pooling):
     with torch.inference_mode():
         assert torch.allclose(SubsetTower(tower, every)(images), tower(images), atol=1e-5)
         assert torch.allclose(on_subset(model, every)(images), model(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["tok", "avg"])
+def test_open_clips_floor_without_embeds_and_pool_gives_the_same_tokens_and_pooling(pooling, monkeypatch):
+    """open_clip 2.26.1 (the floor) has neither `_embeds` nor `_pool`: the steps written out match them."""
+    torch.manual_seed(0)
+    config = {**TINY_CONFIG, "vision_cfg": {**TINY_CONFIG["vision_cfg"], "pool_type": pooling}}
+    tower = tower_of(build_model("classification", config).eval().encoder)
+    images = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        if not hasattr(tower, "_embeds"):
+            pytest.skip("this open_clip has no _embeds to compare with")
+        tokens_now = embeds(tower, images)
+        pooled_now = pool(tower, tokens_now)
+        monkeypatch.delattr(type(tower), "_embeds")
+        monkeypatch.delattr(type(tower), "_pool")
+        assert torch.allclose(embeds(tower, images), tokens_now)
+        assert all(torch.allclose(a, b) for a, b in zip(pool(tower, tokens_now), pooled_now))
 
 
 def test_the_patches_outside_the_fan_are_dropped_and_none_with_content(fan_case):
