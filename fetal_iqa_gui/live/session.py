@@ -116,6 +116,7 @@ class LiveSession:
         self._arrivals: list[float] = []
         self._error: BaseException | None = None
         self._mark_next = False
+        self.summary: LiveSummary | None = None  # once frames() has ended
 
     def frames(self) -> Iterator[LiveFrame]:
         """Every frame as it arrives, recorded first; the scorer runs meanwhile. Ends with the source,
@@ -146,6 +147,10 @@ class LiveSession:
             self.summary = self._summarise(path)
         if self._error is not None:
             raise self._error
+
+    def warm_up(self) -> None:
+        """One pass on a blank frame first: the first real frame's delay is then the engine's, not its start-up's."""
+        self.predict(np.zeros((1, 224, 224), np.uint8))
 
     def mark_sweep(self) -> None:
         """The next frame starts a new sweep (in the recording's layout, and the best frames start over)."""
