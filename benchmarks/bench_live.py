@@ -50,7 +50,7 @@ def main() -> None:
                                  EngineSettings(args.device, precision, 1, backend=backend))
             source = open_source(video)
             recording = Recording(Path(folder) / f"{backend}-{precision}.mha", source.name, source.frame_rate)
-            session = LiveSession(source, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording)
+            session = LiveSession(source, lambda frames, engine=engine: engine.predict(frames)[0], engine.model.threshold, recording)
             session.warm_up()
             arrivals = []
             started = time.monotonic()
