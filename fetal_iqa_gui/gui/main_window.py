@@ -219,8 +219,11 @@ class MainWindow(QMainWindow):
 
     def open_live(self) -> None:
         """A camera (capture device), video file or picture folder, scored live and recorded as a case."""
-        source, ok = QInputDialog.getText(self, "Live source", "Camera index (0, 1…), video file or picture folder:")
-        if ok and source.strip():
+        ask = QInputDialog(self)  # exec() from here, as every dialog of the window (the tests answer it)
+        ask.setWindowTitle("Live source")
+        ask.setLabelText("Camera index (0, 1…: a capture device), video file or picture folder:")
+        source = ask.textValue() if ask.exec() == QDialog.DialogCode.Accepted else ""
+        if source.strip():
             record, _ = QFileDialog.getSaveFileName(self, "Record the session as", "live.mha", "MetaImage (*.mha)")
             self.start_live(source.strip(), Path(record) if record else None)
 
