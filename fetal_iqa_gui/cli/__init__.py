@@ -25,6 +25,7 @@ from ..base.text import counted, shown
 from .score import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_score_command, say_error
 from .training import add_training_commands
 from .pacs import add_pacs_commands
+from .live import add_live_command
 
 DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP_CLS), export the best frames, "
                "measure the abdominal circumference, and train or evaluate models.")
@@ -45,7 +46,8 @@ def _raise_terminated(signum, frame):
 
 EXIT_STATUSES = (
     (EXIT_OK, "done"),
-    (EXIT_ERROR, "an output could not be written, or a model loaded or run, or a file sent (it stays queued)"),
+    (EXIT_ERROR, "an output could not be written, or a model loaded or run, or a file sent (it stays queued), "
+     "or a live source stopped delivering (what it sent stays recorded)"),
     (EXIT_BAD_INPUT, "bad input or usage: an input that cannot be used, an option refused"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
     (EXIT_READER_GONE, "the output's reader stopped reading (`... | head -1`)"),
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(handler=cmd_synth)
 
     add_score_command(commands)
+    add_live_command(commands)
 
     measure = add_command(commands, "measure", "abdominal circumference of a mask",
                           "Measure the abdominal circumference (mm) of a segmentation mask, a picture or one frame "

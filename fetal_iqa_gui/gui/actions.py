@@ -30,6 +30,7 @@ ACTIONS: tuple[Action | str, ...] = (
     Action("open_dialog", "Open…", "File", ("Ctrl+O",)),
     Action("open_folder_dialog", "Open DICOM folder…", "File", ("Ctrl+Shift+O",)),
     Action("worklist.open_folder", "Open folder of cases (worklist)…", "File", ("Ctrl+L",)),
+    Action("open_live", "Live source…", "File"),
     RECENT_MENU,
     Action("open_demo", "Open the demo sweep", "File"),
     Action("open_demo_segmented", "Open the demo sweep with the demo segmentation model", "File"),

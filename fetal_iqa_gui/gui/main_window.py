@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..base.errors import name_choices
 from ..case.loading import SWEEP_PATTERNS
@@ -24,6 +24,12 @@ from .actions import (ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_ME
 from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
+from .live_thread import LiveThread
+from .live_view import LiveView
+from .workers import warm_engine
+from ..live.recording import Recording
+from ..live.session import LiveSession
+from ..live.source import open_source
 from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
 from .patient_dialog import ask_patient
@@ -210,6 +216,32 @@ class MainWindow(QMainWindow):
     def open_demo_segmented(self) -> None:
         """The demo sweep with the demo segmentation model: masks, their AC and proposed calipers."""
         self.session.open(None, demo_task="segmentation")
+
+    def open_live(self) -> None:
+        """A camera (capture device), video file or picture folder, scored live and recorded as a case."""
+        ask = QInputDialog(self)  # exec() from here, as every dialog of the window (the tests answer it)
+        ask.setWindowTitle("Live source")
+        ask.setLabelText("Camera index (0, 1…: a capture device), video file or picture folder:")
+        source = ask.textValue() if ask.exec() == QDialog.DialogCode.Accepted else ""
+        if source.strip():
+            record, _ = QFileDialog.getSaveFileName(self, "Record the session as", "live.mha", "MetaImage (*.mha)")
+            self.start_live(source.strip(), Path(record) if record else None)
+
+    def start_live(self, source: str, record: Path | None, predict=None) -> LiveView:
+        """The live view on `source` (`predict`: a stand-in for the model, for tests); on stop the recording opens."""
+        def open_session(on_score):
+            live = open_source(source)
+            recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
+            if predict is not None:
+                return LiveSession(live, predict, 0.5, recording, on_score)
+            engine = warm_engine(self.session.model_spec(), self.session.engine_settings())
+            return LiveSession(live, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording,
+                               on_score)
+        self.live_view = LiveView(LiveThread(open_session, self), source, self)
+        self.live_view.recorded.connect(self.open_path)
+        self.live_view.show()
+        self.live_view.thread.start()
+        return self.live_view
 
     def open_path(self, path: Path) -> None:
         self.session.open(Path(path))

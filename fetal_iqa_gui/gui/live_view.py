@@ -1,0 +1,112 @@
+"""The live view: the source's newest frame, the quality strip of the scores, a cue at the threshold,
+the current sweep's best frames; S marks the next sweep, Esc stops. On stop the recording opens as a case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from .live_thread import LiveThread
+from .thumbnail_strip import thumbnail
+
+STRIP_FRAMES = 300  # the quality strip shows the last 10 s at 30 frames/s
+GOOD_STYLE = "background: #1b5e20; color: white; font-weight: bold; padding: 4px;"
+WAIT_STYLE = "background: #424242; color: white; padding: 4px;"
+
+
+class LiveView(QWidget):
+    recorded = Signal(object)  # the recording's Path, when the session ends with one
+
+    def __init__(self, thread: LiveThread, title: str, parent=None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.thread = thread
+        self.setWindowTitle(f"Live: {title} - fetal-iqa")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        frame_view = pg.GraphicsLayoutWidget()
+        box = frame_view.addViewBox(lockAspect=True, invertY=True)
+        box.addItem(self.image)
+        self.strip = pg.PlotWidget()
+        self.strip.setYRange(0, 1)
+        self.strip.setMaximumHeight(170)
+        self.strip.setLabel("left", "score")
+        self.threshold_line = pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen("#66bb6a", style=Qt.PenStyle.DashLine))
+        self.strip.addItem(self.threshold_line)  # at the model's threshold once its first score comes
+        self.curve = self.strip.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#90caf9")
+        self.cue = QLabel("Waiting for a frame at the threshold…")
+        self.cue.setStyleSheet(WAIT_STYLE)
+        self.best = QListWidget()
+        self.best.setViewMode(QListView.ViewMode.IconMode)
+        self.best.setFlow(QListView.Flow.LeftToRight)
+        self.best.setMaximumHeight(140)
+        self.best.setToolTip("The best frames of the current sweep so far")
+        mark, stop = QPushButton("Mark next sweep (S)"), QPushButton("Stop (Esc)")
+        mark.clicked.connect(self.mark_sweep)
+        stop.clicked.connect(self.stop)
+        QShortcut(QKeySequence("S"), self, self.mark_sweep)
+        QShortcut(QKeySequence("Esc"), self, self.stop)
+        self.status = QLabel("")
+        buttons = QHBoxLayout()
+        for widget in (self.status, mark, stop):
+            buttons.addWidget(widget)
+        layout = QVBoxLayout(self)
+        for widget in (self.cue, frame_view, self.strip, self.best):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        self.frames, self.scores = [], []
+        self.was_good = False
+        thread.frame_ready.connect(self.show_newest)
+        thread.scored.connect(self.add_score)
+        thread.ended.connect(self.on_ended)
+        thread.failed.connect(lambda message: self.status.setText(message))
+
+    def show_newest(self) -> None:
+        frame = self.thread.newest()
+        if frame is not None:  # None: shown already by an earlier signal
+            self.image.setImage(frame, levels=(0, 255), autoLevels=False)
+
+    def add_score(self, result) -> None:
+        if not self.frames:
+            self.threshold_line.setValue(self.thread.session.threshold)
+        self.frames.append(result.frame)
+        self.scores.append(result.score)
+        self.curve.setData(self.frames[-STRIP_FRAMES:], self.scores[-STRIP_FRAMES:])
+        if result.good:
+            self.cue.setText(f"GOOD: frame {result.frame} ({result.score:.2f})")
+            self.cue.setStyleSheet(GOOD_STYLE)
+            if not self.was_good:
+                QApplication.beep()
+        else:
+            self.cue.setStyleSheet(WAIT_STYLE)
+            self.cue.setText(self.cue.text().replace("GOOD:", "Last good:"))
+        self.was_good = result.good
+        self._show_best(self.thread.session.best_frames(), self.thread.session.threshold)
+
+    def _show_best(self, best, threshold: float) -> None:
+        self.best.clear()
+        for score, frame, image in best:
+            mark = "✔" if score >= threshold else ""
+            self.best.addItem(QListWidgetItem(thumbnail(image), f"{mark} {frame}: {score:.2f}"))
+
+    def mark_sweep(self) -> None:
+        self.thread.mark_sweep()
+        self.best.clear()
+        self.status.setText("Next sweep marked")
+
+    def stop(self) -> None:
+        self.thread.requestInterruption()
+
+    def on_ended(self, summary) -> None:
+        self.status.setText(f"{summary.frames} frames, {summary.scored_fraction:.0%} scored. Ended: {summary.ended}."
+                            + (" The source stopped: what came is recorded." if summary.unplugged else ""))
+        if summary.recording is not None:
+            self.recorded.emit(Path(summary.recording))
+
+    def closeEvent(self, event) -> None:
+        self.stop()
+        self.thread.wait(5000)
+        super().closeEvent(event)

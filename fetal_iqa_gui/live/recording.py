@@ -1,0 +1,136 @@
+"""A live session recorded as it arrives, so that a crash keeps what was recorded.
+
+While it records, the frames go to `NAME.mha.recording/frames.raw` (appended and flushed frame by frame)
+beside a MetaImage header, `recording.mhd`, rewritten every second with the count so far: after a crash
+that folder opens as a case as it is (`fetal-iqa gui NAME.mha.recording/recording.mhd`). When the session
+ends the frames become one ordinary `NAME.mha` (uncompressed: lossless, copied in constant memory), with
+`NAME.live.json` beside it: each frame's time and the sweep marks.
+
+A sweep mark is an all-zero frame put between two sweeps: how a case's layout tells its sweeps apart
+(case/case.py `CaseLayout.detect`); the sidecar names those frames (their time is null).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..base.errors import WriteError
+from ..base.fileio import atomic_write, check_replaceable
+from .source import LiveFrame, Region
+
+HEADER_EVERY_S = 1.0
+RAW_NAME, HEADER_NAME, TIMES_NAME = "frames.raw", "recording.mhd", "times.json"
+_COPY_BYTES = 16 * 2**20
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".mha") + ".live.json")
+
+
+def working_folder(path: Path) -> Path:
+    return path.with_name(path.name + ".recording")
+
+
+class Recording:
+    """Frames appended to disk as they come; `finish()` makes the case file."""
+
+    def __init__(self, path: str | Path, source: str, frame_rate: float | None, region: Region | None = None,
+                 spacing_mm: float | None = None, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mha":
+            raise WriteError(self.path, "a recording is a MetaImage file", "Give a name ending in .mha.")
+        check_replaceable(self.path)
+        if self.path.exists() and not overwrite:
+            raise WriteError(self.path, "the file exists", "Choose another name, or replace it (--force).")
+        self.work = working_folder(self.path)
+        if self.work.exists():
+            raise WriteError(self.path, f"an unfinished recording is in '{self.work.name}' (its "
+                             f"{HEADER_NAME} opens as a case)", "Open or move it, or choose another name.")
+        self.overwrite = overwrite
+        self.info = {"source": source, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "frame_rate": frame_rate, "region": None if region is None else str(region),
+                     "spacing_mm": spacing_mm}
+        self.times: list[float | None] = []  # seconds from the first frame; None: a sweep mark's blank frame
+        self.shape: tuple[int, int] | None = None
+        self._first: float | None = None
+        self._written_header = 0.0
+        try:
+            self.work.mkdir(parents=True)
+            self._raw = open(self.work / RAW_NAME, "wb")
+        except OSError as error:
+            raise WriteError(self.path, f"its recording folder cannot be made ({error.strerror})",
+                             "Choose a folder you can write to.") from None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.times)
+
+    @property
+    def sweep_starts(self) -> list[int]:
+        return [0] + [i + 1 for i, t in enumerate(self.times) if t is None] if self.times else []
+
+    def append(self, frame: LiveFrame) -> None:
+        if self.shape is None:
+            self.shape, self._first = frame.image.shape, frame.arrived
+        elif frame.image.shape != self.shape:
+            raise WriteError(self.path, f"the source's frames changed size (from {self.shape[1]} x {self.shape[0]} "
+                             f"to {frame.image.shape[1]} x {frame.image.shape[0]} px)",
+                             "Keep the capture's resolution fixed while recording, or give a region.")
+        self._write(frame.image, round(frame.arrived - self._first, 6))
+
+    def mark_sweep(self) -> bool:
+        """The next frame starts a new sweep; False where none has begun (nothing recorded, or just marked)."""
+        if not self.times or self.times[-1] is None:
+            return False
+        self._write(np.zeros(self.shape, np.uint8), None)
+        return True
+
+    def _write(self, image: np.ndarray, when: float | None) -> None:
+        try:
+            self._raw.write(memoryview(np.ascontiguousarray(image)).cast("B"))
+            self._raw.flush()  # in the operating system's hands: a crash of this process loses nothing
+        except OSError as error:
+            raise WriteError(self.path, f"recording stopped: {error.strerror}", "Free some space.") from None
+        self.times.append(when)
+        if time.monotonic() - self._written_header >= HEADER_EVERY_S:
+            self._write_header()
+
+    def _write_header(self) -> None:
+        self._written_header = time.monotonic()
+        atomic_write(self.work / HEADER_NAME, lambda file: file.write(self._header(RAW_NAME)), overwrite=True)
+        atomic_write(self.work / TIMES_NAME, lambda file: file.write(self._sidecar()), overwrite=True)
+
+    def _header(self, data_file: str) -> bytes:
+        height, width = self.shape
+        spacing = self.info["spacing_mm"] or 1.0  # 1 x 1: "no calibration" to every reader (case/spacing.py)
+        return (f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+                f"CompressedData = False\nDimSize = {width} {height} {self.n_frames}\n"
+                f"ElementSpacing = {spacing} {spacing} 1\nElementType = MET_UCHAR\n"
+                f"ElementDataFile = {data_file}\n").encode()
+
+    def _sidecar(self) -> bytes:
+        return json.dumps({**self.info, "frames": self.n_frames, "sweep_starts": self.sweep_starts,
+                           "frame_times_s": self.times}, indent=1).encode()
+
+    def finish(self) -> Path | None:
+        """The case file and its sidecar, written whole; the recording folder removed. None: nothing recorded."""
+        self._raw.close()
+        if not self.times:
+            shutil.rmtree(self.work, ignore_errors=True)
+            return None
+        self._write_header()  # the folder stays a case until the file below is whole
+
+        def copy(file):
+            file.write(self._header("LOCAL"))
+            with open(self.work / RAW_NAME, "rb") as raw:
+                shutil.copyfileobj(raw, file, _COPY_BYTES)
+        atomic_write(self.path, copy, overwrite=self.overwrite)
+        atomic_write(sidecar_path(self.path), lambda file: file.write(self._sidecar()), overwrite=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        return self.path

@@ -1,0 +1,205 @@
+"""Where live frames come from: a camera (a capture device shows the scanner's video output as one),
+a video file or a folder of pictures, each frame cut to the image region and made grey uint8 as the
+cases hold them (case/loading.py's rule: BT.601 luma).
+
+A file or a folder is played at its own frame rate (a demonstration, a test); a camera delivers as it comes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..base.errors import FetalIqaError
+from ..case.case import IMAGE_2D_SUFFIXES
+
+DEFAULT_FOLDER_RATE = 30.0  # frames/s of an image folder, which states none
+_LUMA_BGR = np.array([0.114, 0.587, 0.299], np.float32)  # OpenCV's channels are blue, green, red
+
+
+class LiveSourceError(FetalIqaError):
+    """A live source that cannot be opened, or a region that does not fit its frames."""
+
+    doing = "Cannot play"
+    exit_code = 2  # bad input
+
+
+@dataclass(frozen=True)
+class Region:
+    """The ultrasound image on the machine's screen: x, y of its top left corner, width, height (pixels)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        """'x,y,w,h' -> Region; ValueError with the reason otherwise."""
+        parts = text.replace(" ", "").split(",")
+        if len(parts) != 4 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"{text!r} is not x,y,width,height in whole pixels")
+        region = cls(*map(int, parts))
+        if region.width < 1 or region.height < 1:
+            raise ValueError(f"{text!r} has no area")
+        return region
+
+    def __str__(self) -> str:
+        return f"{self.x},{self.y},{self.width},{self.height}"
+
+    def cut(self, frame: np.ndarray) -> np.ndarray:
+        return frame[self.y:self.y + self.height, self.x:self.x + self.width]
+
+    def fits(self, height: int, width: int) -> bool:
+        return self.x + self.width <= width and self.y + self.height <= height
+
+
+@dataclass
+class LiveFrame:
+    index: int  # its place in the recording
+    image: np.ndarray  # (height, width) grey uint8, the region only
+    arrived: float  # time.monotonic() when it came from the source
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """A frame as OpenCV reads it (grey, BGR or BGRA; 8 or 16 bits) -> grey uint8, by the cases' rule."""
+    if frame.dtype != np.uint8:
+        frame = cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if frame.ndim == 2:
+        return frame
+    blue, green, red = frame[..., 0], frame[..., 1], frame[..., 2]
+    if np.array_equal(blue, green) and np.array_equal(green, red):  # a grey video stored as colour: exact
+        return np.ascontiguousarray(blue)
+    return np.clip(np.rint(frame[..., :3].astype(np.float32) @ _LUMA_BGR), 0, 255).astype(np.uint8)
+
+
+class LiveSource:
+    """Frames from a camera, video file or picture folder, paced at the file's rate (a camera's own pace).
+
+    After `frames()` ends, `unplugged` says whether it stopped before its end (a camera always does:
+    a camera has no end) and `ended` says how, in words."""
+
+    def __init__(self, name: str, capture, frame_rate: float | None, is_camera: bool,
+                 expected_frames: int | None, region: Region | None = None):
+        self.name = name
+        self.capture = capture  # anything with read() -> (ok, frame) and release(), as cv2.VideoCapture
+        self.frame_rate = frame_rate
+        self.is_camera = is_camera
+        self.expected_frames = expected_frames
+        self.region = region
+        self.delivered = 0
+        self.unplugged = False
+        self.ended = ""
+
+    def frames(self, stop=None) -> Iterator[LiveFrame]:
+        """Each frame as it is due; `stop` (a threading.Event) ends the stream between frames."""
+        period = 0.0 if self.is_camera or not self.frame_rate else 1.0 / self.frame_rate
+        started = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                if period:
+                    due = started + self.delivered * period
+                    if (wait := due - time.monotonic()) > 0:
+                        time.sleep(wait)
+                try:
+                    ok, frame = self.capture.read()
+                except Exception as error:  # a driver that raises where OpenCV's returns False
+                    ok, frame, self.ended = False, None, f"reading it failed ({error})"
+                arrived = time.monotonic()
+                if not ok or frame is None:
+                    self._note_end()
+                    return
+                yield LiveFrame(self.delivered, self._cut(to_grey(frame)), arrived)
+                self.delivered += 1
+            self.ended = "stopped"
+        finally:
+            self.capture.release()
+
+    def _cut(self, grey: np.ndarray) -> np.ndarray:
+        if self.region is None:
+            return grey
+        if not self.region.fits(*grey.shape):
+            raise LiveSourceError(self.name, f"the region {self.region} does not fit its frames of "
+                                  f"{grey.shape[1]} x {grey.shape[0]} px",
+                                  "Give a region inside the frame (x,y,width,height).")
+        return np.ascontiguousarray(self.region.cut(grey))
+
+    def _note_end(self) -> None:
+        early = self.is_camera or (self.expected_frames is not None and self.delivered < self.expected_frames)
+        self.unplugged = early
+        if not early:
+            self.ended = self.ended or "end of file"
+        elif not self.ended:
+            self.ended = ("it stopped delivering frames (unplugged?)" if self.is_camera else
+                          f"it stopped delivering frames after {self.delivered} of {self.expected_frames}")
+
+
+def open_source(text: str | os.PathLike, region: Region | None = None,
+                folder_rate: float = DEFAULT_FOLDER_RATE) -> LiveSource:
+    """A camera by its index ('0'), a video file, or a folder of pictures (played in name order)."""
+    text = str(text)
+    if text.isdigit():
+        capture = cv2.VideoCapture(int(text))
+        if not capture.isOpened():
+            raise LiveSourceError(f"camera {text}", "no camera answers at that index",
+                                  "Check that the capture device is plugged in, or try another index.")
+        rate = capture.get(cv2.CAP_PROP_FPS)  # what it says it delivers: the gaps beyond it are dropped frames
+        return LiveSource(f"camera {text}", capture, rate if rate > 0 else None, True, None, region)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_2D_SUFFIXES and p.is_file())
+        if not files:
+            raise LiveSourceError(path, "the folder holds no pictures",
+                                  f"Give a folder of {', '.join(IMAGE_2D_SUFFIXES)} files, a video file or a camera.")
+        return LiveSource(path.name, _PictureFolder(files), folder_rate, False, len(files), region)
+    if not path.is_file():
+        raise LiveSourceError(path, "there is no such file or folder", "Give a video file, a picture folder or a camera index.")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise LiveSourceError(path, "OpenCV cannot read it as a video", "Give a video file (.mkv, .avi, .mp4...).")
+    rate = capture.get(cv2.CAP_PROP_FPS)
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    return LiveSource(path.name, capture, rate if rate > 0 else DEFAULT_FOLDER_RATE, False, count if count > 0 else None,
+                      region)
+
+
+class _PictureFolder:
+    """A folder of pictures read as cv2.VideoCapture reads a video."""
+
+    def __init__(self, files: list[Path]):
+        self.files = iter(files)
+
+    def read(self):
+        path = next(self.files, None)
+        if path is None:
+            return False, None
+        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if frame is None:
+            raise OSError(f"'{path.name}' is not a picture OpenCV reads")
+        return True, frame
+
+    def release(self) -> None:
+        self.files = iter(())
+
+
+def write_lossless_video(path: str | os.PathLike, frames: np.ndarray, frame_rate: float = 30.0) -> Path:
+    """(n, height, width) grey uint8 frames as an FFV1 .mkv, which plays back bit for bit: a case made a
+    live source (demonstrations, tests, the benchmark)."""
+    path = Path(path)
+    height, width = frames.shape[1:]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), frame_rate, (width, height), isColor=False)
+    if not writer.isOpened():
+        raise LiveSourceError(path, "this OpenCV cannot write FFV1 video", "Write an image folder instead.")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path

@@ -1,0 +1,126 @@
+"""Live mode (issue 27): a synthetic case written as a lossless video and played as a live source at
+30 frames/s: its good frames are flagged as a case's would be, the recording holds every frame unchanged
+with its time and reopens as the same case, the frames never wait for the scorer, and a source that
+stops delivering keeps what it sent."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from fetal_iqa_gui.case.loading import load_case
+from fetal_iqa_gui.engine.choice import EngineSettings
+from fetal_iqa_gui.engine.scoring import make_engine
+from fetal_iqa_gui.live.recording import Recording, sidecar_path, working_folder
+from fetal_iqa_gui.live.session import LiveSession
+from fetal_iqa_gui.live.source import Region, open_source, write_lossless_video
+from fetal_iqa_gui.model.loading import load_model
+from fetal_iqa_gui.model.spec import ModelSpec
+
+RATE = 30.0
+
+
+@pytest.fixture(scope="module")
+def clip(small_case):
+    """Sweep 3 of the small case (frames 60-89): the demo model finds its abdomen in a few frames."""
+    return small_case.frames[60:90]
+
+
+@pytest.fixture(scope="module")
+def video(clip, tmp_path_factory):
+    return write_lossless_video(tmp_path_factory.mktemp("live") / "sweep.mkv", clip, RATE)
+
+
+@pytest.fixture(scope="module")
+def demo_engine():
+    return make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 1))
+
+
+def play(source, predict, threshold=0.5, recording=None, mark_after=None):
+    session = LiveSession(source, predict, threshold, recording)
+    for frame in session.frames():
+        if frame.index == mark_after:
+            session.mark_sweep()
+    return session
+
+
+def test_good_frames_are_flagged_with_the_scores_a_case_gets(video, clip, demo_engine):
+    threshold = demo_engine.model.threshold
+    session = play(open_source(video), lambda frames: demo_engine.predict(frames)[0], threshold)
+    as_case = demo_engine.predict(clip)[0]
+    scored = {result.frame: result for result in session.scores}
+    assert len(scored) >= 10  # the demo model keeps up with most of 30 frames/s
+    for frame, result in scored.items():
+        assert result.score == pytest.approx(float(as_case[frame]), abs=1e-4)  # preprocessed as a case frame
+        assert result.good == (as_case[frame] >= threshold)
+    assert any(result.good for result in scored.values())
+    assert session.summary.frames == len(clip) and not session.summary.unplugged
+    assert session.best_frames()[0][0] == max(result.score for result in scored.values())
+
+
+def test_the_recording_holds_every_frame_unchanged_with_its_time(video, clip, tmp_path):
+    path = tmp_path / "live.mha"
+    source = open_source(video)
+    recording = Recording(path, source.name, source.frame_rate)
+    assert working_folder(path).is_dir()  # frames go to disk as they come
+    session = play(source, lambda frames: np.zeros(len(frames)), recording=recording, mark_after=14)
+    assert session.summary.recording == path and not working_folder(path).exists()
+    case = load_case(path)
+    assert case.n_frames == len(clip) + 1  # one blank frame marks the second sweep
+    assert np.array_equal(np.delete(case.frames, 15, axis=0), clip)  # lossless
+    assert [sweep.start for sweep in case.layout.sweeps] == [0, 16]
+    sidecar = json.loads(sidecar_path(path).read_text())
+    times = [t for t in sidecar["frame_times_s"] if t is not None]
+    assert sidecar["sweep_starts"] == [0, 16] and sidecar["frame_times_s"][15] is None
+    assert len(times) == len(clip) and np.all(np.diff(times) > 0)
+    assert times[-1] == pytest.approx((len(clip) - 1) / RATE, abs=0.15)  # played at its own rate
+
+
+def test_the_frames_never_wait_for_a_slow_scorer(video, clip, tmp_path):
+    def slow(frames):
+        time.sleep(0.25)
+        return np.ones(len(frames))
+    source = open_source(video)
+    started = time.monotonic()
+    session = play(source, slow, recording=Recording(tmp_path / "slow.mha", source.name, source.frame_rate))
+    summary = session.summary
+    assert summary.frames == len(clip) and load_case(summary.recording).n_frames == len(clip)
+    assert summary.frame_rate == pytest.approx(RATE, rel=0.1)
+    assert summary.scored_fraction < 0.3  # the newest frame each time, not a queue that falls behind
+    assert max(summary.delays_s) < 0.6
+    assert time.monotonic() - started < len(clip) / RATE + 1.0  # ended with the source, not with a backlog
+
+
+class Unplugged:
+    """A capture that delivers `count` frames of a video, then nothing, as an unplugged grabber."""
+
+    def __init__(self, source, count):
+        self.capture, self.left = source.capture, count
+
+    def read(self):
+        self.left -= 1
+        return self.capture.read() if self.left >= 0 else (False, None)
+
+    def release(self):
+        self.capture.release()
+
+
+def test_a_source_that_stops_mid_sweep_keeps_the_recording_and_says_so(video, clip, tmp_path):
+    source = open_source(video)
+    source.capture = Unplugged(source, 12)
+    session = play(source, lambda frames: np.zeros(len(frames)),
+                   recording=Recording(tmp_path / "cut.mha", source.name, source.frame_rate))
+    assert session.summary.unplugged and "stopped delivering frames after 12 of 30" in session.summary.ended
+    assert np.array_equal(load_case(session.summary.recording).frames, clip[:12])
+
+
+def test_the_region_is_cut_from_every_frame(video, clip):
+    region = Region.parse("100,50,400,300")
+    session = LiveSession(open_source(video, region), lambda frames: np.zeros(len(frames)), 0.5)
+    frames = session.frames()
+    first = next(frames)
+    frames.close()
+    assert np.array_equal(first.image, clip[0, 50:350, 100:500])
+    with pytest.raises(ValueError):
+        Region.parse("1,2,3")
