@@ -33,7 +33,6 @@ DESCRIPTION = ("Score fetal ultrasound blind sweeps for image quality (FetalCLIP
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl+C (128 + SIGINT)
 EXIT_READER_GONE = 141  # as a shell reports a command ended by SIGPIPE (`... | head -1`)
-EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it
 EXIT_TERMINATED = 143  # SIGTERM (`kill`, a scheduler's time limit): ended as Ctrl-C ends it, said as itself
 
 
