@@ -22,18 +22,24 @@ WAIT_STYLE = "background: #424242; color: white; padding: 4px;"
 class LiveView(QWidget):
     recorded = Signal(object)  # the recording's Path, when the session ends with one
 
-    def __init__(self, thread: LiveThread, title: str, parent=None):
+    def __init__(self, thread: LiveThread, title: str, parent=None, warning: str = ""):
         super().__init__(parent, Qt.WindowType.Window)
         self.thread = thread
         self.setWindowTitle(f"Live: {title} - fetal-iqa")
+        self.warning = QLabel(f"⚠ {warning}")  # a demo model says so here too: this window stands alone
+        self.warning.setStyleSheet("background: #7a5200; color: white; padding: 4px;")
+        self.warning.setVisible(bool(warning))
         self.image = pg.ImageItem(axisOrder="row-major")
         frame_view = pg.GraphicsLayoutWidget()
         box = frame_view.addViewBox(lockAspect=True, invertY=True)
         box.addItem(self.image)
         self.strip = pg.PlotWidget()
         self.strip.setYRange(0, 1)
-        self.strip.setMaximumHeight(170)
+        self.strip.setMinimumHeight(150)
+        self.strip.setMaximumHeight(190)
         self.strip.setLabel("left", "score")
+        self.strip.setLabel("bottom", "frame")
+        self.strip.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])  # legible at this height
         self.threshold_line = pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen("#66bb6a", style=Qt.PenStyle.DashLine))
         self.strip.addItem(self.threshold_line)  # at the model's threshold once its first score comes
         self.curve = self.strip.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#90caf9")
@@ -54,7 +60,7 @@ class LiveView(QWidget):
         for widget in (self.status, mark, stop):
             buttons.addWidget(widget)
         layout = QVBoxLayout(self)
-        for widget in (self.cue, frame_view, self.strip, self.best):
+        for widget in (self.warning, self.cue, frame_view, self.strip, self.best):
             layout.addWidget(widget)
         layout.addLayout(buttons)
         self.frames, self.scores = [], []

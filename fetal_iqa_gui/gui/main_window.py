@@ -30,6 +30,7 @@ from .workers import warm_engine
 from ..live.recording import Recording
 from ..live.session import LiveSession
 from ..live.source import open_source
+from ..model.spec import DEMO_LABEL
 from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
 from .patient_dialog import ask_patient
@@ -237,7 +238,9 @@ class MainWindow(QMainWindow):
             engine = warm_engine(self.session.model_spec(), self.session.engine_settings())
             return LiveSession(live, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording,
                                on_score)
-        self.live_view = LiveView(LiveThread(open_session, self), source, self)
+        spec = self.session.model_spec()
+        warning = f"{DEMO_LABEL}." if spec.demo and predict is None else ""
+        self.live_view = LiveView(LiveThread(open_session, self), source, self, warning)
         self.live_view.recorded.connect(self.open_path)
         self.live_view.show()
         self.live_view.thread.start()
