@@ -131,10 +131,12 @@ class PacsSender(QObject):
             self.status.emit(f"Sending stopped after {counted(tally.sent, 'file')} sent. {stay_queued(waiting)}")
             return
         elif tally.kept:
-            message = f"{sent + '. ' if sent else ''}{tally.problem}\n\n{stay_queued(tally.kept)}"
+            self.status.emit(f"{sent + '. ' if sent else ''}Not sent: {stay_queued(tally.kept)}")
+            self.alert.emit(TITLE, f"{sent + '. ' if sent else ''}{tally.problem}\n\n{stay_queued(tally.kept)}")
+            return
         else:
             notes = f" ({'; '.join(tally.notes)})" if tally.notes else ""
             self.status.emit(f"{sent}{notes}." if sent else "Nothing was left to send.")
             return
-        self.status.emit(message.replace("\n\n", " "))
+        self.status.emit(message)
         self.alert.emit(TITLE, message)

@@ -3,13 +3,23 @@ scoring progress and its Cancel button, and Stop sending while a send to the arc
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar
+
+
+class MessageLabel(QLabel):
+    """The message, its whole text in the tooltip where the line cuts it."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
 
 
 class StatusLine(QStatusBar):
     def __init__(self, on_cancel, parent=None):
         super().__init__(parent)
-        self.text = QLabel("Open a sweep: File > Open (Ctrl+O), or drop a file here.")
+        self.text = MessageLabel("Open a sweep: File > Open (Ctrl+O), or drop a file here.")
+        # a long message is cut at the right, rather than pushing the folder and the outbox out of sight
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.export_folder = QLabel()
         self.export_folder.setToolTip("Where Ctrl+E exports the current frame (File > Settings changes it)")
         self.outbox = QLabel()
