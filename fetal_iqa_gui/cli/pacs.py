@@ -34,11 +34,9 @@ def add_pacs_commands(commands) -> None:
         "what the archive refuses for good.",
         (("the DICOM files of a folder (searched below) to an Orthanc on this computer",
           "send results/dicom --host 127.0.0.1 --port 4242 --called-ae ORTHANC"),
-         ("check that the archive answers (C-ECHO), without sending", "send --echo --host pacs.example.org "
-          "--port 104 --called-ae PACS --calling-ae FETALIQA"),
          ("send what is still queued, each file to the archive it was queued for", "send --flush"),
-         ("what is queued, and why it was not sent yet", "send --list"),
-         ("take out a file the archive refuses for good (its ID from --list)", "send --drop 3f9a01c2")))
+         ("what is queued and why it was not sent yet; then `send --drop ID` takes out what the archive refuses "
+          "for good", "send --list")))
     send.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                       help="a DICOM file, or a folder searched (below too) for DICOM files")
     where = send.add_argument_group("archive")

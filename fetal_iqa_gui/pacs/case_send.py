@@ -14,18 +14,24 @@ import json
 import shutil
 
 from ..base.errors import WriteError
+from ..case.study import entered_record
 from ..review.dicom_out import DicomExport, write_dicom
 from ..review.scored_case import ScoredCase
-from ..runs.worklist import review_of
+from ..review.report import chosen_frames
 from .archive import Archive
 from .outbox import OUTBOX_ENV, Outbox
 from .send import Queued, queue_files
 
 
 def outputs_key(scored: ScoredCase, blank: bool) -> str:
-    """What the outputs are made from: the sweep's content and what its review decided."""
-    review = {name: value for name, value in review_of(scored).items() if name != "reviewed_at"}
-    made_of = json.dumps([scored.case.content_hash, blank, review], sort_keys=True, default=str)
+    """What the outputs are made from: the sweep, the frames chosen and their measurements, the
+    threshold and the model, the patient details typed, the blanking."""
+    chosen = chosen_frames(scored)
+    measured = {str(frame): [caliper.record() for caliper in scored.calipers.get(frame, [])]
+                for frame in chosen.values()}
+    made_of = json.dumps([scored.case.content_hash, blank, scored.threshold, scored.model.identity if scored.model
+                          else None, {str(sweep): frame for sweep, frame in chosen.items()}, measured,
+                          entered_record(scored.case.study)], sort_keys=True, default=str)
     return hashlib.sha256(made_of.encode()).hexdigest()[:32]
 
 
