@@ -21,6 +21,8 @@ def test_series_folders_are_cases_and_hidden_or_other_folders_are_not(tmp_path):
 
 def test_a_rescan_adds_what_arrived_after_the_others_and_nothing_twice(tmp_path):
     frames = np.full((3, 20, 30), 90, np.uint8)
+    for folder in ("20261203_US_S1_aaaa", ".incoming/study/series"):
+        (tmp_path / folder).mkdir(parents=True)
     write_us_dicom(tmp_path / "20261203_US_S1_aaaa" / "instance.dcm", frames)
     worklist = Worklist(tmp_path)
     assert worklist.rescan() == []
