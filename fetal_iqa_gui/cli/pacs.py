@@ -30,12 +30,13 @@ def add_pacs_commands(commands) -> None:
         "Send DICOM files to an archive (a PACS) over DICOM networking (C-STORE). Every file goes through an "
         "outbox on disk, and leaves it only once the archive answers that it stored it: what could not be sent "
         "(the archive down, a refusal) stays queued, and the next `send` to that archive or `send --flush` sends "
-        "it. The exit status is 1 while anything stays queued.",
+        "it. The exit status is 1 while anything stays queued; `--list` shows the queue, and `--drop` takes out "
+        "what the archive refuses for good.",
         (("the DICOM files of a folder (searched below) to an Orthanc on this computer",
           "send results/dicom --host 127.0.0.1 --port 4242 --called-ae ORTHANC"),
-         ("check that the archive answers (C-ECHO), without sending", "send --echo --host pacs.example.org "
-          "--port 104 --called-ae PACS --calling-ae FETALIQA"),
-         ("send what is still queued, each file to the archive it was queued for", "send --flush")))
+         ("send what is still queued, each file to the archive it was queued for", "send --flush"),
+         ("what is queued and why it was not sent yet; then `send --drop ID` takes out what the archive refuses "
+          "for good", "send --list")))
     send.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                       help="a DICOM file, or a folder searched (below too) for DICOM files")
     where = send.add_argument_group("archive")
@@ -53,6 +54,13 @@ def add_pacs_commands(commands) -> None:
                       help="C-ECHO the archive first (alone: only check that it answers)")
     send.add_argument("--flush", action="store_true",
                       help="send what the outbox holds, each file to the archive it was queued for")
+    queue = send.add_argument_group("the queue")
+    queue.add_argument("--list", action="store_true",
+                       help="list what the outbox holds (ID, file, archive, since when, last error) and send nothing")
+    queue.add_argument("--drop", nargs="+", metavar="ID",
+                       help="take these entries out of the outbox without sending them (IDs from --list)")
+    queue.add_argument("--drop-all", action="store_true",
+                       help="empty the outbox (only what is queued for the archive named, if one is)")
     send.add_argument("--retries", type=bounded_int(0, 10), default=3,
                       help="times to try an archive again that cannot be reached (after 2, 5, 15... s)")
     send.add_argument("--outbox", type=Path, metavar="DIR",
@@ -96,6 +104,8 @@ def cmd_send(args) -> int:
     from ..pacs.send import RETRY_DELAYS_S, queue_files
     _quiet_pynetdicom(args)
     named = (args.host, args.port, args.called_ae)
+    if args.list or args.drop or args.drop_all:
+        return manage_queue(args, Outbox(args.outbox), named)
     if (args.paths or args.echo) and None in named:
         say("error: name the archive: --host, --port and --called-ae")
         return EXIT_BAD_INPUT
@@ -131,6 +141,54 @@ def cmd_send(args) -> int:
     return max(status, EXIT_ERROR if left else EXIT_OK)
 
 
+def manage_queue(args, outbox, named) -> int:
+    """--list, --drop, --drop-all: the outbox looked at or emptied by hand; nothing is sent."""
+    if args.paths or args.flush or args.echo:
+        say("error: --list, --drop and --drop-all send nothing: give them without files, --flush or --echo")
+        return EXIT_BAD_INPUT
+    from ..pacs.archive import Archive
+    entries = outbox.entries()
+    if args.drop_all:
+        if None not in named:
+            key = Archive(*named, args.calling_ae, args.tls).key
+            entries = [entry for entry in entries if entry.archive.key == key]
+        for entry in entries:
+            outbox.drop(entry)
+        print(f"Dropped {counted(len(entries), 'file')} from the outbox; they will not be sent.")
+        return EXIT_OK
+    if args.drop:
+        status = EXIT_OK
+        for wanted in args.drop:
+            try:
+                entry = outbox.find(wanted)
+            except KeyError as error:
+                say(f"error: {shown(error.args[0])}; `fetal-iqa send --list` shows the IDs")
+                status = EXIT_BAD_INPUT
+                continue
+            outbox.drop(entry)
+            print(f"Dropped {entry.id} ('{shown(entry.name)}' for {entry.archive.describe()}); it will not be sent.")
+        return status
+    if not entries:
+        print(f"The outbox is empty ({outbox.folder}).")
+        return EXIT_OK
+    print(f"{counted(len(entries), 'file')} queued in {outbox.folder}:")
+    for entry in entries:
+        record = entry.record
+        tries = record.get("attempts", 0)
+        print(f"{entry.id}  {shown(entry.name)}  to {entry.archive.describe()}  since {_local(record.get('queued_at'))}"
+              f"  {counted(tries, 'attempt')}" + (f": {shown(record['last_error'])}" if record.get("last_error") else ""))
+    return EXIT_OK
+
+
+def _local(stamp: str | None) -> str:
+    """A record's UTC time as the user's clock says it, to the minute."""
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return "an unknown time"
+
+
 def send_outbox(outbox, archive, delays) -> int:
     """Send the outbox (to `archive` only, if given) with a progress bar; how many stay queued."""
     from ..pacs.send import FAILED, GAVE_UP, SENT, WAITING, send_queued
@@ -159,7 +217,8 @@ def send_outbox(outbox, archive, delays) -> int:
     progress.close()
     if left:
         say(f"{counted(left, 'file')} stay{'s' * (left == 1)} queued in {outbox.folder}; "
-            f"`fetal-iqa send --flush` sends {'it' if left == 1 else 'them'} later.")
+            f"`fetal-iqa send --flush` sends {'it' if left == 1 else 'them'} later; `--list` shows why, and "
+            "`--drop ID` takes out one the archive refuses for good.")
     print(f"Sent {sent} of {counted(sent + left, 'file')}.")
     return left
 

@@ -43,6 +43,8 @@ ACTIONS: tuple[Action | str, ...] = (
     SEPARATOR,
     Action("exporter.export_report", "Export case report…", "File", ("Ctrl+P",), needs_scores=True),
     Action("exporter.export_dicom", "Export to DICOM…", "File", needs_scores=True),
+    Action("pacs.send_case", "Send to PACS…", "File", needs_scores=True),
+    Action("pacs.send_queued", "Send queued files to PACS", "File"),
     SEPARATOR,
     Action("open_settings", "Settings…", "File", ("Ctrl+,",)),
     Action("close", "Quit", "File", ("Ctrl+Q",)),

@@ -33,6 +33,7 @@ from ..live.source import open_source
 from ..model.spec import DEMO_LABEL
 from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
+from .pacs_sender import PacsSender
 from .patient_dialog import ask_patient
 from .patient_header import PatientHeader
 from .review_panel import ReviewPanel
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self.state = ViewerState()
         self.session = ScoringSession(self.state, self.settings, self)
         self.exporter = Exporter(self.state, self.settings, self)
+        self.pacs = PacsSender(self.state, lambda: self.settings, self._variant, self.open_settings, self)
         self.last_alert = ""
         self.setWindowTitle("fetal-iqa")
         self.setMinimumSize(900, 600)
@@ -121,6 +123,12 @@ class MainWindow(QMainWindow):
         self.exporter.status.connect(self.status_text.setText)
         self.exporter.alert.connect(self.alert)
         self.exporter.folder_changed.connect(self._show_export_folder)  # asked by any export, or forgotten
+        self.pacs.status.connect(self.status_text.setText)
+        self.pacs.alert.connect(self.alert)
+        self.pacs.queued_changed.connect(self.statusBar().show_outbox)
+        self.pacs.sending_changed.connect(self.statusBar().stop_sending.setVisible)
+        self.statusBar().stop_sending.clicked.connect(self.pacs.cancel)
+        self.pacs.count()  # what an earlier session left for the archive
         self.calipers.status.connect(self.status_text.setText)
         self.heat_maps.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
@@ -337,6 +345,10 @@ class MainWindow(QMainWindow):
         self.exporter.quick_export()
         self._show_export_folder()  # the folder it used, however the settings came to name it
 
+    def _variant(self) -> str:
+        """How the model runs, for the DICOM report (device, precision)."""
+        return self.session.engine.variant if self.session.engine else ""
+
     def _show_export_folder(self) -> None:
         self.statusBar().show_export_folder(self.exporter.export_folder_text())
 
@@ -374,6 +386,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.play_timer.stop()
         self.exporter.cancel()
+        self.pacs.shutdown()
         self.session.shutdown()
         self.heat_maps.shutdown()
         if self.exporter.thread is not None:

@@ -249,3 +249,37 @@ class EchoThread(QThread):
             self.failed.emit(f"The C-ECHO failed: {error}")
         else:
             self.answered.emit(f"{self.archive.describe()} answered in {seconds * 1000:.0f} ms.")
+
+
+class PacsSendThread(QThread):
+    """File > Send to PACS: the case's DICOM outputs queued (when `scored` is given), then the outbox
+    sent (to `archive` only, when given), as `pacs.send`'s generator says; cancelled between files
+    and during its waits by `cancel`, the send's own event."""
+
+    step = Signal(object)  # pacs.send.Progress
+    done = Signal(object, object)  # pacs.send.Tally, the error that stopped it before sending (else None)
+
+    def __init__(self, outbox, archive, scored: ScoredCase | None, variant: str, blank: bool, retry_delays,
+                 parent=None):
+        super().__init__(parent)
+        self.outbox, self.archive, self.scored, self.variant, self.blank = outbox, archive, scored, variant, blank
+        self.retry_delays, self.cancel = retry_delays, threading.Event()
+
+    def run(self) -> None:
+        from ..pacs.case_send import queue_case
+        from ..pacs.send import Tally, send_queued
+        tally = Tally()
+        try:
+            if self.scored is not None:
+                queue_case(self.scored, self.archive, self.outbox, self.variant, self.blank)
+            for step in send_queued(self.outbox, self.archive, self.retry_delays, self.cancel):
+                tally.add(step)
+                self.step.emit(step)
+        except FetalIqaError as error:
+            self.done.emit(tally, error)
+            return
+        except Exception as error:  # a bug: logged in full, told plainly; the outbox keeps what it had
+            log.exception("sending to the archive failed")
+            self.done.emit(tally, FetalIqaError(None, f"unexpected error ({error}); see the log"))
+            return
+        self.done.emit(tally, None)

@@ -1,13 +1,15 @@
 """The worklist: a folder's cases with their state and best score. Selecting one opens it; the next
 unscored case is scored ahead while the user reviews; "reviewed" keeps the review beside the sweeps
 (a save that fails is said, and its rows marked "not saved" until a later save succeeds). What the
-review file could not give (damaged, set aside; entries left out) is said when found."""
+review file could not give (damaged, set aside; entries left out) is said when found. A case that
+appears in the folder while it is open (a series `fetal-iqa listen` received: it renames each into
+the folder whole) joins the list, and is scored ahead like the others."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QFileDialog, QListWidget, QListWidgetItem
 
@@ -17,6 +19,8 @@ from ..runs.worklist import NOT_SCORED, REVIEWED, SCORED, SCORING, Worklist, res
 from .session import ScoringSession
 from .state import ViewerState
 
+RESCAN_DELAY_MS = 300  # a burst of changes (several series moved in) is read once
+POLL_MS = 5000  # where the folder cannot be watched (some network shares), it is listed this often
 MARKS = {NOT_SCORED: "○", SCORING: "◔", SCORED: "●", REVIEWED: "✔"}
 COLOURS = {NOT_SCORED: "#9a9a9a", SCORING: "#4aa3ff", SCORED: "#e6e6e6", REVIEWED: "#2ecc71"}
 
@@ -40,6 +44,12 @@ class WorklistPanel(QListWidget):
         session.scoring_changed.connect(self._on_scoring_changed)
         session.prefetched.connect(self._on_prefetched)
         state.model_changed.connect(self._restore_review)
+        self.watcher = QFileSystemWatcher(self)
+        self.rescan_timer = QTimer(self, singleShot=True, interval=RESCAN_DELAY_MS)
+        self.watcher.directoryChanged.connect(lambda _path: self.rescan_timer.start())
+        self.rescan_timer.timeout.connect(self.rescan)
+        self.poll_timer = QTimer(self, interval=POLL_MS)
+        self.poll_timer.timeout.connect(self.rescan)
 
     # -- the actions ---------------------------------------------------------------------------
 
@@ -50,16 +60,41 @@ class WorklistPanel(QListWidget):
 
     def load(self, folder: Path) -> None:
         self.worklist = Worklist(folder)
-        if not self.worklist.cases:
-            self.status.emit(f"No sweep files in {folder}.")
-            return
+        self._watch(folder)
         self._tell_notices()
         self.clear()
         for _ in self.worklist.cases:
             self.addItem(QListWidgetItem())
         self.refresh()
         self.show()
+        if not self.worklist.cases:
+            self.status.emit(f"No sweep files in {folder} yet: each case that arrives there shows in the worklist.")
+            return
         self.open_case(0)
+
+    def rescan(self) -> None:
+        """Add the cases that appeared in the folder; score them ahead if the worklist is doing so."""
+        if self.worklist is None:
+            return
+        added = self.worklist.rescan()
+        if not added:
+            return
+        for _ in added:
+            self.addItem(QListWidgetItem())
+        self.refresh()
+        self.status.emit(f"New in the worklist: {', '.join(entry.path.name for entry in added)}.")
+        row = self._current_row()
+        if self.state.case is None:
+            self.open_case(len(self.worklist.cases) - len(added))
+        elif row is not None and not self.session.is_scoring and self.state.model is not None:
+            self._score_ahead(row)
+
+    def _watch(self, folder: Path) -> None:
+        if self.watcher.directories():
+            self.watcher.removePaths(self.watcher.directories())
+        self.poll_timer.stop()
+        if not self.watcher.addPath(str(folder)):
+            self.poll_timer.start()
 
     def next_case(self) -> None:
         self._step(1)
@@ -154,6 +189,9 @@ class WorklistPanel(QListWidget):
         if entry.state == SCORING:
             entry.state = NOT_SCORED  # stopped part way: it scores again when opened
         self.refresh()
+        self._score_ahead(row)
+
+    def _score_ahead(self, row: int) -> None:
         ahead = self.worklist.next_to_score(row)
         if ahead is not None and self.state.scored.n_pending == 0:
             self.session.prefetch(ahead.path)

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 OUTBOX_ENV = "FETAL_IQA_OUTBOX"
 PRIVATE_FILE = 0o600
+ID_LENGTH = 8
+STAGING = ".staging"  # where the window writes a case's DICOM outputs before they are queued (same disk: a link)
 ORPHAN_AGE_S = 3600  # an instance without its record this old was left by a killed `add`
 
 
@@ -105,6 +107,11 @@ class Entry:
         return Path(self.record["source"]).name
 
     @property
+    def id(self) -> str:
+        """What `fetal-iqa send --list` shows and `--drop` takes: the key's start, unique enough in one outbox."""
+        return self.key[:ID_LENGTH]
+
+    @property
     def dicom(self) -> DicomFile:
         return DicomFile(self.file, self.record["sop_class"], self.record["sop_instance"],
                          self.record["transfer_syntax"])
@@ -114,15 +121,16 @@ class Outbox:
     def __init__(self, folder: str | os.PathLike | None = None):
         self.folder = Path(folder) if folder else outbox_dir()
 
-    def add(self, dicom: DicomFile, archive: Archive) -> Entry:
+    def add(self, dicom: DicomFile, archive: Archive, origin: str = "") -> Entry:
         """Queue `dicom` for `archive` (again: the same entry, with its history); `WriteError` if the
-        outbox cannot hold it, in which case nothing is queued."""
+        outbox cannot hold it, in which case nothing is queued. `origin`: what it was made from, when
+        the app made it (`case_send.outputs_key`)."""
         private_folder(self.folder)
         key = hashlib.sha256(f"{archive.key}|{dicom.sop_instance}".encode()).hexdigest()[:32]
         previous = self._read(self.folder / f"{key}.json")
         _place_instance(dicom.path, self.folder / f"{key}.dcm")
         record = {"archive": archive.record(), "source": str(dicom.path), "sop_class": dicom.sop_class,
-                  "sop_instance": dicom.sop_instance, "transfer_syntax": dicom.transfer_syntax,
+                  "sop_instance": dicom.sop_instance, "transfer_syntax": dicom.transfer_syntax, "origin": origin,
                   "queued_at": previous.get("queued_at") if previous else _now(),
                   "attempts": previous.get("attempts", 0) if previous else 0,
                   "last_error": previous.get("last_error", "") if previous else ""}
@@ -148,6 +156,27 @@ class Outbox:
                     if time.time() - path.stat().st_mtime > ORPHAN_AGE_S:
                         path.unlink()
         return sorted(entries, key=lambda entry: entry.record.get("queued_at", ""))
+
+    def find(self, wanted: str) -> Entry:
+        """The entry whose ID (or key) starts with `wanted`; `KeyError` saying why when none or several do."""
+        wanted = wanted.strip().lower()
+        matches = [entry for entry in self.entries() if wanted and entry.key.startswith(wanted)]
+        if len(matches) != 1:
+            raise KeyError(f"no entry of the outbox has the ID '{wanted}'" if not matches else
+                           f"{len(matches)} entries of the outbox have IDs starting with '{wanted}': give more of it")
+        return matches[0]
+
+    def drop(self, entry: Entry) -> None:
+        """Take an entry out without sending it (one the archive refuses for good): the user's choice."""
+        self.sent(entry)
+        log.info("dropped %s (queued for %s) from the outbox", entry.name, entry.archive.describe())
+
+    def staging(self) -> Path:
+        """A new private folder inside the outbox's, for files about to be queued (removed once they are):
+        on the outbox's disk, so that queueing them is a link, not a copy."""
+        folder = private_folder(self.folder / STAGING) / secrets.token_hex(8)
+        folder.mkdir(mode=0o700)
+        return folder
 
     def sent(self, entry: Entry) -> None:
         """The archive stored it: the record goes first, so that a kill between the two leaves an orphan, not an entry."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +36,28 @@ class Progress:
     entry: Entry | None = None
     message: str = ""
     left: int = 0  # GAVE_UP: how many stay queued
+
+
+@dataclass
+class Tally:
+    """What a send came to, for one message: add each `Progress` as it comes."""
+
+    sent: int = 0
+    kept: int = 0  # stay queued: refused, or not tried once the archive could not be reached
+    problem: str = ""  # the last reason something stays queued
+    notes: list[str] = field(default_factory=list)  # stored with a warning
+
+    def add(self, step: Progress) -> None:
+        if step.outcome == SENT:
+            self.sent += 1
+            if step.message:
+                self.notes.append(f"'{step.entry.name}' {step.message}")
+        elif step.outcome == FAILED:
+            self.kept += 1
+            self.problem = f"'{step.entry.name}' was not stored: {step.message}."
+        elif step.outcome == GAVE_UP:
+            self.kept += step.left
+            self.problem = step.message
 
 
 @dataclass
@@ -67,7 +89,7 @@ def find_dicom_files(paths: list[Path]) -> tuple[list[Path], int]:
     return found, skipped
 
 
-def queue_files(paths: list[Path], archive: Archive, outbox: Outbox) -> Queued:
+def queue_files(paths: list[Path], archive: Archive, outbox: Outbox, origin: str = "") -> Queued:
     """Every DICOM file of `paths` in the outbox for `archive`. A file that is not DICOM is
     refused (said, not queued); an outbox that cannot hold a file raises `WriteError`."""
     files, skipped = find_dicom_files(paths)
@@ -79,7 +101,7 @@ def queue_files(paths: list[Path], archive: Archive, outbox: Outbox) -> Queued:
             queued.refused.append(error)
             continue
         try:
-            queued.entries.append(outbox.add(dicom, archive))
+            queued.entries.append(outbox.add(dicom, archive, origin))
         except OSError as error:
             raise WriteError(outbox.folder, f"'{path.name}' could not be queued ({error.strerror or error})") from None
     return queued

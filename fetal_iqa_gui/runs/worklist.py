@@ -46,9 +46,9 @@ class Worklist:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.saved = True  # False after a save failed: the file lags behind what this session decided
-        self.cases = [CaseEntry(path) for path in expand_paths([self.folder]) if path != self.folder]
-        self.cases += [CaseEntry(path) for path in dicom_series_folders(self.folder)]
-        if not self.cases and _holds_files(self.folder):  # a DICOM series folder is one case
+        self.cases = [CaseEntry(path) for path in self._listed()]
+        self.whole_folder = not self.cases and _holds_files(self.folder)
+        if self.whole_folder:  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
         self.record = ReviewFile(self.folder)
         self.notices: list[str] = []  # what the user should be told about the review file
@@ -60,6 +60,22 @@ class Worklist:
     @property
     def review_file(self) -> Path:
         return self.record.path
+
+    def rescan(self) -> list[CaseEntry]:
+        """The cases that appeared in the folder since it was read (a series `fetal-iqa listen`
+        received, a file copied in), added after the others with what the review file says of them.
+        A case that went stays listed (opening it says that it is gone)."""
+        if self.whole_folder:
+            return []
+        known = {entry.path for entry in self.cases}
+        added = [CaseEntry(path) for path in self._listed() if path not in known]
+        if added:
+            self.cases += added
+            self._show(self.record.read())
+        return added
+
+    def _listed(self) -> list[Path]:
+        return [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
 
     def take_notices(self) -> list[str]:
         notices, self.notices = self.notices, []

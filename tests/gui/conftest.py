@@ -77,6 +77,7 @@ def short_sweep_file(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, tiny_cls_path, tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_IQA_CACHE_DIR", str(tmp_path / "score-cache"))  # each test scores afresh
+    monkeypatch.setenv("FETAL_IQA_OUTBOX", str(tmp_path / "outbox"))  # nothing queued by another test
     from fetal_iqa_gui.gui.main_window import MainWindow
     settings = stored.AppSettings(adapter=str(tiny_cls_path), device="cpu", precision="fp32", batch_size=8)
     window = MainWindow(settings)

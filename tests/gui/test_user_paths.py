@@ -46,7 +46,7 @@ def answered(monkeypatch, tmp_path, sweep_file):
 
 def idle(qtbot, window):
     """Until no thread of the window runs and their signals have been handled."""
-    qtbot.waitUntil(lambda: not window.session._threads and not window.exporter.busy
+    qtbot.waitUntil(lambda: not window.session._threads and not window.exporter.busy and not window.pacs.busy
                     and window.progress.isHidden(), timeout=60_000)
     qtbot.wait(10)
 

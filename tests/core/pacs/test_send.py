@@ -160,3 +160,36 @@ def test_an_archive_refusal_by_status_keeps_the_file_queued_with_the_reason(tmp_
     assert step.outcome == FAILED and "status 0xA700, out of resources" in step.message and "disk full" in step.message
     [entry] = outbox.entries()
     assert entry.record["last_error"] == step.message
+
+
+def test_the_queue_is_listed_and_an_entry_refused_for_good_can_be_dropped(tmp_path, outbox, capsys):
+    port = free_port()  # nothing listens there
+    files = [sweep(tmp_path / f"sweep{i}.dcm", seed=i) for i in range(3)]
+    assert main(["send", *map(str, files), "--retries", "0", *archive_options(port)]) == 1
+    capsys.readouterr()
+
+    assert main(["send", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == f"3 files queued in {outbox.folder}:"
+    entries = outbox.entries()
+    for line, entry in zip(listed[1:], entries):
+        assert line.startswith(f"{entry.id}  {entry.name}  to {ORTHANC_AE} at 127.0.0.1:{port}  since 20")
+        assert line.endswith(f"1 attempt: Cannot send to {ORTHANC_AE} at 127.0.0.1:{port}: the connection was "
+                             f"refused: nothing listens on port {port}. Check the host and port, and that the "
+                             "archive is running.")
+    assert {entry.name for entry in entries} == {"sweep0.dcm", "sweep1.dcm", "sweep2.dcm"}
+
+    assert main(["send", "--drop", entries[0].id]) == 0
+    assert f"Dropped {entries[0].id} ('{entries[0].name}'" in capsys.readouterr().out
+    assert [entry.key for entry in outbox.entries()] == [entry.key for entry in entries[1:]]
+    assert not entries[0].file.exists()
+    assert main(["send", "--drop", "ffffffffff"]) == 2
+    assert "no entry of the outbox has the ID 'ffffffffff'" in capsys.readouterr().err
+    assert main(["send", "--drop", "x", "--flush"]) == 2  # a drop sends nothing: not mixed with a send
+
+    assert main(["send", "--drop-all", *archive_options(free_port())]) == 0  # another archive: none of these
+    assert "Dropped 0 files" in capsys.readouterr().out and len(outbox.entries()) == 2
+    assert main(["send", "--drop-all"]) == 0
+    assert "Dropped 2 files from the outbox" in capsys.readouterr().out
+    assert outbox.entries() == [] and main(["send", "--flush"]) == 0  # nothing left to keep --flush failing
+    assert main(["send", "--list"]) == 0 and "The outbox is empty" in capsys.readouterr().out
