@@ -12,10 +12,13 @@ worklist folder: a case appears whole, never half received. The files are the us
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import queue
+import re
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +37,8 @@ DEFAULT_QUIET_S = 120.0
 INCOMING = ".incoming"
 PRIVATE_FILE = 0o600
 _SUCCESS, _OUT_OF_RESOURCES, _NO_UIDS = 0x0000, 0xA700, 0xA900
+_KEY = re.compile(r"[0-9a-f]{16}")  # `_key`'s names: nothing else in .incoming is ours
+_NAME_PART = 16  # a part of a series folder's name, at most (DICOM's CS and DA are shorter): the name fits a disk
 
 LISTENING, REFUSED, RECEIVED, FAILED = "listening", "refused", "received", "failed"
 
@@ -66,9 +71,11 @@ class Receiver:
         self.into, self.incoming, self.quiet_s, self.events = into, into / INCOMING, quiet_s, events
         self.lock = threading.Lock()
         self.studies: dict[str, _Study] = {}
+        if os.path.islink(self.incoming):  # someone's link: its target's folders would be moved into the worklist
+            raise OSError(errno.ELOOP, f"{INCOMING} in it is a link to another folder; remove the link")
         private_folder(self.incoming)
         for folder in sorted(self.incoming.iterdir()):  # left by a receiver that was stopped: complete after quiet_s
-            if folder.is_dir():
+            if _KEY.fullmatch(folder.name) and _real_folder(folder):
                 self.studies[folder.name] = _Study(folder, last_activity=time.monotonic())
 
     def handlers(self):
@@ -150,7 +157,7 @@ class Receiver:
             return
         moved = []
         try:
-            for series in sorted(p for p in study.folder.iterdir() if p.is_dir()):
+            for series in sorted(p for p in study.folder.iterdir() if _KEY.fullmatch(p.name) and _real_folder(p)):
                 target = _free_name(self.into, _series_name(series))
                 os.rename(series, target)  # in one folder's tree: atomic, the case appears whole
                 moved.append(target)
@@ -227,8 +234,17 @@ def _series_name(series: Path) -> str:
         number = str(header.get("SeriesNumber") or "").strip()
     except Exception:  # noqa: BLE001 - no first file, or an unreadable header: a name is still owed
         parts, number = [], ""
-    words = [part for part in parts if part.isalnum()] + ([f"S{number}"] if number.isdigit() else [])
+    words = [part[:_NAME_PART] for part in parts if part.isascii() and part.isalnum()]
+    words += [f"S{number[:_NAME_PART]}"] if number.isascii() and number.isdigit() else []
     return "_".join([*words, series.name[:8]])
+
+
+def _real_folder(path: Path) -> bool:
+    """A folder, not a link to one (links are not followed)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _free_name(folder: Path, name: str) -> Path:
