@@ -2,12 +2,14 @@
 moves stays inside --into, whatever the headers say, and what was received always shows as a case."""
 
 import queue
+import threading
 
 import numpy as np
+import pydicom
 import pytest
 
 from fetal_iqa_gui.base.errors import WriteError
-from fetal_iqa_gui.pacs.listen import INCOMING, RECEIVED, Receiver, listen
+from fetal_iqa_gui.pacs.listen import FAILED, INCOMING, LISTENING, RECEIVED, Receiver, listen
 from fetal_iqa_gui.runs.worklist import Worklist
 from tests.support import write_us_dicom
 
@@ -66,3 +68,36 @@ def test_links_inside_incoming_are_never_taken_for_studies_or_series(tmp_path):
     assert (elsewhere / "photos" / "2024").is_dir()
     assert all(not path.is_symlink() for path in into.iterdir())
     assert len(Worklist(into).cases) == 1
+
+
+def test_a_sender_that_sends_more_than_memory_holds_is_aborted_and_the_receiver_goes_on(tmp_path):
+    """pynetdicom keeps an instance in memory until its last byte: a huge one (or many at once)
+    would take all of it. Past the bound the association is aborted, said, and nothing half kept."""
+    from pynetdicom import AE
+
+    from .servers import free_port
+    into, port, stop = tmp_path / "worklist", free_port(), threading.Event()
+    events = listen(into, port, ("SCANNER",), host="127.0.0.1", quiet_s=0.2, stop=stop, memory_bytes=400_000)
+    assert next(events).kind == LISTENING
+    rng = np.random.default_rng(1)
+    huge = write_us_dicom(tmp_path / "huge.dcm", rng.integers(1, 255, (40, 128, 128), dtype=np.uint8))  # 655 kB
+    small = write_us_dicom(tmp_path / "small.dcm", rng.integers(1, 255, (2, 16, 16), dtype=np.uint8))
+    scanner = AE(ae_title="SCANNER")
+    scanner.add_requested_context(pydicom.dcmread(huge).SOPClassUID)
+    association = scanner.associate("127.0.0.1", port, ae_title="FETALIQA")
+    status = association.send_c_store(huge)
+    assert not status or "Status" not in status  # no success: the scanner keeps it
+    association.release()
+    said = next(events)
+    assert said.kind == FAILED and "more at once than the receiver holds in memory" in said.message
+    association = scanner.associate("127.0.0.1", port, ae_title="FETALIQA")
+    assert association.send_c_store(small).Status == 0
+    association.release()
+    try:
+        while next(events).kind != RECEIVED:
+            pass
+    finally:
+        stop.set()
+        list(events)
+    [case] = Worklist(into).cases
+    assert [path.name for path in case.path.iterdir()] and len(list(case.path.iterdir())) == 1
