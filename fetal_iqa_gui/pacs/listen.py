@@ -260,7 +260,7 @@ def _series_name(series: Path) -> str:
         first = next(iter(sorted(series.glob("*.dcm"))))
         header = pydicom.dcmread(first, stop_before_pixels=True)
         parts = [str(header.get(name) or "").strip().split(".")[0] for name in ("StudyDate", "StudyTime", "Modality")]
-        number = str(header.get("SeriesNumber") or "").strip()
+        number = str(header.get("SeriesNumber", "")).strip()  # 0 is a series number too
     except Exception:  # noqa: BLE001 - no first file, or an unreadable header: a name is still owed
         parts, number = [], ""
     words = [part[:_NAME_PART] for part in parts if part.isascii() and part.isalnum()]

@@ -101,3 +101,11 @@ def test_a_sender_that_sends_more_than_memory_holds_is_aborted_and_the_receiver_
         list(events)
     [case] = Worklist(into).cases
     assert [path.name for path in case.path.iterdir()] and len(list(case.path.iterdir())) == 1
+
+
+def test_series_number_zero_is_named(tmp_path):
+    into = tmp_path / "worklist"
+    received(into, SeriesNumber=0)
+    completed(into)
+    [case] = Worklist(into).cases
+    assert case.path.name.startswith("20261203_101500_US_S0_")
