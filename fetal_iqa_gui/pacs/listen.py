@@ -12,10 +12,13 @@ worklist folder: a case appears whole, never half received. The files are the us
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import queue
+import re
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +37,8 @@ DEFAULT_QUIET_S = 120.0
 INCOMING = ".incoming"
 PRIVATE_FILE = 0o600
 _SUCCESS, _OUT_OF_RESOURCES, _NO_UIDS = 0x0000, 0xA700, 0xA900
+_KEY = re.compile(r"[0-9a-f]{16}")  # `_key`'s names: nothing else in .incoming is ours
+_NAME_PART = 16  # a part of a series folder's name, at most (DICOM's CS and DA are shorter): the name fits a disk
 
 LISTENING, REFUSED, RECEIVED, FAILED = "listening", "refused", "received", "failed"
 
@@ -62,23 +67,51 @@ def _key(uid: str) -> str:
 class Receiver:
     """The storage SCP's handlers and the studies under way; `listen` runs it."""
 
-    def __init__(self, into: Path, quiet_s: float, events: queue.Queue):
+    def __init__(self, into: Path, quiet_s: float, events: queue.Queue, memory_bytes: int | None = None):
         self.into, self.incoming, self.quiet_s, self.events = into, into / INCOMING, quiet_s, events
         self.lock = threading.Lock()
         self.studies: dict[str, _Study] = {}
+        # pynetdicom holds each instance whole in memory until its last byte: what every association
+        # is sending at once is bounded, as what the app opens is (case.headers), not by the sender
+        if memory_bytes is None:
+            from ..case.headers import default_memory_budget
+            memory_bytes = default_memory_budget()
+        self.memory_bytes, self.arriving = memory_bytes, {}  # association -> bytes of its instance under way
+        if os.path.islink(self.incoming):  # someone's link: its target's folders would be moved into the worklist
+            raise OSError(errno.ELOOP, f"{INCOMING} in it is a link to another folder; remove the link")
         private_folder(self.incoming)
         for folder in sorted(self.incoming.iterdir()):  # left by a receiver that was stopped: complete after quiet_s
-            if folder.is_dir():
+            if _KEY.fullmatch(folder.name) and _real_folder(folder):
                 self.studies[folder.name] = _Study(folder, last_activity=time.monotonic())
 
     def handlers(self):
         from pynetdicom import evt
         return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_RELEASED, self.on_released),
                 (evt.EVT_CONN_CLOSE, self.on_closed), (evt.EVT_REJECTED, self.on_rejected),
-                (evt.EVT_C_ECHO, lambda event: _SUCCESS)]
+                (evt.EVT_DATA_RECV, self.on_data), (evt.EVT_C_ECHO, self.on_echo)]
+
+    def on_data(self, event) -> None:
+        association = id(event.assoc)
+        with self.lock:
+            self.arriving[association] = self.arriving.get(association, 0) + len(event.data)
+            over = sum(self.arriving.values()) > self.memory_bytes
+            if over:
+                self.arriving.pop(association)
+        if over:  # the sender is told by the abort; what it sent whole before is kept
+            event.assoc.abort(block=False)
+            self.events.put(Event(FAILED, f"{_caller(event)} sent more at once than the receiver holds in memory "
+                                          f"({self.memory_bytes / 1e6:.0f} MB); the association was aborted, the "
+                                          "instance it was sending is not kept"))
+
+    def on_echo(self, event) -> int:
+        with self.lock:
+            self.arriving.pop(id(event.assoc), None)
+        return _SUCCESS
 
     def on_store(self, event) -> int:
         caller = _caller(event)
+        with self.lock:
+            self.arriving.pop(id(event.assoc), None)  # whole: the next instance counts from nothing
         try:
             dataset = event.dataset
             study_uid, series_uid, sop_uid = (str(dataset.get(name) or "") for name in
@@ -134,6 +167,7 @@ class Receiver:
     def _association_ended(self, association: int, released: bool) -> None:
         done = []
         with self.lock:
+            self.arriving.pop(association, None)
             for key, study in self.studies.items():
                 if association in study.associations:
                     study.associations.discard(association)
@@ -150,7 +184,7 @@ class Receiver:
             return
         moved = []
         try:
-            for series in sorted(p for p in study.folder.iterdir() if p.is_dir()):
+            for series in sorted(p for p in study.folder.iterdir() if _KEY.fullmatch(p.name) and _real_folder(p)):
                 target = _free_name(self.into, _series_name(series))
                 os.rename(series, target)  # in one folder's tree: atomic, the case appears whole
                 moved.append(target)
@@ -168,9 +202,11 @@ class Receiver:
 
 
 def listen(into: Path, port: int = DEFAULT_PORT, allowed: tuple[str, ...] = (), ae_title: str = DEFAULT_AE_TITLE,
-           host: str = "", quiet_s: float = DEFAULT_QUIET_S, stop: threading.Event | None = None) -> Iterator[Event]:
+           host: str = "", quiet_s: float = DEFAULT_QUIET_S, stop: threading.Event | None = None,
+           memory_bytes: int | None = None) -> Iterator[Event]:
     """Receive until `stop` is set or the caller stops iterating (Ctrl+C); the server is shut down
-    on the way out. `allowed`: the calling AE titles accepted (at least one)."""
+    on the way out. `allowed`: the calling AE titles accepted (at least one). `memory_bytes`: what
+    the associations may send at once (default: the memory budget of case.headers)."""
     from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
     from pynetdicom.sop_class import Verification
     allowed = tuple(check_ae_title(title) for title in allowed)
@@ -179,7 +215,7 @@ def listen(into: Path, port: int = DEFAULT_PORT, allowed: tuple[str, ...] = (), 
     into = Path(into)
     events: queue.Queue[Event] = queue.Queue()
     try:
-        receiver = Receiver(into, quiet_s, events)
+        receiver = Receiver(into, quiet_s, events, memory_bytes)
     except OSError as error:
         raise WriteError(into, f"received sweeps cannot be kept there ({error.strerror or error})",
                          "Choose a folder you can write to.") from None
@@ -209,7 +245,7 @@ def _write_instance(file, event) -> None:
     from pydicom.filewriter import write_file_meta_info
     file.write(b"\0" * 128 + b"DICM")
     write_file_meta_info(file, event.file_meta)
-    file.write(event.request.DataSet.getvalue())  # as received: no decoding, no re-encoding
+    file.write(event.request.DataSet.getbuffer())  # as received: no decoding, no re-encoding, no copy
 
 
 def _caller(event) -> str:
@@ -224,11 +260,20 @@ def _series_name(series: Path) -> str:
         first = next(iter(sorted(series.glob("*.dcm"))))
         header = pydicom.dcmread(first, stop_before_pixels=True)
         parts = [str(header.get(name) or "").strip().split(".")[0] for name in ("StudyDate", "StudyTime", "Modality")]
-        number = str(header.get("SeriesNumber") or "").strip()
+        number = str(header.get("SeriesNumber", "")).strip()  # 0 is a series number too
     except Exception:  # noqa: BLE001 - no first file, or an unreadable header: a name is still owed
         parts, number = [], ""
-    words = [part for part in parts if part.isalnum()] + ([f"S{number}"] if number.isdigit() else [])
+    words = [part[:_NAME_PART] for part in parts if part.isascii() and part.isalnum()]
+    words += [f"S{number[:_NAME_PART]}"] if number.isascii() and number.isdigit() else []
     return "_".join([*words, series.name[:8]])
+
+
+def _real_folder(path: Path) -> bool:
+    """A folder, not a link to one (links are not followed)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _free_name(folder: Path, name: str) -> Path:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from ..base.errors import WriteError
+from ..base.fileio import special_file_kind
 from .archive import Archive, ArchiveError, associate
 from .outbox import DicomFile, Entry, NotDicom, Outbox, read_dicom_file
 
@@ -195,10 +197,16 @@ def _batch(pending: list[Entry]) -> list[Entry]:
 def _store(association, entry: Entry) -> tuple[bool | None, str]:
     """(True, note) stored; (False, why) refused by the archive; (None, why) the association was lost."""
     dicom: DicomFile = entry.dicom
+    from pydicom.errors import InvalidDicomError
     if not association.is_established:
         return None, "the archive closed it"
     try:
+        mode = os.lstat(entry.file).st_mode
+        if not stat.S_ISREG(mode):  # the outbox makes hard links and copies only: someone else's, not sent
+            return False, f"the queued copy is {special_file_kind(mode)}, which the outbox never makes; not sent"
         status = association.send_c_store(entry.file)
+    except InvalidDicomError:  # damaged since it was queued (a disk error, an edit): said, kept queued
+        return False, "the queued copy is not a DICOM file any more (damaged since it was queued)"
     except ValueError as error:  # no accepted presentation context for this kind of file
         log.debug("no context for %s: %s", entry.file, error)
         return False, f"the archive does not accept {_uid_name(dicom.sop_class)} files in " \

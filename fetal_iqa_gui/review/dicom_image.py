@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .. import __version__
-from .dicom_study import IMAGE_SERIES_NUMBER, apply_patient_and_study
+from .dicom_study import IMAGE_SERIES_NUMBER, apply_patient_and_study, check_carried
 from .export import frame_pixels
 from .privacy import ImageArea, burned_in_annotation
 from .scored_case import ScoredCase
@@ -87,6 +87,7 @@ def _ultrasound_image(pixels, header, frame: int):
     image.Modality = "US"
     for keyword in _CARRIED:
         if keyword in header:
+            check_carried(keyword, header[keyword].value)
             setattr(image, keyword, header[keyword].value)
     source_type = list(header.get("ImageType") or [])
     image.ImageType = ["DERIVED", "PRIMARY", *source_type[2:4]]  # a frame of the cine: the US kind and mode kept
@@ -97,11 +98,12 @@ def _ultrasound_image(pixels, header, frame: int):
         image.PatientOrientation = ""
     if "Manufacturer" not in image:
         image.Manufacturer = ""
-    source = Dataset()
-    source.ReferencedSOPClassUID, source.ReferencedSOPInstanceUID = header.SOPClassUID, header.SOPInstanceUID
-    if int(header.get("NumberOfFrames") or 1) > 1:
-        source.ReferencedFrameNumber = frame + 1
-    image.SourceImageSequence = [source]
+    if header.get("SOPInstanceUID"):  # Type 3 here: an input without its own UID is referenced by none
+        source = Dataset()
+        source.ReferencedSOPClassUID, source.ReferencedSOPInstanceUID = header.SOPClassUID, header.SOPInstanceUID
+        if int(header.get("NumberOfFrames") or 1) > 1:
+            source.ReferencedFrameNumber = frame + 1
+        image.SourceImageSequence = [source]
     _pixel_module(image, pixels)
     return image
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 
+from ..base.errors import ExportRefused
+from ..base.text import shown
 from ..case.case import Case
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,59 @@ def patient_and_study(case: Case, header) -> dict:
     if not str(values.get("StudyInstanceUID") or "").strip():
         from pydicom.uid import generate_uid
         values["StudyInstanceUID"] = generate_uid(entropy_srcs=["fetal-iqa study", case.content_hash])
+    for keyword, value in values.items():
+        check_carried(keyword, value)
     return values
 
 
 def apply_patient_and_study(dataset, values: dict) -> None:
     for keyword, value in values.items():
         setattr(dataset, keyword, value)
+
+
+_TEXT_CONTROLS = {"LT": "\r\n\t\f", "ST": "\r\n\t\f", "UT": "\r\n\t\f"}  # what else a VR's text may hold
+_DATE_FORMATS = {"DA": "%Y%m%d"}
+
+
+def check_carried(keyword: str, value) -> None:
+    """`ExportRefused` saying why, when the value `keyword` would carry into an output (from the
+    input's header, or typed) is not valid DICOM: the archive would refuse the file or, worse, file
+    it under a patient mangled on the way (several names, a name or ID cut short). Changing a
+    patient's details to make them fit is not ours to do: the input is to be corrected."""
+    from pydicom import config
+    from pydicom.datadict import dictionary_description, dictionary_VM, dictionary_VR
+    from pydicom.multival import MultiValue
+    from pydicom.sequence import Sequence
+    from pydicom.valuerep import validate_value
+    if value is None or isinstance(value, Sequence):
+        return
+    vr, vm = dictionary_VR(keyword), dictionary_VM(keyword)
+    values = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    why = ""
+    if vm == "1" and len(values) > 1:
+        why = f"it holds {len(values)} values where DICOM allows one"
+    for item in values:
+        text = str(item)
+        if why:
+            break
+        if any(ord(c) < 0x20 and c not in _TEXT_CONTROLS.get(vr, "") or ord(c) == 0x7F for c in text):
+            why = "it holds control characters"
+        elif vr in _DATE_FORMATS and text.strip():
+            try:
+                datetime.strptime(text.strip(), _DATE_FORMATS[vr])
+            except ValueError:
+                why = "it is not a date as DICOM writes one, YYYYMMDD"
+        if not why and not isinstance(item, bytes):
+            try:
+                validate_value(vr, item, config.RAISE)
+            except (ValueError, TypeError) as error:
+                said = str(error).split(" Please see")[0].rstrip(".")
+                why = said[:1].lower() + said[1:]
+    if why:
+        raise ExportRefused(f"the input's {dictionary_description(keyword)} '{shown(value)[:80]}' is not valid DICOM ({why}), so no DICOM "
+                            "file that carries it is written",
+                            "Correct it at its source (the scanner's record, or Edit > Patient details); the "
+                            "other exports do not need it.")
 
 
 def _person_name(shown: str) -> str:
