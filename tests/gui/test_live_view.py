@@ -34,7 +34,6 @@ def test_a_live_source_is_shown_scored_and_opens_as_a_case(qtbot, window, small_
     timer.stop()  # the stall rule while it plays (opening the recording afterwards is the window's usual work)
     assert max(gaps) < 0.1, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
     assert view.image.image is not None and view.image.image.shape == clip.shape[1:]
-    view.grab().save("/tmp/live_view.png")
     qtbot.waitUntil(lambda: window.state.case is not None and window.state.case.source == record, timeout=20_000)
     assert "GOOD" in view.cue.text() or any(score >= 0.5 for score in view.scores)
     assert view.best.count() >= 1 and "✔" in view.best.item(0).text()

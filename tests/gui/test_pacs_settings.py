@@ -24,7 +24,6 @@ def test_the_echo_button_says_whether_the_archive_answers(qtbot, tmp_path):
         qtbot.waitUntil(lambda: dialog.pacs.test.isEnabled(), timeout=20_000)
         assert dialog.pacs.answer.text().startswith(f"✔ {ORTHANC_AE} at 127.0.0.1:{server.dicom_port} answered in")
         dialog.resize(620, dialog.sizeHint().height())
-        dialog.pacs.grab().save("/tmp/pacs_settings.png")
 
         dialog.pacs.called_ae.setText("NOTORTHANC")  # what the fields say now is what is asked
         dialog.pacs.test.click()
