@@ -34,6 +34,7 @@ from ..model.spec import DEMO_LABEL
 from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
 from .pacs_sender import PacsSender
+from .scanner_receiver import ScannerReceiver
 from .patient_dialog import ask_patient
 from .patient_header import PatientHeader
 from .review_panel import ReviewPanel
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
         self.session = ScoringSession(self.state, self.settings, self)
         self.exporter = Exporter(self.state, self.settings, self)
         self.pacs = PacsSender(self.state, lambda: self.settings, self._variant, self.open_settings, self)
+        self.receiver = ScannerReceiver(self)
         self.last_alert = ""
         self.setWindowTitle("fetal-iqa")
         self.setMinimumSize(900, 600)
@@ -107,6 +109,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._build_menus()
         self._update_enabled()
+        self.receiver.apply(self.settings)
         geometry = stored.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -129,6 +132,10 @@ class MainWindow(QMainWindow):
         self.pacs.sending_changed.connect(self.statusBar().stop_sending.setVisible)
         self.statusBar().stop_sending.clicked.connect(self.pacs.cancel)
         self.pacs.count()  # what an earlier session left for the archive
+        self.receiver.status.connect(self.status_text.setText)
+        self.receiver.alert.connect(self.alert)
+        self.receiver.listening_changed.connect(self.statusBar().show_receiving)
+        self.receiver.arrived.connect(self._on_arrival)
         self.calipers.status.connect(self.status_text.setText)
         self.heat_maps.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
@@ -374,8 +381,20 @@ class MainWindow(QMainWindow):
         if model_changed:
             self.session.demo_mode = False  # the user chose a model: it applies to the demo sweep too
             self.banner.refresh()
+        self.receiver.apply(new)
         if model_changed or new.engine() != old.engine():  # the same model elsewhere still keeps its demo
             self.session.rescore()
+
+    def _on_arrival(self, folder: str) -> None:
+        """Series from the scanner came into the receive folder: the worklist shows them (it opens that
+        folder when nothing is open; a sweep the user is reviewing is never taken away)."""
+        shown = self.worklist.worklist.folder if self.worklist.worklist else None
+        if shown is None and self.state.case is None:
+            self.worklist.load(Path(folder))
+        elif shown == Path(folder):
+            self.worklist.rescan()  # at once, not after the folder watcher's delay
+        else:
+            self.status_text.setText(f"{self.status_text.text()} File > Open Folder ({folder}) shows them.")
 
     def show_shortcuts(self) -> None:
         dialogs.shortcuts_dialog(self).exec()
@@ -387,6 +406,7 @@ class MainWindow(QMainWindow):
         self.play_timer.stop()
         self.exporter.cancel()
         self.pacs.shutdown()
+        self.receiver.shutdown()
         self.session.shutdown()
         self.heat_maps.shutdown()
         if self.exporter.thread is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QWidget)
 
 from ..pacs.archive import AE_TITLE_LENGTH, check_ae_title
 from .settings import AppSettings
@@ -35,6 +36,22 @@ class PacsSettingsGroup(QGroupBox):
         self.tls = QCheckBox("DICOM over TLS")
         self.tls.setChecked(settings.pacs_tls)
         form.addRow("", self.tls)
+        self.tls_ca = QLineEdit(settings.pacs_tls_ca)
+        self.tls_ca.setAccessibleName("CA certificate")
+        self.tls_ca.setPlaceholderText("the system's certificate authorities")
+        self.tls_ca.setToolTip("The CA certificate (PEM) that signed the archive's TLS certificate: a hospital's own "
+                               "CA is rarely among the system's")
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Choose the CA certificate (PEM)")
+        browse.clicked.connect(self._choose_ca)
+        ca_row = QWidget()
+        ca_layout = QHBoxLayout(ca_row)
+        ca_layout.setContentsMargins(0, 0, 0, 0)
+        ca_layout.addWidget(self.tls_ca)
+        ca_layout.addWidget(browse)
+        form.addRow("CA certificate", ca_row)
+        self.tls.toggled.connect(ca_row.setEnabled)
+        ca_row.setEnabled(settings.pacs_tls)
         self.test = QPushButton("Test connection (C-ECHO)")
         self.test.clicked.connect(self.echo)
         self.answer = QLabel("")
@@ -58,7 +75,13 @@ class PacsSettingsGroup(QGroupBox):
     def values(self) -> dict:
         return {"pacs_host": self.host.text().strip(), "pacs_port": self.port.value(),
                 "pacs_called_ae": self.called_ae.text().strip(), "pacs_calling_ae": self.calling_ae.text().strip(),
-                "pacs_tls": self.tls.isChecked()}
+                "pacs_tls": self.tls.isChecked(), "pacs_tls_ca": self.tls_ca.text().strip()}
+
+    def _choose_ca(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "CA certificate", self.tls_ca.text(),
+                                              "Certificates (*.pem *.crt *.cer);;All files (*)")
+        if path:
+            self.tls_ca.setText(path)
 
     def echo(self) -> None:
         """C-ECHO what the fields say now (saved or not), in a thread; the button waits for the answer."""

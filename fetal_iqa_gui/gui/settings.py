@@ -7,6 +7,7 @@ the window offers, made from their declaration (`engine/choice.py`), stored as a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -39,6 +40,13 @@ class _WindowSettings:
     pacs_called_ae: str = ""
     pacs_calling_ae: str = "FETALIQA"
     pacs_tls: bool = False
+    pacs_tls_ca: str = ""  # the CA certificate (PEM) that signed the archive's; "": the system's
+    # receiving from the scanner while the window is open (`fetal-iqa listen` in the window): off unless set
+    receive_on: bool = False
+    receive_folder: str = ""  # where received series become cases (the worklist opens it)
+    receive_port: int = 11112
+    receive_ae_title: str = "FETALIQA"
+    receive_allowed: str = ""  # the scanners' calling AE titles, separated by commas or spaces
 
     def engine(self, threads: int | None = None) -> EngineSettings:
         """The engine settings these choose (`threads`: the window's own default)."""
@@ -57,9 +65,16 @@ class _WindowSettings:
             return None
         try:
             return Archive(self.pacs_host.strip(), self.pacs_port, self.pacs_called_ae.strip(),
-                           self.pacs_calling_ae.strip() or "FETALIQA", self.pacs_tls)
+                           self.pacs_calling_ae.strip() or "FETALIQA", self.pacs_tls, self.pacs_tls_ca.strip())
         except ValueError:
             return None
+
+    def receiving(self) -> tuple | None:
+        """(folder, port, allowed AE titles, our AE title) when receiving is on and set up, else None."""
+        allowed = tuple(self.receive_allowed.replace(",", " ").split())
+        if not (self.receive_on and self.receive_folder.strip() and allowed):
+            return None
+        return Path(self.receive_folder.strip()), self.receive_port, allowed, self.receive_ae_title.strip() or "FETALIQA"
 
     def model_choice(self) -> tuple:
         return tuple(getattr(self, name) for name in MODEL_FIELDS)

@@ -1,19 +1,20 @@
 """The settings dialog: model files, the engine's settings (a row for each, made from their
 declaration), each kind of model's default threshold, the export folder and what an export holds,
-and the PACS (pacs_settings.py)."""
+the PACS (pacs_settings.py) and receiving from the scanner (receive_settings.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from ..base.resources import DEMO_MODELS
 from ..case.loading import SWEEP_PATTERNS
 from ..model.task import DEFAULT_THRESHOLDS, SCORE_MEANING, TASKS
 from .decimal_box import DecimalBox
 from .pacs_settings import PacsSettingsGroup
+from .receive_settings import ReceiveSettingsGroup
 from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
 from .whole_number_box import WholeNumberBox
 
@@ -35,7 +36,10 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
-        form = QFormLayout(self)
+        # three pages, so that the dialog fits a laptop's screen (768 pixels high)
+        tabs = QTabWidget()
+        form, outputs, network = (self._page(tabs, title) for title in ("Model && engine", "Export && privacy",
+                                                                        "PACS && scanner"))
         self.weights = self._path_row(form, MODEL_WORDS["weights"], settings.weights, "PyTorch (*.pt *.pth)")
         self.config = self._path_row(form, MODEL_WORDS["config"], settings.config, "JSON (*.json)")
         self.adapter = self._path_row(form, MODEL_WORDS["adapter"], settings.adapter, "Adapters (*.safetensors *.ckpt)")
@@ -50,35 +54,52 @@ class SettingsDialog(QDialog):
             self.engine_rows[name] = self._engine_row(form, name, setting)
             setattr(self, name, self.engine_rows[name])  # dialog.backend, dialog.calibration, ...
         self.thresholds = {task: self._threshold_row(form, task) for task in TASKS}
-        self.export_dir = self._path_row(form, "Export folder", settings.export_dir, None)
+        self.export_dir = self._path_row(outputs, "Export folder", settings.export_dir, None)
         self.export_overlay = QCheckBox("also export a copy with the overlay")
         self.export_overlay.setChecked(settings.export_overlay)
-        form.addRow("", self.export_overlay)
+        outputs.addRow("", self.export_overlay)
         self.sidecar_name_only = QCheckBox("name the sweep in sidecars by its file name only (no folders)")
         self.sidecar_name_only.setToolTip("Folder names may name the patient; the sidecar's 'source' then holds "
                                           "the file name alone")
         self.sidecar_name_only.setChecked(settings.sidecar_name_only)
-        form.addRow("", self.sidecar_name_only)
+        outputs.addRow("", self.sidecar_name_only)
         self.blank_outside_image = QCheckBox(BLANK_WORDS)
         self.blank_outside_image.setToolTip(
             "Scanners write the institution, the date and the patient's identifiers as pixels beside the image. "
             "Exported frames and case reports then show only the image: the DICOM's ultrasound regions, else the "
             "ACOUSLIC-AI probe's field of view (744 x 562 frames); a recording with neither is not exported")
         self.blank_outside_image.setChecked(settings.blank_outside_image)
-        form.addRow("", self.blank_outside_image)
+        outputs.addRow("", self.blank_outside_image)
         self.deidentified_view = QCheckBox(DEIDENTIFIED_WORDS)
         self.deidentified_view.setToolTip(
             "For teaching, screenshots or a screen others can see: the patient strip and the window's title show "
             "no name, ID, birth date or accession number. Only the screen changes: the report and the other "
             "outputs still carry the patient's details")
         self.deidentified_view.setChecked(settings.deidentified_view)
-        form.addRow("", self.deidentified_view)
+        outputs.addRow("", self.deidentified_view)
         self.pacs = PacsSettingsGroup(settings)  # a section of its own
-        form.addRow(self.pacs)
+        network.addRow(self.pacs)
+        self.receive = ReceiveSettingsGroup(settings)
+        network.addRow(self.receive)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+        self.tabs = tabs
+
+    @staticmethod
+    def _page(tabs: QTabWidget, title: str) -> QFormLayout:
+        page = QWidget()
+        tabs.addTab(page, title)
+        return QFormLayout(page)
+
+    def accept(self) -> None:
+        if self.receive.check():
+            super().accept()
+        else:  # the receive section says what is missing, and the dialog stays on it
+            self.tabs.setCurrentIndex(self.tabs.indexOf(self.receive.parentWidget()))
 
     def _engine_row(self, form: QFormLayout, name: str, setting) -> QWidget:
         value = getattr(self.settings, name)
@@ -150,4 +171,4 @@ class SettingsDialog(QDialog):
                        sidecar_name_only=self.sidecar_name_only.isChecked(),
                        blank_outside_image=self.blank_outside_image.isChecked(),
                        deidentified_view=self.deidentified_view.isChecked(), **engine, **thresholds,
-                       **self.pacs.values())
+                       **self.pacs.values(), **self.receive.values())

@@ -1,5 +1,6 @@
 """The status bar: what is happening, the export folder, the files waiting for the archive,
-scoring progress and its Cancel button, and Stop sending while a send to the archive runs."""
+scoring progress and its Cancel button, Stop sending while a send to the archive runs, and whether
+the scanner's sweeps are being received."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class StatusLine(QStatusBar):
         self.outbox.setAccessibleName("Outbox")
         self.outbox.setToolTip("DICOM files not yet stored in the archive (PACS); File > Send queued files sends them")
         self.outbox.hide()
+        self.receiving = QLabel()
+        self.receiving.setAccessibleName("Receiving")
+        self.receiving.setToolTip("The scanner's sweeps are received while the window is open (File > Settings)")
+        self.receiving.hide()
         self.stop_sending = QPushButton("Stop sending")
         self.stop_sending.setToolTip("Stop sending to the archive after the current file; the rest stays queued")
         self.stop_sending.hide()
@@ -37,7 +42,8 @@ class StatusLine(QStatusBar):
         self.cancel_button.clicked.connect(on_cancel)
         self.cancel_button.hide()
         self.addWidget(self.text, 1)
-        for widget in (self.export_folder, self.outbox, self.stop_sending, self.progress, self.cancel_button):
+        for widget in (self.export_folder, self.outbox, self.receiving, self.stop_sending, self.progress,
+                       self.cancel_button):
             self.addPermanentWidget(widget)
 
     def show_progress(self, done: int, total: int) -> None:
@@ -52,3 +58,7 @@ class StatusLine(QStatusBar):
     def show_outbox(self, queued: int) -> None:
         self.outbox.setText(f"Outbox: {queued} queued for PACS")
         self.outbox.setVisible(queued > 0)
+
+    def show_receiving(self, text: str) -> None:
+        self.receiving.setText(text)
+        self.receiving.setVisible(bool(text))

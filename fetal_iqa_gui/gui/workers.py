@@ -283,3 +283,36 @@ class PacsSendThread(QThread):
             self.done.emit(tally, FetalIqaError(None, f"unexpected error ({error}); see the log"))
             return
         self.done.emit(tally, None)
+
+
+class ListenThread(QThread):
+    """Settings' "receive from the scanner": the C-STORE receiver (`pacs.listen`) runs while the window
+    is open, until `stop()`; each of its events is said as (kind, message, the series folders)."""
+
+    event = Signal(str, str, list)
+    failed = Signal(str)
+
+    def __init__(self, into: Path, port: int, allowed: tuple[str, ...], ae_title: str, parent=None):
+        super().__init__(parent)
+        self.into, self.port, self.allowed, self.ae_title = into, port, allowed, ae_title
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        from ..pacs.listen import listen
+        try:
+            for event in listen(self.into, self.port, self.allowed, self.ae_title, stop=self.stopping):
+                self.event.emit(event.kind, event.message, [str(folder) for folder in event.folders])
+        except PermissionError:
+            self.failed.emit(f"Port {self.port} needs administrator rights (ports below 1024 do): choose 11112 or "
+                             "another above 1024 in Settings, and tell the scanner.")
+        except FetalIqaError as error:
+            self.failed.emit(str(error))
+        except OSError as error:
+            self.failed.emit(f"Cannot listen on port {self.port} ({error.strerror or error}): another receiver "
+                             "(`fetal-iqa listen`, another window) may have it. Choose another port in Settings.")
+        except Exception as error:  # noqa: BLE001 - said in the window and logged, never a dead receiver unsaid
+            log.exception("the receiver failed")
+            self.failed.emit(f"The receiver stopped: {error}")

@@ -165,7 +165,23 @@ def _unreachable(archive: Archive) -> ArchiveError:
         return ArchiveError(archive, f"it cannot be reached ({error.strerror or error})",
                             "Check the network and the host name.")
     if archive.tls:
-        return ArchiveError(archive, "the TLS handshake or the association failed",
-                            "Check that the archive expects TLS on this port and that its certificate is trusted.")
+        return _tls_failure(archive)
     return ArchiveError(archive, "it closed the connection without answering as a DICOM archive",
                         "Check that this is the archive's DICOM port (not its web port), and whether it expects TLS.")
+
+
+def _tls_failure(archive: Archive) -> ArchiveError:
+    """Why a TLS association failed, from a handshake of our own: an untrusted certificate is said as one."""
+    context, host = archive.tls_args()
+    try:
+        with socket.create_connection((archive.host, archive.port), timeout=archive.timeout_s) as connection:
+            context.wrap_socket(connection, server_hostname=host).close()
+    except ssl.SSLCertVerificationError as error:
+        ca = f"the CA file '{archive.tls_ca}'" if archive.tls_ca else "the system's certificate authorities"
+        return ArchiveError(archive, f"its TLS certificate is not trusted ({error.verify_message}, checked with {ca})",
+                            "Give the CA certificate (PEM) that signed the archive's certificate.", retry=False)
+    except (ssl.SSLError, OSError) as error:
+        return ArchiveError(archive, f"the TLS handshake failed ({getattr(error, 'reason', None) or error})",
+                            "Check that the archive expects TLS on this port.")
+    return ArchiveError(archive, "the TLS handshake succeeded but the association failed",
+                        "Check the AE titles and the archive's log.")

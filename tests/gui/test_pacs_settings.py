@@ -6,6 +6,7 @@ import pytest
 from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
 from tests.core.pacs.servers import ORTHANC, ORTHANC_AE, Orthanc, free_port
+from tests.core.pacs.test_send import certificate
 
 
 def dialog_for(qtbot, **pacs):
@@ -29,6 +30,27 @@ def test_the_echo_button_says_whether_the_archive_answers(qtbot, tmp_path):
         dialog.pacs.test.click()
         qtbot.waitUntil(lambda: dialog.pacs.test.isEnabled(), timeout=20_000)
         assert "✘" in dialog.pacs.answer.text() and "it is not called 'NOTORTHANC'" in dialog.pacs.answer.text()
+    finally:
+        server.kill()
+
+
+@pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (Debian: apt-get install orthanc)")
+def test_an_archive_on_tls_answers_once_its_ca_certificate_is_given(qtbot, tmp_path):
+    cert, key = certificate(tmp_path / "tls")
+    server = Orthanc(tmp_path / "orthanc", tls=(cert, key)).start()
+    try:
+        dialog = dialog_for(qtbot, pacs_host="127.0.0.1", pacs_port=server.dicom_port, pacs_called_ae=ORTHANC_AE)
+        assert not dialog.pacs.tls_ca.isEnabledTo(dialog)  # only for TLS
+        dialog.pacs.tls.setChecked(True)
+        assert dialog.pacs.tls_ca.isEnabledTo(dialog)
+        dialog.pacs.test.click()
+        qtbot.waitUntil(lambda: dialog.pacs.test.isEnabled(), timeout=20_000)
+        assert "✘" in dialog.pacs.answer.text() and "its TLS certificate is not trusted" in dialog.pacs.answer.text()
+        dialog.pacs.tls_ca.setText(str(cert))
+        dialog.pacs.test.click()
+        qtbot.waitUntil(lambda: dialog.pacs.test.isEnabled(), timeout=20_000)
+        assert dialog.pacs.answer.text().startswith(f"✔ {ORTHANC_AE} at 127.0.0.1:{server.dicom_port} (TLS) answered")
+        assert dialog.result_settings().archive().tls_ca == str(cert)
     finally:
         server.kill()
 

@@ -29,7 +29,8 @@ def free_port() -> int:
 class Orthanc:
     """An Orthanc of its own: `start()` it (again after `kill()`, on the same storage), `rest(...)` to read it."""
 
-    def __init__(self, folder: Path, modalities: dict[str, int] | None = None):
+    def __init__(self, folder: Path, modalities: dict[str, int] | None = None, tls: tuple[Path, Path] | None = None):
+        """`tls`: (certificate, private key) PEM files: its DICOM port then takes TLS only."""
         self.folder, self.dicom_port, self.http_port = folder, free_port(), free_port()
         self.process: subprocess.Popen | None = None
         config = {"Name": "fetal-iqa tests", "StorageDirectory": str(folder / "storage"),
@@ -38,6 +39,10 @@ class Orthanc:
                   "AuthenticationEnabled": False, "HttpServerEnabled": True, "Plugins": [],
                   "DicomModalities": {name.lower(): [name, "127.0.0.1", port]
                                       for name, port in (modalities or {}).items()}}
+        if tls:  # Orthanc >= 1.9: TLS on the DICOM port; the client's own certificate is not asked for
+            config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(tls[0]),
+                           "DicomTlsPrivateKey": str(tls[1]), "DicomTlsTrustedCertificates": str(tls[0]),
+                           "DicomTlsRemoteCertificateRequired": False})
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "orthanc.json"
         self.config.write_text(json.dumps(config))

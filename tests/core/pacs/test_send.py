@@ -193,3 +193,47 @@ def test_the_queue_is_listed_and_an_entry_refused_for_good_can_be_dropped(tmp_pa
     assert "Dropped 2 files from the outbox" in capsys.readouterr().out
     assert outbox.entries() == [] and main(["send", "--flush"]) == 0  # nothing left to keep --flush failing
     assert main(["send", "--list"]) == 0 and "The outbox is empty" in capsys.readouterr().out
+
+
+def certificate(folder, name="localhost"):
+    """A self-signed certificate for 127.0.0.1 and its key (PEM), as a hospital's own CA would sign one."""
+    import shutil
+    import subprocess
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@needs_orthanc
+def test_an_archive_on_tls_stores_what_is_sent_over_tls_and_a_plain_send_or_an_untrusted_one_is_said(
+        tmp_path, outbox, capsys):
+    cert, key = certificate(tmp_path / "tls")
+    server = Orthanc(tmp_path / "orthanc", {"FETALIQA": 1}, tls=(cert, key)).start()
+    try:
+        sent = sweep(tmp_path / "sweep.dcm", PatientID="PAT-TLS")
+        assert main(["send", str(sent), *archive_options(server.dicom_port), "--retries", "0"]) == 1
+        assert "Check that this is the archive's DICOM port (not its web port), and whether it expects TLS" in \
+            capsys.readouterr().err
+        assert main(["send", "--drop-all"]) == 0
+        stranger, _ = certificate(tmp_path / "other", "someone-else")
+        assert main(["send", str(sent), "--tls", "--tls-ca", str(stranger), *archive_options(server.dicom_port),
+                     "--retries", "0"]) == 1
+        said = capsys.readouterr().err
+        assert "its TLS certificate is not trusted (self-signed certificate, checked with the CA file" in said
+        assert "Give the CA certificate (PEM) that signed the archive's certificate." in said
+        assert server.instances() == [] and len(outbox.entries()) == 1  # kept for a send that can
+        assert main(["send", "--drop-all"]) == 0
+
+        assert main(["send", str(sent), "--echo", "--tls", "--tls-ca", str(cert),
+                     *archive_options(server.dicom_port)]) == 0
+        out = capsys.readouterr().out
+        assert "(TLS) answered the C-ECHO" in out and "Sent 1 of 1 file." in out
+        [stored] = server.instances()
+        assert stored["PatientID"] == "PAT-TLS" and outbox.entries() == []
+    finally:
+        server.kill()

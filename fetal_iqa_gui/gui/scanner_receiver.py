@@ -1,0 +1,85 @@
+"""Receiving from the scanner while the window is open: `fetal-iqa listen`'s C-STORE receiver
+(pacs/listen.py) in a thread, as Settings say. Each study received becomes cases of the receive
+folder, which the worklist shows: opened on the first arrival when no other folder is open."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Signal
+
+from ..pacs.listen import FAILED, LISTENING, RECEIVED
+from .workers import ListenThread
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_MS = 10_000  # the receiver stops within a poll (0.2 s), unless an association is finishing
+
+_stopping: set[ListenThread] = set()  # kept until they end: a QThread destroyed running takes the app down
+
+
+class ScannerReceiver(QObject):
+    status = Signal(str)
+    alert = Signal(str, str)  # title, message
+    listening_changed = Signal(str)  # what the status line shows while receiving; "" when not
+    arrived = Signal(str)  # the receive folder, when series came into it
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.thread: ListenThread | None = None
+        self.running: tuple | None = None  # the settings' `receiving()` that the thread runs
+
+    def apply(self, settings) -> None:
+        """Receive as `settings` say: start, stop, or restart with the new port, titles or folder."""
+        wanted = settings.receiving()
+        if wanted is not None and wanted == self.running:
+            return
+        self.stop()
+        if wanted is None:
+            if settings.receive_on:
+                self.alert.emit("Not receiving from the scanner",
+                                "Receiving is on, but it needs the folder received sweeps go into and the AE title "
+                                "of at least one scanner it accepts: set them in File > Settings.")
+            return
+        folder, port, allowed, title = wanted
+        self.running = wanted
+        self.thread = thread = ListenThread(folder, port, allowed, title)
+        thread.event.connect(lambda kind, message, folders: self._on_event(thread, kind, message, folders))
+        thread.failed.connect(lambda message: self._on_failed(thread, message))
+        thread.start()
+
+    def stop(self) -> None:
+        thread, self.thread, self.running = self.thread, None, None
+        self.listening_changed.emit("")
+        if thread is None:
+            return
+        thread.stop()
+        if not thread.wait(STOP_WAIT_MS):
+            log.warning("the receiver is still finishing an association; it stops when that ends")
+            _stopping.add(thread)
+            thread.finished.connect(lambda: _stopping.discard(thread))
+
+    shutdown = stop
+
+    def _on_event(self, thread: ListenThread, kind: str, message: str, folders: list) -> None:
+        if thread is not self.thread:
+            return  # a receiver stopped since: what it says no longer describes the window
+        said = message[:1].upper() + message[1:] + "."
+        if kind == LISTENING:
+            self.listening_changed.emit(f"Receiving as {thread.ae_title} on port {thread.port}")
+            self.status.emit(said)
+        elif kind == RECEIVED:
+            self.status.emit(said)
+            self.arrived.emit(str(thread.into))
+        elif kind == FAILED:  # an instance not kept (a full disk...): the scanner was told, and may send again
+            self.alert.emit("A sweep from the scanner was not received", said)
+        else:  # a stranger refused: the log and the status line, not a dialog for every knock
+            log.info("%s", message)
+            self.status.emit(said)
+
+    def _on_failed(self, thread: ListenThread, message: str) -> None:
+        if thread is not self.thread:
+            return
+        self.thread, self.running = None, None
+        self.listening_changed.emit("")
+        self.alert.emit("Cannot receive from the scanner", message)
