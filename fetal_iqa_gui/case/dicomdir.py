@@ -50,3 +50,14 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
             order.append(uid)
         series[uid].append((int(header.get("InstanceNumber") or 0), path))
     return [[key] if isinstance(key, Path) else [path for _, path in sorted(series[key])] for key in order]
+
+
+def case_paths(dicomdir: Path) -> list[Path]:
+    """What to open for each recording the DICOMDIR lists: a cine's file, or the folder of a series
+    of single frames (an export keeps each series in a folder of its own)."""
+    paths = []
+    for files in recordings(dicomdir):
+        path = files[0] if len(files) == 1 else files[0].parent
+        if path not in paths:
+            paths.append(path)
+    return paths

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..base.errors import name_choices
+from ..case import dicomdir
 from ..case.loading import SWEEP_PATTERNS
 from ..case.study import PSEUDONYMOUS
 from . import dialogs
@@ -262,7 +263,13 @@ class MainWindow(QMainWindow):
         return self.live_view
 
     def open_path(self, path: Path) -> None:
-        self.session.open(Path(path))
+        """A sweep file opens; a folder, or an exam's DICOMDIR (a USB stick, a CD), opens as a worklist
+        of its cases (a folder of one DICOM series is one case)."""
+        path = Path(path)
+        if path.is_dir() or dicomdir.is_dicomdir(path):
+            self.worklist.load(path if path.is_dir() else path.parent)
+        else:
+            self.session.open(path)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

@@ -82,7 +82,7 @@ class WorklistPanel(QListWidget):
         for _ in added:
             self.addItem(QListWidgetItem())
         self.refresh()
-        self.status.emit(f"New in the worklist: {', '.join(entry.path.name for entry in added)}.")
+        self.status.emit(f"New in the worklist: {', '.join(entry.name for entry in added)}.")
         row = self._current_row()
         if self.state.case is None:
             self.open_case(len(self.worklist.cases) - len(added))
@@ -107,7 +107,7 @@ class WorklistPanel(QListWidget):
         if row is None or self.state.scored is None or self.state.model is None:
             self.status.emit("Open a case of a folder (File > Open folder) and let it score to mark it reviewed.")
             return
-        name = self.worklist.cases[row].path.name
+        name = self.worklist.cases[row].name
         if self._save(lambda: self.worklist.mark_reviewed(self.worklist.cases[row].path, self.state.scored),
                       f"{name} is marked reviewed in this window", alert=True):
             self.status.emit(f"{name} is reviewed; kept in {self.worklist.review_file}.")
@@ -184,7 +184,7 @@ class WorklistPanel(QListWidget):
         if scoring or row is None or self.state.scored is None or self.state.model is None:
             return
         entry = self.worklist.cases[row]
-        self._save(lambda: self.worklist.scored(entry.path, self.state.scored), f"{entry.path.name} is scored",
+        self._save(lambda: self.worklist.scored(entry.path, self.state.scored), f"{entry.name} is scored",
                    alert=False)
         if entry.state == SCORING:
             entry.state = NOT_SCORED  # stopped part way: it scores again when opened
@@ -195,12 +195,13 @@ class WorklistPanel(QListWidget):
         ahead = self.worklist.next_to_score(row)
         if ahead is not None and self.state.scored.n_pending == 0:
             self.session.prefetch(ahead.path)
-            self.status.emit(f"Scoring {ahead.path.name} ahead, while you review this case.")
+            self.status.emit(f"Scoring {ahead.name} ahead, while you review this case.")
 
     def _on_prefetched(self, path: Path, scored) -> None:
         if self.worklist is None or self.worklist.index_of(path) is None or scored is None:
             return
-        self._save(lambda: self.worklist.scored(path, scored), f"{path.name} is scored", alert=False)
+        name = self.worklist.cases[self.worklist.index_of(path)].name
+        self._save(lambda: self.worklist.scored(path, scored), f"{name} is scored", alert=False)
         if not self.session.is_scoring:
             self._on_scoring_changed(False)  # and the one after it
 
@@ -209,7 +210,7 @@ class WorklistPanel(QListWidget):
             best = "" if entry.best_score is None else f"  {entry.best_score:.2f}"
             unsaved = "" if self.worklist.saved or entry.state not in (SCORED, REVIEWED) else " (not saved)"
             item = self.item(row)
-            item.setText(f"{MARKS[entry.state]} {entry.path.name}{best}{unsaved}")
+            item.setText(f"{MARKS[entry.state]} {entry.name}{best}{unsaved}")
             item.setToolTip(f"{entry.path}: {entry.state}"
                             + (f"; not yet saved in {self.worklist.review_file}" if unsaved else ""))
             item.setData(Qt.ItemDataRole.UserRole, str(entry.path))

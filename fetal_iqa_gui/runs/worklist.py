@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .batch import expand_paths
 from .review_record import REVIEW_FILE, REVIEWED, SCORED, Contents, ReviewFile, fingerprint, now, user_name
-from ..base.errors import WriteError
+from ..base.errors import CaseLoadError, WriteError
+from ..case import dicomdir
 from ..review.scored_case import ScoredCase
 from ..case.case import case_id
 from ..case.study import entered_record
@@ -36,6 +37,12 @@ class CaseEntry:
     review: dict = field(default_factory=dict)  # what `review_of` recorded when it was marked reviewed
     content_hash: str | None = None  # known once opened or scored; else that of the record its file fits
     legacy: bool = False  # shown from a version 1 file's entry, kept by name: the content is not known yet
+    # how the worklist names it, and keeps its review by: the file's name ("" here), unless that is not
+    # unique (a DICOMDIR's recordings are all IM000000, in folders of their own: SE000001/IM000000)
+    name: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or self.path.name
 
     @property
     def case_id(self) -> str:
@@ -46,12 +53,14 @@ class Worklist:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.saved = True  # False after a save failed: the file lags behind what this session decided
-        self.cases = [CaseEntry(path) for path in self._listed()]
-        self.whole_folder = not self.cases and _holds_files(self.folder)
+        self.notices: list[str] = []  # what the user should be told about the review file, or the DICOMDIR
+        # a USB stick's or a CD's exam: its DICOMDIR lists the recordings (in subfolders, files without extension)
+        self.dicomdir = (self.folder / dicomdir.NAME) if (self.folder / dicomdir.NAME).is_file() else None
+        self.cases = self._dicomdir_cases() if self.dicomdir else [CaseEntry(path) for path in self._listed()]
+        self.whole_folder = not self.cases and not self.dicomdir and _holds_files(self.folder)
         if self.whole_folder:  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
         self.record = ReviewFile(self.folder)
-        self.notices: list[str] = []  # what the user should be told about the review file
         self._contents = Contents()
         self._pending: dict[tuple[str, str], dict] = {}  # this session's changes by (name, content hash), until saved
         self._matched_legacy: set[str] = set()
@@ -65,14 +74,26 @@ class Worklist:
         """The cases that appeared in the folder since it was read (a series `fetal-iqa listen`
         received, a file copied in), added after the others with what the review file says of them.
         A case that went stays listed (opening it says that it is gone)."""
-        if self.whole_folder:
-            return []
+        if self.whole_folder or self.dicomdir:
+            return []  # an exported exam does not change
         known = {entry.path for entry in self.cases}
         added = [CaseEntry(path) for path in self._listed() if path not in known]
         if added:
             self.cases += added
             self._show(self.record.read())
         return added
+
+    def _dicomdir_cases(self) -> list[CaseEntry]:
+        try:
+            paths = dicomdir.case_paths(self.dicomdir)
+        except CaseLoadError as error:
+            self.notices.append(str(error))
+            return []
+        names = [path.relative_to(self.folder).parts for path in paths]
+        shared = 0  # the folders every recording shares (PT000000/ST000000) are left out of its name
+        while names and all(len(parts) > shared + 1 and parts[shared] == names[0][shared] for parts in names):
+            shared += 1
+        return [CaseEntry(path, name="/".join(parts[shared:])) for path, parts in zip(paths, names)]
 
     def _listed(self) -> list[Path]:
         return [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
@@ -124,7 +145,7 @@ class Worklist:
 
     def _change(self, entry: CaseEntry, change: dict) -> None:
         change = {"file": fingerprint(entry.path), **change}
-        key = (entry.path.name, entry.content_hash)
+        key = (entry.name, entry.content_hash)
         waiting = self._pending.get(key)
         if waiting and waiting["state"] == REVIEWED and change["state"] != REVIEWED:
             change = {**waiting, "file": change["file"]}  # a review not saved yet stays one
@@ -156,7 +177,7 @@ class Worklist:
                 _apply(entry, record)
 
     def _record_of(self, entry: CaseEntry) -> dict | None:
-        records, name = self._contents.records, entry.path.name
+        records, name = self._contents.records, entry.name
         if entry.content_hash is not None:
             return self._pending.get((name, entry.content_hash)) or records.get((name, entry.content_hash))
         found = fingerprint(entry.path)
@@ -174,7 +195,7 @@ class Worklist:
         if entry.content_hash == content_hash and not entry.legacy:
             return
         was_legacy, entry.content_hash, entry.legacy = entry.legacy, content_hash, False
-        key = (entry.path.name, content_hash)
+        key = (entry.name, content_hash)
         record = self._pending.get(key) or self._contents.records.get(key)
         if record is None and was_legacy:  # version 1's entry for this name: this content is the one it reviewed
             legacy = self._contents.legacy[entry.case_id]

@@ -103,3 +103,16 @@ def test_a_damaged_review_file_is_set_aside_and_said_in_the_window(qtbot, window
     QTest.keyClick(window.frame_view, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
     assert f"kept in {cases / REVIEW_FILE}" in window.status_text.text()
     assert Worklist(cases).cases[0].state == REVIEWED and aside.read_text().endswith('"a.mha": ')
+
+
+def test_an_exams_dicomdir_opens_as_a_worklist_of_its_recordings(qtbot, window, tmp_path):
+    from tests.core.runs.test_worklist_dicomdir import sweeps, usb_export
+    usb = usb_export(tmp_path, sweeps(2, frames=8))
+    with qtbot.waitSignal(window.state.case_changed, timeout=30_000):
+        window.open_path(usb / "DICOMDIR")  # File > Open on it, or the folder by File > Open Folder
+    panel = window.worklist
+    assert panel.isVisible() and panel.count() == 2
+    names = [panel.item(row).text() for row in range(2)]
+    assert names[0] != names[1] and all("IM000000" in name for name in names)
+    assert window.state.case.source == panel.worklist.cases[0].path
+    assert window.state.case.study.patient_id == "PAT-USB"

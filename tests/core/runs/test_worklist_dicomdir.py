@@ -1,0 +1,59 @@
+"""An exam as a clinic hands it over, on a USB stick or a CD: its DICOMDIR opens as a worklist of
+its recordings, each named apart (the files are all IM000000 in their own folders), each review
+kept for its own recording."""
+
+import numpy as np
+
+from fetal_iqa_gui.case.loading import load_case
+from fetal_iqa_gui.review.scored_case import ScoredCase
+from fetal_iqa_gui.runs.worklist import REVIEWED, Worklist
+from tests.core.review.test_dicom_out import DEMO
+from tests.support import write_us_dicom
+
+
+def usb_export(tmp_path, recordings):
+    """A DICOMDIR file set as an ultrasound machine writes an exam (pydicom's FileSet: PT/ST/SE/IM)."""
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+    fileset = FileSet()
+    study_uid = "1.2.826.0.1.3680043.8.498.1"
+    for index, frames in enumerate(recordings):
+        made = write_us_dicom(tmp_path / f"made{index}.dcm", frames, StudyInstanceUID=study_uid,
+                              SeriesNumber=index + 1, PatientID="PAT-USB")
+        fileset.add(dcmread(made))
+    fileset.write(tmp_path / "usb")
+    return tmp_path / "usb"
+
+
+def sweeps(count, frames=6):
+    return [np.random.default_rng(i).integers(1, 255, (frames, 40, 56), dtype=np.uint8) for i in range(count)]
+
+
+def test_a_usb_export_is_a_worklist_of_its_recordings_each_named_apart(tmp_path):
+    made = sweeps(3)
+    worklist = Worklist(usb_export(tmp_path, made))
+    assert len(worklist.cases) == 3
+    names = [case.name for case in worklist.cases]
+    assert len(set(names)) == 3 and all(name.endswith("IM000000") or "/" in name for name in names)
+    assert not any(name.startswith("PT") for name in names)  # what they all share is left out
+    for case, frames in zip(worklist.cases, made):
+        loaded = load_case(case.path)
+        assert loaded.study.patient_id == "PAT-USB" and np.array_equal(loaded.frames, frames)
+    assert worklist.rescan() == []
+
+
+def test_each_recordings_review_is_its_own_when_the_exam_is_opened_again(tmp_path):
+    usb = usb_export(tmp_path, sweeps(2))
+    worklist = Worklist(usb)
+    first = worklist.cases[0]
+    case = load_case(first.path)
+    worklist.mark_reviewed(first.path, ScoredCase(case, DEMO, np.linspace(0.1, 0.9, case.n_frames, dtype=np.float32)))
+    again = Worklist(usb)
+    assert [entry.state for entry in again.cases] == [REVIEWED, "not scored"]
+
+
+def test_a_damaged_dicomdir_is_said_and_lists_nothing(tmp_path):
+    (tmp_path / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"garbage" * 20)
+    worklist = Worklist(tmp_path)
+    assert worklist.cases == []
+    assert any("DICOMDIR index could not be read" in notice for notice in worklist.take_notices())
