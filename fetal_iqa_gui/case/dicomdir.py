@@ -7,9 +7,11 @@ together are one. Every file it names must lie inside the DICOMDIR's own folder.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..base.errors import CaseLoadError
+from .headers import why_not_inside
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,10 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
         if instance.node.record_type != "IMAGE":
             continue
         path = Path(instance.path)
-        if not path.resolve().is_relative_to(root):
-            raise CaseLoadError(dicomdir, f"it names a file outside its folder ({instance.FileID})",
+        name = os.path.relpath(path, dicomdir.parent)
+        reason = why_not_inside(root, name)  # a link out, a FIFO (which would block the read below), a folder
+        if reason:
+            raise CaseLoadError(dicomdir, f"it names the file {Path(name).as_posix()}, which {reason}",
                                 "Open the image files themselves.")
         header = dcmread(path, stop_before_pixels=True, specific_tags=["NumberOfFrames", "InstanceNumber"])
         if int(header.get("NumberOfFrames") or 1) > 1:
