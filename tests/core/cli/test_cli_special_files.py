@@ -106,6 +106,21 @@ def test_control_characters_in_a_name_are_escaped_on_the_terminal(sweep, tmp_pat
     assert err.startswith("error: Cannot open 'gone\\x1b]0;title\\x07.mha'") and err.count("\n") == 1
 
 
+def test_control_characters_in_a_name_are_escaped_in_warnings_too(tmp_path):
+    """A warning names its file as an error does (here: a folder of two DICOM series, the first opened)."""
+    import numpy as np
+    import pydicom
+    from tests.support import write_dicom_series
+    folder = write_dicom_series(tmp_path / "two\x1b[2J\x1b]0;title\x07", np.full((3, 16, 16), 9, np.uint8))
+    other = pydicom.dcmread(folder / "slice000.dcm")
+    other.SeriesInstanceUID = pydicom.uid.generate_uid()
+    other.save_as(folder / "other.dcm")
+    result = subprocess.run([sys.executable, "-m", "fetal_iqa_gui.cli", "info", str(folder)], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and "\x1b" not in result.stdout + result.stderr
+    assert "two\\x1b[2J\\x1b]0;title\\x07 holds 2 DICOM series; opening the first" in result.stderr
+
+
 def test_an_undecodable_name_is_one_error_line_not_an_abort(sweep, tmp_path, capsys):
     named = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mha"))  # ITK aborted the process on it
     shutil.copy(sweep, named)
