@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 from ..base.errors import CaseLoadError
+from ..base.text import counted
 from .headers import why_not_inside
 
 log = logging.getLogger(__name__)
@@ -27,11 +29,18 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
     from pydicom import dcmread
     from pydicom.fileset import FileSet
     try:
-        fileset = FileSet(dicomdir)
+        with warnings.catch_warnings(record=True) as said:  # pydicom also logs them (our log escapes them)
+            warnings.simplefilter("always")
+            fileset = FileSet(dicomdir)
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds for a damaged DICOMDIR
         log.debug("pydicom could not read %s: %s", dicomdir, error)
         raise CaseLoadError(dicomdir, "its DICOMDIR index could not be read",
                             "The export may be incomplete; open the image files themselves.") from None
+    missing = [warning for warning in said if "does not exist" in str(warning.message)]
+    if missing:  # pydicom leaves them out: a series would lose frames, or another recording open as the first
+        raise CaseLoadError(dicomdir, f"{counted(len(missing), 'file')} it lists "
+                            f"{'is' if len(missing) == 1 else 'are'} missing",
+                            "The copy may be incomplete; copy the whole export again.")
     root = dicomdir.parent.resolve()
     order: list[Path | str] = []  # a cine's file, or a series' UID, in the DICOMDIR's order
     series: dict[str, list[tuple[int, Path]]] = {}

@@ -306,6 +306,12 @@ def test_a_dicomdir_naming_a_fifo_does_not_hang(tmp_path):
                                      "regular file (it is a pipe (FIFO)")
 
 
+def test_a_dicomdir_naming_a_missing_file_says_so(tmp_path, capsys):
+    dicomdir, image = _usb_export(tmp_path / "usb")
+    image.unlink()  # a copy of the stick that stopped short
+    assert_cli_refuses(dicomdir, "1 file it lists is missing. The copy may be incomplete", capsys)
+
+
 # --- probing: OS errors become messages -------------------------------------------------------------
 
 def test_a_file_in_a_folder_that_cannot_be_opened_says_so(tmp_path, monkeypatch, capsys):
