@@ -122,3 +122,23 @@ def test_compressed_metaimages_that_inflate_short_or_damaged_are_refused(tmp_pat
     if where == "local":  # MetaIO inflates garbage from a stream whose size is not stated (writers always state it)
         whole.write_bytes(whole.read_bytes().replace(b"CompressedDataSize", b"Comment"))
         assert "does not give the size of its compressed pixels" in refusal(whole)
+
+
+@pytest.mark.parametrize("name,cut", [("short.nii", "pixels"), ("short.nii.gz", "pixels"), ("cut.nii.gz", "stream")])
+def test_nifti_files_shorter_than_declared_are_refused(tmp_path, name, cut):
+    """ITK opened them whole, the missing frames blank (and padding, unscored, as if the recording held them)."""
+    import gzip
+    import SimpleITK as sitk
+    sitk.WriteImage(sitk.GetImageFromArray(FRAMES), str(tmp_path / "whole.nii"))
+    written = (tmp_path / "whole.nii").read_bytes()
+    if cut == "pixels":  # the last frame lost
+        data = written[:-4096]
+        data = gzip.compress(data) if name.endswith(".gz") else data
+    else:  # the copy stopped inside the compressed stream
+        data = gzip.compress(written)[:-30]
+    (tmp_path / name).write_bytes(data)
+    expected = ("its header declares 20832 bytes (header and pixels), the file holds 16736 bytes" if cut == "pixels"
+                else "its compressed pixels are cut short")
+    assert f"the file is truncated or corrupt: {expected}" in refusal(tmp_path / name)
+    (tmp_path / "whole.nii.gz").write_bytes(gzip.compress(written))
+    assert np.array_equal(load_case(tmp_path / "whole.nii").frames, load_case(tmp_path / "whole.nii.gz").frames)
