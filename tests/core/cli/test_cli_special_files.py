@@ -72,6 +72,18 @@ def test_a_pipe_in_place_of_the_summary_or_a_marker_is_refused_before_scoring(sw
     assert sorted(os.listdir(out_dir)) == [DONE_DIR]  # nothing scored, nothing written
 
 
+@pytest.mark.parametrize("kind", ["file", "pipe"])
+def test_an_output_folder_that_is_a_file_or_a_pipe_is_said_before_scoring(sweep, tiny_cls_path, tmp_path, capsys,
+                                                                           kind):
+    taken = tmp_path / "taken"
+    taken.write_text("mine") if kind == "file" else os.mkfifo(taken)
+    for option in ("--out-dir", "--challenge-output"):
+        extra = ["--out", tmp_path / "scores.csv"] if option == "--challenge-output" else []
+        code, out, err = score(capsys, tiny_cls_path, sweep, option, taken, *extra)
+        assert code == 1 and out == "" and err.startswith(f"error: Could not write '{taken}'"), err
+    assert (taken.read_text() == "mine") if kind == "file" else taken.is_fifo()
+
+
 def test_a_pipe_as_a_marker_reads_as_no_marker_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "case.json")
     assert finishes(lambda: read_marker(tmp_path / "case.json")) is None
