@@ -78,7 +78,7 @@ def check_replaceable(path: str | os.PathLike) -> None:
     link is never replaced by a file of ours, even when replacing was asked for."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not there, or its folder is a file: writing it will say so
         return
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, mode)

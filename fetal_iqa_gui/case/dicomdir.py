@@ -7,9 +7,13 @@ together are one. Every file it names must lie inside the DICOMDIR's own folder.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
 
 from ..base.errors import CaseLoadError
+from ..base.text import counted
+from .headers import why_not_inside
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +29,18 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
     from pydicom import dcmread
     from pydicom.fileset import FileSet
     try:
-        fileset = FileSet(dicomdir)
+        with warnings.catch_warnings(record=True) as said:  # pydicom also logs them (our log escapes them)
+            warnings.simplefilter("always")
+            fileset = FileSet(dicomdir)
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds for a damaged DICOMDIR
         log.debug("pydicom could not read %s: %s", dicomdir, error)
         raise CaseLoadError(dicomdir, "its DICOMDIR index could not be read",
                             "The export may be incomplete; open the image files themselves.") from None
+    missing = [warning for warning in said if "does not exist" in str(warning.message)]
+    if missing:  # pydicom leaves them out: a series would lose frames, or another recording open as the first
+        raise CaseLoadError(dicomdir, f"{counted(len(missing), 'file')} it lists "
+                            f"{'is' if len(missing) == 1 else 'are'} missing",
+                            "The copy may be incomplete; copy the whole export again.")
     root = dicomdir.parent.resolve()
     order: list[Path | str] = []  # a cine's file, or a series' UID, in the DICOMDIR's order
     series: dict[str, list[tuple[int, Path]]] = {}
@@ -37,8 +48,10 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
         if instance.node.record_type != "IMAGE":
             continue
         path = Path(instance.path)
-        if not path.resolve().is_relative_to(root):
-            raise CaseLoadError(dicomdir, f"it names a file outside its folder ({instance.FileID})",
+        name = os.path.relpath(path, dicomdir.parent)
+        reason = why_not_inside(root, name)  # a link out, a FIFO (which would block the read below), a folder
+        if reason:
+            raise CaseLoadError(dicomdir, f"it names the file {Path(name).as_posix()}, which {reason}",
                                 "Open the image files themselves.")
         header = dcmread(path, stop_before_pixels=True, specific_tags=["NumberOfFrames", "InstanceNumber"])
         if int(header.get("NumberOfFrames") or 1) > 1:

@@ -154,6 +154,8 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
         headers.check_declared_size(reader, budget, slices)
         if io_name == "MetaImageIO":
             headers.check_metaimage_length(path)
+        if io_name == "NiftiImageIO":
+            headers.check_nifti_length(path)
     except headers.RefusedHeader as error:
         raise CaseLoadError(refused_as or path, error.problem, error.advice) from None
     except RuntimeError as error:

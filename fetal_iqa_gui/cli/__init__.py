@@ -85,12 +85,20 @@ def _discard_output() -> None:
         pass
 
 
+class _TerminalFormatter(logging.Formatter):
+    """Log lines on the terminal escaped as the errors are: a logged path cannot move the cursor or forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return shown(super().formatMessage(record))
+
+
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     name_choices(CLI_WORDS)  # errors' advice names the options to change
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -22,7 +22,7 @@ import fetal_iqa_gui
 from fetal_iqa_gui.case import headers
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.case.loading import CaseLoadError, load_case
-from tests.support import write_dicom_series
+from tests.support import write_dicom_series, write_us_dicom
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
 ADDRESS_SPACE = 3 * 2**30  # the subprocesses' limit: far below what a hostile file could make us allocate
@@ -287,6 +287,29 @@ def test_a_dicom_folder_with_a_link_out_is_refused(tmp_path):
     dicom_series(tmp_path / "other", slices=1)
     (folder / "extra.dcm").symlink_to(tmp_path / "other" / "slice000.dcm")
     assert_refused(folder, "the folder holds 'extra.dcm', which leads out of the folder")
+
+
+def _usb_export(folder):
+    """A DICOMDIR file-set of one recording (as a scanner writes an exam to a USB stick), and its image file."""
+    from pydicom.fileset import FileSet
+    fileset = FileSet()
+    fileset.add(write_us_dicom(folder.parent / "made.dcm", np.full((2, 16, 16), 9, np.uint8)))
+    fileset.write(folder)
+    return folder / "DICOMDIR", next(path for path in folder.rglob("IM*") if path.is_file())
+
+
+def test_a_dicomdir_naming_a_fifo_does_not_hang(tmp_path):
+    dicomdir, image = _usb_export(tmp_path / "usb")
+    image.unlink()
+    os.mkfifo(image)
+    assert_bounded_refusal(dicomdir, "it names the file PT000000/ST000000/SE000000/IM000000, which is not a "
+                                     "regular file (it is a pipe (FIFO)")
+
+
+def test_a_dicomdir_naming_a_missing_file_says_so(tmp_path, capsys):
+    dicomdir, image = _usb_export(tmp_path / "usb")
+    image.unlink()  # a copy of the stick that stopped short
+    assert_cli_refuses(dicomdir, "1 file it lists is missing. The copy may be incomplete", capsys)
 
 
 # --- probing: OS errors become messages -------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Pixel data that does not cover what the header declares (issue 29): refused before decoding, with
 the numbers, instead of opening the missing frames as whatever was in memory."""
 
+import zlib
+
 import numpy as np
 import pydicom
 import pytest
@@ -85,3 +87,58 @@ def test_raw_volumes_shorter_than_declared_are_refused(tmp_path, name, header):
     path = tmp_path / name
     path.write_bytes(header + FRAMES.tobytes())
     assert "the file is truncated or corrupt" in refusal(path)
+
+
+def compressed_metaimage(path, pixels, frames_declared=5, data_file=None):
+    """A compressed MetaImage of 64 x 64 px frames whose header declares `frames_declared`, its zlib stream `pixels`
+    (after the header, or in `data_file` beside it)."""
+    header = (f"ObjectType = Image\nNDims = 3\nDimSize = 64 64 {frames_declared}\nElementType = MET_UCHAR\n"
+              f"CompressedData = True\nCompressedDataSize = {len(pixels)}\n"
+              f"ElementDataFile = {data_file.name if data_file else 'LOCAL'}\n").encode()
+    if data_file:
+        data_file.write_bytes(pixels)
+        path.write_bytes(header)
+    else:
+        path.write_bytes(header + pixels)
+    return path
+
+
+@pytest.mark.parametrize("where", ["local", "data file"])
+def test_compressed_metaimages_that_inflate_short_or_damaged_are_refused(tmp_path, where):
+    """MetaIO fills what a compressed stream lacks with whatever memory held (different on every open) and says
+    only 'Uncompress failed' on stderr; a stream whose checksum fails is read as if whole."""
+    data_file = tmp_path / "case.zraw" if where == "data file" else None
+    short = compressed_metaimage(tmp_path / "short.mha", zlib.compress(FRAMES.tobytes()), 50, data_file)
+    assert ("the file is truncated or corrupt: the header declares 204800 bytes of pixels, its compressed data "
+            "holds 20480 bytes") in refusal(short)
+    damaged = bytearray(zlib.compress(FRAMES.tobytes()))
+    damaged[-2] ^= 0xFF  # the checksum
+    assert "its compressed pixels are damaged" in refusal(compressed_metaimage(tmp_path / "damaged.mha",
+                                                                             bytes(damaged), data_file=data_file))
+    cut = compressed_metaimage(tmp_path / "cut.mha", zlib.compress(FRAMES.tobytes())[:-100], data_file=data_file)
+    assert "its compressed pixels are cut short" in refusal(cut)
+    whole = compressed_metaimage(tmp_path / "whole.mha", zlib.compress(FRAMES.tobytes()), data_file=data_file)
+    assert np.array_equal(load_case(whole).frames, FRAMES)
+    if where == "local":  # MetaIO inflates garbage from a stream whose size is not stated (writers always state it)
+        whole.write_bytes(whole.read_bytes().replace(b"CompressedDataSize", b"Comment"))
+        assert "does not give the size of its compressed pixels" in refusal(whole)
+
+
+@pytest.mark.parametrize("name,cut", [("short.nii", "pixels"), ("short.nii.gz", "pixels"), ("cut.nii.gz", "stream")])
+def test_nifti_files_shorter_than_declared_are_refused(tmp_path, name, cut):
+    """ITK opened them whole, the missing frames blank (and padding, unscored, as if the recording held them)."""
+    import gzip
+    import SimpleITK as sitk
+    sitk.WriteImage(sitk.GetImageFromArray(FRAMES), str(tmp_path / "whole.nii"))
+    written = (tmp_path / "whole.nii").read_bytes()
+    if cut == "pixels":  # the last frame lost
+        data = written[:-4096]
+        data = gzip.compress(data) if name.endswith(".gz") else data
+    else:  # the copy stopped inside the compressed stream
+        data = gzip.compress(written)[:-30]
+    (tmp_path / name).write_bytes(data)
+    expected = ("its header declares 20832 bytes (header and pixels), the file holds 16736 bytes" if cut == "pixels"
+                else "its compressed pixels are cut short")
+    assert f"the file is truncated or corrupt: {expected}" in refusal(tmp_path / name)
+    (tmp_path / "whole.nii.gz").write_bytes(gzip.compress(written))
+    assert np.array_equal(load_case(tmp_path / "whole.nii").frames, load_case(tmp_path / "whole.nii.gz").frames)

@@ -72,6 +72,18 @@ def test_a_pipe_in_place_of_the_summary_or_a_marker_is_refused_before_scoring(sw
     assert sorted(os.listdir(out_dir)) == [DONE_DIR]  # nothing scored, nothing written
 
 
+@pytest.mark.parametrize("kind", ["file", "pipe"])
+def test_an_output_folder_that_is_a_file_or_a_pipe_is_said_before_scoring(sweep, tiny_cls_path, tmp_path, capsys,
+                                                                           kind):
+    taken = tmp_path / "taken"
+    taken.write_text("mine") if kind == "file" else os.mkfifo(taken)
+    for option in ("--out-dir", "--challenge-output"):
+        extra = ["--out", tmp_path / "scores.csv"] if option == "--challenge-output" else []
+        code, out, err = score(capsys, tiny_cls_path, sweep, option, taken, *extra)
+        assert code == 1 and out == "" and err.startswith(f"error: Could not write '{taken}'"), err
+    assert (taken.read_text() == "mine") if kind == "file" else taken.is_fifo()
+
+
 def test_a_pipe_as_a_marker_reads_as_no_marker_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "case.json")
     assert finishes(lambda: read_marker(tmp_path / "case.json")) is None
@@ -104,6 +116,21 @@ def test_control_characters_in_a_name_are_escaped_on_the_terminal(sweep, tmp_pat
     assert "\x1b" not in out + err and "\r" not in out + err and "\x07" not in err
     assert "\\x1b[2J\\x1b[31mred\\rfake.mha" in out
     assert err.startswith("error: Cannot open 'gone\\x1b]0;title\\x07.mha'") and err.count("\n") == 1
+
+
+def test_control_characters_in_a_name_are_escaped_in_warnings_too(tmp_path):
+    """A warning names its file as an error does (here: a folder of two DICOM series, the first opened)."""
+    import numpy as np
+    import pydicom
+    from tests.support import write_dicom_series
+    folder = write_dicom_series(tmp_path / "two\x1b[2J\x1b]0;title\x07", np.full((3, 16, 16), 9, np.uint8))
+    other = pydicom.dcmread(folder / "slice000.dcm")
+    other.SeriesInstanceUID = pydicom.uid.generate_uid()
+    other.save_as(folder / "other.dcm")
+    result = subprocess.run([sys.executable, "-m", "fetal_iqa_gui.cli", "info", str(folder)], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and "\x1b" not in result.stdout + result.stderr
+    assert "two\\x1b[2J\\x1b]0;title\\x07 holds 2 DICOM series; opening the first" in result.stderr
 
 
 def test_an_undecodable_name_is_one_error_line_not_an_abort(sweep, tmp_path, capsys):
