@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..base.errors import name_choices
 from ..case import dicomdir
@@ -25,13 +25,8 @@ from .actions import (ACTIONS, CINE_SPEEDS, DEFAULT_CINE_SPEED, MENUS, RECENT_ME
 from .caliper_tool import CaliperTool
 from .exporter import Exporter
 from .frame_view import FrameView
-from .live_thread import LiveThread
+from . import live_launch
 from .live_view import LiveView
-from .workers import warm_engine
-from ..live.recording import Recording
-from ..live.session import LiveSession
-from ..live.source import open_source
-from ..model.spec import DEMO_LABEL
 from .heat_maps import HeatMaps
 from .model_banner import ModelBanner
 from .pacs_sender import PacsSender
@@ -62,7 +57,6 @@ class MainWindow(QMainWindow):
         self.session = ScoringSession(self.state, self.settings, self)
         self.exporter = Exporter(self.state, self.settings, self)
         self.pacs = PacsSender(self.state, lambda: self.settings, self._variant, self.open_settings, self)
-        self.receiver = ScannerReceiver(self)
         self.last_alert = ""
         self.setWindowTitle("fetal-iqa")
         self.setMinimumSize(900, 600)
@@ -78,6 +72,7 @@ class MainWindow(QMainWindow):
         self.calipers = CaliperTool(self.state, self.frame_view, self)
         self.calipers.ask_spacing = self.set_pixel_spacing
         self.worklist = WorklistPanel(self.state, self.session)
+        self.receiver = ScannerReceiver(self.worklist, self)
         viewer = QSplitter(Qt.Orientation.Vertical)
         viewer.addWidget(self.frame_view)
         viewer.addWidget(self.thumbnails)
@@ -136,7 +131,6 @@ class MainWindow(QMainWindow):
         self.receiver.status.connect(self.status_text.setText)
         self.receiver.alert.connect(self.alert)
         self.receiver.listening_changed.connect(self.statusBar().show_receiving)
-        self.receiver.arrived.connect(self._on_arrival)
         self.calipers.status.connect(self.status_text.setText)
         self.heat_maps.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
@@ -236,30 +230,13 @@ class MainWindow(QMainWindow):
 
     def open_live(self) -> None:
         """A camera (capture device), video file or picture folder, scored live and recorded as a case."""
-        ask = QInputDialog(self)  # exec() from here, as every dialog of the window (the tests answer it)
-        ask.setWindowTitle("Live source")
-        ask.setLabelText("Camera index (0, 1…: a capture device), video file or picture folder:")
-        source = ask.textValue() if ask.exec() == QDialog.DialogCode.Accepted else ""
-        if source.strip():
-            record, _ = QFileDialog.getSaveFileName(self, "Record the session as", "live.mha", "MetaImage (*.mha)")
-            self.start_live(source.strip(), Path(record) if record else None)
+        asked = live_launch.ask_source(self)
+        if asked is not None:
+            self.start_live(*asked)
 
     def start_live(self, source: str, record: Path | None, predict=None) -> LiveView:
         """The live view on `source` (`predict`: a stand-in for the model, for tests); on stop the recording opens."""
-        def open_session(on_score):
-            live = open_source(source)
-            recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
-            if predict is not None:
-                return LiveSession(live, predict, 0.5, recording, on_score)
-            engine = warm_engine(self.session.model_spec(), self.session.engine_settings())
-            return LiveSession(live, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording,
-                               on_score)
-        spec = self.session.model_spec()
-        warning = f"{DEMO_LABEL}." if spec.demo and predict is None else ""
-        self.live_view = LiveView(LiveThread(open_session, self), source, self, warning)
-        self.live_view.recorded.connect(self.open_path)
-        self.live_view.show()
-        self.live_view.thread.start()
+        self.live_view = live_launch.start(self, source, record, predict)
         return self.live_view
 
     def open_path(self, path: Path) -> None:
@@ -391,17 +368,6 @@ class MainWindow(QMainWindow):
         self.receiver.apply(new)
         if model_changed or new.engine() != old.engine():  # the same model elsewhere still keeps its demo
             self.session.rescore()
-
-    def _on_arrival(self, folder: str) -> None:
-        """Series from the scanner came into the receive folder: the worklist shows them (it opens that
-        folder when nothing is open; a sweep the user is reviewing is never taken away)."""
-        shown = self.worklist.worklist.folder if self.worklist.worklist else None
-        if shown is None and self.state.case is None:
-            self.worklist.load(Path(folder))
-        elif shown == Path(folder):
-            self.worklist.rescan()  # at once, not after the folder watcher's delay
-        else:
-            self.status_text.setText(f"{self.status_text.text()} File > Open Folder ({folder}) shows them.")
 
     def show_shortcuts(self) -> None:
         dialogs.shortcuts_dialog(self).exec()

@@ -5,11 +5,13 @@ folder, which the worklist shows: opened on the first arrival when no other fold
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from ..pacs.listen import FAILED, LISTENING, RECEIVED
 from .workers import ListenThread
+from .worklist_panel import WorklistPanel
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +24,10 @@ class ScannerReceiver(QObject):
     status = Signal(str)
     alert = Signal(str, str)  # title, message
     listening_changed = Signal(str)  # what the status line shows while receiving; "" when not
-    arrived = Signal(str)  # the receive folder, when series came into it
 
-    def __init__(self, parent=None):
+    def __init__(self, worklist: WorklistPanel, parent=None):
         super().__init__(parent)
+        self.worklist = worklist
         self.thread: ListenThread | None = None
         self.running: tuple | None = None  # the settings' `receiving()` that the thread runs
 
@@ -70,12 +72,24 @@ class ScannerReceiver(QObject):
             self.status.emit(said)
         elif kind == RECEIVED:
             self.status.emit(said)
-            self.arrived.emit(str(thread.into))
+            self._show_arrival(thread.into, said)
         elif kind == FAILED:  # an instance not kept (a full disk...): the scanner was told, and may send again
             self.alert.emit("A sweep from the scanner was not received", said)
         else:  # a stranger refused: the log and the status line, not a dialog for every knock
             log.info("%s", message)
             self.status.emit(said)
+
+    def _show_arrival(self, folder: Path, said: str) -> None:
+        """The worklist shows what came: it opens the receive folder when nothing is open; a sweep the
+        user is reviewing is never taken away."""
+        panel = self.worklist
+        shown = panel.worklist.folder if panel.worklist else None
+        if shown is None and panel.state.case is None:
+            panel.load(folder)
+        elif shown == folder:
+            panel.rescan()  # at once, not after the folder watcher's delay
+        else:
+            self.status.emit(f"{said} File > Open Folder ({folder}) shows them.")
 
     def _on_failed(self, thread: ListenThread, message: str) -> None:
         if thread is not self.thread:

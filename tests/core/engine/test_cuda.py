@@ -86,7 +86,8 @@ def test_short_gpu_memory_halves_the_batch_and_says_so(tiny_cls_path, sweep):
     fail_when(engine.model.module, lambda images: len(images) > 2)
     scores, notices, sizes = scores_of(engine, sweep)
     images = sweep.layout.image_frames()
-    np.testing.assert_allclose(scores[images], expected[images], atol=1e-5)
+    # fp32 kernels differ by batch size in the last digits (1e-5 seen): the same scores to a user
+    np.testing.assert_allclose(scores[images], expected[images], atol=1e-4)
     assert notices == ["GPU memory is short: batch size reduced to 2."]  # said once, with the size it settled on
     assert engine.batch_size == 2 and max(sizes[1:]) == 2
 

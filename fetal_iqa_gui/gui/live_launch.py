@@ -1,0 +1,49 @@
+"""File > Live source…: asking for the source and where to record it, and opening the live view
+on it with the window's model and engine (the recording opens as a case when it stops)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog
+
+from ..live.recording import Recording
+from ..live.session import LiveSession
+from ..live.source import open_source
+from ..model.spec import DEMO_LABEL
+from .live_thread import LiveThread
+from .live_view import LiveView
+from .workers import warm_engine
+
+
+def ask_source(window) -> tuple[str, Path | None] | None:
+    """The source the user names, and the file to record it in (None: not recorded); None if cancelled."""
+    ask = QInputDialog(window)  # exec() from here, as every dialog of the window (the tests answer it)
+    ask.setWindowTitle("Live source")
+    ask.setLabelText("Camera index (0, 1…: a capture device), video file or picture folder:")
+    source = ask.textValue() if ask.exec() == QDialog.DialogCode.Accepted else ""
+    if not source.strip():
+        return None
+    record, _ = QFileDialog.getSaveFileName(window, "Record the session as", "live.mha", "MetaImage (*.mha)")
+    return source.strip(), Path(record) if record else None
+
+
+def start(window, source: str, record: Path | None, predict=None) -> LiveView:
+    """The live view on `source`, shown and running (`predict`: a stand-in for the model, for tests)."""
+    session = window.session
+
+    def open_session(on_score):
+        live = open_source(source)
+        recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
+        if predict is not None:
+            return LiveSession(live, predict, 0.5, recording, on_score)
+        engine = warm_engine(session.model_spec(), session.engine_settings())
+        return LiveSession(live, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording,
+                           on_score)
+
+    warning = f"{DEMO_LABEL}." if session.model_spec().demo and predict is None else ""
+    view = LiveView(LiveThread(open_session, window), source, window, warning)
+    view.recorded.connect(window.open_path)
+    view.show()
+    view.thread.start()
+    return view
