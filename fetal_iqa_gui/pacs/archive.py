@@ -114,12 +114,16 @@ def associate(archive: Archive, contexts: list[tuple[str, list[str]]]):
     ae.dimse_timeout = RESPONSE_TIMEOUT_S
     for sop_class, transfer_syntaxes in contexts:
         ae.add_requested_context(sop_class, transfer_syntaxes or None)  # None: the uncompressed ones
+    started = time.monotonic()
     association = ae.associate(archive.host, archive.port, ae_title=archive.called_ae,
                                tls_args=archive.tls_args())
     if association.is_established:
         return association
     if association.is_rejected:
         raise _rejection(archive, association.acceptor.primitive)
+    if time.monotonic() - started >= archive.timeout_s * 0.9:  # the connection came, the answer did not
+        raise ArchiveError(archive, f"it took the connection but gave no DICOM answer within {archive.timeout_s:g} s",
+                           "Check that this is the archive's DICOM port and that the archive is not hung.")
     raise _unreachable(archive)
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -204,6 +205,7 @@ def _store(association, entry: Entry) -> tuple[bool | None, str]:
         mode = os.lstat(entry.file).st_mode
         if not stat.S_ISREG(mode):  # the outbox makes hard links and copies only: someone else's, not sent
             return False, f"the queued copy is {special_file_kind(mode)}, which the outbox never makes; not sent"
+        started = time.monotonic()
         status = association.send_c_store(entry.file)
     except InvalidDicomError:  # damaged since it was queued (a disk error, an edit): said, kept queued
         return False, "the queued copy is not a DICOM file any more (damaged since it was queued)"
@@ -214,6 +216,9 @@ def _store(association, entry: Entry) -> tuple[bool | None, str]:
     except (OSError, RuntimeError) as error:  # the queued copy went (a disk error): said, kept queued
         return False, f"the queued file could not be read ({error})"
     if not status or "Status" not in status:
+        waited = time.monotonic() - started
+        if waited >= association.dimse_timeout * 0.9:  # pynetdicom aborts when the answer is overdue
+            return None, f"the archive did not answer within {waited:.0f} s; it may be overloaded or hung"
         return None, "no answer came" if association.is_established else "the connection was closed"
     code = int(status.Status)
     if code == 0:

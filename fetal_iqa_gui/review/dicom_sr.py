@@ -69,6 +69,7 @@ def measurement_report(scored: ScoredCase, images: dict, variant: str = "", blan
         evidence=[image for _, image in images.values()], content=report[0], series_instance_uid=generate_uid(),
         series_number=SR_SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer="fetal-iqa", is_complete=True)
+    sr.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, as the images: highdicom < 0.24 leaves it out (ASCII)
     sr.SeriesDescription = ("fetal-iqa measurements" + (" (DEMO MODEL)" if model.is_demo else ""))[:64]
     scheme = Dataset()
     scheme.CodingSchemeDesignator, scheme.CodingSchemeName = PRIVATE_SCHEME, "fetal-iqa codes"

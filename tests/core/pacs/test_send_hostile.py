@@ -43,3 +43,43 @@ def test_a_damaged_or_linked_queued_copy_is_said_kept_and_the_rest_is_sent(tmp_p
     assert outcome[damaged.key].outcome == FAILED and "not a DICOM file" in outcome[damaged.key].message
     assert outcome[linked.key].outcome == FAILED and "symbolic link" in outcome[linked.key].message
     assert sorted(entry.key for entry in outbox.entries()) == sorted([damaged.key, linked.key])  # kept, said
+
+
+def test_a_port_that_takes_the_connection_and_never_answers_is_said_as_such(tmp_path):
+    import socket
+    from fetal_iqa_gui.pacs.archive import ArchiveError, echo
+    with socket.socket() as silent:  # accepts (the kernel's backlog), never speaks DICOM
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        archive = Archive("127.0.0.1", silent.getsockname()[1], "PACS", timeout_s=1.5)
+        with pytest.raises(ArchiveError) as failed:
+            echo(archive)
+    assert "it took the connection but gave no DICOM answer within 1.5 s" in str(failed.value)
+
+
+def test_an_archive_that_never_answers_a_store_is_said_and_the_file_stays_queued(tmp_path, monkeypatch):
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from fetal_iqa_gui.pacs import archive as archives
+    from fetal_iqa_gui.pacs.send import GAVE_UP
+    monkeypatch.setattr(archives, "RESPONSE_TIMEOUT_S", 1.0)
+    hung = threading.Event()
+    server_ae = AE(ae_title="HUNG")
+    for context in AllStoragePresentationContexts:
+        server_ae.add_supported_context(context.abstract_syntax)
+
+    def never_answer(event):
+        hung.wait(10)  # the archive's disk hangs
+        return 0xA700
+
+    server = server_ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, never_answer)])
+    try:
+        outbox = Outbox(tmp_path / "outbox")
+        archive = Archive("127.0.0.1", server.server_address[1], "HUNG", timeout_s=5)
+        queue_files([write_us_dicom(tmp_path / "sweep.dcm", np.zeros((2, 16, 16), np.uint8))], archive, outbox)
+        steps = list(send_queued(outbox, retry_delays=()))
+    finally:
+        hung.set()
+        server.shutdown()
+    assert steps[-1].outcome == GAVE_UP
+    assert "the archive did not answer within 1 s; it may be overloaded or hung" in steps[-1].message
+    assert len(outbox.entries()) == 1
