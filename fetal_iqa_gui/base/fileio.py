@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable
 
 from .errors import NameTaken, WriteError
 
-Writer = Callable[[BinaryIO], None]
+Writer = Callable[[BinaryIO], object]  # what it returns (a byte count) is not used
 
 STAGING_PREFIX = ".part-"  # write_image's hidden staging folders
 _TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.part")  # atomic_write's hidden temporary files
@@ -45,7 +45,7 @@ class NotRegularFile(OSError):
         super().__init__(errno.EINVAL, f"it is not a regular file (it is {special_file_kind(mode)})", str(path))
 
     def __str__(self) -> str:  # said inside our messages, which name the file themselves
-        return self.strerror
+        return self.strerror or ""  # always set by __init__
 
 
 def special_file_kind(mode: int) -> str:
@@ -116,13 +116,13 @@ def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite:
     moved into place; on any failure the files this call created are removed. (What `overwrite`
     replaced before a later file failed stays replaced: only new names can be taken back.)
     """
-    files = [(Path(path), write) for path, write in files]
+    writes = [(Path(name), write) for name, write in files]
     temps: list[Path] = []
-    path = files[0][0]
+    path = writes[0][0]
     try:
-        for path, _ in files:  # before writing anything: a refused export costs no work
+        for path, _ in writes:  # before writing anything: a refused export costs no work
             _refuse_existing(path, overwrite)
-        for path, write in files:
+        for path, write in writes:
             path.parent.mkdir(parents=True, exist_ok=True)
             # not mkstemp: its files are private (0600); an export must get the user's usual permissions
             temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
@@ -135,14 +135,14 @@ def write_together(files: Iterable[tuple[str | os.PathLike, Writer]], overwrite:
                 write(file)
                 file.flush()
                 os.fsync(file.fileno())
-        _place(temps, [path for path, _ in files], overwrite)
+        _place(temps, [path for path, _ in writes], overwrite)
         temps.clear()
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
         for temp in temps:
             _remove(temp)
-    return [path for path, _ in files]
+    return [path for path, _ in writes]
 
 
 def write_image(image, path: str | os.PathLike, overwrite: bool = False, compress: bool = True) -> Path:
@@ -182,7 +182,7 @@ def remove_stale_parts(folder: str | os.PathLike, older_than_minutes: float = 60
     power cut) left in `folder`. Only those untouched for `older_than_minutes` go, so that the
     writes of another process still running are safe. Returns what was removed."""
     cutoff = time.time() - older_than_minutes * 60
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:  # no folder, no leftovers
@@ -264,7 +264,7 @@ def _write_error(path: Path, error: OSError) -> WriteError:
     if isinstance(error, FileExistsError):
         return _exists_error(path)
     if isinstance(error, NotRegularFile):
-        return WriteError(path, error.strerror, "Choose the name of a regular file, or remove what is there.")
+        return WriteError(path, str(error), "Choose the name of a regular file, or remove what is there.")
     if error.errno in _REASONS:
         reason, advice = _REASONS[error.errno]
         return WriteError(path, reason, advice[0].upper() + advice[1:] + ".")

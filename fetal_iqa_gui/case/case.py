@@ -180,5 +180,5 @@ def hash_frames(frames: np.ndarray) -> str:
     """Content hash of the pixels (not the file): the same volume in two formats hashes alike."""
     digest = hashlib.sha256()
     digest.update(str(frames.shape).encode())
-    digest.update(memoryview(np.ascontiguousarray(frames)).cast("B"))
+    digest.update(np.ascontiguousarray(frames).data.cast("B"))
     return digest.hexdigest()

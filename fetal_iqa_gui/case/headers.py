@@ -87,13 +87,14 @@ def why_not_inside(folder: Path, name: str) -> str | None:
     return None
 
 
-# Where NIfTI-1 and NIfTI-2 (by their header's size) keep the fields ITK builds the geometry from: the magic,
+# Where NIfTI-1 and NIfTI-2 (by their header's size) keep the magic, and the fields ITK builds the geometry from:
 # the number of dimensions (which tells the byte order), the spacing (pixdim[1:4]), and the qform and sform
-# codes with what each code enables
-_NIFTI_LAYOUTS = {
-    348: {"magic": 344, "dimensions": (40, "h"), "spacing": (80, "3f"), "qform_code": (252, "h"), "qform": (256, "6f"),
+# codes with what each code enables, each as (offset, struct format)
+_NIFTI_MAGIC_AT = {348: 344, 540: 4}
+_NIFTI_LAYOUTS: dict[int, dict[str, tuple[int, str]]] = {
+    348: {"dimensions": (40, "h"), "spacing": (80, "3f"), "qform_code": (252, "h"), "qform": (256, "6f"),
           "sform_code": (254, "h"), "sform": (280, "12f")},
-    540: {"magic": 4, "dimensions": (16, "q"), "spacing": (112, "3d"), "qform_code": (344, "i"), "qform": (352, "6d"),
+    540: {"dimensions": (16, "q"), "spacing": (112, "3d"), "qform_code": (344, "i"), "qform": (352, "6d"),
           "sform_code": (348, "i"), "sform": (400, "12d")}}
 
 
@@ -109,11 +110,12 @@ def check_nifti_geometry(path: Path) -> None:
             head = file.read(max(_NIFTI_LAYOUTS))
     except (OSError, EOFError, zlib.error):  # damaged compression: ITK's own reading says so
         return
-    for size, layout in _NIFTI_LAYOUTS.items():  # told apart by the magic, as ITK does (not by the size field)
-        if len(head) >= size and head[layout["magic"]:layout["magic"] + 3] in (b"n+1", b"ni1", b"n+2", b"ni2"):
+    for size, magic_at in _NIFTI_MAGIC_AT.items():  # told apart by the magic, as ITK does (not by the size field)
+        if len(head) >= size and head[magic_at:magic_at + 3] in (b"n+1", b"ni1", b"n+2", b"ni2"):
             break
     else:
         return  # not NIfTI (Analyze, or damaged): ITK decides
+    layout = _NIFTI_LAYOUTS[size]
     dimensions_at, dimensions_kind = layout["dimensions"]
     # the byte order is the one in which the number of dimensions is 1 to 7 (as niftilib decides)
     order = "<" if 1 <= struct.unpack_from("<" + dimensions_kind, head, dimensions_at)[0] <= 7 else ">"
@@ -363,7 +365,7 @@ def _nrrd_data_files(lines: list[bytes], whole: bool) -> list[str]:
     Field names are matched more loosely than teem matches them (any case, any spacing), so that
     whatever teem takes for a data file is checked.
     """
-    names = []
+    names: list[str] = []
     for line in lines[1:]:  # the first line is the magic "NRRD000x"
         line = line.split(b"\0")[0].removesuffix(b"\r")  # teem reads C strings
         if not line:  # the end of the header; attached pixels follow

@@ -164,7 +164,7 @@ def _read_header(path: Path, budget: int, slices: int = 1, refused_as: Path | No
     return reader
 
 
-def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
+def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     files = _folder_files(path)
     reader = sitk.ImageSeriesReader()
     try:
@@ -201,7 +201,7 @@ def _read_dicom_folder(path: Path, budget: int) -> tuple[sitk.Image, Path]:
                              "Check that the export from the scanner completed.") from None
 
 
-def _read_dicomdir(path: Path, budget: int) -> tuple[sitk.Image, Path]:
+def _read_dicomdir(path: Path, budget: int) -> tuple[sitk.Image, Path | None]:
     """The first recording a DICOMDIR lists (the others are named in the log)."""
     found = dicomdir.recordings(path)
     if not found:

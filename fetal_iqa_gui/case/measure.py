@@ -138,7 +138,8 @@ def measure_abdomen(mask: np.ndarray, spacing_mm: float | tuple[float, float] | 
     if spacing_mm is None:
         ac_mm = None
     else:
-        ac_mm = circumference_mm(ellipse, (spacing_mm, spacing_mm) if np.isscalar(spacing_mm) else spacing_mm)
+        ac_mm = circumference_mm(ellipse, (spacing_mm, spacing_mm) if isinstance(spacing_mm, (int, float, np.number))
+                                 else spacing_mm)
     return Measurement(ellipse, ac_mm, residual, len(contour), dropped)
 
 

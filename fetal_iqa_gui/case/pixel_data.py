@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ..base.text import counted
 from .headers import DAMAGED, RefusedHeader
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import RawDataElement
 
 PIXEL_DATA = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -25,7 +29,8 @@ def check_pixel_data(path: Path) -> None:
     import pydicom  # imported here: only DICOM needs it
     try:
         header = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
-        element = header.get_item(PIXEL_DATA, keep_deferred=True)
+        # a freshly read dataset holds raw elements: the pixel data's length and offset, its value not read
+        element = cast("RawDataElement | None", header.get_item(PIXEL_DATA, keep_deferred=True))
         frames = int(header.get("NumberOfFrames") or 1)
         rows, columns = int(header.Rows), int(header.Columns)
         expected = _expected_bytes(header, frames)

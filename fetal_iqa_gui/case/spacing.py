@@ -82,14 +82,14 @@ def dicom_header_spacing(header) -> Spacing:
     if not found:
         return Spacing(None, "the DICOM file carries no calibration (no Pixel Spacing, no calibrated "
                              "ultrasound region, no Imager Pixel Spacing)")
-    known = [spacing for spacing in found if spacing.known]
+    known = [(spacing, spacing.mm) for spacing in found if spacing.mm is not None]
     if not known:
         return found[0]  # regions that are not in cm: say so
-    chosen = known[0]
-    disagree = [s for s in known[1:] if not _agree(s.mm, chosen.mm)]
+    chosen, chosen_mm = known[0]
+    disagree = [(s, mm) for s, mm in known[1:] if not _agree(mm, chosen_mm)]
     notes = [chosen.note] if chosen.note else []
-    notes += [f"{s.source} says {s.mm[0]:.3f} x {s.mm[1]:.3f} mm" for s in disagree]
-    return Spacing(chosen.mm, chosen.source, "; ".join(notes) or None)
+    notes += [f"{s.source} says {mm[0]:.3f} x {mm[1]:.3f} mm" for s, mm in disagree]
+    return Spacing(chosen_mm, chosen.source, "; ".join(notes) or None)
 
 
 def _pair(value) -> tuple[float, float] | None:
@@ -135,9 +135,9 @@ def _region_spacing(header) -> Spacing | None:
         area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) if box else 0
         usable.append((region.get("RegionDataType") == _TISSUE, area, number, (dx, dy), box))
     if not usable:
-        units = sorted({_UNITS.get(r.get("PhysicalUnitsXDirection"), "unknown units") for r in regions})
+        unit_names = sorted({_UNITS.get(r.get("PhysicalUnitsXDirection"), "unknown units") for r in regions})
         return Spacing(None, f"the DICOM file's {len(regions)} ultrasound region(s) are not calibrated in cm "
-                             f"({', '.join(units)})")
+                             f"({', '.join(unit_names)})")
     usable.sort(key=lambda r: (r[0], r[1]), reverse=True)
     _, _, number, mm, box = usable[0]
     where = f"ultrasound region {number} of {len(regions)}" if len(regions) > 1 else "ultrasound region"

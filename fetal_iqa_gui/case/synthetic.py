@@ -111,7 +111,7 @@ def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_swe
         case = make_case(seed * 100_003 + index, frames_per_sweep, sweeps)
         case.subject_id = f"synthetic-{seed}-{index // 2}"  # two cases per subject, as in the real set
         write_case(case, out_dir)
-        case.frames = case.masks = None  # keep the metadata only
+        case.frames = case.masks = np.empty((0, *case.frames.shape[1:]), np.uint8)  # keep the metadata only
         written.append(case)
         if progress:
             progress(index + 1, cases)
@@ -121,7 +121,7 @@ def write_dataset(out_dir: str | Path, cases: int, seed: int = 0, frames_per_swe
 
 def _write_circumferences(path: Path, cases: list[SyntheticCase], sweeps: int) -> None:
     columns = ["uuid", "subject_id"] + [f"sweep_{i}_ac_mm" for i in range(1, sweeps + 1)]
-    rows = [[case.uuid, case.subject_id] + ["" if ac is None else ac for ac in case.ac_per_sweep()] for case in cases]
+    rows = [[case.uuid, case.subject_id, *("" if ac is None else ac for ac in case.ac_per_sweep())] for case in cases]
     data = csv_bytes(columns, rows)
     atomic_write(path, lambda file: file.write(data), overwrite=True)
 
@@ -238,23 +238,24 @@ class _Scene:
                 s = _RENDER_SCALE
                 cv2.line(echo, (int(x0 / s), int(y0 / s)), (int((x0 + dx) / s), int((y0 + dy) / s)), 1.1, 4)
         if self.abdomen is not None:
-            self._render_abdomen(echo, t, grid)
+            self._render_abdomen(self.abdomen, echo, t, grid)
         return echo
 
-    def _scale(self, t: int) -> float:
-        offset = (t - self.abdomen.centre) / self.abdomen.half_visible
+    @staticmethod
+    def _scale(pass_: AbdomenPass, t: int) -> float:
+        offset = (t - pass_.centre) / pass_.half_visible
         return math.sqrt(1 - offset * offset) if abs(offset) < 1 else 0.0
 
-    def _centre(self, t: int) -> tuple[float, float]:
-        p, d, dt = self.abdomen.position, self.abdomen.drift, t - self.abdomen.centre
+    @staticmethod
+    def _centre(pass_: AbdomenPass, t: int) -> tuple[float, float]:
+        p, d, dt = pass_.position, pass_.drift, t - pass_.centre
         return (p[0] + d[0] * dt, p[1] + d[1] * dt)
 
-    def _render_abdomen(self, echo: np.ndarray, t: int, grid: _Grid) -> None:
-        scale = self._scale(t)
+    def _render_abdomen(self, pass_: AbdomenPass, echo: np.ndarray, t: int, grid: _Grid) -> None:
+        scale = self._scale(pass_, t)
         if scale <= 0:
             return
-        pass_ = self.abdomen
-        centre = self._centre(t)
+        centre = self._centre(pass_, t)
         axes = (pass_.semi_axes[0] * scale, pass_.semi_axes[1] * scale)
         rho = _ellipse_field(grid, centre, axes, pass_.angle)
         inside = rho < 1
@@ -285,6 +286,8 @@ class _Scene:
         return LABEL_OPTIMAL if offset <= self.abdomen.half_annotated / 3 else LABEL_SUBOPTIMAL
 
     def abdomen_mask(self, t: int, grid: _Grid, fov: np.ndarray) -> np.ndarray:
-        scale = self._scale(t)
-        axes = (self.abdomen.semi_axes[0] * scale, self.abdomen.semi_axes[1] * scale)
-        return ((_ellipse_field(grid, self._centre(t), axes, self.abdomen.angle) < 1) & (fov > 0)).astype(np.uint8)
+        pass_ = self.abdomen
+        assert pass_ is not None, "asked only of frames that `label` gives an abdomen"
+        scale = self._scale(pass_, t)
+        axes = (pass_.semi_axes[0] * scale, pass_.semi_axes[1] * scale)
+        return ((_ellipse_field(grid, self._centre(pass_, t), axes, pass_.angle) < 1) & (fov > 0)).astype(np.uint8)

@@ -258,13 +258,14 @@ def cmd_measure(args) -> int:
         print(f"error: no usable contour in '{shown(args.mask.name)}': {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        result = measure_abdomen(volume.frames[frame], check_spacing(spacing.mm))
+        mm = check_spacing(spacing.mm)
+        result = measure_abdomen(volume.frames[frame], mm)
     except MeasurementError as error:
         why = f"is unknown ({spacing.source})" if not spacing.known else f"cannot be used: {error}"
         print(f"error: the pixel spacing of '{shown(args.mask.name)}' {why}, so nothing can be measured in mm; "
               f"give --spacing MM (mm per pixel)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    sx, sy = spacing.mm
+    sx, sy = mm
     a, b = result.ellipse.semi_axes
     axes = (f"semi-axes {a * sx:.1f} x {b * sx:.1f} mm" if math.isclose(sx, sy, rel_tol=1e-6)
             else f"semi-axes {a:.1f} x {b:.1f} px")

@@ -84,6 +84,7 @@ def cmd_live(args) -> int:
             source.capture.release()
             if recording is not None:
                 recording.finish()
+    assert session is not None and session.summary is not None  # `frames()` ended, and summarised
     if session.summary.unplugged:
         say(f"error: {shown(source.name)}: {source.ended}; "
             + (f"what came is recorded in {shown(str(session.summary.recording))}" if session.summary.recording

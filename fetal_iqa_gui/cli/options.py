@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..engine.choice import EngineSettings, choice_words, declared_settings
 from ..model.spec import ModelSpec, choose_model
@@ -75,7 +76,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """One option per declared engine setting (engine/choice.py), its choices, bounds and help from there."""
     group = parser.add_argument_group("engine")
     for name, setting in declared_settings():
-        kind = {"choices": setting.choices} if setting.choices else {}
+        kind: dict[str, Any] = {"choices": setting.choices} if setting.choices else {}  # add_argument's, by name
         if setting.bounds:
             kind["type"] = bounded_int(*setting.bounds)
         elif setting.is_path:
@@ -92,7 +93,9 @@ def model_spec(args) -> ModelSpec:
 
 def engine_settings(args) -> EngineSettings:
     values = {name: getattr(args, name) for name, _ in declared_settings()}
-    return EngineSettings(**{name: str(value) if isinstance(value, Path) else value for name, value in values.items()})
+    settings: dict[str, Any] = {name: str(value) if isinstance(value, Path) else value
+                                for name, value in values.items()}
+    return EngineSettings(**settings)
 
 
 def load_engine(args, first_case: Path | None = None):

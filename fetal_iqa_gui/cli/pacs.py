@@ -119,6 +119,7 @@ def cmd_send(args) -> int:
     outbox = Outbox(args.outbox)
     status = EXIT_OK
     if args.echo:
+        assert archive is not None  # named: checked above
         try:
             print(f"{archive.describe()} answered the C-ECHO in {echo(archive) * 1000:.0f} ms.")
         except ArchiveError as error:
@@ -127,6 +128,7 @@ def cmd_send(args) -> int:
         if not (args.paths or args.flush):
             return EXIT_OK
     if args.paths:
+        assert archive is not None
         queued = queue_files(args.paths, archive, outbox)
         for refused in queued.refused:
             say_error(refused)
@@ -150,7 +152,8 @@ def manage_queue(args, outbox, named) -> int:
     entries = outbox.entries()
     if args.drop_all:
         if None not in named:
-            key = Archive(*named, args.calling_ae, args.tls).key
+            host, port, called_ae = named
+            key = Archive(host, port, called_ae, args.calling_ae, args.tls).key
             entries = [entry for entry in entries if entry.archive.key == key]
         for entry in entries:
             outbox.drop(entry)
@@ -183,6 +186,8 @@ def manage_queue(args, outbox, named) -> int:
 def _local(stamp: str | None) -> str:
     """A record's UTC time as the user's clock says it, to the minute."""
     from datetime import datetime
+    if stamp is None:
+        return "an unknown time"
     try:
         return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
     except (TypeError, ValueError):
@@ -199,10 +204,12 @@ def send_outbox(outbox, archive, delays) -> int:
             progress = ProgressBar(f"sending {counted(step.total, 'file')}", step.total)
         newline = "\n" if progress.tty else ""
         if step.outcome == SENT:
+            assert step.entry is not None  # SENT and FAILED name their entry
             sent += 1
             if step.message:
                 say(f"{newline}note: '{shown(step.entry.name)}' {shown(step.message)}")
         elif step.outcome == FAILED:
+            assert step.entry is not None
             left += 1
             say(f"{newline}error: '{shown(step.entry.name)}' was not stored: {shown(step.message)}; it stays queued")
         elif step.outcome == WAITING:

@@ -86,11 +86,12 @@ def cmd_score(args) -> int:
     if on_ray and not args.out_dir:
         print("error: --ray needs --out-dir (a resumable folder of outputs)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    folders = (args.out_dir, args.export_best, args.challenge_output, args.dicom_out)
+    folders: tuple[Path | None, ...] = (args.out_dir, args.export_best, args.challenge_output, args.dicom_out)
     if on_ray:  # workers do not share our working folder: every path absolute
         from ..runs.cluster import import_ray
         import_ray()
-        paths, folders = [_absolute(path) for path in paths], [_absolute(folder) for folder in folders]
+        paths = [Path(os.path.abspath(path)) for path in paths]
+        folders = tuple(_absolute(folder) for folder in folders)
     csv_to_stdout = args.out == Path("-")
     out_dir, export_dir, challenge_dir, dicom_dir = folders
     outputs = RunOutputs(None if csv_to_stdout else args.out, out_dir, export_dir, challenge_dir, args.force,
@@ -158,9 +159,10 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
         info = pool.model_info()
         for warning in info.warnings:
             say(f"warning: {warning}")
-        if info.model.is_demo:
-            say(f"note: {info.model.name}.")
-        cases = plan_cases(paths, outputs, info.model, info.variant, args.threshold)
+        model = info.loaded_model()
+        if model.is_demo:
+            say(f"note: {model.name}.")
+        cases = plan_cases(paths, outputs, model, info.variant, args.threshold)
         prepare_folders(paths, outputs)
         for case in cases:
             if case.finished:
@@ -175,10 +177,11 @@ def score_on_ray(args, paths: list[Path], outputs: RunOutputs) -> int:
                     if result.stops_run:
                         return result.exit_code
                 else:
-                    print(describe_case(result.path, result.rows, result.threshold), flush=True)
+                    print(describe_case(result.path, result.rows or [], result.threshold), flush=True)
                 progress.update(done, extra=f"{len(failures)} failed" if failures else "")
         finally:
             progress.close()
+            assert outputs.out_dir is not None  # --ray needs --out-dir
             rebuild_summary(outputs.out_dir)
     if failures:
         say(f"{len(failures)} of {len(paths)} inputs failed.")
@@ -210,6 +213,7 @@ def score_file(engine, case, use_cache: bool, threshold: float | None = None):
         throughput = Throughput(scored.n_pending)
 
     def on_batch(batch, scored):
+        assert progress is not None and throughput is not None  # made by `on_open`, called first
         throughput.add(len(batch.frames))
         if batch.notice:
             print(f"\nnote: {batch.notice}", file=sys.stderr)
@@ -217,6 +221,7 @@ def score_file(engine, case, use_cache: bool, threshold: float | None = None):
 
     try:
         result = CaseJob(engine, case.path, threshold, use_cache, plan=case).run(on_open, on_batch)
+        assert progress is not None  # `on_open` is called before scoring
         progress.update(result.scored.n_scored)
     finally:
         if progress is not None:

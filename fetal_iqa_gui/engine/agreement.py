@@ -33,7 +33,7 @@ CHECK_FRAMES = 12  # spread over the sweep's images: the full model's fp32 runs 
 MASK_IOU = 0.8
 AC_TOLERANCE = 0.02
 
-_verdicts: dict[tuple[str, str], "Verdict"] = {}  # (model identity, engine variant) -> what its check found
+_verdicts: dict[tuple[str, str], Verdict | None] = {}  # (model identity, engine variant) -> what its check found
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,8 @@ def _ac_change(reference: np.ndarray, candidate: np.ndarray) -> float | None:
     except MeasurementError:
         return None  # fp32 has nothing to measure here
     try:
-        return measure_abdomen(candidate, 1.0).ac_mm / truth - 1
+        ac = measure_abdomen(candidate, 1.0).ac_mm
     except MeasurementError:
         return -1.0
+    assert truth is not None and ac is not None  # measured with a spacing: never unknown
+    return ac / truth - 1

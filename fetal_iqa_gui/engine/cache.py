@@ -20,6 +20,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -146,8 +147,8 @@ def save_scores(content_hash: str, model_identity: str, scores: np.ndarray, mask
     Then the cache is brought under `limit_mb` (default: `cache_limit_mb()`) by removing the least
     recently used entries, and temporary files left by killed writes are removed.
     """
-    arrays = {"scores": scores.astype(np.float32), "content_hash": content_hash, "model": model_identity,
-              "variant": variant}
+    arrays: dict[str, Any] = {"scores": scores.astype(np.float32), "content_hash": content_hash,  # savez's by name
+                              "model": model_identity, "variant": variant}
     if masks is not None:
         arrays["masks"] = masks
     path = _entry(content_hash, model_identity, variant)

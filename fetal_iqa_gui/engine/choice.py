@@ -189,8 +189,9 @@ def cpu_has_bf16() -> bool:
 
     from .cpu import linux_cpu_flags
     queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(queries):
-        return any(query() for query in queries)
+    known = [query for query in queries if query is not None]
+    if len(known) == len(queries):
+        return any(query() for query in known)
     return bool({"avx512_bf16", "amx_bf16"} & linux_cpu_flags())
 
 

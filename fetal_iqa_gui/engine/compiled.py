@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import AbstractSet, Callable
 
 import numpy as np
 import torch
@@ -159,7 +159,8 @@ def _convert_into(entry: Path, model, backend: str, precision: str, threads: int
         kept = _convert(model, backend, precision, folder, Path(temp) / "work", frames, tokens)
         manifest = {"backend": backend, "precision": kept, "model": model.identity,
                     "tokens": None if tokens is None else [int(token) for token in tokens],
-                    "calibration": calibrated_on and calibration.key.partition(":")[0], "calibrated_on": calibrated_on,
+                    "calibration": calibrated_on and calibration and calibration.key.partition(":")[0],
+                    "calibrated_on": calibrated_on,
                     "calibration_sha256": sha256, "runtime": runtime_version(backend), "files": _checksums(folder)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _make_private(folder)
@@ -242,7 +243,7 @@ def _checksums(folder: Path) -> dict[str, str]:
     return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
 
 
-def _matches(folder: Path, recorded: dict[str, str] | None, skip: set[str] = frozenset()) -> bool:
+def _matches(folder: Path, recorded: dict[str, str] | None, skip: AbstractSet[str] = frozenset()) -> bool:
     """Whether `folder` holds exactly the files `recorded` names (besides `skip`), with those sha256."""
     if not recorded or not folder.is_dir():
         return False

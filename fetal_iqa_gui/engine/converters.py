@@ -43,6 +43,7 @@ def export_onnx(module: torch.nn.Module, path: Path) -> Path:
         with torch.no_grad():
             program = torch.onnx.export(module, (example,), dynamo=True, opset_version=18,
                                         dynamic_shapes=({0: batch},), verbose=False)
+        assert program is not None  # dynamo=True returns the program (None is the legacy exporter's)
         program.save(str(path), external_data=True)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..base.errors import ModelLoadError
 from ..model.networks import embeds, pool, tower_of
+from ..model.tower import encoder_of
 from .preprocess import frames_to_tensor
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def patch_relevance(module: nn.Module, images: torch.Tensor, method: str) -> tup
     """(n, grid rows, grid columns) relevance in [0, 1] per patch, and the (n,) logits, for model input."""
     if method not in METHODS:
         raise ValueError(f"unknown heat map method {method!r}; expected one of {METHODS}")
-    tower = tower_of(module.encoder)
+    tower = tower_of(encoder_of(module))
     blocks = tower.transformer.resblocks
     with torch.no_grad():
         tokens = embeds(tower, images)
@@ -195,7 +196,7 @@ def points_at(heat: HeatMap, mask: np.ndarray, tolerance: float = 0.0) -> bool:
 
 def patch_size_in_frame(module: nn.Module, frame_shape: tuple[int, int]) -> float:
     """One patch of the model's input, in the frame's pixels: the map's resolution."""
-    grid_h, _ = tower_of(module.encoder).grid_size
+    grid_h, _ = tower_of(encoder_of(module)).grid_size
     return max(frame_shape) / grid_h
 
 

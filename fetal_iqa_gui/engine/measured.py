@@ -26,13 +26,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 import torch
 from torch import nn
 
 from .cache import keep_record, measured_engines_file, read_records
 from .choice import installed, runtime_version
+
+if TYPE_CHECKING:
+    from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +173,8 @@ def measure(candidate: tuple[str, str], shape: Shape, threads: int, frames: int 
     return frames / (sorted(times)[len(times) // 2] * shape.layers)
 
 
-def _runner(candidate: tuple[str, str], block: nn.Module, tokens: torch.Tensor, threads: int) -> Callable[[], object]:
+def _runner(candidate: tuple[str, str], block: ResidualAttentionBlock, tokens: torch.Tensor,
+            threads: int) -> Callable[[], object]:
     backend, precision = candidate
     if backend == "openvino":
         return _openvino_runner(block, tokens, precision, threads)
@@ -188,7 +192,7 @@ def _runner(candidate: tuple[str, str], block: nn.Module, tokens: torch.Tensor, 
     return run
 
 
-def _openvino_runner(block: nn.Module, tokens: torch.Tensor, precision: str, threads: int):
+def _openvino_runner(block: ResidualAttentionBlock, tokens: torch.Tensor, precision: str, threads: int):
     """The block as the app runs OpenVINO: converted from torch, static int8 calibrated on a few token
     sets (NNCF), compiled with the app's own settings."""
     import openvino as ov
@@ -233,10 +237,13 @@ def _name(candidate: tuple[str, str]) -> str:
     return f"{candidate[0]} {candidate[1]}"
 
 
-def _tower(module: nn.Module) -> nn.Module:
-    encoder = module.encoder
-    return encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
+def _tower(module: nn.Module) -> VisionTransformer:
+    from ..model.tower import encoder_of
+    encoder = encoder_of(module)
+    base_model = getattr(encoder, "get_base_model", None)  # peft's wrapper
+    return base_model() if base_model is not None else encoder
 
 
 def _linear(layer: nn.Module) -> nn.Linear:
-    return layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
+    base_layer = getattr(layer, "get_base_layer", None)  # peft's adapted layer
+    return cast(nn.Linear, base_layer() if base_layer is not None else layer)

@@ -14,7 +14,7 @@ import logging
 import time
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, cast
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from ..base.errors import FetalIqaError, ScoringError, choice
 from ..case.case import Case
 from ..model.loading import LoadedModel
 from ..model.networks import tower_of
+from ..model.tower import encoder_of
 from ..model.token_subset import subset_hash
 from . import agreement
 from . import measured
@@ -143,10 +144,10 @@ class Engine:
 
     def run_images(self, images, subset: TokenSubset | None = None) -> torch.Tensor:
         """Raw outputs for model input ((n, 3, 224, 224) float, array or tensor), on every token or on `subset`'s."""
-        compiled = self.compiled if subset is None else subset.run
-        if isinstance(compiled, CompiledModel):
-            return torch.from_numpy(compiled(np.asarray(images)))
-        module = self.model.module if subset is None else subset.run
+        run = self.compiled if subset is None else subset.run
+        if isinstance(run, CompiledModel):
+            return torch.from_numpy(run(np.asarray(images)))
+        module = self.model.module if run is None else run
         images = torch.as_tensor(images)
         if self.device.type == "cuda":
             with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype,
@@ -161,7 +162,8 @@ class Engine:
         GPU runs this one. Frames go up as pinned uint8 (copied without blocking) and are normalised
         there; the CPU waits once, when the outputs come back."""
         outputs = []
-        module = self.model.module if self.subset is None else self.subset.run
+        # a CUDA engine runs torch modules only: compiled models are for the CPU
+        module = cast(torch.nn.Module, self.model.module if self.subset is None else self.subset.run)
         with torch.inference_mode(), torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32):
             for start in range(0, len(frames), self.batch_size):
                 grey = torch.from_numpy(resize_frames(frames[start:start + self.batch_size])).pin_memory()
@@ -193,18 +195,19 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     if check and verdict is None:
         frames, where = agreement.check_frames(settings.calibration, first_case)
         reference = _fp32_outputs(model, frames)
-    engine = None if verdict is not None and not verdict.kept else _place(model, device, backend, precision,
-                                                                          settings, notify, first_case)
-    if check and verdict is None:
-        candidate = _outputs(engine, frames)
-        verdict = agreement.compare(model, reference, candidate, where)
-        agreement.remember(model, variant, verdict)
-        log.info("%s %s fp32's results: %s", engine.description, "keeps" if verdict.kept else "changes",
-                 verdict.describe())
+    engine = None  # a remembered verdict against the fast path: it is not even placed
     if verdict is None or verdict.kept:
-        engine.chosen = chosen
-        engine.patches, engine.settings, engine.notify = patches, settings, notify
-        return engine
+        engine = _place(model, device, backend, precision, settings, notify, first_case)
+        if check and verdict is None:
+            candidate = _outputs(engine, frames)
+            verdict = agreement.compare(model, reference, candidate, where)
+            agreement.remember(model, variant, verdict)
+            log.info("%s %s fp32's results: %s", engine.description, "keeps" if verdict.kept else "changes",
+                     verdict.describe())
+        if verdict is None or verdict.kept:
+            engine.chosen = chosen
+            engine.patches, engine.settings, engine.notify = patches, settings, notify
+            return engine
     what = engine.description if engine else f"{device.type.upper()} {precision} ({backend})"
     changed = "the segmentation model's masks" if model.is_segmentation else "the model's decisions"
     log.warning("%s changes %s (%s): scoring in fp32", what, changed, verdict.describe())
@@ -237,8 +240,9 @@ def _patches(model: LoadedModel) -> tuple[tuple[int, int], tuple[int, int]] | No
     whose decoder reads every patch token as a grid (model/token_subset.py)."""
     if model.is_segmentation:
         return None
-    tower = tower_of(model.module.encoder)
-    return tuple(tower.patch_size), tuple(tower.grid_size)
+    tower = tower_of(encoder_of(model.module))
+    (patch_h, patch_w), (grid_h, grid_w) = tower.patch_size, tower.grid_size
+    return (patch_h, patch_w), (grid_h, grid_w)
 
 
 def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
@@ -246,7 +250,12 @@ def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
     if make is None:
         return None
     made: list[Case] = []
-    return lambda: made[0] if made else (made.append(make()) or made[0])
+
+    def once() -> Case:
+        if not made:
+            made.append(make())
+        return made[0]
+    return once
 
 
 def _fp32_outputs(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
@@ -368,7 +377,8 @@ def _predict_with_fallback(engine: Engine, frames: np.ndarray) -> ScoreBatch:
         else:
             engine.device, engine.precision = torch.device("cpu"), "fp32"
             engine.model.module.to(device=engine.device, dtype=torch.float32)
-            if engine.subset is not None:  # its layers are the model's; its token indices move too
+            # its layers are the model's; its token indices move too (a compiled one is on the CPU already)
+            if engine.subset is not None and isinstance(engine.subset.run, torch.nn.Module):
                 engine.subset.run.to(device=engine.device)
             engine.batch_size = 8
             notice = "The GPU ran out of memory; scoring continues on the CPU (slower)."

@@ -98,7 +98,12 @@ def choose_subset(engine, case: Case,
         log.info("skipping %d black patches changed the decisions before (%s): every token scores",
                  len(black), verdict.describe())
         return None, None
-    run = compile_subset(keep, case) if engine.compiled is not None else on_subset(engine.model.module, keep)
+    run: torch.nn.Module | CompiledModel
+    if engine.compiled is not None:
+        assert compile_subset is not None, "a compiled engine's subsets are converted by `compile_subset`"
+        run = compile_subset(keep, case)
+    else:
+        run = on_subset(engine.model.module, keep)
     subset = TokenSubset(keep, run, grid)
     if verdict is None:
         verdict = check(engine, subset, case)

@@ -14,6 +14,7 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -22,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..base.errors import ModelLoadError, choice
 from .lora import load_folded
 from .networks import TASKS, network_for, wrapped_by_peft
-from .tower import build_visual, check_config, check_state, on_meta, short_reason, unsafe_object_error
+from .tower import build_visual, check_config, check_state, encoder_of, on_meta, short_reason, unsafe_object_error
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
@@ -100,7 +101,7 @@ def check_metadata(metadata, path: Path) -> None:
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, full_model: bool) -> None:
     """Load a checkpoint's tensors; an adapter leaves the (already loaded) tower as it is. A model
     built with `lora=False` gets the LoRA folded into its tower (`load_folded`: `state` is used up)."""
-    if not wrapped_by_peft(model.encoder):
+    if not wrapped_by_peft(encoder_of(model)):
         load_folded(model, state, path, full_model)
         return
     own = model.state_dict()
@@ -115,7 +116,7 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
 
 # Lightning's non-tensor objects that such files hold, read as plain containers: its
 # AttributeDict (the hyper-parameters) is a dict subclass, so it becomes a dict.
-_LIGHTNING_STAND_INS = [
+_LIGHTNING_STAND_INS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
     (dict, "lightning.fabric.utilities.data.AttributeDict"),
     (dict, "lightning_fabric.utilities.data.AttributeDict"),
     (dict, "pytorch_lightning.utilities.parsing.AttributeDict"),

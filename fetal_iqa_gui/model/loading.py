@@ -52,7 +52,7 @@ class LoadedModel:
             if again.identity != self.identity:
                 raise ModelLoadError(None, "the model's files changed on disk while it was in use",
                                      "Open the model again.")
-            self._module = again._module
+            self._module = again.module  # just loaded: its module is there, nothing is loaded twice
         return self._module
 
     @property

@@ -16,12 +16,13 @@ applied them (see networks.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 
 from ..base.errors import ModelLoadError
-from .tower import check_state, on_meta, release_pages
+from .tower import check_state, encoder_of, on_meta, release_pages
 
 RANK = 8
 ALPHA = 16
@@ -49,7 +50,7 @@ def load_folded(model: nn.Module, state: dict[str, torch.Tensor], path: Path | N
     taken out of `state` as they load, and layers are folded one at a time into new memory (the
     weights file is never written), the old weight let go at once: one float copy of the model.
     """
-    tower = model.encoder
+    tower = encoder_of(model)
     layers = adapted_layers(tower)
     _check_adapters(layers, state, path)
     check_state(_checkpoint_shapes(model, layers, full_model), state, path)
@@ -62,7 +63,7 @@ def load_folded(model: nn.Module, state: dict[str, torch.Tensor], path: Path | N
             lora_a, lora_b = (adapters.pop(_peft_name(name, f"lora_{part}.{_ADAPTER}.weight")) for part in "AB")
             if name.rpartition(".")[2] not in APPLIED:
                 continue
-            linear = tower.get_submodule(name)
+            linear = cast(nn.Linear, tower.get_submodule(name))  # `adapted_layers` names linear layers only
             base = linear.weight
             # peft's merge, operation for operation: W + (B @ A) * scale
             merged = base.float() + (lora_b.float() @ lora_a.float()) * SCALE
@@ -86,7 +87,7 @@ def _check_adapters(layers: list[str], state: dict[str, torch.Tensor], path: Pat
 
 def _checkpoint_shapes(model: nn.Module, layers: list[str], full_model: bool) -> dict[str, torch.Tensor]:
     """What the peft-wrapped model's checkpoint holds (as meta tensors of the right shapes)."""
-    tower = model.encoder
+    tower = encoder_of(model)
     shapes = {}
     for key, tensor in model.state_dict().items():
         if key.startswith("encoder."):
@@ -97,7 +98,7 @@ def _checkpoint_shapes(model: nn.Module, layers: list[str], full_model: bool) ->
             key = _peft_name(layer, f"base_layer.{leaf}") if layer in layers else PEFT_PREFIX + inner
         shapes[key] = torch.empty(tensor.shape, device="meta")
     for name in layers:
-        linear = tower.get_submodule(name)
+        linear = cast(nn.Linear, tower.get_submodule(name))
         shapes[_peft_name(name, f"lora_A.{_ADAPTER}.weight")] = torch.empty(RANK, linear.in_features, device="meta")
         shapes[_peft_name(name, f"lora_B.{_ADAPTER}.weight")] = torch.empty(linear.out_features, RANK, device="meta")
     return shapes

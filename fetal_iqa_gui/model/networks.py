@@ -16,14 +16,14 @@ path): a model loaded for scoring is built with `lora=False` and its LoRA folded
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .lora import ALPHA, APPLIED, DROPOUT, RANK, TARGETS, adapted_layers
-from .tower import release_pages
+from .tower import VisionTransformer, encoder_of, release_pages
 from .task import DEFAULT_THRESHOLDS
 
 if TYPE_CHECKING:
@@ -50,18 +50,18 @@ def with_lora(visual: nn.Module) -> PeftModel:
     return get_peft_model(visual, lora_config())
 
 
-def wrapped_by_peft(encoder: nn.Module) -> bool:
+def wrapped_by_peft(encoder: nn.Module) -> TypeGuard[PeftModel]:
     """Whether LoRA is still peft's, separate from the weights (peft is imported if so: no import here)."""
     peft = sys.modules.get("peft")
     return peft is not None and isinstance(encoder, peft.PeftModel)
 
 
-def tower_of(encoder: nn.Module) -> nn.Module:
+def tower_of(encoder: nn.Module) -> VisionTransformer:
     """The open_clip VisionTransformer inside an encoder, wrapped by peft or plain."""
     return encoder.get_base_model() if wrapped_by_peft(encoder) else encoder
 
 
-def embeds(tower: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def embeds(tower: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
     """The tokens entering the first block (batch first): open_clip's `_embeds` from 2.27 on,
     written out for 2.26.1 (the floor), whose `forward` holds the same steps."""
     if hasattr(tower, "_embeds"):
@@ -73,7 +73,7 @@ def embeds(tower: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return tower.ln_pre(tower.patch_dropout(x))
 
 
-def pool(tower: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pool(tower: VisionTransformer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """open_clip's pooling after the transformer: its `_pool` from 2.27 on; 2.26.1 (the floor)
     writes the same steps inside `forward`."""
     if hasattr(tower, "_pool"):
@@ -86,7 +86,7 @@ def pool(tower: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return tower._global_pool(tower.ln_post(x))
 
 
-def network_for(task: str, visual: nn.Module, config: dict, lora: bool = True) -> nn.Module:
+def network_for(task: str, visual: VisionTransformer, config: dict, lora: bool = True) -> nn.Module:
     """The paper's model of `task` around a tower (fresh, loaded, or on the meta device): with
     peft's LoRA applied, or with `lora=False` the plain tower (to load a checkpoint into with
     lora.py's `load_folded`)."""
@@ -102,9 +102,9 @@ class FetalCLIPClassifier(nn.Module):
 
     task = "classification"
 
-    def __init__(self, visual: nn.Module, embed_dim: int, lora: bool = True):
+    def __init__(self, visual: VisionTransformer, embed_dim: int, lora: bool = True):
         super().__init__()
-        self.encoder = with_lora(visual) if lora else visual
+        self.encoder: nn.Module = with_lora(visual) if lora else visual
         self.classifier = nn.Linear(embed_dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -116,9 +116,9 @@ class FetalCLIPSegmenter(nn.Module):
 
     task = "segmentation"
 
-    def __init__(self, visual: nn.Module, lora: bool = True, filters: int = SEG_INIT_FILTERS):
+    def __init__(self, visual: VisionTransformer, lora: bool = True, filters: int = SEG_INIT_FILTERS):
         super().__init__()
-        self.encoder = with_lora(visual) if lora else visual
+        self.encoder: nn.Module = with_lora(visual) if lora else visual
         self.decoder = UNETR(visual.transformer.width, 1, SEG_INPUT_CHANNELS, filters)
 
     def hidden_states(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -161,16 +161,17 @@ def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
     int8 one), so that at most one merged float copy exists at a time; a model whose LoRA is
     already folded (loaded for scoring) has its MLP layers converted all the same.
     """
-    if not wrapped_by_peft(model.encoder):
+    encoder = encoder_of(model)
+    if not wrapped_by_peft(encoder):
         if convert is not None:
-            _convert_applied(model.encoder, convert)
+            _convert_applied(encoder, convert)
         return model
     from peft.tuners.lora import LoraLayer
     # by name, not by reference: each merged float layer must be freed before the next is merged
-    wrapped = [name for name, module in model.encoder.named_modules() if isinstance(module, LoraLayer)]
+    wrapped = [name for name, module in encoder.named_modules() if isinstance(module, LoraLayer)]
     for name in wrapped:
-        module = model.encoder.get_submodule(name)
-        base = module.get_base_layer()
+        module = cast(LoraLayer, encoder.get_submodule(name))
+        base = cast(nn.Linear, module.get_base_layer())  # LoRA's targets are all linear layers
         source = base.weight.detach()  # its current memory: usually mapped from the weights file
         if not name.endswith("out_proj"):
             module.merge(safe_merge=True)  # into a new tensor: the weights file is never written
@@ -178,9 +179,9 @@ def merge_for_inference(model: nn.Module, convert=None) -> nn.Module:
                 base = convert(base)
             release_pages(source)  # merged (and converted) elsewhere: its file pages can go
         parent_name, _, child = name.rpartition(".")
-        setattr(model.encoder.get_submodule(parent_name), child, base)
+        setattr(encoder.get_submodule(parent_name), child, base)
         del module, base
-    model.encoder = model.encoder.get_base_model()
+    model.encoder = encoder.get_base_model()
     return model
 
 
@@ -225,7 +226,7 @@ class _ConvBlock(nn.Module):
 
     def __init__(self, in_planes: int, out_planes: int, upsample: bool = False, kernel_size: int = 3):
         super().__init__()
-        layers = [_Deconv(in_planes, in_planes, groups=in_planes)] if upsample else []
+        layers: list[nn.Module] = [_Deconv(in_planes, in_planes, groups=in_planes)] if upsample else []
         layers += [_Conv(in_planes, in_planes, kernel_size, groups=in_planes), nn.BatchNorm2d(in_planes),
                    nn.ReLU(True), _Conv(in_planes, out_planes, 1), nn.BatchNorm2d(out_planes), nn.ReLU(True)]
         self.block = nn.Sequential(*layers)

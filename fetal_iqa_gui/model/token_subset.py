@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .networks import FetalCLIPClassifier, pool, tower_of
+from .tower import VisionTransformer
 
 
 def black_patches(running_max: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
@@ -46,12 +47,14 @@ def subset_hash(keep: np.ndarray) -> str:
 class SubsetTower(nn.Module):
     """An open_clip VisionTransformer's forward pass on the tokens `keep` (CLS included) only."""
 
-    def __init__(self, tower: nn.Module, keep: np.ndarray):
+    keep: torch.Tensor  # a buffer
+
+    def __init__(self, tower: VisionTransformer, keep: np.ndarray):
         super().__init__()
         self.tower = tower
         self.register_buffer("keep", torch.as_tensor(np.asarray(keep), dtype=torch.long), persistent=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         tower = self.tower
         # open_clip's `_embeds`, with the subset taken once every token has its position
         x = tower.conv1(images)

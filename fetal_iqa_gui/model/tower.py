@@ -13,6 +13,7 @@ import pickle
 import re
 import sys
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -26,7 +27,7 @@ from ..base.resources import user_weights_dir
 # then shown again: training's peft imports it as usual.
 _HIDE_TRANSFORMERS = "transformers" not in sys.modules and "open_clip" not in sys.modules
 if _HIDE_TRANSFORMERS:
-    sys.modules["transformers"] = None
+    sys.modules["transformers"] = None  # type: ignore[assignment]  # blocks the import; typeshed wants modules
 try:
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
     from open_clip.transformer import VisionTransformer
@@ -210,6 +211,11 @@ def load_visual_weights(visual: torch.nn.Module, path: str | os.PathLike, verify
     state = visual_state_dict(read_torch_file(path), path)
     load_strict(visual, state, path)
     return warning
+
+
+def encoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The tower a FetalCLIP network wraps (its `encoder`: peft's model, or the plain tower)."""
+    return cast(torch.nn.Module, model.encoder)  # torch types a submodule read by name as Tensor | Module
 
 
 def on_meta(module: torch.nn.Module) -> bool:

@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 from ..base.errors import FetalIqaError
 
@@ -24,7 +25,7 @@ CONNECT_TIMEOUT_S = 15.0
 RESPONSE_TIMEOUT_S = 120.0  # the archive's answer to a C-STORE: a large sweep takes it a while to store
 
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): (source, diagnostic) -> (what happened, what to do)
-_REJECTIONS = {
+_REJECTIONS: dict[tuple[int | None, int | None], tuple[str, str]] = {
     (1, 2): ("it does not support the DICOM application context", "Check that it is a DICOM archive."),
     (1, 3): ("it does not know the calling AE title '{calling}'",
              "Add '{calling}' to the archive's known modalities (Orthanc: DicomModalities), or set the calling AE "
@@ -105,7 +106,7 @@ class Archive:
         return context, self.host
 
 
-def associate(archive: Archive, contexts: list[tuple[str, list[str]]]):
+def associate(archive: Archive, contexts: Sequence[tuple[str, str | list[str]]]):
     """An established pynetdicom association with `archive`, proposing each (SOP class, transfer
     syntaxes) of `contexts`; `ArchiveError` saying why when there is none."""
     from pynetdicom import AE
@@ -129,7 +130,7 @@ def associate(archive: Archive, contexts: list[tuple[str, list[str]]]):
 
 def echo(archive: Archive) -> float:
     """C-ECHO the archive: the seconds it took to answer; `ArchiveError` when it does not."""
-    from pynetdicom.sop_class import Verification
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from tables
     started = time.monotonic()
     association = associate(archive, [(Verification, [])])
     try:

@@ -76,7 +76,8 @@ class Receiver:
         if memory_bytes is None:
             from ..case.headers import default_memory_budget
             memory_bytes = default_memory_budget()
-        self.memory_bytes, self.arriving = memory_bytes, {}  # association -> bytes of its instance under way
+        self.memory_bytes = memory_bytes
+        self.arriving: dict[int, int] = {}  # association (its id) -> bytes of its instance under way
         if os.path.islink(self.incoming):  # someone's link: its target's folders would be moved into the worklist
             raise OSError(errno.ELOOP, f"{INCOMING} in it is a link to another folder; remove the link")
         private_folder(self.incoming)
@@ -208,7 +209,7 @@ def listen(into: Path, port: int = DEFAULT_PORT, allowed: tuple[str, ...] = (), 
     on the way out. `allowed`: the calling AE titles accepted (at least one). `memory_bytes`: what
     the associations may send at once (default: the memory budget of case.headers)."""
     from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
-    from pynetdicom.sop_class import Verification
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from tables
     allowed = tuple(check_ae_title(title) for title in allowed)
     if not allowed:
         raise ValueError("no calling AE title is allowed: name the scanner's")
@@ -222,9 +223,11 @@ def listen(into: Path, port: int = DEFAULT_PORT, allowed: tuple[str, ...] = (), 
     ae = AE(ae_title=check_ae_title(ae_title))
     ae.require_called_aet, ae.require_calling_aet = True, list(allowed)
     for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None  # pynetdicom's own list names each
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
     server = ae.start_server((host, port), block=False, evt_handlers=receiver.handlers())
+    assert server is not None  # not blocking: the server is returned
     try:
         yield Event(LISTENING, f"listening as {ae.ae_title} on port {server.server_address[1]} for "
                                f"{', '.join(allowed)}; received series go into {into}")

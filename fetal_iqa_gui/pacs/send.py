@@ -52,10 +52,12 @@ class Tally:
 
     def add(self, step: Progress) -> None:
         if step.outcome == SENT:
+            assert step.entry is not None  # SENT and FAILED name their entry
             self.sent += 1
             if step.message:
                 self.notes.append(f"'{step.entry.name}' {step.message}")
         elif step.outcome == FAILED:
+            assert step.entry is not None
             self.kept += 1
             self.problem = f"'{step.entry.name}' was not stored: {step.message}."
         elif step.outcome == GAVE_UP:
@@ -140,6 +142,7 @@ def _send_to(archive: Archive, pending: list[Entry], outbox: Outbox, retry_delay
     failures = 0  # in a row: a store that succeeds starts the delays again
     while pending and not cancel.is_set():
         batch = _batch(pending)
+        problem: str | None  # why this batch was not sent; None: it was
         try:
             association = associate(archive, sorted({(e.dicom.sop_class, e.dicom.transfer_syntax) for e in batch}))
         except ArchiveError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import numpy as np
 
@@ -136,6 +136,9 @@ class DistanceCaliper:
         return {"kind": "distance", "by": self.by, "length_mm": round(self.length_mm, 2),
                 "start_px": [round(v, 2) for v in self.start], "end_px": [round(v, 2) for v in self.end],
                 "pixel_spacing_mm": list(self.spacing_mm)}
+
+
+Caliper: TypeAlias = "EllipseCaliper | DistanceCaliper"  # what a frame keeps
 
 
 def labels_of(calipers) -> list[str]:

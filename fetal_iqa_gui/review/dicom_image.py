@@ -61,11 +61,12 @@ def frame_image(scored: ScoredCase, frame: int, header, patient: dict, series_ui
     apply_patient_and_study(image, patient)
     image.SeriesInstanceUID, image.SeriesNumber, image.InstanceNumber = series_uid, IMAGE_SERIES_NUMBER, number
     image.SOPInstanceUID = image.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    sweep = scored.case.layout.sweep_of(frame)
-    demo = " (demo model: synthetic data, not for clinical use)" if scored.model.is_demo else ""
-    image.SeriesDescription = "fetal-iqa chosen frames" + (" (DEMO MODEL)" if scored.model.is_demo else "")
+    sweep, model = scored.case.layout.sweep_of(frame), scored.model
+    assert model is not None  # what is exported to DICOM was scored by a model
+    demo = " (demo model: synthetic data, not for clinical use)" if model.is_demo else ""
+    image.SeriesDescription = "fetal-iqa chosen frames" + (" (DEMO MODEL)" if model.is_demo else "")
     image.ImageComments = (f"Sweep {sweep.number}, frame {frame} of the recording (from 0): chosen by fetal-iqa "
-                           f"{__version__}, quality score {float(scored.scores[frame]):.3f} with {scored.model.name}"
+                           f"{__version__}, quality score {float(scored.scores[frame]):.3f} with {model.name}"
                            f"{demo}; threshold {scored.threshold:.3f}.")
     image.BurnedInAnnotation = burned_in_annotation(area is not None)
     if "BodyPartExamined" not in image:
@@ -77,10 +78,10 @@ def frame_image(scored: ScoredCase, frame: int, header, patient: dict, series_ui
 
 def _ultrasound_image(pixels, header, frame: int):
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import UID, ExplicitVRLittleEndian
     image = Dataset()
     image.file_meta = FileMetaDataset()
-    image.file_meta.MediaStorageSOPClassUID = ULTRASOUND_IMAGE
+    image.file_meta.MediaStorageSOPClassUID = UID(ULTRASOUND_IMAGE)
     image.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     image.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: whatever the input's names are written in
     image.SOPClassUID = ULTRASOUND_IMAGE
@@ -119,7 +120,7 @@ def _secondary_capture(pixels, spacing_mm: tuple[float, float] | None, study_uid
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
         manufacturer_model_name=MANUFACTURER, software_versions=__version__,
         pixel_spacing=None if spacing_mm is None else (spacing_mm[1], spacing_mm[0]))  # DICOM: row, then column
-    image.PatientOrientation = ""
+    image.PatientOrientation = ""  # type: ignore[assignment]  # empty, as DICOM allows; highdicom types a list
     image.ConversionType = "WSD"  # made on a workstation, from the recording
     image.Modality = "US"  # what the pixels are: viewers and archives file it with the sweep's
     return image

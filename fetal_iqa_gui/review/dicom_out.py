@@ -50,6 +50,7 @@ class DicomExport:
         return self.images + ([self.report] if self.report else [])
 
     def message(self, folder: Path) -> str:
+        assert self.report is not None  # `write_dicom` writes one with the images
         return (f"Exported to DICOM in {folder}: {len(self.images)} {self.image_kind} image"
                 f"{'' if len(self.images) == 1 else 's'} and a Structured Report ({self.report.name}).")
 

@@ -25,6 +25,7 @@ import numpy as np
 from .. import __version__
 from .calipers import EllipseCaliper
 from .report import NOT_A_DEVICE
+from .export import ModelInfo
 from .scored_case import ScoredCase
 
 PRIVATE_SCHEME = "99FIQA"
@@ -49,10 +50,11 @@ def measurement_report(scored: ScoredCase, images: dict, variant: str = "", blan
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
     codes, _ = _codes()
-    groups, notes = [], []
+    groups: list = []
+    notes: list[str] = []
     for sweep, (frame, image) in images.items():
         groups += _sweep_groups(scored, sweep, frame, image, notes)
-    model = scored.model
+    model = _model_of(scored)
     device = hsr.DeviceObserverIdentifyingAttributes(
         uid=generate_uid(entropy_srcs=["fetal-iqa model", model.identity]), name=f"fetal-iqa {__version__}",
         manufacturer_name="fetal-iqa", model_name=model.name[:64])
@@ -80,7 +82,7 @@ def measurement_report(scored: ScoredCase, images: dict, variant: str = "", blan
 
 
 def _document_notes(scored: ScoredCase, variant: str, blanked: bool) -> list[str]:
-    model = scored.model
+    model = _model_of(scored)
     described = (f"Model: {model.name} ({model.task}); identity {model.identity}"
                  + (f"; ran as {variant}" if variant else "") + f". Threshold {scored.threshold:.3f}.")
     notes = [NOT_A_DEVICE, described]
@@ -104,7 +106,7 @@ def _sweep_groups(scored: ScoredCase, sweep: int, frame: int, image, notes: list
                                         private["good"] if scored.is_good(frame) else private["below"])
     where = f"Sweep {sweep}, frame {frame}"
     ellipses, why_none = _ellipses(scored, frame)
-    groups = []
+    groups: list[hsr.PlanarROIMeasurementsAndQualitativeEvaluations | hsr.MeasurementsAndQualitativeEvaluations] = []
     for number, (ellipse, ac_mm, by) in enumerate(ellipses, 1):
         algorithm = _algorithm(scored) if by == "model" else None
         observer = hsr.QualitativeEvaluation(codes.DCM.ObserverType,
@@ -160,9 +162,14 @@ def ellipse_points(ellipse) -> np.ndarray:
     return np.array(points, dtype=np.float32)
 
 
+def _model_of(scored: ScoredCase) -> ModelInfo:
+    assert scored.model is not None  # what is exported to DICOM was scored by a model
+    return scored.model
+
+
 def _algorithm(scored: ScoredCase):
     from highdicom.sr import AlgorithmIdentification
-    model = scored.model
+    model = _model_of(scored)
     return AlgorithmIdentification(name=model.name + (" (demo model)" if model.is_demo and "demo" not in
                                                       model.name.lower() else ""),
                                    version=model.identity or "unknown")

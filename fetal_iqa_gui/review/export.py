@@ -23,7 +23,7 @@ from .. import __version__
 from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from ..base.errors import ExportRefused
 from ..model.task import is_good
-from ..base.fileio import atomic_write, safe_name, write_image, write_together
+from ..base.fileio import Writer, atomic_write, safe_name, write_image, write_together
 from ..base.text import csv_bytes
 from ..case.case import Case
 from ..case.measure import implausible_ac
@@ -94,7 +94,7 @@ def sidecar(case: Case, frame: int, score: float | None, model: ModelInfo, thres
         "frame": int(frame),
         "sweep": sweep.number,
         "frame_in_sweep": int(frame - sweep.start),
-        "score": None if good is None else round(float(score), 6),
+        "score": None if good is None or score is None else round(float(score), 6),
         "threshold": threshold,
         "good": good,
         "model": model.name,
@@ -188,8 +188,9 @@ def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, 
     document = json.dumps(sidecar(case, frame, score, model, threshold, ac_mm, calipers, source_name_only,
                                   area.blanked if area else None), indent=2).encode()
     pixels = frame_pixels(case, frame, area)
-    writers = [lambda f: f.write(png_bytes(pixels, case.spacing_mm)), lambda f: f.write(document),
-               lambda f: f.write(png_bytes(overlay, case.spacing_mm))]
+    writers: list[Writer] = [lambda f: f.write(png_bytes(pixels, case.spacing_mm)), lambda f: f.write(document)]
+    if overlay is not None:
+        writers.append(lambda f: f.write(png_bytes(overlay, case.spacing_mm)))
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
 
 

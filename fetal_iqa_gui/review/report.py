@@ -16,7 +16,7 @@ import numpy as np
 from .. import __version__
 from ..base.fileio import atomic_write
 from ..case.study import ORIGIN_WORDS
-from .calipers import EllipseCaliper, labels_of
+from .calipers import Caliper, EllipseCaliper, labels_of
 from .export import frame_pixels, png_bytes
 from .privacy import ImageArea, image_area
 from .scored_case import ExportReport, ScoredCase
@@ -76,7 +76,7 @@ def calipers_drawn(frame: np.ndarray, calipers: list) -> np.ndarray:
     return image
 
 
-def labelled(calipers: list) -> list[tuple[str, object]]:
+def labelled(calipers: list) -> list[tuple[str, Caliper]]:
     """('AC 1', caliper), ('distance 1', caliper), ...: the names the window, page and picture share."""
     return list(zip(labels_of(calipers), calipers))
 
@@ -104,7 +104,7 @@ def _blanked_note(area: ImageArea | None) -> str:
     return f" Every pixel {html.escape(area.blanked)} is blanked here and in the exported frames (burned-in text)."
 
 
-def _model_ac(scored: ScoredCase, frame: int, good: bool) -> str:
+def _model_ac(scored: ScoredCase, frame: int, good: bool | None) -> str:
     """The model's AC only where the model calls the frame good: below the threshold its mask is
     a speck or a guess, not an abdomen to measure."""
     if scored.masks is None:

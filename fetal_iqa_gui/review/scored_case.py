@@ -279,8 +279,9 @@ class ScoredCase:
     def challenge_choice(self) -> int:
         """The challenge's frame: SEG models take the largest mask, CLS models the best score smoothed
         over 5 frames if it counts as good; -1 for none."""
-        if self.masks is not None:
-            return largest_area_frame(self.mask_area_px.astype(float), self.case.layout)
+        area = self.mask_area_px
+        if area is not None:
+            return largest_area_frame(area.astype(float), self.case.layout)
         pick = best_frame(smoothed(self.scores), self.case.layout)
         return pick.frame if pick and is_good(pick.score, self.threshold) else -1
 

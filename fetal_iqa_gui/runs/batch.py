@@ -170,14 +170,15 @@ def check_outputs(paths: list[Path], outputs: RunOutputs) -> None:
             if target not in (outputs.export_dir, outputs.dicom_dir):  # the folders among them
                 check_replaceable(target)
         except NotRegularFile as error:  # never replaced, not even with --force
-            raise OutputRefused(target, error.strerror, f"Choose another {option}.") from None
+            raise OutputRefused(target, str(error), f"Choose another {option}.") from None
     if outputs.export_dir:
         _check_export_names(paths, outputs.export_dir)
     if outputs.force:
         return
     scores_option = "--out" if outputs.out else "--out-dir"
     for path in paths:
-        marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
+        marker_path = outputs.marker(path)
+        marker = read_marker(marker_path) if marker_path else None
         ours = set(marker["outputs"]) if marker else set()
         scores = outputs.for_case(path).scores_csv
         files = [(scores, scores_option)] if scores else []
@@ -197,7 +198,8 @@ def plan_cases(paths: list[Path], outputs: RunOutputs, model: ModelInfo, variant
     for path in paths:
         case = outputs.for_case(path)
         key = case_key(path, model, threshold)
-        marker = read_marker(outputs.marker(path)) if outputs.out_dir else None
+        marker_path = outputs.marker(path)
+        marker = (read_marker(marker_path) if marker_path else None) or {}  # {}: nothing is known of the case
         listed = marker["outputs"] if marker else []
         present = [file for file in listed if _non_empty(file)]
         finished = bool(marker and marker["finished"])
@@ -225,13 +227,16 @@ def prepare_folders(paths: list[Path], outputs: RunOutputs) -> None:
         remove_stale_parts(folder)
     if outputs.out_dir:
         remove_stale_parts(outputs.out_dir / DONE_DIR)
-    for path in paths if outputs.challenge_dir else []:
-        remove_stale_parts(outputs.challenge_dir / output_name(path))
+    if outputs.challenge_dir:
+        for path in paths:
+            remove_stale_parts(outputs.challenge_dir / output_name(path))
 
 
 def case_key(path: Path, model: ModelInfo, threshold: float | None = None) -> dict:
     """What a case's results depend on: the input file (where, its size, when it changed), the model
     and the threshold (the user's, else the model's own)."""
+    size: int | None
+    changed: int | None
     try:
         stat = os.stat(path)
         size, changed = stat.st_size, stat.st_mtime_ns
@@ -316,6 +321,7 @@ def rebuild_summary(out_dir: Path) -> None:
 
 
 def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finished: bool) -> None:
+    assert case.marker is not None  # written for the cases of a resumable run only
     document = {"version": MARKER_VERSION, "case": output_name(case.path), "finished": finished, **case.key,
                 "variant": case.variant, **case.outputs.requested(), "outputs": [_real(file) for file in files],
                 "rows": rows}
@@ -324,7 +330,7 @@ def _write_marker(case: PlannedCase, files: list[Path], rows: list[dict], finish
 
 def _export_frames(scored: ScoredCase) -> list[int]:
     """Each sweep's top frame, good or not (its name says which)."""
-    return [best.frame for best in scored.best_per_sweep() if best.candidate]
+    return [best.candidate.frame for best in scored.best_per_sweep() if best.candidate]
 
 
 def _fixed_targets(paths: list[Path], outputs: RunOutputs):

@@ -16,10 +16,13 @@ import os
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..base.errors import FetalIqaError, ScoringError, name_choices
 from ..review.export import ModelInfo
+
+if TYPE_CHECKING:
+    from ..engine.scoring import Engine
 
 INSTALL_HINT = "pip install 'fetal-iqa[cluster]'"
 DEFAULT_THREADS = 4  # CPU threads per worker: one model's matrix products use about this many well
@@ -55,6 +58,11 @@ class WorkerInfo:
     error: str = ""
     exit_code: int = 0
 
+    def loaded_model(self) -> ModelInfo:
+        """The model of a worker that loaded one (what `RayPool.model_info` returns: an error stops the run)."""
+        assert self.model is not None, self.error
+        return self.model
+
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -76,22 +84,27 @@ class CaseScorer:
         from ..case.loading import load_case
         from ..engine.scoring import load_engine
         name_choices(words or {})  # errors said as the driver's front door says them
-        self.use_cache, self.threshold, self.engine, self.failure = use_cache, threshold, None, None
+        self.use_cache, self.threshold = use_cache, threshold
+        self.engine: Engine | None = None
+        self.failure: FetalIqaError | None = None
         try:
             # OpenVINO's int8 of a real model: calibrated on the run's first case, as in one process
             # (the cache key is the same; one worker converts, the others read its entry)
-            self.engine = load_engine(spec, settings, first_case=first_case and (lambda: load_case(first_case)))
+            self.engine = load_engine(spec, settings,
+                                      first_case=None if first_case is None else (lambda: load_case(first_case)))
         except FetalIqaError as error:  # said by `describe`: an actor that dies in __init__ tells nothing
             self.failure = error
 
     def describe(self) -> WorkerInfo:
         if self.failure:
             return WorkerInfo(None, error=str(self.failure), exit_code=self.failure.exit_code)
+        assert self.engine is not None  # loaded: there was no failure
         model = self.engine.model
         return WorkerInfo(ModelInfo.of(model), self.engine.variant, list(model.warnings))
 
     def score(self, case) -> CaseResult:
         from .job import CaseJob
+        assert self.engine is not None  # a worker whose model failed is given no cases
         try:
             result = CaseJob(self.engine, case.path, self.threshold, self.use_cache, plan=case).run()
         except FetalIqaError as error:
@@ -193,7 +206,8 @@ class RayPool:
         """Each case scored and written by some worker; results as they arrive, in any order.
         A worker lost on the way (its node gone, out of memory) fails its case, not the run."""
         self.model_info()
-        todo, running = deque(cases), {}
+        todo = deque(cases)
+        running: dict[Any, tuple[Any, Any]] = {}  # ray's reference to a result -> (its worker, its case)
         while todo or running:
             while self.idle and todo:
                 actor, case = self.idle.pop(), todo.popleft()
@@ -232,7 +246,7 @@ class RayPool:
             return
         if self.info is None:
             self.info = info
-        elif info.model.identity != self.info.model.identity:  # another file at that path on its node
+        elif info.model.identity != self.info.loaded_model().identity:  # another file at that path on its node
             self.actors.remove(actor)
             self.ray.kill(actor)
             self.say(f"note: a worker loaded another model ({info.model.name}); it is not used.")

@@ -97,6 +97,7 @@ def read_cached(case: Case, model: ModelInfo, variant: str = "") -> ScoredCase:
 
 
 def save_cached(scored: ScoredCase, variant: str = "") -> None:
+    assert scored.model is not None  # scored by a model: its identity keys the cache
     masks = scored.masks
     packed = None if masks is None else np.packbits(masks.reshape(len(masks), -1), axis=1)
     cache.save_scores(scored.case.content_hash, scored.model.identity, scored.scores, packed, variant)

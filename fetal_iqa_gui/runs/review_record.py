@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -30,6 +30,8 @@ from ..base.fileio import atomic_write, read_regular
 from ..case.study import entered_study
 
 log = logging.getLogger(__name__)
+
+_Key = TypeVar("_Key")  # of a review file's entries: a case id (version 1), a (file name, content hash)
 
 REVIEW_FILE = ".fetal-iqa-review.json"
 REVIEW_VERSION = 2  # 1: keyed by the case's name alone (read, and kept until each sweep is matched)
@@ -185,11 +187,14 @@ def _parse(document: dict, version: int, path: Path) -> Contents:
         contents.legacy = _valid_entries(_section(document, "cases"), 1, path, contents)
         return contents
     contents.legacy = _valid_entries(_section(document, "unmatched_version_1"), 1, path, contents)
-    flat = {}
+    flat: dict[tuple[str, str | None], object] = {}
     for name, by_content in _section(document, "sweeps").items():
         for content_hash, record in (by_content.items() if isinstance(by_content, dict) else [(None, by_content)]):
             flat[(name, content_hash)] = record
-    contents.records = _valid_entries(flat, version, path, contents)
+    valid = _valid_entries(flat, version, path, contents)
+    # (name, None) holds what is not an object of records: never valid
+    contents.records = {(name, content_hash): record for (name, content_hash), record in valid.items()
+                        if content_hash is not None}
     return contents
 
 
@@ -200,15 +205,16 @@ def _section(document: dict, name: str) -> dict:
     return value
 
 
-def _valid_entries(entries: dict, version: int, path: Path, contents: Contents) -> dict[str, dict]:
-    valid, ignored = {}, []
+def _valid_entries(entries: dict[_Key, object], version: int, path: Path, contents: Contents) -> dict[_Key, dict]:
+    valid: dict[_Key, dict] = {}
+    ignored: list[str] = []
     for key, entry in entries.items():
         problem = _problem(entry, version)
         if problem:
             log.warning("ignoring the entry %r of the review file %s: %s", key, path, problem)
             ignored.append(key[0] if isinstance(key, tuple) else str(key))
             contents.unreadable[key] = entry
-        else:
+        elif isinstance(entry, dict):  # what `_problem` passes
             valid[key] = entry
     if ignored:
         contents.notices.append(f"{len(ignored)} entr{'y' if len(ignored) == 1 else 'ies'} of the review file "

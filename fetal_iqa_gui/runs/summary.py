@@ -25,7 +25,8 @@ def summary_rows(scored: ScoredCase) -> list[dict]:
                      # which model decided "good": a summary may gather runs of different models
                      "model": scored.model.name if scored.model else "",
                      "ac_warning": (ac.warning or "") if ac else "",
-                     "pixel_spacing_mm": " x ".join(f"{v:.4f}" for v in spacing.mm) if spacing.known else "unknown",
+                     "pixel_spacing_mm": (" x ".join(f"{v:.4f}" for v in spacing.mm) if spacing.mm is not None
+                                          else "unknown"),
                      "pixel_spacing_source": spacing.source})
     return rows
 

@@ -113,7 +113,10 @@ class Worklist:
     def opened(self, path: Path, content_hash: str) -> CaseEntry:
         """The case is loaded: what it shows is the record of its content (another sweep saved under
         the same name is not reviewed)."""
-        entry = self.cases[self.index_of(path)]
+        index = self.index_of(path)
+        if index is None:
+            raise ValueError(f"{path} is not a case of this worklist")
+        entry = self.cases[index]
         self._know(entry, content_hash)
         return entry
 
@@ -145,6 +148,7 @@ class Worklist:
 
     def _change(self, entry: CaseEntry, change: dict) -> None:
         change = {"file": fingerprint(entry.path), **change}
+        assert entry.content_hash is not None  # known: the case was `opened`
         key = (entry.name, entry.content_hash)
         waiting = self._pending.get(key)
         if waiting and waiting["state"] == REVIEWED and change["state"] != REVIEWED:
@@ -253,7 +257,7 @@ def restore_calipers(scored: ScoredCase, review: dict) -> None:
     from ..review.calipers import DistanceCaliper, EllipseCaliper
     from ..case.measure import Ellipse
     for sweep in review.get("sweeps", []):
-        kept = []
+        kept: list[EllipseCaliper | DistanceCaliper] = []
         for record in sweep.get("calipers", []):
             spacing = tuple(record["pixel_spacing_mm"])
             if record["kind"] == "ellipse":

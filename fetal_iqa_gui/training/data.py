@@ -15,11 +15,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 import SimpleITK as sitk
 
+from ..base.errors import WriteError
 from ..engine.preprocess import INPUT_SIZE, square_resize
 from ..case.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR, SWEEPS
 
@@ -108,6 +110,8 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
     used = [_sweeps_used(data_dir, case, all_sweeps) for case in cases]
     total = sum(per_sweep * len(sweeps) for per_sweep, sweeps in used)
     staging = None
+    images: np.ndarray  # memory-mapped into the cache folder, or in memory
+    masks: np.ndarray
     if folder is not None and total:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
@@ -135,9 +139,10 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
         if staging is None:
             return FrameSet(images, masks, (classes > 0).astype(np.float32), classes, case_index, frame_index,
                             sweep_number, cases)
-        images.flush()
-        masks.flush()
+        cast(np.memmap, images).flush()  # staged: open_memmap's maps
+        cast(np.memmap, masks).flush()
         del images, masks  # closes the maps
+        assert folder is not None  # only a cache folder is staged
         np.savez(staging / "index.npz", classes=classes, case_index=case_index, frame_index=frame_index,
                  sweep_number=sweep_number, uuids=np.array([c.uuid for c in cases]))
         shutil.rmtree(folder, ignore_errors=True)  # an outdated or damaged cache of the same name
@@ -146,7 +151,10 @@ def load_frames(data_dir: Path, cases: list[CaseRecord], cache_dir: Path | None,
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-    return _read_cache(folder, cases)
+    written = _read_cache(folder, cases)
+    if written is None:  # its reason is logged: never handed on as frames
+        raise WriteError(folder, "the frame cache just written there could not be read back")
+    return written
 
 
 def case_frames(data_dir: Path, case: CaseRecord) -> int:

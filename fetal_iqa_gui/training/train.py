@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,6 +153,7 @@ def train(settings: TrainSettings, config: dict, train_frames: FrameSet, val_fra
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     state_path = out_path.with_suffix(".train-state.pt")
+    best: dict[str, Any]  # the best epoch's loss, number, threshold and metrics
     start_epoch, best = 0, {"val_loss": float("inf")}
     best_state = None
     if state_path.exists():  # resume after an interruption

@@ -107,6 +107,15 @@ def test_frames_are_cached_on_disk_and_a_damaged_cache_is_rebuilt(small_dataset,
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # rebuilt in place, nothing left over
 
 
+def test_a_frame_cache_that_cannot_be_read_back_is_an_error_not_missing_frames(small_dataset, tmp_path,
+                                                                                  monkeypatch):
+    from fetal_iqa_gui.base.errors import WriteError
+    from fetal_iqa_gui.training import data
+    monkeypatch.setattr(data, "_read_cache", lambda folder, cases: None)  # as a disk that loses what it wrote
+    with pytest.raises(WriteError, match="could not be read back"):
+        data.load_frames(small_dataset, data.read_cases(small_dataset)[:1], tmp_path)
+
+
 @pytest.mark.slow
 def test_interrupted_training_resumes(small_dataset, tiny_files, tmp_path):
     from fetal_iqa_gui.training.data import load_frames
