@@ -145,11 +145,12 @@ def check_nifti_length(path: Path) -> None:
             head = file.read(max(_NIFTI_LAYOUTS))
     except (OSError, EOFError, zlib.error):  # damaged compression: ITK's own reading says so
         return
-    for size, layout in _NIFTI_LAYOUTS.items():
-        if len(head) >= size and head[layout["magic"]:layout["magic"] + 3] in (b"n+1", b"n+2"):
+    for size, magic_at in _NIFTI_MAGIC_AT.items():
+        if len(head) >= size and head[magic_at:magic_at + 3] in (b"n+1", b"n+2"):
             break
     else:
         return  # a header and image pair, or not NIfTI: ITK decides
+    layout = _NIFTI_LAYOUTS[size]
     dimensions_at, dimensions_kind = layout["dimensions"]
     order = "<" if 1 <= struct.unpack_from("<" + dimensions_kind, head, dimensions_at)[0] <= 7 else ">"
     data = _NIFTI_DATA[size]

@@ -177,7 +177,7 @@ def _unreachable(archive: Archive) -> ArchiveError:
 
 def _tls_failure(archive: Archive) -> ArchiveError:
     """Why a TLS association failed, from a handshake of our own: an untrusted certificate is said as one."""
-    context, host = archive.tls_args()
+    context, host = archive.tls_args() or (ssl.create_default_context(), archive.host)  # called for TLS only
     try:
         with socket.create_connection((archive.host, archive.port), timeout=archive.timeout_s) as connection:
             context.wrap_socket(connection, server_hostname=host).close()

@@ -56,7 +56,7 @@ class Worklist:
         self.notices: list[str] = []  # what the user should be told about the review file, or the DICOMDIR
         # a USB stick's or a CD's exam: its DICOMDIR lists the recordings (in subfolders, files without extension)
         self.dicomdir = (self.folder / dicomdir.NAME) if (self.folder / dicomdir.NAME).is_file() else None
-        self.cases = self._dicomdir_cases() if self.dicomdir else [CaseEntry(path) for path in self._listed()]
+        self.cases = self._dicomdir_cases(self.dicomdir) if self.dicomdir else [CaseEntry(path) for path in self._listed()]
         self.whole_folder = not self.cases and not self.dicomdir and _holds_files(self.folder)
         if self.whole_folder:  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
@@ -83,9 +83,9 @@ class Worklist:
             self._show(self.record.read())
         return added
 
-    def _dicomdir_cases(self) -> list[CaseEntry]:
+    def _dicomdir_cases(self, index: Path) -> list[CaseEntry]:
         try:
-            paths = dicomdir.case_paths(self.dicomdir)
+            paths = dicomdir.case_paths(index)
         except CaseLoadError as error:
             self.notices.append(str(error))
             return []
