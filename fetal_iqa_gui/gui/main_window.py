@@ -236,8 +236,9 @@ class MainWindow(QMainWindow):
             record, _ = QFileDialog.getSaveFileName(self, "Record the session as", "live.mha", "MetaImage (*.mha)")
             self.start_live(source.strip(), Path(record) if record else None)
 
-    def start_live(self, source: str, record: Path | None, predict=None) -> LiveView:
-        """The live view on `source` (`predict`: a stand-in for the model, for tests); on stop the recording opens."""
+    def start_live(self, source: str, record: Path | None, predict=None, make_explainer=None) -> LiveView:
+        """The live view on `source` (`predict`, `make_explainer`: stand-ins for the model and its heat
+        maps, for tests); on stop the recording opens."""
         def open_session(on_score):
             live = open_source(source)
             recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
@@ -248,7 +249,13 @@ class MainWindow(QMainWindow):
                                on_score)
         spec = self.session.model_spec()
         warning = f"{DEMO_LABEL}." if spec.demo and predict is None else ""
-        self.live_view = LiveView(LiveThread(open_session, self), source, self, warning)
+        if predict is None and make_explainer is None:
+            settings = self.session.engine_settings()
+
+            def make_explainer():  # the engine the session scores with (warm_engine keeps it)
+                from ..engine.explain import Explainer, fp32_module
+                return Explainer(fp32_module(warm_engine(spec, settings)))
+        self.live_view = LiveView(LiveThread(open_session, self), source, self, warning, make_explainer)
         self.live_view.recorded.connect(self.open_path)
         self.live_view.show()
         self.live_view.thread.start()
