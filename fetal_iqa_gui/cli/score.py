@@ -42,6 +42,10 @@ def add_score_command(commands) -> None:
     score.add_argument("--export-best", type=Path, metavar="DIR",
                        help="export each sweep's best frame (PNG + sidecar; named '..._below-threshold' "
                        "when even the best is not good)")
+    score.add_argument("--heat-maps", action="store_true",
+                       help="with --export-best: each exported frame's heat map beside it ('..._heatmap.png', "
+                       "the frame with the map over it, labelled with its method: an explanation aid, not a "
+                       "measurement; classification models only)")
     score.add_argument("--dicom-out", type=Path, metavar="DIR",
                        help="write each sweep's chosen frame as a DICOM image (Ultrasound Image for ultrasound DICOM "
                        "inputs, else Secondary Capture) and a DICOM Structured Report of the measurements (TID 1500: "
@@ -82,6 +86,9 @@ def cmd_score(args) -> int:
     if args.out and len(paths) != 1:
         print("error: --out takes one sweep; use --out-dir for several", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.heat_maps and not args.export_best:
+        print("error: --heat-maps goes with --export-best (the maps lie beside the exported frames)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     on_ray = args.ray or args.ray_address is not None
     if on_ray and not args.out_dir:
         print("error: --ray needs --out-dir (a resumable folder of outputs)", file=sys.stderr)
@@ -95,12 +102,15 @@ def cmd_score(args) -> int:
     csv_to_stdout = args.out == Path("-")
     out_dir, export_dir, challenge_dir, dicom_dir = folders
     outputs = RunOutputs(None if csv_to_stdout else args.out, out_dir, export_dir, challenge_dir, args.force,
-                         args.sidecar_name_only, args.blank_outside_image, dicom_dir)
+                         args.sidecar_name_only, args.blank_outside_image, dicom_dir, args.heat_maps)
     check_case_ids(paths)
     check_outputs(paths, outputs)
     if on_ray:
         return score_on_ray(args, paths, outputs)
     engine = load_engine(args, first_case=paths[0])
+    if args.heat_maps and engine.model.is_segmentation:
+        print("error: --heat-maps explains a classification model's score; this model segments", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return score_files(engine, paths, outputs, use_cache=not args.no_cache, threshold=args.threshold,
                        csv_to_stdout=csv_to_stdout)
 

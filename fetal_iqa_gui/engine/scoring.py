@@ -10,6 +10,7 @@ The consumer (`runs.job.CaseJob`, for every front door) stops it by no longer as
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import threading
@@ -188,7 +189,7 @@ def make_engine(model: LoadedModel, settings: EngineSettings = EngineSettings(),
     device = pick_device(settings.device)
     backend, precision, chosen = _choose(model, device, settings, settings.backend, notify)
     patches = _patches(model) if settings.black_patches == "skip" else None
-    first_case = _once(first_case)
+    first_case = functools.cache(first_case) if first_case else None  # made once: the check and calibration share it
     variant = f"{device.type}-{precision}-{backend}"
     check = agreement.needs_check(model, precision, backend)
     verdict = agreement.remembered(model, variant) if check else None
@@ -243,19 +244,6 @@ def _patches(model: LoadedModel) -> tuple[tuple[int, int], tuple[int, int]] | No
     tower = tower_of(encoder_of(model.module))
     (patch_h, patch_w), (grid_h, grid_w) = tower.patch_size, tower.grid_size
     return (patch_h, patch_w), (grid_h, grid_w)
-
-
-def _once(make: Callable[[], Case] | None) -> Callable[[], Case] | None:
-    """`make`, called at most once (the agreement check and the calibration share the case)."""
-    if make is None:
-        return None
-    made: list[Case] = []
-
-    def once() -> Case:
-        if not made:
-            made.append(make())
-        return made[0]
-    return once
 
 
 def _fp32_outputs(model: LoadedModel, frames: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ class Exporter(QObject):
         self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
         line.show()
         self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()),
-                                   self.settings.blank_outside_image, self)
+                                   self.settings.blank_outside_image, self, self._heat_maps_of())
         self.thread.done.connect(self._report_done)
         self.status.emit(f"Writing the case report to {folder}…")
         self.thread.start()
@@ -184,7 +184,8 @@ class Exporter(QObject):
         if folder is None:
             return
         self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
-                                   rename, self.settings.sidecar_name_only, self.settings.blank_outside_image, self)
+                                   rename, self.settings.sidecar_name_only, self.settings.blank_outside_image, self,
+                                   self._heat_maps_of())
         self.thread.done.connect(self._done)
         if len(frames) > 1:
             dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)
@@ -195,6 +196,10 @@ class Exporter(QObject):
             self.thread.finished.connect(dialog.deleteLater)
         self.status.emit(f"Exporting to {folder}…")
         self.thread.start()
+
+    def _heat_maps_of(self):
+        """The engine whose heat maps the export adds (Settings: export heat maps), else None."""
+        return self.window.session.engine if self.settings.export_heat_maps else None
 
     def _done(self, report, folder: Path) -> None:
         message = report.message(folder) + (self._forget_folder(folder) if report.folder_failed else "")

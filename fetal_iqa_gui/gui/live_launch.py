@@ -28,21 +28,27 @@ def ask_source(window) -> tuple[str, Path | None] | None:
     return source.strip(), Path(record) if record else None
 
 
-def start(window, source: str, record: Path | None, predict=None) -> LiveView:
-    """The live view on `source`, shown and running (`predict`: a stand-in for the model, for tests)."""
+def start(window, source: str, record: Path | None, predict=None, make_explainer=None) -> LiveView:
+    """The live view on `source`, shown and running (`predict`, `make_explainer`: stand-ins for the
+    model and its heat maps, for tests)."""
     session = window.session
+    spec, settings = session.model_spec(), session.engine_settings()
 
     def open_session(on_score):
         live = open_source(source)
         recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
         if predict is not None:
             return LiveSession(live, predict, 0.5, recording, on_score)
-        engine = warm_engine(session.model_spec(), session.engine_settings())
+        engine = warm_engine(spec, settings)
         return LiveSession(live, lambda frames: engine.predict(frames)[0], engine.model.threshold, recording,
                            on_score)
 
-    warning = f"{DEMO_LABEL}." if session.model_spec().demo and predict is None else ""
-    view = LiveView(LiveThread(open_session, window), source, window, warning)
+    warning = f"{DEMO_LABEL}." if spec.demo and predict is None else ""
+    if predict is None and make_explainer is None:
+        def make_explainer():  # the engine the session scores with (warm_engine keeps it)
+            from ..engine.explain import Explainer, fp32_module
+            return Explainer(fp32_module(warm_engine(spec, settings)))
+    view = LiveView(LiveThread(open_session, window), source, window, warning, make_explainer)
     view.recorded.connect(window.open_path)
     view.show()
     view.thread.start()

@@ -1,9 +1,16 @@
 """The live view: the source's newest frame, the quality strip of the scores, a cue at the threshold,
-the current sweep's best frames; S marks the next sweep, Esc stops. On stop the recording opens as a case."""
+the current sweep's best frames; S marks the next sweep, Esc stops. On stop the recording opens as a case.
+
+H toggles the heat map (engine/explain.py) of the latest scored frame over the picture. It is computed
+only while it is on, one map at a time on its own thread (latest scored frame wins, never a queue),
+so scoring and the display do not wait for it; off, nothing is computed."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
+from typing import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -17,14 +24,21 @@ from .thumbnail_strip import thumbnail
 STRIP_FRAMES = 300  # the quality strip shows the last 10 s at 30 frames/s
 GOOD_STYLE = "background: #1b5e20; color: white; font-weight: bold; padding: 4px;"
 WAIT_STYLE = "background: #424242; color: white; padding: 4px;"
+log = logging.getLogger(__name__)
 
 
 class LiveView(QWidget):
     recorded = Signal(object)  # the recording's Path, when the session ends with one
+    heat_map_ready = Signal(int, object)  # the frame, its HeatMap (from the heat map's thread)
 
-    def __init__(self, thread: LiveThread, title: str, parent=None, warning: str = ""):
+    def __init__(self, thread: LiveThread, title: str, parent=None, warning: str = "",
+                 make_explainer: Callable[[], object] | None = None):
+        """`make_explainer()`: the heat maps' explainer (engine/explain.py), made on first use, off this thread."""
         super().__init__(parent, Qt.WindowType.Window)
         self.thread = thread
+        self.make_explainer, self.explainer = make_explainer, None
+        self.heat_visible, self.heat_frame = False, None  # on; the frame of the map shown
+        self._heat_busy, self._heat_next = False, None  # a map is being computed; the scored frame to do next
         self.setWindowTitle(f"Live: {title} - fetal-iqa")
         self.warning = QLabel(f"⚠ {warning}")  # a demo model says so here too: this window stands alone
         self.warning.setStyleSheet("background: #7a5200; color: white; padding: 4px;")
@@ -33,6 +47,9 @@ class LiveView(QWidget):
         frame_view = pg.GraphicsLayoutWidget()
         box = frame_view.addViewBox(lockAspect=True, invertY=True)
         box.addItem(self.image)
+        self.heat_image = pg.ImageItem(axisOrder="row-major")  # RGBA over the frame, hidden until H
+        self.heat_image.setVisible(False)
+        box.addItem(self.heat_image)
         self.strip = pg.PlotWidget()
         self.strip.setYRange(0, 1)
         self.strip.setMinimumHeight(150)
@@ -55,6 +72,8 @@ class LiveView(QWidget):
         stop.clicked.connect(self.stop)
         QShortcut(QKeySequence("S"), self, self.mark_sweep)
         QShortcut(QKeySequence("Esc"), self, self.stop)
+        QShortcut(QKeySequence("H"), self, self.toggle_heat_map)
+        self.heat_map_ready.connect(self._show_heat_map)
         self.status = QLabel("")
         buttons = QHBoxLayout()
         for widget in (self.status, mark, stop):
@@ -90,6 +109,8 @@ class LiveView(QWidget):
             self.cue.setStyleSheet(WAIT_STYLE)
             self.cue.setText(self.cue.text().replace("GOOD:", "Last good:"))
         self.was_good = result.good
+        if self.heat_visible and result.image is not None:
+            self._ask_heat_map(result.frame, result.image)
         self._show_best(self.thread.session.best_frames(), self.thread.session.threshold)
 
     def _show_best(self, best, threshold: float) -> None:
@@ -97,6 +118,57 @@ class LiveView(QWidget):
         for score, frame, image in best:
             mark = "✔" if score >= threshold else ""
             self.best.addItem(QListWidgetItem(thumbnail(image), f"{mark} {frame}: {score:.2f}"))
+
+    def toggle_heat_map(self) -> None:
+        if self.make_explainer is None:
+            self.status.setText("No heat map: this session's model has none.")
+            return
+        self.heat_visible = not self.heat_visible
+        self.heat_image.setVisible(False)
+        self.heat_frame = None
+        if not self.heat_visible:
+            self._heat_next = None
+            self.status.setText("Heat map off.")
+            return
+        self.status.setText("Heat map on: computing on the next scored frame… H hides it.")
+        scores = self.thread.session.scores if self.thread.session is not None else []
+        if scores and scores[-1].image is not None:
+            self._ask_heat_map(scores[-1].frame, scores[-1].image)
+
+    def _ask_heat_map(self, frame: int, image) -> None:
+        if self._heat_busy:
+            self._heat_next = (frame, image)  # the latest wins: any older request is dropped
+            return
+        self._heat_busy = True
+        threading.Thread(target=self._compute_heat_map, args=(frame, image), daemon=True,
+                         name="live heat map").start()
+
+    def _compute_heat_map(self, frame: int, image) -> None:
+        try:
+            if self.explainer is None:
+                self.explainer = self.make_explainer()
+            heat = self.explainer.heat_map("live", frame, image)
+            heat.colours  # noqa: B018 (made here, not on the GUI thread)
+        except Exception as error:  # said in the status line; the live session goes on
+            log.exception("the live heat map failed")
+            heat = f"No heat map: {error}"
+        self.heat_map_ready.emit(frame, heat)
+
+    def _show_heat_map(self, frame: int, heat) -> None:
+        self._heat_busy = False
+        if isinstance(heat, str):
+            self.heat_visible, self._heat_next = False, None
+            self.status.setText(heat)
+            return
+        if self.heat_visible:
+            self.heat_image.setImage(heat.colours, levels=(0, 255), autoLevels=False)
+            self.heat_image.setVisible(True)
+            self.heat_frame = frame
+            self.status.setText(f"Heat map of frame {frame}, {heat.description} "
+                                "(an explanation aid, not a measurement). H hides it.")
+        if self._heat_next is not None and self.heat_visible:
+            (next_frame, image), self._heat_next = self._heat_next, None
+            self._ask_heat_map(next_frame, image)
 
     def mark_sweep(self) -> None:
         self.thread.mark_sweep()

@@ -234,9 +234,10 @@ class MainWindow(QMainWindow):
         if asked is not None:
             self.start_live(*asked)
 
-    def start_live(self, source: str, record: Path | None, predict=None) -> LiveView:
-        """The live view on `source` (`predict`: a stand-in for the model, for tests); on stop the recording opens."""
-        self.live_view = live_launch.start(self, source, record, predict)
+    def start_live(self, source: str, record: Path | None, predict=None, make_explainer=None) -> LiveView:
+        """The live view on `source` (`predict`, `make_explainer`: stand-ins for the model and its heat
+        maps, for tests); on stop the recording opens."""
+        self.live_view = live_launch.start(self, source, record, predict, make_explainer)
         return self.live_view
 
     def open_path(self, path: Path) -> None:

@@ -31,6 +31,7 @@ class _WindowSettings:
     threshold_segmentation: float = 0.0
     export_dir: str = ""
     export_overlay: bool = False
+    export_heat_maps: bool = False  # exports and reports add each frame's heat map (a CLS model's)
     sidecar_name_only: bool = False  # sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames and reports are 0 outside the image (burned-in text)
     deidentified_view: bool = False  # the window shows no patient name, ID or birth date (a display setting)

@@ -58,6 +58,11 @@ class SettingsDialog(QDialog):
         self.export_overlay = QCheckBox("also export a copy with the overlay")
         self.export_overlay.setChecked(settings.export_overlay)
         outputs.addRow("", self.export_overlay)
+        self.export_heat_maps = QCheckBox("also export each frame's heat map, and show it in the report")
+        self.export_heat_maps.setToolTip("What the model used for its score (H shows it): an explanation aid, "
+                                         "not a measurement. Classification models only.")
+        self.export_heat_maps.setChecked(settings.export_heat_maps)
+        outputs.addRow("", self.export_heat_maps)
         self.sidecar_name_only = QCheckBox("name the sweep in sidecars by its file name only (no folders)")
         self.sidecar_name_only.setToolTip("Folder names may name the patient; the sidecar's 'source' then holds "
                                           "the file name alone")
@@ -168,6 +173,7 @@ class SettingsDialog(QDialog):
         return replace(self.settings, weights=self.weights.text().strip(), config=self.config.text().strip(),
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),
+                       export_heat_maps=self.export_heat_maps.isChecked(),
                        sidecar_name_only=self.sidecar_name_only.isChecked(),
                        blank_outside_image=self.blank_outside_image.isChecked(),
                        deidentified_view=self.deidentified_view.isChecked(), **engine, **thresholds,

@@ -162,6 +162,15 @@ class PrefetchThread(QThread):
         self.done.emit(self.path, scored)
 
 
+def explainer_for(engine):
+    """The explainer an export's heat maps come from (None: none asked for, or a model that segments):
+    made in the export's thread, an fp32 copy of the model can take seconds."""
+    if engine is None or engine.model.is_segmentation:
+        return None
+    from ..engine.explain import Explainer, fp32_module
+    return Explainer(fp32_module(engine))
+
+
 class ExportThread(QThread):
     """Exports frames of a snapshot of the scored sweep (scoring may go on meanwhile)."""
 
@@ -169,16 +178,17 @@ class ExportThread(QThread):
     done = Signal(object, object)  # ExportReport, folder
 
     def __init__(self, scored: ScoredCase, frames: list[int], folder: Path, overlay: bool, rename: bool = False,
-                 source_name_only: bool = False, blank: bool = False, parent=None):
+                 source_name_only: bool = False, blank: bool = False, parent=None, heat_maps_of=None):
         super().__init__(parent)
         self.scored, self.frames, self.folder, self.overlay, self.rename = scored, frames, folder, overlay, rename
-        self.source_name_only, self.blank = source_name_only, blank
+        self.source_name_only, self.blank, self.heat_maps_of = source_name_only, blank, heat_maps_of
 
     def run(self) -> None:
         try:
             report = self.scored.export(self.frames, self.folder, self.overlay, rename=self.rename,
                                         should_stop=self.isInterruptionRequested, on_frame=self.progress.emit,
-                                        source_name_only=self.source_name_only, blank=self.blank)
+                                        source_name_only=self.source_name_only, blank=self.blank,
+                                        explainer=explainer_for(self.heat_maps_of))
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on
             log.exception("export failed")
             report = ExportReport(problems=[FetalIqaError(None, f"unexpected error ({error}); see the log")])
@@ -191,14 +201,17 @@ class ReportThread(QThread):
 
     done = Signal(object, object, object)  # the page (None if refused), the ExportReport, the folder
 
-    def __init__(self, scored: ScoredCase, folder: Path, timeline_png: bytes, blank: bool = False, parent=None):
+    def __init__(self, scored: ScoredCase, folder: Path, timeline_png: bytes, blank: bool = False, parent=None,
+                 heat_maps_of=None):
         super().__init__(parent)
         self.scored, self.folder, self.timeline_png, self.blank = scored, folder, timeline_png, blank
+        self.heat_maps_of = heat_maps_of
 
     def run(self) -> None:
         from ..review.report import write_report
         try:
-            page, exported = write_report(self.scored, self.folder, self.timeline_png, blank=self.blank)
+            page, exported = write_report(self.scored, self.folder, self.timeline_png, blank=self.blank,
+                                          explainer=explainer_for(self.heat_maps_of))
         except FetalIqaError as error:
             page, exported = None, ExportReport(problems=[error])
         except Exception as error:  # a bug: logged in full, told plainly, the window goes on

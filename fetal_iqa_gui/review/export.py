@@ -137,6 +137,27 @@ def overlay_image(frame: np.ndarray, caption: str, mask: np.ndarray | None = Non
 BELOW_THRESHOLD_MARK = "_below-threshold"
 FRAME_SUFFIXES = (".png", ".json")  # an exported frame's files: the PNG and its sidecar
 OVERLAY_SUFFIX = "_overlay.png"
+HEAT_MAP_SUFFIX = "_heatmap.png"
+NOT_A_MEASUREMENT = "an explanation aid, not a measurement"
+
+
+def heat_map_caption(heat) -> str:
+    """What a heat map picture says of itself: its method, and what it is not."""
+    return f"Heat map, {heat.description} ({NOT_A_MEASUREMENT})"
+
+
+def heat_map_image(pixels: np.ndarray, heat) -> np.ndarray:
+    """A colour copy (BGR) of a frame's pixels with its heat map (engine/explain.py's `HeatMap`) over
+    them as the window shows it, and the caption `heat_map_caption` at the top."""
+    colours = heat.colours.astype(np.float32)
+    alpha = colours[..., 3:] / 255
+    grey = pixels.astype(np.float32)[..., None]
+    image = np.round(grey * (1 - alpha) + colours[..., 2::-1] * alpha).astype(np.uint8)
+    method, note = heat_map_caption(heat).split(" (", 1)
+    for row, line in enumerate((method, "(" + note)):
+        cv2.putText(image, line, (10, 24 + 22 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return image
 
 
 def frame_basename(case: Case, frame: int, good: bool = True) -> str:
@@ -168,8 +189,9 @@ def png_bytes(image: np.ndarray, spacing_mm: tuple[float, float] | None = None) 
 def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, threshold: float,
                  out_dir: str | Path, overlay: np.ndarray | None = None, ac_mm: float | None = None, overwrite: bool = False,
                  rename: bool = False, calipers: list | None = None, source_name_only: bool = False,
-                 area: ImageArea | None = None) -> list[Path]:
-    """PNG of the original pixels + JSON sidecar (+ optional overlay PNG). Returns the written paths.
+                 area: ImageArea | None = None, heat_map: np.ndarray | None = None) -> list[Path]:
+    """PNG of the original pixels + JSON sidecar (+ optional overlay PNG, + optional heat map PNG,
+    `heat_map_image`'s). Returns the written paths.
     With an `area`, every pixel outside it is 0 in the PNG (the overlay is the caller's: made from
     `frame_pixels`), and the sidecar says so.
 
@@ -181,7 +203,9 @@ def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, 
         raise ExportRefused(f"frame {frame} is padding, not an image")
     out_dir = Path(out_dir)
     base = frame_basename(case, frame, good=bool(judged(score, threshold)))
-    suffixes = list(FRAME_SUFFIXES) + ([OVERLAY_SUFFIX] if overlay is not None else [])
+    extras = [(suffix, image) for suffix, image in ((OVERLAY_SUFFIX, overlay), (HEAT_MAP_SUFFIX, heat_map))
+              if image is not None]
+    suffixes = list(FRAME_SUFFIXES) + [suffix for suffix, _ in extras]
     if rename and not overwrite:
         taken = lambda name: any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes)  # noqa: E731
         base = next(name for name in [base] + [f"{base}-{n}" for n in range(2, 10_000)] if not taken(name))
@@ -189,8 +213,7 @@ def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, 
                                   area.blanked if area else None), indent=2).encode()
     pixels = frame_pixels(case, frame, area)
     writers: list[Writer] = [lambda f: f.write(png_bytes(pixels, case.spacing_mm)), lambda f: f.write(document)]
-    if overlay is not None:
-        writers.append(lambda f: f.write(png_bytes(overlay, case.spacing_mm)))
+    writers += [lambda f, image=image: f.write(png_bytes(image, case.spacing_mm)) for _, image in extras]
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
 
 

@@ -1,7 +1,9 @@
 """A case report a clinician can print: for each sweep its chosen frame (PNG + sidecar beside the
 report), the measurements, the scores' timeline, the model, and the "not a medical device" note,
 in one self-contained HTML page (the images are inside it). Asked to blank what the scanner burns
-in around the image (privacy.py), the page's pictures are blanked as the exported frames are."""
+in around the image (privacy.py), the page's pictures are blanked as the exported frames are. Asked
+for heat maps (an explainer), each chosen frame's is a second picture, labelled with its method and
+as an explanation aid, not a measurement, and exported beside the frame."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .. import __version__
 from ..base.fileio import atomic_write
 from ..case.study import ORIGIN_WORDS
 from .calipers import Caliper, EllipseCaliper, labels_of
-from .export import frame_pixels, png_bytes
+from .export import frame_pixels, heat_map_caption, png_bytes
 from .privacy import ImageArea, image_area
 from .scored_case import ExportReport, ScoredCase
 
@@ -35,17 +37,20 @@ def chosen_frames(scored: ScoredCase) -> dict[int, int]:
 
 
 def write_report(scored: ScoredCase, folder: str | Path, timeline_png: bytes | None = None,
-                 overwrite: bool = False, blank: bool = False) -> tuple[Path, ExportReport]:
+                 overwrite: bool = False, blank: bool = False, explainer=None) -> tuple[Path, ExportReport]:
     """The chosen frames' exports and the HTML page, in `folder`; returns the page and the exports.
     `blank`: the frames and the page's pictures are 0 outside the image (`BlankingRefused` when
-    nothing says where it is; nothing is written then)."""
+    nothing says where it is; nothing is written then). `explainer` (engine/explain.py's): the heat maps too."""
     folder = Path(folder)
     area = image_area(scored.case) if blank else None
     chosen = chosen_frames(scored)
-    exported = scored.export(list(chosen.values()), folder, overwrite=overwrite, blank=blank)
+    exported = scored.export(list(chosen.values()), folder, overwrite=overwrite, blank=blank, explainer=explainer)
     if exported.problems:
         raise exported.problems[0]
-    page = render_html(scored, chosen, timeline_png, area)
+    heat_maps = ({frame: (scored.heat_map_image(explainer, frame, area),
+                          heat_map_caption(explainer.heat_map(scored.case.content_hash, frame, scored.case.frames[frame])))
+                  for frame in chosen.values()} if explainer else None)
+    page = render_html(scored, chosen, timeline_png, area, heat_maps)
     path = atomic_write(folder / f"{scored.case.case_id}_{REPORT_NAME}", lambda f: f.write(page.encode()), overwrite)
     return path, exported
 
@@ -116,7 +121,8 @@ def _model_ac(scored: ScoredCase, frame: int, good: bool | None) -> str:
 
 
 def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes | None,
-                area: ImageArea | None = None) -> str:
+                area: ImageArea | None = None, heat_maps: dict[int, tuple[np.ndarray, str]] | None = None) -> str:
+    """`heat_maps`: frame -> (its heat map picture, BGR, and the picture's caption), shown beside it."""
     case, model = scored.case, scored.model
     rows, figures = [], []
     for best in scored.best_per_sweep():
@@ -134,6 +140,9 @@ def render_html(scored: ScoredCase, chosen: dict[int, int], timeline_png: bytes 
                     f"<td>{_model_ac(scored, frame, good)}</td></tr>")
         picture = calipers_drawn(frame_pixels(case, frame, area), calipers)
         figures.append(_figure(picture, f"Sweep {best.sweep}, frame {frame}" + (", measured" if calipers else "")))
+        if heat_maps and frame in heat_maps:
+            heat_picture, caption = heat_maps[frame]
+            figures.append(_figure(heat_picture, f"Sweep {best.sweep}, frame {frame}: {caption}"))
     demo = (" (a demo model trained on synthetic sweeps: not for clinical use)"
             if model and model.is_demo and "demo" not in model.name.lower() else "")
     timeline = f"<h2>Scores of every frame</h2>{_img(timeline_png, 'quality timeline', 900)}" if timeline_png else ""

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..base.errors import ExportRefused, FetalIqaError, NameTaken, WriteError
 from ..model.task import DEFAULT_THRESHOLDS, is_good
-from .export import (ModelInfo, export_frame, frame_pixels, overlay_image, scores_csv, write_challenge_output,
-                     write_scores_csv)
+from .export import (ModelInfo, export_frame, frame_pixels, heat_map_image, overlay_image, scores_csv,
+                     write_challenge_output, write_scores_csv)
 from .privacy import BlankingRefused, ImageArea, image_area
 from ..case.measure import Measurement, MeasurementError, measure_abdomen
 from ..engine.preprocess import INPUT_SIZE, unsquare_mask
@@ -228,10 +228,17 @@ class ScoredCase:
         return overlay_image(frame_pixels(self.case, frame, area), self.caption(frame, measurement),
                              self.mask_of(frame), measurement.ellipse if measurement else None)
 
+    def heat_map_image(self, explainer, frame: int, area: ImageArea | None = None) -> np.ndarray:
+        """The frame's heat map over its pixels (blanked as the export is), labelled: the map explains
+        the model's score on the pixels as recorded, which is what the model scored."""
+        heat = explainer.heat_map(self.case.content_hash, frame, self.case.frames[frame])
+        return heat_map_image(frame_pixels(self.case, frame, area), heat)
+
     def export(self, frames, folder: str | Path, overlay: bool = False, overwrite: bool = False,
                rename: bool = False, should_stop=None, on_frame=None, source_name_only: bool = False,
-               blank: bool = False) -> ExportReport:
+               blank: bool = False, explainer=None) -> ExportReport:
         """Export frames (PNG + sidecar, optionally an overlay copy); each refusal is reported, not raised.
+        With an `explainer` (engine/explain.py's `Explainer`), each frame's heat map too, beside it.
 
         `on_frame(done, total)` is told after each frame; `should_stop()` is asked before each.
         `blank`: every pixel outside the image is 0 (privacy.py); a case whose image region
@@ -258,7 +265,8 @@ class ScoredCase:
                     self.case, frame, float(self.scores[frame]), self.model, self.threshold, folder,
                     overlay=self.overlay_of(frame, measurement, area) if overlay else None,
                     ac_mm=measurement.ac_mm if measurement else None, overwrite=overwrite, rename=rename,
-                    calipers=self.calipers.get(frame), source_name_only=source_name_only, area=area)
+                    calipers=self.calipers.get(frame), source_name_only=source_name_only, area=area,
+                    heat_map=self.heat_map_image(explainer, frame, area) if explainer else None)
             except FetalIqaError as error:
                 report.problems.append(error)
             else:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK
 from ..base.errors import FetalIqaError
-from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, ModelInfo, frame_basename
+from ..review.export import BELOW_THRESHOLD_MARK, FRAME_SUFFIXES, HEAT_MAP_SUFFIX, ModelInfo, frame_basename
 from ..base.fileio import (NotRegularFile, atomic_write, check_replaceable, check_writable, read_regular,
                            remove_stale_parts, safe_name)
 from ..review.dicom_out import planned_names as dicom_names, write_dicom
@@ -65,6 +65,7 @@ class CaseOutputs:
     source_name_only: bool = False  # exported sidecars name the sweep file without its folders
     blank_outside_image: bool = False  # exported frames are 0 outside the image (review/privacy.py)
     dicom_dir: Path | None = None  # each sweep's chosen frame as a DICOM image, and the Structured Report
+    heat_maps: bool = False  # each exported frame's heat map beside it (`--heat-maps`)
 
     @property
     def blanks(self) -> bool:
@@ -77,7 +78,8 @@ class CaseOutputs:
         kinds = {"scores_csv": self.scores_csv, "export_dir": self.export_dir, "challenge_dir": self.challenge_dir,
                  "dicom_dir": self.dicom_dir}
         requested = {name: _real(value) if value else None for name, value in kinds.items()}
-        return requested | ({"blank_outside_image": True} if self.blanks else {})
+        heat_maps = {"heat_maps": True} if self.heat_maps and self.export_dir else {}
+        return requested | ({"blank_outside_image": True} if self.blanks else {}) | heat_maps
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,12 @@ class RunOutputs:
     source_name_only: bool = False
     blank_outside_image: bool = False
     dicom_dir: Path | None = None
+    heat_maps: bool = False
 
     def for_case(self, path: Path) -> CaseOutputs:
         scores = self.out or (self.out_dir / f"{output_name(path)}_scores.csv" if self.out_dir else None)
         return CaseOutputs(scores, self.export_dir, self.challenge_dir, self.force, self.source_name_only,
-                           self.blank_outside_image, self.dicom_dir)
+                           self.blank_outside_image, self.dicom_dir, self.heat_maps)
 
     def marker(self, path: Path) -> Path | None:
         return self.out_dir / DONE_DIR / f"{output_name(path)}.json" if self.out_dir else None
@@ -246,8 +249,9 @@ def case_key(path: Path, model: ModelInfo, threshold: float | None = None) -> di
             "model_identity": model.identity, "threshold": model.own_threshold if threshold is None else threshold}
 
 
-def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
+def write_case_outputs(scored: ScoredCase, case: PlannedCase, explainer=None) -> list[dict]:
     """Write what the case asks for, its marker around them; return one summary row per probe sweep.
+    `explainer` (engine/explain.py's): the exported frames' heat maps, when the outputs ask for them.
 
     Every file's name is known before the first is written: one that exists and is neither an
     earlier attempt's nor to be replaced (`force`) refuses the whole case.
@@ -266,7 +270,8 @@ def write_case_outputs(scored: ScoredCase, case: PlannedCase) -> list[dict]:
         scored.write_csv(outputs.scores_csv, overwrite=True)
     if outputs.export_dir:
         report = scored.export(_export_frames(scored), outputs.export_dir, overwrite=True,
-                               source_name_only=outputs.source_name_only, blank=outputs.blank_outside_image)
+                               source_name_only=outputs.source_name_only, blank=outputs.blank_outside_image,
+                               explainer=explainer if outputs.heat_maps else None)
         if report.problems:
             raise report.problems[0]
     if outputs.challenge_dir:
@@ -284,7 +289,8 @@ def planned_files(scored: ScoredCase, outputs: CaseOutputs) -> list[Path]:
     if outputs.export_dir:
         for frame in _export_frames(scored):
             base = frame_basename(scored.case, frame, good=bool(scored.is_good(frame)))
-            files += [outputs.export_dir / f"{base}{suffix}" for suffix in FRAME_SUFFIXES]
+            suffixes = FRAME_SUFFIXES + ((HEAT_MAP_SUFFIX,) if outputs.heat_maps else ())
+            files += [outputs.export_dir / f"{base}{suffix}" for suffix in suffixes]
     if outputs.dicom_dir:
         files += [outputs.dicom_dir / name for name in dicom_names(scored)]
     return files + challenge_files(outputs.challenge_dir, scored.case.source)

@@ -73,7 +73,11 @@ class CaseJob:
         rows = None
         if self.plan is not None and not stopped:
             from .batch import write_case_outputs
-            rows = write_case_outputs(scored, replace(self.plan, variant=engine.variant))
+            explainer = None
+            if self.plan.outputs.heat_maps and self.plan.outputs.export_dir:
+                from ..engine.explain import Explainer, fp32_module
+                explainer = Explainer(fp32_module(engine))
+            rows = write_case_outputs(scored, replace(self.plan, variant=engine.variant), explainer)
         return JobResult(scored, rows, stopped)
 
 

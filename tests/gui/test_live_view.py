@@ -38,3 +38,39 @@ def test_a_live_source_is_shown_scored_and_opens_as_a_case(qtbot, window, small_
     assert "GOOD" in view.cue.text() or any(score >= 0.5 for score in view.scores)
     assert view.best.count() >= 1 and "✔" in view.best.item(0).text()
     assert np.array_equal(window.state.case.frames, clip)  # the recording, opened as a case
+
+
+def test_h_toggles_the_heat_map_of_the_latest_scored_frame_computed_only_while_on(qtbot, window, small_case,
+                                                                                   tmp_path):
+    from fetal_iqa_gui.engine import explain
+    from fetal_iqa_gui.model.loading import load_model
+    from fetal_iqa_gui.model.spec import ModelSpec
+    clip = small_case.frames[60:120]
+    video = write_lossless_video(tmp_path / "sweep.mkv", clip)
+    module = load_model(ModelSpec.demo_model("classification")).module
+    computed = []
+
+    class Counting(explain.Explainer):
+        def heat_map(self, case_key, frame, pixels):
+            computed.append(frame)
+            return super().heat_map(case_key, frame, pixels)
+
+    def slow(frames):
+        time.sleep(0.05)
+        return np.full(len(frames), 0.3)
+    view = window.start_live(str(video), None, predict=slow, make_explainer=lambda: Counting(module))
+    qtbot.waitUntil(lambda: len(view.scores) >= 3, timeout=10_000)
+    assert not computed and not view.heat_image.isVisible()  # off: no map is computed
+    view.toggle_heat_map()
+    qtbot.waitUntil(lambda: view.heat_image.isVisible(), timeout=10_000)
+    assert view.heat_image.image.shape == (*clip.shape[1:], 4)  # over the frame, in its pixels
+    assert view.heat_frame in view.frames and "explanation aid" in view.status.text()
+    qtbot.waitUntil(lambda: len(set(computed)) >= 2, timeout=10_000)  # it follows the latest scored frame
+    view.toggle_heat_map()
+    assert not view.heat_image.isVisible() and view.status.text() == "Heat map off."
+    qtbot.wait(300)
+    done = len(computed)
+    qtbot.wait(500)
+    assert len(computed) == done  # off again: nothing more computed
+    view.stop()
+    view.thread.wait(5000)

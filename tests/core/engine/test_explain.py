@@ -13,9 +13,10 @@ from fetal_iqa_gui.engine.scoring import make_engine
 from fetal_iqa_gui.model.loading import load_model
 from fetal_iqa_gui.model.spec import ModelSpec
 
-# Four cases of six 60-frame sweeps: 140 annotated frames. Measured on them (attention rollout):
-# 79 % of peaks inside the abdomen, 98 % within half a patch; Grad-CAM's: 55 % inside. Over 12
-# full-length cases (benchmarks/bench_heatmap.py, the README's figures) the same within a few %.
+# Four cases of six 60-frame sweeps: 140 annotated frames, not those the map's smoothing was chosen on
+# (explain.SMOOTHING_PATCHES; the benchmark's 12 cases). Measured on them (attention rollout): 93 % of
+# peaks inside the abdomen, 100 % within half a patch; Grad-CAM's: 46 % inside. Unsmoothed: 79 % and
+# 98 %. The README has the benchmark's figures.
 POINTING_SEEDS = (100, 101, 102, 103)
 
 
@@ -39,8 +40,8 @@ def test_the_default_heat_map_points_at_the_abdomen_on_good_frames(demo, good_fr
     frames, masks = good_frames
     assert len(frames) >= 100
     inside, near = explain.pointing_game(demo.module, frames, masks, explain.DEFAULT_METHOD)
-    assert near >= 0.9, f"the peak lies within half a patch of the abdomen in only {100 * near:.0f} % of good frames"
-    assert inside >= 0.7, f"the peak lies inside the abdomen in only {100 * inside:.0f} % of good frames"
+    assert near >= 0.95, f"the peak lies within half a patch of the abdomen in only {100 * near:.0f} % of good frames"
+    assert inside >= 0.9, f"the peak lies inside the abdomen in only {100 * inside:.0f} % of good frames"
     grad_cam_inside, _ = explain.pointing_game(demo.module, frames, masks, explain.GRAD_CAM)
     assert inside > grad_cam_inside + 0.1  # the default is the method that tracks the abdomen better
 
