@@ -4,6 +4,7 @@ the current sweep's best frames; S marks the next sweep, Esc stops. On stop the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -13,6 +14,9 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListView, QLi
 
 from .live_thread import LiveThread
 from .thumbnail_strip import thumbnail
+
+if TYPE_CHECKING:
+    from ..live.session import LiveScore
 
 STRIP_FRAMES = 300  # the quality strip shows the last 10 s at 30 frames/s
 GOOD_STYLE = "background: #1b5e20; color: white; font-weight: bold; padding: 4px;"
@@ -24,7 +28,7 @@ class LiveView(QWidget):
 
     def __init__(self, thread: LiveThread, title: str, parent=None, warning: str = ""):
         super().__init__(parent, Qt.WindowType.Window)
-        self.thread = thread
+        self.worker = thread  # not `thread`: QObject.thread() is Qt's
         self.setWindowTitle(f"Live: {title} - fetal-iqa")
         self.warning = QLabel(f"⚠ {warning}")  # a demo model says so here too: this window stands alone
         self.warning.setStyleSheet("background: #7a5200; color: white; padding: 4px;")
@@ -60,10 +64,11 @@ class LiveView(QWidget):
         for widget in (self.status, mark, stop):
             buttons.addWidget(widget)
         layout = QVBoxLayout(self)
-        for widget in (self.warning, self.cue, frame_view, self.strip, self.best):
-            layout.addWidget(widget)
+        for part in (self.warning, self.cue, frame_view, self.strip, self.best):
+            layout.addWidget(part)
         layout.addLayout(buttons)
-        self.frames, self.scores = [], []
+        self.frames: list[int] = []
+        self.scores: list[float] = []
         self.was_good = False
         thread.frame_ready.connect(self.show_newest)
         thread.scored.connect(self.add_score)
@@ -71,13 +76,15 @@ class LiveView(QWidget):
         thread.failed.connect(lambda message: self.status.setText(message))
 
     def show_newest(self) -> None:
-        frame = self.thread.newest()
+        frame = self.worker.newest()
         if frame is not None:  # None: shown already by an earlier signal
             self.image.setImage(frame, levels=(0, 255), autoLevels=False)
 
-    def add_score(self, result) -> None:
+    def add_score(self, result: LiveScore) -> None:
+        session = self.worker.session
+        assert session is not None  # the session scores
         if not self.frames:
-            self.threshold_line.setValue(self.thread.session.threshold)
+            self.threshold_line.setValue(session.threshold)
         self.frames.append(result.frame)
         self.scores.append(result.score)
         self.curve.setData(self.frames[-STRIP_FRAMES:], self.scores[-STRIP_FRAMES:])
@@ -90,7 +97,7 @@ class LiveView(QWidget):
             self.cue.setStyleSheet(WAIT_STYLE)
             self.cue.setText(self.cue.text().replace("GOOD:", "Last good:"))
         self.was_good = result.good
-        self._show_best(self.thread.session.best_frames(), self.thread.session.threshold)
+        self._show_best(session.best_frames(), session.threshold)
 
     def _show_best(self, best, threshold: float) -> None:
         self.best.clear()
@@ -99,12 +106,12 @@ class LiveView(QWidget):
             self.best.addItem(QListWidgetItem(thumbnail(image), f"{mark} {frame}: {score:.2f}"))
 
     def mark_sweep(self) -> None:
-        self.thread.mark_sweep()
+        self.worker.mark_sweep()
         self.best.clear()
         self.status.setText("Next sweep marked")
 
     def stop(self) -> None:
-        self.thread.requestInterruption()
+        self.worker.requestInterruption()
 
     def on_ended(self, summary) -> None:
         self.status.setText(f"{summary.frames} frames, {summary.scored_fraction:.0%} scored. Ended: {summary.ended}."
@@ -114,5 +121,5 @@ class LiveView(QWidget):
 
     def closeEvent(self, event) -> None:
         self.stop()
-        self.thread.wait(5000)
+        self.worker.wait(5000)
         super().closeEvent(event)

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         self.live_view = LiveView(LiveThread(open_session, self), source, self, warning)
         self.live_view.recorded.connect(self.open_path)
         self.live_view.show()
-        self.live_view.thread.start()
+        self.live_view.worker.start()
         return self.live_view
 
     def open_path(self, path: Path) -> None:
@@ -389,8 +389,8 @@ class MainWindow(QMainWindow):
         self.pacs.shutdown()
         self.session.shutdown()
         self.heat_maps.shutdown()
-        if self.exporter.thread is not None:
-            self.exporter.thread.wait()
+        if self.exporter.worker is not None:
+            self.exporter.worker.wait()
         stored.save_window_geometry(self.saveGeometry())
         super().closeEvent(event)
 
