@@ -91,7 +91,7 @@ class LoadThread(QThread):
 
     def run(self) -> None:
         try:
-            self.loaded.emit(load_case(demo_case_path() if self.is_demo else self.path))
+            self.loaded.emit(load_case(demo_case_path() if self.path is None else self.path))  # None: the demo
         except FetalIqaError as error:
             self.failed.emit(str(error))
         except Exception as error:  # anything else is a bug: logged in full, told plainly
