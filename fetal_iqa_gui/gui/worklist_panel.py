@@ -172,7 +172,8 @@ class WorklistPanel(QListWidget):
     def _on_opened(self, case) -> None:
         row = self._current_row()
         if row is not None:
-            entry = self.open_worklist.opened(case.source, case.content_hash)  # another sweep under a reviewed name is not reviewed
+            # another sweep under a reviewed name is not reviewed
+            entry = self.open_worklist.opened(case.source, case.content_hash)
             study = entered_study(entry.review.get("patient"), case.content_hash)
             if study is not None and not case.study.from_dicom:
                 self.viewer_state.set_study(study)  # the details typed for it when it was reviewed
