@@ -4,10 +4,10 @@ progress and cancel. What a frame's export holds is the core's (`ScoredCase.expo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from ..base.errors import FetalIqaError, NameTaken, WriteError
 from ..base.text import counted
@@ -16,9 +16,17 @@ from .state import ViewerState
 from .workers import DicomThread, ExportThread, ReportThread
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from .session import ScoringSession
+    from .timeline_widget import TimelineWidget
 
 CONFIRM_ABOVE = 20  # frames: larger exports are confirmed first
+
+
+class WindowParts(Protocol):
+    """What the report and the DICOM export use of the main window (not imported: it imports this)."""
+
+    timeline: TimelineWidget
+    session: ScoringSession
 
 
 class Exporter(QObject):
@@ -28,7 +36,7 @@ class Exporter(QObject):
     report_written = Signal(object)  # the report's page
     folder_changed = Signal()  # the export folder (Ctrl+E's) was chosen or forgotten
 
-    def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: MainWindow):
+    def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: QWidget):
         super().__init__(parent)
         self.state, self.settings, self.window = state, settings, parent
         self.worker: ExportThread | ReportThread | DicomThread | None = None
@@ -36,6 +44,10 @@ class Exporter(QObject):
     @property
     def busy(self) -> bool:
         return self.worker is not None and self.worker.isRunning()
+
+    @property
+    def _parts(self) -> WindowParts:
+        return cast(WindowParts, self.window)  # the main window
 
     def export_folder_text(self) -> str:
         return self.settings.export_dir or "not set (the first quick export asks)"
@@ -99,9 +111,9 @@ class Exporter(QObject):
             return
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        line = self.window.timeline.current_line
+        line = self._parts.timeline.current_line
         line.hide()  # the frame on screen means nothing on paper
-        self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
+        self._parts.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
         line.show()
         self.worker = worker = ReportThread(self.state.open_scored.copy(), folder, bytes(buffer.data().data()),
                                             self.settings.blank_outside_image, self)
@@ -128,7 +140,7 @@ class Exporter(QObject):
         folder = self.ask_folder()
         if folder is None:
             return
-        engine = self.window.session.engine
+        engine = self._parts.session.engine
         self.worker = worker = DicomThread(self.state.open_scored.copy(), folder, engine.variant if engine else "",
                                            self.settings.blank_outside_image, self)
         worker.done.connect(self._dicom_done)
