@@ -115,10 +115,10 @@ def patch_relevance(module: nn.Module, images: torch.Tensor, method: str,
         else:
             relevance = _rollout(attentions, tower.pool_type)
     grid_h, grid_w = tower.grid_size
-    relevance = relevance.reshape(len(images), grid_h, grid_w).numpy().astype(np.float32)
+    grids = relevance.reshape(len(images), grid_h, grid_w).numpy().astype(np.float32)
     if smoothing > 0:
-        relevance = np.stack([smooth(_unit(grid), smoothing) for grid in relevance])
-    return np.stack([_unit(grid) for grid in relevance]), logits.detach().numpy()
+        grids = np.stack([smooth(_unit(grid), smoothing) for grid in grids])
+    return np.stack([_unit(grid) for grid in grids]), logits.detach().numpy()
 
 
 def smooth(grid: np.ndarray, sigma: float = SMOOTHING_PATCHES) -> np.ndarray:

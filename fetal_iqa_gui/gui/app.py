@@ -8,6 +8,7 @@ import logging.handlers
 import os
 import sys
 import traceback
+from typing import cast
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -60,7 +61,8 @@ def install_excepthook(path: Path) -> None:
 def run(case: Path | None = None, demo: bool = False, demo_task: str = "classification") -> int:
     from .main_window import MainWindow
     path = setup_logging()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # instance() is typed QCoreApplication; the one running the window is a QApplication
+    app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("fetal-iqa")
     app.setOrganizationName("fetal-iqa")
     apply_dark_theme(app)

@@ -40,7 +40,7 @@ def colour(best: SweepBest) -> QColor:
 class BestFramesWidget(QListWidget):
     def __init__(self, state: ViewerState, parent=None):
         super().__init__(parent)
-        self.state = state
+        self.viewer_state = state  # not `state`: QAbstractItemView.state() is Qt's
         self.setAccessibleName("Best frame per sweep")
         self.setToolTip("Each sweep's best frame (✔) or, when none is good, its top candidate (✘; ◔ while "
                         "the sweep is partly scored). Click, or use the arrow keys, to go there.")
@@ -57,17 +57,18 @@ class BestFramesWidget(QListWidget):
     def _on_case(self) -> None:
         self.blockSignals(True)
         self.clear()
-        for _ in self.state.case.layout.sweeps:
+        for _ in self.viewer_state.open_case.layout.sweeps:
             self.addItem(QListWidgetItem())
         self.blockSignals(False)
         self._on_scores(None)
 
     def _on_scores(self, frames) -> None:
         """Rewrite the rows of the sweeps whose frames changed (all of them for None), in place."""
-        if self.state.scored is None:
+        scored = self.viewer_state.scored
+        if scored is None:
             return
-        for sweep in self.state.case.layout.sweeps_touching(frames):
-            best = self.state.scored.best_of(sweep)
+        for sweep in scored.case.layout.sweeps_touching(frames):
+            best = scored.best_of(sweep)
             item = self.item(sweep.number - 1)
             text, tip = describe(best)
             item.setText(text)
@@ -78,5 +79,5 @@ class BestFramesWidget(QListWidget):
     def _go(self, item: QListWidgetItem | None, _previous=None) -> None:
         frame = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
         if frame is not None:
-            self.state.set_frame(frame)
+            self.viewer_state.set_frame(frame)
 

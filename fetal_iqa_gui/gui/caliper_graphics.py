@@ -10,7 +10,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QPainterPath
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem
+from PySide6.QtWidgets import QAbstractGraphicsShapeItem, QGraphicsEllipseItem, QGraphicsPathItem
 
 from ..case.measure import Ellipse
 from ..review.calipers import DistanceCaliper, EllipseCaliper, same_shape
@@ -99,6 +99,7 @@ class LockedCaliper:
     """A kept caliper on the frame: its outline and its label, neither movable."""
 
     def __init__(self, caliper, label: str, image: pg.ImageItem):
+        self.shape: QAbstractGraphicsShapeItem
         if isinstance(caliper, EllipseCaliper):
             (cx, cy), (a, b) = caliper.ellipse.center, caliper.ellipse.axes
             self.shape = QGraphicsEllipseItem(-a, -b, 2 * a, 2 * b)

@@ -8,6 +8,8 @@ the core's (`review.calipers`), the undo history too (`review.measurement_histor
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
@@ -29,22 +31,24 @@ class CaliperTool(QObject):
     def __init__(self, state: ViewerState, view: FrameView, parent=None):
         super().__init__(parent)
         self.state, self.view = state, view
-        self.ask_spacing = None  # the window's "Set pixel spacing", asked when the file states none
+        # the window's "Set pixel spacing", asked when the file states none
+        self.ask_spacing: Callable[[], object] | None = None
         self.locked: list[LockedCaliper] = []  # the frame's kept calipers, in the order kept
         self.roi: pg.ROI | None = None  # the caliper being placed or edited: the only one that moves
         self.kind: type | None = None  # EllipseCaliper or DistanceCaliper, from C or D until kept or dropped
         self.editing: int | None = None  # the kept measurement the ROI edits; None: a new one
-        self.original = None  # what the ROI started as: the measurement edited, or the model's proposal
+        # what the ROI started as: the measurement edited, or the model's proposal
+        self.original: EllipseCaliper | DistanceCaliper | None = None
         self.live = text_item(view.image, EDIT_COLOUR)
         self.live.hide()
         state.frame_changed.connect(lambda _: self.show_kept())
         state.case_changed.connect(self.show_kept)
-        state.calipers_changed.connect(lambda frame: frame == state.frame and self.show_kept())
+        state.calipers_changed.connect(self._on_calipers_changed)
         state.measurement_selected.connect(self._highlight)
         view.scene().sigMouseClicked.connect(self._on_click)
 
     @property
-    def proposal(self) -> tuple[Ellipse, float] | None:
+    def proposal(self) -> tuple[Ellipse, float | None] | None:
         """The model's ellipse and AC, while they are what is being placed."""
         original = self.original
         if self.editing is None and isinstance(original, EllipseCaliper) and original.by == "model":
@@ -60,11 +64,13 @@ class CaliperTool(QObject):
     def start_ellipse(self) -> None:
         if not self._start(EllipseCaliper):
             return
-        proposed = self.state.scored.measurement_of(self.state.frame)
+        proposed = self.state.open_scored.measurement_of(self.state.frame)
         if proposed is None:
             self.status.emit("Ellipse caliper: drag across the abdomen to place it.")
             return
-        self.original = EllipseCaliper(proposed.ellipse, self.state.case.spacing_mm, "model", proposed.ac_mm)
+        spacing = self.state.open_case.spacing_mm
+        assert spacing is not None  # _start has checked it
+        self.original = EllipseCaliper(proposed.ellipse, spacing, "model", proposed.ac_mm)
         self._hold(editable_ellipse(proposed.ellipse, self.view.image))
         self.status.emit(f"The model's ellipse: AC {proposed.ac_mm:.1f} mm. A keeps it; adjust it with the handles, "
                          "or drag across the abdomen to place your own.")
@@ -171,18 +177,22 @@ class CaliperTool(QObject):
         self.locked = [LockedCaliper(c, label, self.view.image) for c, label in zip(calipers, labels_of(calipers))]
         self._highlight(self.state.selected)
 
+    def _on_calipers_changed(self, frame: int) -> None:
+        if frame == self.state.frame:
+            self.show_kept()
+
     def _highlight(self, index: int | None) -> None:
         for position, item in enumerate(self.locked):
             item.set_selected(position == index)
 
     def _start(self, kind: type) -> bool:
-        if self.state.case.layout.padding[self.state.frame]:
+        if self.state.open_case.layout.padding[self.state.frame]:
             self.status.emit(f"Frame {self.state.frame} is padding, not an image: there is nothing to measure.")
             return False
-        if not self.state.case.spacing.known and self.ask_spacing is not None:
+        if not self.state.open_case.spacing.known and self.ask_spacing is not None:
             self.ask_spacing()  # as an ultrasound machine's calipers need a depth scale: asked, never guessed
         try:
-            check_spacing(self.state.case.spacing_mm)
+            check_spacing(self.state.open_case.spacing_mm)
         except MeasurementError as error:
             self.alert.emit("Measure", f"{str(error)[0].upper()}{str(error)[1:]}. Enter it with "
                                        "Measure > Set pixel spacing (from the machine's depth scale).")
@@ -214,7 +224,8 @@ class CaliperTool(QObject):
             item.set_visible(True)
 
     def _caliper(self):
-        spacing = self.original.spacing_mm if self.original is not None else self.state.case.spacing_mm
+        spacing = self.original.spacing_mm if self.original is not None else self.state.open_case.spacing_mm
+        assert spacing is not None  # a caliper is placed only where _start has checked it
         return caliper_of(self.roi, spacing, self.original)
 
     def _show_live(self) -> None:
@@ -245,8 +256,9 @@ class CaliperTool(QObject):
         if not done:
             return
         if size < MIN_PLACED_PX:
-            if self.proposal is not None:
-                place_ellipse(self.roi, self.original.ellipse)  # the model's, as it was
+            proposal = self.proposal
+            if proposal is not None:
+                place_ellipse(self.roi, proposal[0])  # the model's ellipse, as it was
             else:
                 self._drop_roi()
             self.status.emit("Too small to measure: drag across what you measure.")

@@ -4,6 +4,7 @@ progress and cancel. What a frame's export holds is the core's (`ScoredCase.expo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
 from PySide6.QtCore import QBuffer, QIODevice, QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
@@ -14,7 +15,18 @@ from . import settings as stored
 from .state import ViewerState
 from .workers import DicomThread, ExportThread, ReportThread
 
+if TYPE_CHECKING:
+    from .session import ScoringSession
+    from .timeline_widget import TimelineWidget
+
 CONFIRM_ABOVE = 20  # frames: larger exports are confirmed first
+
+
+class WindowParts(Protocol):
+    """What the report and the DICOM export use of the main window (not imported: it imports this)."""
+
+    timeline: TimelineWidget
+    session: ScoringSession
 
 
 class Exporter(QObject):
@@ -27,11 +39,15 @@ class Exporter(QObject):
     def __init__(self, state: ViewerState, settings: stored.AppSettings, parent: QWidget):
         super().__init__(parent)
         self.state, self.settings, self.window = state, settings, parent
-        self.thread: ExportThread | None = None
+        self.worker: ExportThread | ReportThread | DicomThread | None = None
 
     @property
     def busy(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        return self.worker is not None and self.worker.isRunning()
+
+    @property
+    def _parts(self) -> WindowParts:
+        return cast(WindowParts, self.window)  # the main window
 
     def export_folder_text(self) -> str:
         return self.settings.export_dir or "not set (the first quick export asks)"
@@ -48,7 +64,7 @@ class Exporter(QObject):
         self.export([self.state.frame])
 
     def export_best(self) -> None:
-        bests = [best for best in self.state.scored.best_per_sweep() if best.candidate]
+        bests = [best for best in self.state.open_scored.best_per_sweep() if best.candidate]
         if not bests:
             self.status.emit("No frame is scored yet: nothing to export.")
             return
@@ -58,10 +74,10 @@ class Exporter(QObject):
                 f"no good frame ({'; '.join(f'sweep {best.sweep}: {best.verdict}' for best in below)}). "
                 "Export their top frames anyway, marked 'below-threshold' in their names?", "Export anyway"):
             bests = [best for best in bests if best.good]
-        self.export([best.frame for best in bests])
+        self.export([best.frame for best in bests if best.frame is not None])
 
     def export_good(self) -> None:
-        frames = [int(f) for f in self.state.scored.good_frames()]
+        frames = [int(f) for f in self.state.open_scored.good_frames()]
         if not frames:
             self.status.emit(f"No frame reaches the threshold {self.state.threshold:.3f}: nothing to export.")
             return
@@ -71,7 +87,7 @@ class Exporter(QObject):
         self.export(frames)
 
     def export_csv(self) -> None:
-        case = self.state.case
+        case = self.state.open_case
         default = Path(self.settings.export_dir or Path.home()) / f"{case.case_id}_scores.csv"
         path, _ = QFileDialog.getSaveFileName(self.window, "Export scores", str(default), "CSV (*.csv)")
         if not path:
@@ -80,7 +96,7 @@ class Exporter(QObject):
             self.alert.emit("Export", f"'{path}' is the sweep itself; choose another name.")
             return
         try:  # the dialog has asked before replacing a file
-            self.state.scored.write_csv(path, overwrite=True)
+            self.state.open_scored.write_csv(path, overwrite=True)
             self.status.emit(f"Scores written to {path}.")
         except FetalIqaError as error:
             self.alert.emit("Export", str(error))
@@ -95,15 +111,15 @@ class Exporter(QObject):
             return
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        line = self.window.timeline.current_line
+        line = self._parts.timeline.current_line
         line.hide()  # the frame on screen means nothing on paper
-        self.window.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
+        self._parts.timeline.grab().save(buffer, "PNG")  # a widget is grabbed on the GUI thread; the rest is not
         line.show()
-        self.thread = ReportThread(self.state.scored.copy(), folder, bytes(buffer.data()),
-                                   self.settings.blank_outside_image, self, self._heat_maps_of())
-        self.thread.done.connect(self._report_done)
+        self.worker = worker = ReportThread(self.state.open_scored.copy(), folder, bytes(buffer.data().data()),
+                                            self.settings.blank_outside_image, self, self._heat_maps_of())
+        worker.done.connect(self._report_done)
         self.status.emit(f"Writing the case report to {folder}…")
-        self.thread.start()
+        worker.start()
 
     def _report_done(self, page, exported, folder: Path) -> None:
         if page is None:
@@ -124,12 +140,12 @@ class Exporter(QObject):
         folder = self.ask_folder()
         if folder is None:
             return
-        engine = self.window.session.engine
-        self.thread = DicomThread(self.state.scored.copy(), folder, engine.variant if engine else "",
-                                  self.settings.blank_outside_image, self)
-        self.thread.done.connect(self._dicom_done)
+        engine = self._parts.session.engine
+        self.worker = worker = DicomThread(self.state.open_scored.copy(), folder, engine.variant if engine else "",
+                                           self.settings.blank_outside_image, self)
+        worker.done.connect(self._dicom_done)
         self.status.emit(f"Writing DICOM to {folder}…")
-        self.thread.start()
+        worker.start()
 
     def _dicom_done(self, written, error, folder: Path) -> None:
         if written is None:
@@ -176,30 +192,30 @@ class Exporter(QObject):
         if self.busy:
             self.status.emit("An export is running; wait for it or cancel it.")
             return
-        padding = [f for f in frames if self.state.case.layout.padding[f]]
+        padding = [f for f in frames if self.state.open_case.layout.padding[f]]
         if padding and len(padding) == len(frames):  # say so before asking for a folder
             self.alert.emit("Export", f"Frame {padding[0]} is padding, not an image; nothing was exported.")
             return
         folder = folder or self.ask_folder()
         if folder is None:
             return
-        self.thread = ExportThread(self.state.scored.copy(), frames, folder, self.settings.export_overlay,
-                                   rename, self.settings.sidecar_name_only, self.settings.blank_outside_image, self,
-                                   self._heat_maps_of())
-        self.thread.done.connect(self._done)
+        self.worker = worker = ExportThread(self.state.open_scored.copy(), frames, folder, self.settings.export_overlay,
+                                            rename, self.settings.sidecar_name_only, self.settings.blank_outside_image,
+                                            self, self._heat_maps_of())
+        worker.done.connect(self._done)
         if len(frames) > 1:
             dialog = QProgressDialog(f"Exporting {len(frames)} frames…", "Cancel", 0, len(frames), self.window)
             dialog.setWindowModality(Qt.WindowModality.NonModal)
             dialog.setMinimumDuration(500)
-            dialog.canceled.connect(self.thread.requestInterruption)
-            self.thread.progress.connect(lambda done, total: dialog.setValue(done))
-            self.thread.finished.connect(dialog.deleteLater)
+            dialog.canceled.connect(worker.requestInterruption)
+            worker.progress.connect(lambda done, total: dialog.setValue(done))
+            worker.finished.connect(dialog.deleteLater)
         self.status.emit(f"Exporting to {folder}…")
-        self.thread.start()
+        worker.start()
 
     def _heat_maps_of(self):
         """The engine whose heat maps the export adds (Settings: export heat maps), else None."""
-        return self.window.session.engine if self.settings.export_heat_maps else None
+        return self._parts.session.engine if self.settings.export_heat_maps else None
 
     def _done(self, report, folder: Path) -> None:
         message = report.message(folder) + (self._forget_folder(folder) if report.folder_failed else "")
@@ -209,5 +225,5 @@ class Exporter(QObject):
         self.finished.emit(report)
 
     def cancel(self) -> None:
-        if self.busy:
-            self.thread.requestInterruption()
+        if self.worker is not None and self.busy:
+            self.worker.requestInterruption()

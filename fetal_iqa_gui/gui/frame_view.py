@@ -5,10 +5,11 @@ or panned)."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel
 
 from .state import ViewerState
@@ -36,7 +37,8 @@ class LevelsViewBox(pg.ViewBox):
         super().__init__(**options)
         self.on_levels_drag = on_levels_drag
         self.image = image
-        self.placing = None  # a caliper being placed: placing(start, end, done) in image pixels, instead of a pan
+        # a caliper being placed: placing(start, end, done) in image pixels, instead of a pan
+        self.placing: Callable[[QPointF, QPointF, bool], None] | None = None
 
     def mouseDragEvent(self, event, axis=None) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.placing is not None:
@@ -96,7 +98,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.readout.move(8, 8)
         self.readout.hide()  # until there is a frame to describe
         self.show_mask = True
-        self.levels = FULL_LEVELS
+        self.levels: tuple[float, float] = FULL_LEVELS
         # latest request wins: many frame changes between repaints draw once, the last one
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self.redraw)
@@ -113,7 +115,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.fit()
 
     def _on_spacing(self) -> None:
-        spacing_x, spacing_y = self.state.case.spacing_mm or (1.0, 1.0)
+        spacing_x, spacing_y = self.state.open_case.spacing_mm or (1.0, 1.0)
         # square pixels on screen in mm: the image item is scaled by the spacing ratio
         self.image.setTransform(pg.QtGui.QTransform.fromScale(1.0, spacing_y / spacing_x))
         self.mask_outline.setTransform(self.image.transform())
@@ -132,7 +134,7 @@ class FrameView(pg.GraphicsLayoutWidget):
 
     def _show_ellipse(self, frame: int) -> None:
         """The AC ellipse fitted to the frame's mask (SEG models), if there is one."""
-        measurement = self.state.scored.measurement_of(frame) if self.show_mask else None
+        measurement = self.state.open_scored.measurement_of(frame) if self.show_mask else None
         if measurement is None:
             self.ellipse.hide()
             return
@@ -178,7 +180,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self._describe(frame, padding)
 
     def _describe(self, frame: int, padding: bool) -> None:
-        case = self.state.case
+        case = self.state.open_case
         sweep = case.layout.sweep_of(frame)
         # frame numbers count from 0, as on the timeline and in every export; the ranges say so
         text = (f"Frame {frame} [0–{case.n_frames - 1}] · sweep {sweep.number} of {len(case.layout.sweeps)}, "
@@ -191,13 +193,13 @@ class FrameView(pg.GraphicsLayoutWidget):
             text += "<br>Score: pending"
             colour = "#dddddd"
         else:
-            good = self.state.scored.is_good(frame)  # the core's rule, as every export says it
+            good = self.state.open_scored.is_good(frame)  # the core's rule, as every export says it
             verdict = "✔ GOOD" if good else "✘ not good"
             text += f"<br><b>{verdict}</b>: score {score:.3f} (threshold {self.state.threshold:.3f})"
             colour = GOOD_COLOUR if good else POOR_COLOUR
         spacing = case.spacing
         # what every mm on screen rests on, and where it came from
-        line = (f"Spacing {spacing.mm[0]:.3f} × {spacing.mm[1]:.3f} mm ({spacing.source})" if spacing.known else
+        line = (f"Spacing {spacing.mm[0]:.3f} × {spacing.mm[1]:.3f} mm ({spacing.source})" if spacing.mm else
                 f"<span style='color:{UNKNOWN_SPACING_COLOUR}'>Spacing unknown: no measurement in mm "
                 f"(Measure &gt; Set pixel spacing)</span>")
         if spacing.note:
@@ -215,7 +217,8 @@ class FrameView(pg.GraphicsLayoutWidget):
             self.mask_outline.setVisible(False)
             return
         import cv2
-        mask = self.state.scored.mask_of(frame)
+        mask = self.state.open_scored.mask_of(frame)
+        assert mask is not None  # the frame is scored and its mask is not empty (above)
         outline = mask - cv2.erode(mask, np.ones((5, 5), np.uint8))
         rgba = np.zeros(mask.shape + (4,), np.uint8)
         rgba[outline > 0] = MASK_COLOUR + (255,)

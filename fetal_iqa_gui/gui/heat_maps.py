@@ -9,13 +9,17 @@ its map at once. The explainer is made for the engine that scores, and dropped w
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from .frame_view import FrameView
 from .state import ViewerState
 from .workers import HeatMapThread
+
+if TYPE_CHECKING:
+    from ..engine.explain import Explainer
+    from ..engine.scoring import Engine
 
 COMPUTING = "computing…"
 # the default method's description (explain.DESCRIPTIONS), here without importing torch at start-up
@@ -25,14 +29,14 @@ WHAT = "attention rollout: where the model's attention went for the quality scor
 class HeatMaps(QObject):
     status = Signal(str)
 
-    def __init__(self, state: ViewerState, view: FrameView, engine: Callable[[], object], parent=None):
+    def __init__(self, state: ViewerState, view: FrameView, engine: Callable[[], Engine | None], parent=None):
         super().__init__(parent)
         self.state, self.view, self.engine = state, view, engine
         self.visible = False
-        self.thread: HeatMapThread | None = None
-        self.explainer = None
-        self._explains = None  # the engine the explainer was made for
-        self._failed_for = None  # the engine whose explainer failed: not asked again
+        self.worker: HeatMapThread | None = None
+        self.explainer: Explainer | None = None
+        self._explains: Engine | None = None  # the engine the explainer was made for
+        self._failed_for: Engine | None = None  # the engine whose explainer failed: not asked again
         self._closed = False
         state.frame_changed.connect(lambda _frame: self.refresh())
         state.case_changed.connect(self.refresh)
@@ -55,13 +59,13 @@ class HeatMaps(QObject):
         engine = self.engine()
         if engine is not self._explains:  # another model or engine: its maps are not this one's
             self.explainer, self._explains = None, engine
-        key = (self.state.case.content_hash, self.state.frame)
+        key = (self.state.open_case.content_hash, self.state.frame)
         heat = self.explainer.cached(*key) if self.explainer is not None else None
         if heat is not None:
             self.view.show_heat_map(heat.colours, heat.description)
             return
         self.view.show_heat_map(None, COMPUTING)
-        if self.thread is None:
+        if self.worker is None:
             self._start(engine, key)
 
     def _unavailable(self) -> str | None:
@@ -80,11 +84,11 @@ class HeatMaps(QObject):
         return None
 
     def _start(self, engine, key: tuple[str, int]) -> None:
-        self.thread = HeatMapThread(self.explainer, engine, key, self.state.case.frames[key[1]], self)
-        self.thread.done.connect(partial(self._on_done, self.thread))
-        self.thread.failed.connect(partial(self._on_failed, self.thread))
-        self.thread.finished.connect(partial(self._on_finished, self.thread))
-        self.thread.start()
+        self.worker = worker = HeatMapThread(self.explainer, engine, key, self.state.open_case.frames[key[1]], self)
+        worker.done.connect(partial(self._on_done, worker))
+        worker.failed.connect(partial(self._on_failed, worker))
+        worker.finished.connect(partial(self._on_finished, worker))
+        worker.start()
 
     def _on_done(self, thread: HeatMapThread, explainer, key, heat) -> None:
         if thread.engine is self.engine():
@@ -95,12 +99,12 @@ class HeatMaps(QObject):
         self.status.emit(message)
 
     def _on_finished(self, thread: HeatMapThread) -> None:
-        if thread is self.thread:
-            self.thread = None
+        if thread is self.worker:
+            self.worker = None
             self.refresh()  # the frame on screen now: shown from the cache, or computed next
 
     def shutdown(self) -> None:
         """The window is closing: wait for the map being computed (one forward pass), start no other."""
         self._closed = True
-        if self.thread is not None:
-            self.thread.wait()
+        if self.worker is not None:
+            self.worker.wait()

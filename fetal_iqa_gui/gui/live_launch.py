@@ -51,5 +51,5 @@ def start(window, source: str, record: Path | None, predict=None, make_explainer
     view = LiveView(LiveThread(open_session, window), source, window, warning, make_explainer)
     view.recorded.connect(window.open_path)
     view.show()
-    view.thread.start()
+    view.worker.start()
     return view

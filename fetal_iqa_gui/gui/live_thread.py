@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from ..base.errors import FetalIqaError
+
+if TYPE_CHECKING:
+    from ..live.session import LiveScore, LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +27,24 @@ class LiveThread(QThread):
     ended = Signal(object)  # the LiveSummary
     failed = Signal(str)
 
-    def __init__(self, open_session: Callable[[Callable], object], parent=None):
+    def __init__(self, open_session: Callable[[Callable[[LiveScore], None]], LiveSession], parent=None):
         """`open_session(on_score)`: the LiveSession to run (made on this thread: it may load the model)."""
         super().__init__(parent)
         self.open_session = open_session
-        self.session = None
+        self.session: LiveSession | None = None
         self.latest: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def run(self) -> None:
         try:
-            self.session = self.open_session(self.scored.emit)
-            self.session.warm_up()
-            for frame in self.session.frames():
+            self.session = session = self.open_session(self.scored.emit)
+            session.warm_up()
+            for frame in session.frames():
                 with self._lock:
                     self.latest = frame.image
                 self.frame_ready.emit()
                 if self.isInterruptionRequested():
-                    self.session.stop.set()
+                    session.stop.set()
         except FetalIqaError as error:
             self.failed.emit(str(error))
         except Exception as error:  # a bug: logged in full, said in one line

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -20,6 +20,9 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListView, QLi
 
 from .live_thread import LiveThread
 from .thumbnail_strip import thumbnail
+
+if TYPE_CHECKING:
+    from ..live.session import LiveScore
 
 STRIP_FRAMES = 300  # the quality strip shows the last 10 s at 30 frames/s
 GOOD_STYLE = "background: #1b5e20; color: white; font-weight: bold; padding: 4px;"
@@ -35,10 +38,12 @@ class LiveView(QWidget):
                  make_explainer: Callable[[], object] | None = None):
         """`make_explainer()`: the heat maps' explainer (engine/explain.py), made on first use, off this thread."""
         super().__init__(parent, Qt.WindowType.Window)
-        self.thread = thread
-        self.make_explainer, self.explainer = make_explainer, None
-        self.heat_visible, self.heat_frame = False, None  # on; the frame of the map shown
-        self._heat_busy, self._heat_next = False, None  # a map is being computed; the scored frame to do next
+        self.worker = thread  # not `thread`: QObject.thread() is Qt's
+        self.make_explainer = make_explainer
+        self.explainer: Any = None  # engine/explain.py's Explainer, made on first use
+        self.heat_visible, self.heat_frame = False, cast(int | None, None)  # on; the frame of the map shown
+        self._heat_busy = False  # a map is being computed
+        self._heat_next: tuple[int, Any] | None = None  # the scored frame (and its image) to do next
         self.setWindowTitle(f"Live: {title} - fetal-iqa")
         self.warning = QLabel(f"⚠ {warning}")  # a demo model says so here too: this window stands alone
         self.warning.setStyleSheet("background: #7a5200; color: white; padding: 4px;")
@@ -79,10 +84,11 @@ class LiveView(QWidget):
         for widget in (self.status, mark, stop):
             buttons.addWidget(widget)
         layout = QVBoxLayout(self)
-        for widget in (self.warning, self.cue, frame_view, self.strip, self.best):
-            layout.addWidget(widget)
+        for part in (self.warning, self.cue, frame_view, self.strip, self.best):
+            layout.addWidget(part)
         layout.addLayout(buttons)
-        self.frames, self.scores = [], []
+        self.frames: list[int] = []
+        self.scores: list[float] = []
         self.was_good = False
         thread.frame_ready.connect(self.show_newest)
         thread.scored.connect(self.add_score)
@@ -90,13 +96,15 @@ class LiveView(QWidget):
         thread.failed.connect(lambda message: self.status.setText(message))
 
     def show_newest(self) -> None:
-        frame = self.thread.newest()
+        frame = self.worker.newest()
         if frame is not None:  # None: shown already by an earlier signal
             self.image.setImage(frame, levels=(0, 255), autoLevels=False)
 
-    def add_score(self, result) -> None:
+    def add_score(self, result: LiveScore) -> None:
+        session = self.worker.session
+        assert session is not None  # the session scores
         if not self.frames:
-            self.threshold_line.setValue(self.thread.session.threshold)
+            self.threshold_line.setValue(session.threshold)
         self.frames.append(result.frame)
         self.scores.append(result.score)
         self.curve.setData(self.frames[-STRIP_FRAMES:], self.scores[-STRIP_FRAMES:])
@@ -111,7 +119,7 @@ class LiveView(QWidget):
         self.was_good = result.good
         if self.heat_visible and result.image is not None:
             self._ask_heat_map(result.frame, result.image)
-        self._show_best(self.thread.session.best_frames(), self.thread.session.threshold)
+        self._show_best(session.best_frames(), session.threshold)
 
     def _show_best(self, best, threshold: float) -> None:
         self.best.clear()
@@ -131,7 +139,7 @@ class LiveView(QWidget):
             self.status.setText("Heat map off.")
             return
         self.status.setText("Heat map on: computing on the next scored frame… H hides it.")
-        scores = self.thread.session.scores if self.thread.session is not None else []
+        scores = self.worker.session.scores if self.worker.session is not None else []
         if scores and scores[-1].image is not None:
             self._ask_heat_map(scores[-1].frame, scores[-1].image)
 
@@ -146,6 +154,7 @@ class LiveView(QWidget):
     def _compute_heat_map(self, frame: int, image) -> None:
         try:
             if self.explainer is None:
+                assert self.make_explainer is not None  # H shows nothing without one
                 self.explainer = self.make_explainer()
             heat = self.explainer.heat_map("live", frame, image)
             heat.colours  # noqa: B018 (made here, not on the GUI thread)
@@ -171,12 +180,12 @@ class LiveView(QWidget):
             self._ask_heat_map(next_frame, image)
 
     def mark_sweep(self) -> None:
-        self.thread.mark_sweep()
+        self.worker.mark_sweep()
         self.best.clear()
         self.status.setText("Next sweep marked")
 
     def stop(self) -> None:
-        self.thread.requestInterruption()
+        self.worker.requestInterruption()
 
     def on_ended(self, summary) -> None:
         self.status.setText(f"{summary.frames} frames, {summary.scored_fraction:.0%} scored. Ended: {summary.ended}."
@@ -186,5 +195,5 @@ class LiveView(QWidget):
 
     def closeEvent(self, event) -> None:
         self.stop()
-        self.thread.wait(5000)
+        self.worker.wait(5000)
         super().closeEvent(event)

@@ -7,7 +7,7 @@ state); opening and scoring run in `session.py`, exports in `exporter.py`.
 from __future__ import annotations
 
 import logging
-from functools import reduce
+from operator import attrgetter
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -94,8 +94,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.patient)
         layout.addWidget(splitter)
         self.setCentralWidget(central)
-        self.setStatusBar(StatusLine(self.cancel_scoring))
-        bar = self.statusBar()
+        self.status_line = bar = StatusLine(self.cancel_scoring)  # statusBar() is typed QStatusBar
+        self.setStatusBar(bar)
         self.status_text, self.progress, self.cancel_button = bar.text, bar.progress, bar.cancel_button
         self.export_folder = bar.export_folder
         self._show_export_folder()
@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         state, session = self.state, self.session
         session.status.connect(self.status_text.setText)
-        session.progress.connect(self.statusBar().show_progress)
+        session.progress.connect(self.status_line.show_progress)
         session.alert.connect(self.alert)
         session.opened.connect(lambda _: self._fill_recent())
         session.scoring_changed.connect(self.cancel_button.setVisible)
@@ -124,13 +124,13 @@ class MainWindow(QMainWindow):
         self.exporter.folder_changed.connect(self._show_export_folder)  # asked by any export, or forgotten
         self.pacs.status.connect(self.status_text.setText)
         self.pacs.alert.connect(self.alert)
-        self.pacs.queued_changed.connect(self.statusBar().show_outbox)
-        self.pacs.sending_changed.connect(self.statusBar().stop_sending.setVisible)
-        self.statusBar().stop_sending.clicked.connect(self.pacs.cancel)
+        self.pacs.queued_changed.connect(self.status_line.show_outbox)
+        self.pacs.sending_changed.connect(self.status_line.stop_sending.setVisible)
+        self.status_line.stop_sending.clicked.connect(self.pacs.cancel)
         self.pacs.count()  # what an earlier session left for the archive
         self.receiver.status.connect(self.status_text.setText)
         self.receiver.alert.connect(self.alert)
-        self.receiver.listening_changed.connect(self.statusBar().show_receiving)
+        self.receiver.listening_changed.connect(self.status_line.show_receiving)
         self.calipers.status.connect(self.status_text.setText)
         self.heat_maps.status.connect(self.status_text.setText)
         self.calipers.alert.connect(self.alert)
@@ -154,7 +154,8 @@ class MainWindow(QMainWindow):
     # -- menus, built from the action table ---------------------------------------------------
 
     def _build_menus(self) -> None:
-        self.actions: dict[str, QAction] = {}
+        # hides QWidget.actions() (unused here); the tests and the dialogs read the actions by this name
+        self.actions: dict[str, QAction] = {}  # type: ignore[assignment]
         menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENUS}
         menu = menus["File"]
         for entry in ACTIONS:
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
             elif entry == SPEED_MENU:
                 self._build_speed_menu(menu.addMenu("Cine speed"))
             else:
+                assert isinstance(entry, Action) and entry.menu is not None  # the table's entries with a menu
                 menu = menus[entry.menu]
                 menu.addAction(self._action(entry))
 
@@ -173,7 +175,7 @@ class MainWindow(QMainWindow):
         action = QAction(spec.text, self)
         action.setShortcuts([QKeySequence(key) for key in spec.keys])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(lambda _checked=False: reduce(getattr, spec.name.split("."), self)())
+        action.triggered.connect(lambda _checked=False: attrgetter(spec.name)(self)())  # a dotted name too
         self.addAction(action)  # its keys work with the menu bar hidden too
         self.actions[spec.name] = action
         return action
@@ -263,19 +265,19 @@ class MainWindow(QMainWindow):
 
     def set_pixel_spacing(self) -> bool:
         """Ask for the spacing (the file states none, or a wrong one); True once there is one."""
-        spacing = ask_spacing(self, self.state.case.spacing)
+        spacing = ask_spacing(self, self.state.open_case.spacing)
         if spacing is not None:
             changed = self.state.set_spacing(spacing)
             again = f"; {changed} kept measurement{'s' if changed != 1 else ''} measured again" if changed else ""
             self.status_text.setText(f"Pixel spacing {spacing.describe()}: measurements in mm use it{again}.")
-        return self.state.case.spacing.known
+        return self.state.open_case.spacing.known
 
     def edit_patient(self) -> None:
         """The patient and exam of a file that names none; a DICOM's are its header's."""
-        if self.state.case.study.from_dicom:
+        if self.state.open_case.study.from_dicom:
             self.status_text.setText("This DICOM's patient and exam come from its header; they are not changed here.")
             return
-        study = ask_patient(self, self.state.case, self.settings.deidentified_view)
+        study = ask_patient(self, self.state.open_case, self.settings.deidentified_view)
         if study is not None:
             self.state.set_study(study)
             self.status_text.setText(f"No patient details: the report and the outputs name the case {study.patient_id}."
@@ -293,8 +295,8 @@ class MainWindow(QMainWindow):
     def step_back(self): self.state.set_frame(self.state.frame - 1)
     def jump_forward(self): self.state.set_frame(self.state.frame + 10)
     def jump_back(self): self.state.set_frame(self.state.frame - 10)
-    def first_frame(self): self.state.set_frame(int(self.state.case.layout.image_frames()[0]))
-    def last_frame(self): self.state.set_frame(int(self.state.case.layout.image_frames()[-1]))
+    def first_frame(self): self.state.set_frame(int(self.state.open_case.layout.image_frames()[0]))
+    def last_frame(self): self.state.set_frame(int(self.state.open_case.layout.image_frames()[-1]))
     def fit_view(self): self.frame_view.fit()
     def reset_levels(self): self.panel.reset_levels()
     def toggle_mask(self): self.frame_view.toggle_mask()
@@ -305,20 +307,20 @@ class MainWindow(QMainWindow):
     def previous_good(self): self._go_good(-1)
 
     def _go_sweep(self, direction: int) -> None:
-        layout = self.state.case.layout
+        layout = self.state.open_case.layout
         number = layout.sweep_of(self.state.frame).number + direction
         if 1 <= number <= len(layout.sweeps) and len(frames := layout.image_frames(layout.sweeps[number - 1])):
             self.state.set_frame(int(frames[0]))
 
     def _go_good(self, direction: int) -> None:
-        frame = self.state.scored.next_good(self.state.frame, direction)
+        frame = self.state.open_scored.next_good(self.state.frame, direction)
         if frame is None:
             self.status_text.setText("No further good frame in that direction.")
         else:
             self.state.set_frame(frame)
 
     def best_frame(self) -> None:
-        pick = self.state.scored.best_frame()
+        pick = self.state.open_scored.best_frame()
         if pick:
             self.state.set_frame(pick.frame)
 
@@ -329,7 +331,7 @@ class MainWindow(QMainWindow):
             self.play_timer.start()
 
     def _play_step(self) -> None:
-        self.state.set_frame((self.state.frame + 1) % self.state.case.n_frames)
+        self.state.set_frame((self.state.frame + 1) % self.state.open_case.n_frames)
 
     # -- measurement, exports -----------------------------------------------------------------
 
@@ -342,7 +344,7 @@ class MainWindow(QMainWindow):
         return self.session.engine.variant if self.session.engine else ""
 
     def _show_export_folder(self) -> None:
-        self.statusBar().show_export_folder(self.exporter.export_folder_text())
+        self.status_line.show_export_folder(self.exporter.export_folder_text())
 
     def alert(self, title: str, message: str) -> None:
         """A warning that does not block the window (and so never freezes scoring or tests)."""
@@ -383,8 +385,8 @@ class MainWindow(QMainWindow):
         self.receiver.shutdown()
         self.session.shutdown()
         self.heat_maps.shutdown()
-        if self.exporter.thread is not None:
-            self.exporter.thread.wait()
+        if self.exporter.worker is not None:
+            self.exporter.worker.wait()
         stored.save_window_geometry(self.saveGeometry())
         super().closeEvent(event)
 

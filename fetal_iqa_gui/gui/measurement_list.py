@@ -55,9 +55,13 @@ class MeasurementList(QWidget):
         layout.addLayout(buttons)
         state.case_changed.connect(self.refresh)
         state.frame_changed.connect(lambda _: self.refresh())
-        state.calipers_changed.connect(lambda frame: frame == state.frame and self.refresh())
+        state.calipers_changed.connect(self._on_calipers_changed)
         state.measurement_selected.connect(self._show_selected)
         self.refresh()
+
+    def _on_calipers_changed(self, frame: int) -> None:
+        if frame == self.state.frame:
+            self.refresh()
 
     def refresh(self) -> None:
         calipers = self.state.calipers

@@ -38,11 +38,11 @@ class PacsSender(QObject):
         super().__init__(parent)
         self.state, self.settings, self.variant, self.open_settings = state, settings, variant, open_settings
         self.window = parent
-        self.thread: PacsSendThread | None = None
+        self.worker: PacsSendThread | None = None
 
     @property
     def busy(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        return self.worker is not None and self.worker.isRunning()
 
     def send_case(self) -> None:
         """The case's chosen frames and its report, with what earlier sends left for the same archive."""
@@ -50,7 +50,7 @@ class PacsSender(QObject):
             return
         archive = self._archive()
         if archive is not None:
-            self._start(archive, self.state.scored.copy(), f"Sending the case to {archive.describe()}…")
+            self._start(archive, self.state.open_scored.copy(), f"Sending the case to {archive.describe()}…")
 
     def send_queued(self) -> None:
         """What the outbox holds, each file to the archive it was queued for."""
@@ -63,15 +63,15 @@ class PacsSender(QObject):
         self._start(None, None, f"Sending {counted(waiting, 'queued file')}…")
 
     def cancel(self) -> None:
-        if self.busy:
-            self.thread.cancel.set()
+        if self.worker is not None and self.busy:
+            self.worker.cancel.set()
             self.status.emit("Stopping the send after the current file…")
 
     def shutdown(self) -> None:
         """On closing the window: stop between files (what is left stays queued) and wait for that."""
-        if self.thread is not None:
-            self.thread.cancel.set()
-            self.thread.wait()
+        if self.worker is not None:
+            self.worker.cancel.set()
+            self.worker.wait()
 
     def count(self) -> int:
         """Files in the outbox (a folder listing and small records: cheap enough for the GUI thread)."""
@@ -106,14 +106,14 @@ class PacsSender(QObject):
 
     def _start(self, archive, scored, message: str) -> None:
         settings = self.settings()
-        self.thread = PacsSendThread(Outbox(), archive, scored, self.variant(), settings.blank_outside_image,
-                                     self.retry_delays, self)
-        self.thread.step.connect(self._step)
-        self.thread.done.connect(lambda tally, error, where=archive: self._done(tally, error, where))
-        self.thread.finished.connect(lambda: self.sending_changed.emit(False))
+        self.worker = worker = PacsSendThread(Outbox(), archive, scored, self.variant(), settings.blank_outside_image,
+                                              self.retry_delays, self)
+        worker.step.connect(self._step)
+        worker.done.connect(lambda tally, error, where=archive: self._done(tally, error, where))
+        worker.finished.connect(lambda: self.sending_changed.emit(False))
         self.status.emit(message)
         self.sending_changed.emit(True)
-        self.thread.start()
+        worker.start()
 
     def _step(self, step: Progress) -> None:
         if step.outcome == WAITING:
@@ -127,7 +127,7 @@ class PacsSender(QObject):
         sent = f"Sent {counted(tally.sent, 'file')} to {where}" if tally.sent else ""
         if error is not None:
             message = f"Nothing was sent: {error}" if not tally.sent else f"{sent}; then: {error}"
-        elif self.thread is not None and self.thread.cancel.is_set() and waiting:
+        elif self.worker is not None and self.worker.cancel.is_set() and waiting:
             self.status.emit(f"Sending stopped after {counted(tally.sent, 'file')} sent. {stay_queued(waiting)}")
             return
         elif tally.kept:

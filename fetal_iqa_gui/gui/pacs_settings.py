@@ -4,6 +4,7 @@ and a button that C-ECHOes it off the GUI thread and says what it answered."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QWidget)
@@ -20,7 +21,7 @@ class PacsSettingsGroup(QGroupBox):
     def __init__(self, settings: AppSettings, parent=None):
         super().__init__("PACS (DICOM archive)", parent)
         self.settings = settings
-        self.thread: EchoThread | None = None
+        self.worker: EchoThread | None = None  # not `thread`: QObject.thread() is Qt's
         form = QFormLayout(self)
         self.host = self._line(form, "Host", settings.pacs_host, "the archive's host name or address")
         self.port = WholeNumberBox(minimum=1, maximum=65535)
@@ -72,7 +73,7 @@ class PacsSettingsGroup(QGroupBox):
         form.addRow(label, edit)
         return edit
 
-    def values(self) -> dict:
+    def values(self) -> dict[str, Any]:
         return {"pacs_host": self.host.text().strip(), "pacs_port": self.port.value(),
                 "pacs_called_ae": self.called_ae.text().strip(), "pacs_calling_ae": self.calling_ae.text().strip(),
                 "pacs_tls": self.tls.isChecked(), "pacs_tls_ca": self.tls_ca.text().strip()}
@@ -98,7 +99,7 @@ class PacsSettingsGroup(QGroupBox):
             return
         self.test.setEnabled(False)
         self.answer.setText(f"Asking {archive.describe()}…")
-        self.thread = thread = EchoThread(archive)  # no parent: closing the dialog must not destroy it running
+        self.worker = thread = EchoThread(archive)  # no parent: closing the dialog must not destroy it running
         _asking.add(thread)
         thread.answered.connect(self._answered)  # bound methods: disconnected when the dialog is gone
         thread.failed.connect(self._failed)

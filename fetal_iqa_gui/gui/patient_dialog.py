@@ -21,6 +21,8 @@ FIELDS = (("name", "Patient name", "Family, Given (for example Doe, Jane)"),
 
 
 class PatientDialog(QDialog):
+    problem: QLabel  # what is wrong with the fields; made below them, cleared as they change
+
     def __init__(self, parent: QWidget, case: Case, hide: bool = False):
         super().__init__(parent)
         self.setWindowTitle("Patient details")

@@ -28,7 +28,7 @@ class ScannerReceiver(QObject):
     def __init__(self, worklist: WorklistPanel, parent=None):
         super().__init__(parent)
         self.worklist = worklist
-        self.thread: ListenThread | None = None
+        self.worker: ListenThread | None = None  # not `thread`: QObject.thread() is Qt's
         self.running: tuple | None = None  # the settings' `receiving()` that the thread runs
 
     def apply(self, settings) -> None:
@@ -45,13 +45,13 @@ class ScannerReceiver(QObject):
             return
         folder, port, allowed, title = wanted
         self.running = wanted
-        self.thread = thread = ListenThread(folder, port, allowed, title)
-        thread.event.connect(lambda kind, message, folders: self._on_event(thread, kind, message, folders))
+        self.worker = thread = ListenThread(folder, port, allowed, title)
+        thread.said.connect(lambda kind, message, folders: self._on_event(thread, kind, message, folders))
         thread.failed.connect(lambda message: self._on_failed(thread, message))
         thread.start()
 
     def stop(self) -> None:
-        thread, self.thread, self.running = self.thread, None, None
+        thread, self.worker, self.running = self.worker, None, None
         self.listening_changed.emit("")
         if thread is None:
             return
@@ -64,7 +64,7 @@ class ScannerReceiver(QObject):
     shutdown = stop
 
     def _on_event(self, thread: ListenThread, kind: str, message: str, folders: list) -> None:
-        if thread is not self.thread:
+        if thread is not self.worker:
             return  # a receiver stopped since: what it says no longer describes the window
         said = message[:1].upper() + message[1:] + "."
         if kind == LISTENING:
@@ -84,7 +84,7 @@ class ScannerReceiver(QObject):
         user is reviewing is never taken away."""
         panel = self.worklist
         shown = panel.worklist.folder if panel.worklist else None
-        if shown is None and panel.state.case is None:
+        if shown is None and panel.viewer_state.case is None:
             panel.load(folder)
         elif shown == folder:
             panel.rescan()  # at once, not after the folder watcher's delay
@@ -92,8 +92,8 @@ class ScannerReceiver(QObject):
             self.status.emit(f"{said} File > Open Folder ({folder}) shows them.")
 
     def _on_failed(self, thread: ListenThread, message: str) -> None:
-        if thread is not self.thread:
+        if thread is not self.worker:
             return
-        self.thread, self.running = None, None
+        self.worker, self.running = None, None
         self.listening_changed.emit("")
         self.alert.emit("Cannot receive from the scanner", message)

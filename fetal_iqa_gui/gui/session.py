@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -20,6 +21,9 @@ from ..case.loading import SUPPORTED_DESCRIPTION
 from . import settings as stored
 from .state import ViewerState
 from .workers import LoadThread, PrefetchThread, ScoringThread
+
+if TYPE_CHECKING:
+    from ..engine.scoring import Engine
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class ScoringSession(QObject):
         self.settings = settings
         self.demo_mode = False  # the demo sweep always runs a demo model, whatever the settings say
         self.demo_task: str | None = None  # which demo model it runs (None: the one in the settings)
-        self.engine = None
+        self.engine: Engine | None = None
         self.loader: LoadThread | None = None
         self.scorer: ScoringThread | None = None
         self.prefetcher: PrefetchThread | None = None
@@ -144,23 +148,26 @@ class ScoringSession(QObject):
             return
         self.engine = engine
         previous = self.state.model
+        threshold: float | None
         if previous is not None and previous.identity == scored.model.identity:
             threshold = self.state.threshold  # the same model on another device: the user's threshold stays
         else:
             threshold = self.settings.default_threshold(scored.model.task)  # never another kind's
         self.state.set_scored(scored, threshold)
-        self.progress.emit(scored.n_scored, self.state.case.layout.n_images)
+        self.progress.emit(scored.n_scored, self.state.open_case.layout.n_images)
 
     def _on_batch(self, thread: ScoringThread, batch, throughput) -> None:
         if not self._current(thread):
             return
         self.state.add_scores(batch.frames, batch.scores, batch.masks)
-        done, images = self.state.scored_count, self.state.case.layout.n_images
+        done, images = self.state.scored_count, self.state.open_case.layout.n_images
         self.progress.emit(done, images)
         if thread.isInterruptionRequested():
             return  # "Stopping…" stays until the thread has finished
         left = throughput.seconds_left
-        self.status.emit(f"{self.engine.model.name} | {self.engine.description} | scored {done}/{images} | "
+        engine = self.engine
+        assert engine is not None  # set when the scorer was ready, before its first batch
+        self.status.emit(f"{engine.model.name} | {engine.description} | scored {done}/{images} | "
                          f"{throughput.frames_per_second:.1f} frames/s" + (f" | {left:.0f} s left" if left else ""))
 
     def _on_failed(self, thread: ScoringThread, message: str) -> None:

@@ -6,8 +6,10 @@ the window offers, made from their declaration (`engine/choice.py`), stored as a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -51,7 +53,7 @@ class _WindowSettings:
 
     def engine(self, threads: int | None = None) -> EngineSettings:
         """The engine settings these choose (`threads`: the window's own default)."""
-        values = {name: getattr(self, name) or None for name, setting in WINDOW_ENGINE_SETTINGS}
+        values: dict[str, Any] = {name: getattr(self, name) or None for name, setting in WINDOW_ENGINE_SETTINGS}
         return EngineSettings(threads=threads, **values)
 
     def default_threshold(self, task: str) -> float | None:
@@ -91,8 +93,13 @@ def _stored_field(name: str, setting) -> tuple:
     return name, str, field(default=default or "")
 
 
-AppSettings = make_dataclass("AppSettings", [_stored_field(name, s) for name, s in WINDOW_ENGINE_SETTINGS],
-                             bases=(_WindowSettings,))
+if TYPE_CHECKING:
+    class AppSettings(_WindowSettings):
+        # what mypy sees of the class made below: its engine fields are read by name (getattr)
+        def __init__(self, **values: Any) -> None: ...
+else:
+    AppSettings = make_dataclass("AppSettings", [_stored_field(name, s) for name, s in WINDOW_ENGINE_SETTINGS],
+                                 bases=(_WindowSettings,))
 AppSettings.__doc__ = "What the user chose in the window, as plain values."
 CHOICES = {name: setting.choices for name, setting in WINDOW_ENGINE_SETTINGS if setting.choices}
 assert {f"threshold_{task}" for task in TASKS} <= {f.name for f in fields(AppSettings)}
@@ -111,12 +118,12 @@ def load_settings() -> AppSettings:
     store = _store()
     if store.value(f"{VERSION}/threshold_classification") is None and store.value(f"{VERSION}/threshold") is not None:
         store.setValue(f"{VERSION}/threshold_classification", store.value(f"{VERSION}/threshold"))  # one threshold once
-    values = {}
+    values: dict[str, Any] = {}
     for field_ in fields(AppSettings):
         raw = store.value(f"{VERSION}/{field_.name}")
         if raw is None:
             continue
-        kind = type(field_.default)
+        kind: type = type(field_.default)
         try:
             values[field_.name] = (raw in (True, "true", "1")) if kind is bool else kind(raw)
         except (TypeError, ValueError):
@@ -134,7 +141,7 @@ def save_settings(settings: AppSettings) -> None:
 
 def recent_files() -> list[str]:
     value = _store().value(f"{VERSION}/recent", [])
-    return [value] if isinstance(value, str) else list(value or [])
+    return [value] if isinstance(value, str) else list(cast(Iterable[str], value or []))
 
 
 def add_recent_file(path: str) -> list[str]:

@@ -5,6 +5,7 @@ the PACS (pacs_settings.py) and receiving from the scanner (receive_settings.py)
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, cast
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -49,7 +50,7 @@ class SettingsDialog(QDialog):
         self.demo_task.setCurrentText(settings.demo_task)
         self.demo_task.setToolTip("The demo model used while there is no adapter")
         form.addRow("Demo model (no adapter)", self.demo_task)
-        self.engine_rows = {}
+        self.engine_rows: dict[str, QWidget] = {}
         for name, setting in WINDOW_ENGINE_SETTINGS:
             self.engine_rows[name] = self._engine_row(form, name, setting)
             setattr(self, name, self.engine_rows[name])  # dialog.backend, dialog.calibration, ...
@@ -104,23 +105,24 @@ class SettingsDialog(QDialog):
         if self.receive.check():
             super().accept()
         else:  # the receive section says what is missing, and the dialog stays on it
-            self.tabs.setCurrentIndex(self.tabs.indexOf(self.receive.parentWidget()))
+            self.tabs.setCurrentIndex(self.tabs.count() - 1)  # its page: the last
 
     def _engine_row(self, form: QFormLayout, name: str, setting) -> QWidget:
         value = getattr(self.settings, name)
+        widget: QWidget
         if setting.choices:
-            widget = QComboBox()
-            widget.addItems(setting.choices)
-            widget.setCurrentText(value)
+            widget = choice = QComboBox()
+            choice.addItems(setting.choices)
+            choice.setCurrentText(value)
         elif setting.bounds:
-            widget = WholeNumberBox(minimum=0, maximum=setting.bounds[1])  # 0: automatic
-            widget.setValue(value)
-            widget.setSpecialValueText("automatic")
+            widget = number = WholeNumberBox(minimum=0, maximum=setting.bounds[1])  # 0: automatic
+            number.setValue(value)
+            number.setSpecialValueText("automatic")
         else:
-            widget = self._path_row(form, setting.label, value, f"Sweeps ({SWEEP_PATTERNS})")
-            widget.setPlaceholderText("the first sweep scored")
-            widget.setToolTip(setting.full_help)
-            return widget
+            path = self._path_row(form, setting.label, value, f"Sweeps ({SWEEP_PATTERNS})")
+            path.setPlaceholderText("the first sweep scored")
+            path.setToolTip(setting.full_help)
+            return path
         widget.setToolTip(setting.full_help)
         widget.setAccessibleName(setting.label)
         form.addRow(setting.label, widget)
@@ -161,15 +163,15 @@ class SettingsDialog(QDialog):
         return edit
 
     def result_settings(self) -> AppSettings:
-        engine = {}
+        engine: dict[str, Any] = {}  # each setting its own kind of value
         for name, widget in self.engine_rows.items():
             if isinstance(widget, QComboBox):
                 engine[name] = widget.currentText()
             elif isinstance(widget, QSpinBox):
                 engine[name] = widget.value()
             else:
-                engine[name] = widget.text().strip()
-        thresholds = {f"threshold_{task}": box.value() for task, box in self.thresholds.items()}
+                engine[name] = cast(QLineEdit, widget).text().strip()  # a path row
+        thresholds: dict[str, Any] = {f"threshold_{task}": box.value() for task, box in self.thresholds.items()}
         return replace(self.settings, weights=self.weights.text().strip(), config=self.config.text().strip(),
                        adapter=self.adapter.text().strip(), demo_task=self.demo_task.currentText(),
                        export_dir=self.export_dir.text().strip(), export_overlay=self.export_overlay.isChecked(),

@@ -42,6 +42,16 @@ class ViewerState(QObject):
         return self.scored.case if self.scored else None
 
     @property
+    def open_scored(self) -> ScoredCase:
+        """`scored` where a sweep is open for sure: what acts on or shows a sweep runs only after `set_case`."""
+        assert self.scored is not None, "no sweep is open"
+        return self.scored
+
+    @property
+    def open_case(self) -> Case:
+        return self.open_scored.case
+
+    @property
     def scores(self) -> np.ndarray:
         return self.scored.scores if self.scored else np.zeros(0, np.float32)
 
@@ -92,25 +102,25 @@ class ViewerState(QObject):
         self.scores_changed.emit(None)
 
     def add_scores(self, frames: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> None:
-        self.scored.add(frames, scores, masks)
+        self.open_scored.add(frames, scores, masks)
         self.scores_changed.emit(np.asarray(frames))
 
     def set_frame(self, frame: int) -> None:
         if self.scored is None:
             return
-        frame = int(np.clip(frame, 0, self.case.n_frames - 1))
+        frame = int(np.clip(frame, 0, self.scored.case.n_frames - 1))
         if frame != self.frame:
             self.frame, self.selected = frame, None
             self.frame_changed.emit(frame)
 
     def set_calipers(self, frame: int, calipers: list) -> None:
         """Measurements that were kept before (a restored review): not a change the user can undo."""
-        self.scored.set_calipers(frame, calipers)
+        self.open_scored.set_calipers(frame, calipers)
         self._calipers_changed(frame)
 
     def change_calipers(self, frame: int, calipers: list, what: str) -> None:
         """The user kept, edited or deleted a measurement (`what` says which): undoable."""
-        self.history.change(self.scored, frame, calipers, what)
+        self.history.change(self.open_scored, frame, calipers, what)
         self._calipers_changed(frame)
 
     def undo(self) -> MeasurementChange | None:
@@ -134,7 +144,7 @@ class ViewerState(QObject):
 
     def set_spacing(self, spacing: Spacing) -> int:
         """The spacing the user entered; the kept measurements are measured again (how many changed)."""
-        changed = self.scored.set_spacing(spacing)
+        changed = self.open_scored.set_spacing(spacing)
         self.spacing_changed.emit()
         self.calipers_changed.emit(self.frame)  # the list and the labels show the new values
         return changed
@@ -142,7 +152,7 @@ class ViewerState(QObject):
     def set_study(self, study: Study) -> None:
         """The patient and exam the user entered for a file that names none. Set on the case itself (not
         a copy): its scoring and every output made from it later (the report, DICOM) carry them."""
-        self.case.study = study
+        self.open_case.study = study
         self.study_changed.emit()
 
     def select_measurement(self, index: int | None) -> None:

@@ -23,7 +23,7 @@ def thumbnail(frame: np.ndarray) -> QIcon:
 class ThumbnailStrip(QListWidget):
     def __init__(self, state: ViewerState, parent=None):
         super().__init__(parent)
-        self.state = state
+        self.viewer_state = state  # not `state`: QAbstractItemView.state() is Qt's
         self.setAccessibleName("Best frame of each sweep")
         self.setToolTip("Each sweep's best frame (✔ good, ✘ none is good: its top candidate). Click or use "
                         "the arrow keys to go there.")
@@ -45,24 +45,25 @@ class ThumbnailStrip(QListWidget):
         self.blockSignals(True)
         self.clear()
         self.shown = {}
-        for sweep in self.state.case.layout.sweeps:
+        for sweep in self.viewer_state.open_case.layout.sweeps:
             item = QListWidgetItem(f"Sweep {sweep.number}\npending")
             item.setData(Qt.ItemDataRole.UserRole, None)
             self.addItem(item)
         self.blockSignals(False)
-        self._follow(self.state.frame)
+        self._follow(self.viewer_state.frame)
 
     def _on_scores(self, frames) -> None:
         """Update the sweeps whose frames changed; a thumbnail is redrawn only when its frame changes."""
-        if self.state.scored is None:
+        scored = self.viewer_state.scored
+        if scored is None:
             return
-        for sweep in self.state.case.layout.sweeps_touching(frames):
-            best = self.state.scored.best_of(sweep)
+        for sweep in scored.case.layout.sweeps_touching(frames):
+            best = scored.best_of(sweep)
             item = self.item(sweep.number - 1)
             if best.candidate is None:
                 continue
             if self.shown.get(sweep.number) != best.frame:
-                item.setIcon(thumbnail(self.state.case.frames[best.frame]))
+                item.setIcon(thumbnail(scored.case.frames[best.candidate.frame]))
                 self.shown[sweep.number] = best.frame
             mark = "✔" if best.good else "✘" if best.complete else "◔"
             item.setText(f"Sweep {sweep.number}\n{mark} {best.candidate.score:.2f}")
@@ -72,9 +73,10 @@ class ThumbnailStrip(QListWidget):
 
     def _follow(self, frame: int) -> None:
         """Select the current frame's sweep, without jumping to its best frame."""
-        if self.state.case is None:
+        case = self.viewer_state.case
+        if case is None:
             return
-        row = self.state.case.layout.sweep_of(frame).number - 1
+        row = case.layout.sweep_of(frame).number - 1
         if row != self.currentRow():
             self.blockSignals(True)
             self.setCurrentRow(row)
@@ -83,4 +85,4 @@ class ThumbnailStrip(QListWidget):
     def _go(self, item: QListWidgetItem | None, _previous=None) -> None:
         frame = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
         if frame is not None:
-            self.state.set_frame(frame)
+            self.viewer_state.set_frame(frame)

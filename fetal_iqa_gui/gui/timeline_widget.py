@@ -97,7 +97,7 @@ class TimelineWidget(pg.PlotWidget):
         for item in self.decorations:
             self.removeItem(item)
         self.decorations = []
-        layout = self.state.case.layout
+        layout = self.state.open_case.layout
         for start, stop in layout.padding_runs():  # a band per run: never over image frames
             self.decorations.append(_band(start - 0.5, stop - 0.5, PADDING_BRUSH, -20))
         for sweep in layout.sweeps:

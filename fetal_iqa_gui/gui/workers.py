@@ -91,7 +91,7 @@ class LoadThread(QThread):
 
     def run(self) -> None:
         try:
-            self.loaded.emit(load_case(demo_case_path() if self.is_demo else self.path))
+            self.loaded.emit(load_case(demo_case_path() if self.path is None else self.path))  # None: the demo
         except FetalIqaError as error:
             self.failed.emit(str(error))
         except Exception as error:  # anything else is a bug: logged in full, told plainly
@@ -302,7 +302,7 @@ class ListenThread(QThread):
     """Settings' "receive from the scanner": the C-STORE receiver (`pacs.listen`) runs while the window
     is open, until `stop()`; each of its events is said as (kind, message, the series folders)."""
 
-    event = Signal(str, str, list)
+    said = Signal(str, str, list)  # not `event`: that is QObject's event handler
     failed = Signal(str)
 
     def __init__(self, into: Path, port: int, allowed: tuple[str, ...], ae_title: str, parent=None):
@@ -317,7 +317,7 @@ class ListenThread(QThread):
         from ..pacs.listen import listen
         try:
             for event in listen(self.into, self.port, self.allowed, self.ae_title, stop=self.stopping):
-                self.event.emit(event.kind, event.message, [str(folder) for folder in event.folders])
+                self.said.emit(event.kind, event.message, [str(folder) for folder in event.folders])
         except PermissionError:
             self.failed.emit(f"Port {self.port} needs administrator rights (ports below 1024 do): choose 11112 or "
                              "another above 1024 in Settings, and tell the scanner.")

@@ -31,7 +31,7 @@ class WorklistPanel(QListWidget):
 
     def __init__(self, state: ViewerState, session: ScoringSession, parent=None):
         super().__init__(parent)
-        self.state, self.session = state, session
+        self.viewer_state, self.session = state, session  # not `state`: QAbstractItemView.state() is Qt's
         self.worklist: Worklist | None = None
         self.setAccessibleName("Worklist")
         self.setToolTip("The cases of the open folder: ○ not scored, ◔ scoring, ● scored, ✔ reviewed. "
@@ -50,6 +50,12 @@ class WorklistPanel(QListWidget):
         self.rescan_timer.timeout.connect(self.rescan)
         self.poll_timer = QTimer(self, interval=POLL_MS)
         self.poll_timer.timeout.connect(self.rescan)
+
+    @property
+    def open_worklist(self) -> Worklist:
+        """`worklist` where a folder is open for sure (one of its cases is on screen, or it was just loaded)."""
+        assert self.worklist is not None, "no folder is open"
+        return self.worklist
 
     # -- the actions ---------------------------------------------------------------------------
 
@@ -84,9 +90,9 @@ class WorklistPanel(QListWidget):
         self.refresh()
         self.status.emit(f"New in the worklist: {', '.join(entry.name for entry in added)}.")
         row = self._current_row()
-        if self.state.case is None:
+        if self.viewer_state.case is None:
             self.open_case(len(self.worklist.cases) - len(added))
-        elif row is not None and not self.session.is_scoring and self.state.model is not None:
+        elif row is not None and not self.session.is_scoring and self.viewer_state.model is not None:
             self._score_ahead(row)
 
     def _watch(self, folder: Path) -> None:
@@ -103,19 +109,20 @@ class WorklistPanel(QListWidget):
         self._step(-1)
 
     def mark_reviewed(self) -> None:
-        row = self._current_row()
-        if row is None or self.state.scored is None or self.state.model is None:
+        row, scored = self._current_row(), self.viewer_state.scored
+        if row is None or scored is None or self.viewer_state.model is None:
             self.status.emit("Open a case of a folder (File > Open folder) and let it score to mark it reviewed.")
             return
-        name = self.worklist.cases[row].name
-        if self._save(lambda: self.worklist.mark_reviewed(self.worklist.cases[row].path, self.state.scored),
+        worklist = self.open_worklist
+        name = worklist.cases[row].name
+        if self._save(lambda: worklist.mark_reviewed(worklist.cases[row].path, scored),
                       f"{name} is marked reviewed in this window", alert=True):
-            self.status.emit(f"{name} is reviewed; kept in {self.worklist.review_file}.")
+            self.status.emit(f"{name} is reviewed; kept in {worklist.review_file}.")
 
     def _save(self, change, done: str, alert: bool) -> bool:
         """Make a change that saves the review file; a failed save is said (an alert the first time,
         or when the user asked to save) and the change stays in memory for the next save."""
-        first_failure = self.worklist.saved
+        first_failure = self.open_worklist.saved
         try:
             change()
         except WriteError as error:
@@ -132,7 +139,7 @@ class WorklistPanel(QListWidget):
 
     def _tell_notices(self) -> None:
         """In the status bar and an alert: the core has logged them already."""
-        notices = self.worklist.take_notices()
+        notices = self.open_worklist.take_notices()
         if notices:
             message = "\n\n".join(notices)
             self.status.emit(notices[-1])
@@ -157,61 +164,66 @@ class WorklistPanel(QListWidget):
             self.open_case(min(max(row + direction, 0), len(self.worklist.cases) - 1))
 
     def _current_row(self) -> int | None:
-        if self.worklist is None or self.state.case is None:
+        case = self.viewer_state.case
+        if self.worklist is None or case is None:
             return None
-        return self.worklist.index_of(self.state.case.source)
+        return self.worklist.index_of(case.source)
 
     def _on_opened(self, case) -> None:
         row = self._current_row()
         if row is not None:
-            entry = self.worklist.opened(case.source, case.content_hash)  # another sweep under a reviewed name is not reviewed
+            # another sweep under a reviewed name is not reviewed
+            entry = self.open_worklist.opened(case.source, case.content_hash)
             study = entered_study(entry.review.get("patient"), case.content_hash)
             if study is not None and not case.study.from_dicom:
-                self.state.set_study(study)  # the details typed for it when it was reviewed
+                self.viewer_state.set_study(study)  # the details typed for it when it was reviewed
             self.setCurrentRow(row)
-            if self.worklist.cases[row].state == NOT_SCORED:
-                self.worklist.cases[row].state = SCORING
+            if self.open_worklist.cases[row].state == NOT_SCORED:
+                self.open_worklist.cases[row].state = SCORING
             self.refresh()
 
     def _restore_review(self) -> None:
         row = self._current_row()
-        if row is not None and self.worklist.cases[row].review and not self.state.scored.calipers:
-            restore_calipers(self.state.scored, self.worklist.cases[row].review)
-            self.state.calipers_changed.emit(self.state.frame)
+        if row is not None and self.open_worklist.cases[row].review and not self.viewer_state.open_scored.calipers:
+            restore_calipers(self.viewer_state.open_scored, self.open_worklist.cases[row].review)
+            self.viewer_state.calipers_changed.emit(self.viewer_state.frame)
 
     def _on_scoring_changed(self, scoring: bool) -> None:
-        row = self._current_row()
-        if scoring or row is None or self.state.scored is None or self.state.model is None:
+        row, scored = self._current_row(), self.viewer_state.scored
+        if scoring or row is None or scored is None or self.viewer_state.model is None:
             return
-        entry = self.worklist.cases[row]
-        self._save(lambda: self.worklist.scored(entry.path, self.state.scored), f"{entry.name} is scored",
-                   alert=False)
+        worklist = self.open_worklist
+        entry = worklist.cases[row]
+        self._save(lambda: worklist.scored(entry.path, scored), f"{entry.name} is scored", alert=False)
         if entry.state == SCORING:
             entry.state = NOT_SCORED  # stopped part way: it scores again when opened
         self.refresh()
         self._score_ahead(row)
 
     def _score_ahead(self, row: int) -> None:
-        ahead = self.worklist.next_to_score(row)
-        if ahead is not None and self.state.scored.n_pending == 0:
+        ahead = self.open_worklist.next_to_score(row)
+        if ahead is not None and self.viewer_state.open_scored.n_pending == 0:
             self.session.prefetch(ahead.path)
             self.status.emit(f"Scoring {ahead.name} ahead, while you review this case.")
 
     def _on_prefetched(self, path: Path, scored) -> None:
-        if self.worklist is None or self.worklist.index_of(path) is None or scored is None:
+        worklist = self.worklist
+        row = worklist.index_of(path) if worklist is not None else None
+        if worklist is None or row is None or scored is None:
             return
-        name = self.worklist.cases[self.worklist.index_of(path)].name
-        self._save(lambda: self.worklist.scored(path, scored), f"{name} is scored", alert=False)
+        name = worklist.cases[row].name
+        self._save(lambda: worklist.scored(path, scored), f"{name} is scored", alert=False)
         if not self.session.is_scoring:
             self._on_scoring_changed(False)  # and the one after it
 
     def refresh(self) -> None:
-        for row, entry in enumerate(self.worklist.cases):
+        worklist = self.open_worklist
+        for row, entry in enumerate(worklist.cases):
             best = "" if entry.best_score is None else f"  {entry.best_score:.2f}"
-            unsaved = "" if self.worklist.saved or entry.state not in (SCORED, REVIEWED) else " (not saved)"
+            unsaved = "" if worklist.saved or entry.state not in (SCORED, REVIEWED) else " (not saved)"
             item = self.item(row)
             item.setText(f"{MARKS[entry.state]} {entry.name}{best}{unsaved}")
             item.setToolTip(f"{entry.path}: {entry.state}"
-                            + (f"; not yet saved in {self.worklist.review_file}" if unsaved else ""))
+                            + (f"; not yet saved in {worklist.review_file}" if unsaved else ""))
             item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
             item.setForeground(QBrush(QColor(COLOURS[entry.state])))

@@ -82,18 +82,20 @@ class Recording:
             raise WriteError(self.path, f"the source's frames changed size (from {self.shape[1]} x {self.shape[0]} "
                              f"to {frame.image.shape[1]} x {frame.image.shape[0]} px)",
                              "Keep the capture's resolution fixed while recording, or give a region.")
+        assert self._first is not None  # set with the shape, by the first frame
         self._write(frame.image, round(frame.arrived - self._first, 6))
 
     def mark_sweep(self) -> bool:
         """The next frame starts a new sweep; False where none has begun (nothing recorded, or just marked)."""
         if not self.times or self.times[-1] is None:
             return False
+        assert self.shape is not None  # a frame is recorded
         self._write(np.zeros(self.shape, np.uint8), None)
         return True
 
     def _write(self, image: np.ndarray, when: float | None) -> None:
         try:
-            self._raw.write(memoryview(np.ascontiguousarray(image)).cast("B"))
+            self._raw.write(np.ascontiguousarray(image).data.cast("B"))
             self._raw.flush()  # in the operating system's hands: a crash of this process loses nothing
         except OSError as error:
             raise WriteError(self.path, f"recording stopped: {error.strerror}", "Free some space.") from None
@@ -107,6 +109,7 @@ class Recording:
         atomic_write(self.work / TIMES_NAME, lambda file: file.write(self._sidecar()), overwrite=True)
 
     def _header(self, data_file: str) -> bytes:
+        assert self.shape is not None  # written after the first frame
         height, width = self.shape
         spacing = self.info["spacing_mm"] or 1.0  # 1 x 1: "no calibration" to every reader (case/spacing.py)
         return (f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"

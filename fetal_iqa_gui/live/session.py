@@ -31,7 +31,7 @@ class LiveScore:
     good: bool
     arrived: float  # time.monotonic() of the frame's arrival
     scored: float  # ... and of its score
-    image: np.ndarray = field(repr=False, default=None)  # the frame scored (the best frames' thumbnails)
+    image: np.ndarray = field(repr=False)  # the frame scored (the best frames' thumbnails)
 
     @property
     def delay_s(self) -> float:

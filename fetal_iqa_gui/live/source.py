@@ -194,7 +194,7 @@ def write_lossless_video(path: str | os.PathLike, frames: np.ndarray, frame_rate
     live source (demonstrations, tests, the benchmark)."""
     path = Path(path)
     height, width = frames.shape[1:]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), frame_rate, (width, height), isColor=False)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"FFV1"), frame_rate, (width, height), isColor=False)
     if not writer.isOpened():
         raise LiveSourceError(path, "this OpenCV cannot write FFV1 video", "Write an image folder instead.")
     try:

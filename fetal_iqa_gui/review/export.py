@@ -7,6 +7,7 @@ everything outside the image blanked (privacy.py); an overlay copy is optional.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -213,7 +214,8 @@ def export_frame(case: Case, frame: int, score: float | None, model: ModelInfo, 
                                   area.blanked if area else None), indent=2).encode()
     pixels = frame_pixels(case, frame, area)
     writers: list[Writer] = [lambda f: f.write(png_bytes(pixels, case.spacing_mm)), lambda f: f.write(document)]
-    writers += [lambda f, image=image: f.write(png_bytes(image, case.spacing_mm)) for _, image in extras]
+    for _, image in extras:
+        writers.append(functools.partial(_write_png, image=image, spacing=case.spacing_mm))
     return write_together([(out_dir / f"{base}{suffix}", write) for suffix, write in zip(suffixes, writers)], overwrite)
 
 
@@ -261,3 +263,7 @@ def write_challenge_output(out_dir: str | Path, case_id: str, frame: int, mask: 
     write_image(image, case_dir / CHALLENGE_MASK, overwrite)
     atomic_write(case_dir / CHALLENGE_FRAME_JSON, lambda f: f.write(json.dumps(int(frame)).encode()), overwrite)
     return case_dir
+
+
+def _write_png(file, image, spacing) -> None:
+    file.write(png_bytes(image, spacing))

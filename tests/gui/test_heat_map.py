@@ -96,7 +96,7 @@ def test_scrubbing_while_maps_compute_shows_the_last_frame_and_never_stalls(qtbo
         QTest.keyClick(window.frame_view, Qt.Key.Key_Right)
         qtbot.wait(30)
         assert window.frame_view.readout.text().count("Heat map: computing") == 1  # busy, and says so
-    qtbot.waitUntil(lambda: window.frame_view.heat_map.isVisible() and window.heat_maps.thread is None,
+    qtbot.waitUntil(lambda: window.frame_view.heat_map.isVisible() and window.heat_maps.worker is None,
                     timeout=30_000)
     timer.stop()
     assert state.frame == start + 12

@@ -73,4 +73,4 @@ def test_h_toggles_the_heat_map_of_the_latest_scored_frame_computed_only_while_o
     qtbot.wait(500)
     assert len(computed) == done  # off again: nothing more computed
     view.stop()
-    view.thread.wait(5000)
+    view.worker.wait(5000)

@@ -59,7 +59,7 @@ def test_a_port_another_program_holds_is_said_and_the_window_goes_on(qtbot, wind
         window.receiver.apply(receiving(window, tmp_path / "received", port))
         qtbot.waitUntil(lambda: window.last_alert != "", timeout=10_000)
     assert f"Cannot listen on port {port}" in window.last_alert and "Choose another port in Settings" in window.last_alert
-    assert window.statusBar().receiving.isHidden() and window.receiver.thread is None
+    assert window.statusBar().receiving.isHidden() and window.receiver.worker is None
 
 
 def test_settings_refuse_receiving_without_a_folder_or_a_scanner_and_save_it_when_set(qtbot, window, tmp_path):
@@ -98,4 +98,4 @@ def test_receiving_starts_with_the_window_that_was_set_to_receive(qtbot, tiny_cl
     window.show()
     qtbot.waitUntil(lambda: window.statusBar().receiving.isVisible(), timeout=10_000)
     window.close()
-    assert window.receiver.thread is None
+    assert window.receiver.worker is None
