@@ -45,6 +45,12 @@ class Exporter(QObject):
     def busy(self) -> bool:
         return self.worker is not None and self.worker.isRunning()
 
+    def _settle(self) -> None:
+        """The worker said it is done, as its last act: let it end, so that an export asked for in
+        answer to that (a second Ctrl+E) is not refused as "running"."""
+        if self.worker is not None:
+            self.worker.wait(5000)
+
     @property
     def _parts(self) -> WindowParts:
         return cast(WindowParts, self.window)  # the main window
@@ -122,6 +128,7 @@ class Exporter(QObject):
         worker.start()
 
     def _report_done(self, page, exported, folder: Path) -> None:
+        self._settle()
         if page is None:
             error = exported.problems[0]
             message = str(error) + (self._forget_folder(folder) if exported.folder_failed else "")
@@ -148,6 +155,7 @@ class Exporter(QObject):
         worker.start()
 
     def _dicom_done(self, written, error, folder: Path) -> None:
+        self._settle()
         if written is None:
             message = f"Nothing was exported to DICOM: {error}" + (
                 self._forget_folder(folder) if isinstance(error, WriteError) and not isinstance(error, NameTaken)
@@ -218,6 +226,7 @@ class Exporter(QObject):
         return self._parts.session.engine if self.settings.export_heat_maps else None
 
     def _done(self, report, folder: Path) -> None:
+        self._settle()
         message = report.message(folder) + (self._forget_folder(folder) if report.folder_failed else "")
         self.status.emit(message)
         if report.problems:

@@ -122,6 +122,8 @@ class PacsSender(QObject):
             self.status.emit(f"Sending to PACS: {step.done} of {counted(step.total, 'file')}…")
 
     def _done(self, tally: Tally, error, archive) -> None:
+        if self.worker is not None:
+            self.worker.wait(5000)  # it said done as its last act: a send asked for in answer is not "busy"
         waiting = self.count()
         where = archive.describe() if archive is not None else "their archives"
         sent = f"Sent {counted(tally.sent, 'file')} to {where}" if tally.sent else ""
