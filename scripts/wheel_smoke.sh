@@ -19,6 +19,14 @@ step "building the wheel"
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation "$WORK/src" -w "$WORK/dist" 2>/dev/null \
     || "$PYTHON" -m pip wheel --quiet --no-deps "$WORK/src" -w "$WORK/dist"
 "$PYTHON" -m pip install --quiet --no-deps --target "$WORK/site" "$WORK"/dist/fetal_iqa-*.whl
+step "the package index description links no picture it cannot show"
+"$PYTHON" -c "import sys, zipfile; w = zipfile.ZipFile(sys.argv[1])
+sys.stdout.write(w.read(next(n for n in w.namelist() if n.endswith('.dist-info/METADATA'))).decode())" \
+    "$WORK"/dist/fetal_iqa-*.whl > "$WORK/METADATA"
+grep -q "^# fetal-iqa" "$WORK/METADATA" || { echo "wheel smoke: the wheel has no description" >&2; exit 1; }
+if grep -En '\]\((resources|benchmarks|docs|scripts)/' "$WORK/METADATA"; then
+    echo "wheel smoke: the description links files of the checkout, broken on a package index" >&2; exit 1
+fi
 step "the sdist carries the tests, the benchmarks and CI's scripts"
 (cd "$WORK/src" && "$PYTHON" -c "import setuptools.build_meta as b; b.build_sdist('$WORK/sdist')" >/dev/null 2>&1)
 tar -tzf "$WORK"/sdist/fetal_iqa-*.tar.gz > "$WORK/sdist/members"
