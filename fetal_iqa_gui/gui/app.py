@@ -6,6 +6,7 @@ import argparse
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 import traceback
 from typing import cast
@@ -69,6 +70,7 @@ def run(case: Path | None = None, demo: bool = False, demo_task: str = "classifi
     install_excepthook(path)
     window = MainWindow()
     window.show()
+    close_on_signals(window)
     if os.environ.get(QUIT_AFTER_ENV):
         QTimer.singleShot(int(float(os.environ[QUIT_AFTER_ENV]) * 1000), window.close)
     if demo:
@@ -76,6 +78,19 @@ def run(case: Path | None = None, demo: bool = False, demo_task: str = "classifi
     elif case is not None:
         window.open_path(Path(case))
     return app.exec()
+
+
+def close_on_signals(window) -> None:
+    """SIGTERM (a logout, `kill`) and Ctrl+C in the terminal close the window as its close button
+    does: work stopped, the window's place kept, never an error. Python runs its signal handlers
+    only between its own steps, so a timer wakes it while Qt waits for events."""
+    def close(_number, _frame):
+        QTimer.singleShot(0, window.close)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, close)
+    wake = QTimer(window, interval=250)
+    wake.timeout.connect(lambda: None)
+    wake.start()
 
 
 def main(argv: list[str] | None = None) -> int:

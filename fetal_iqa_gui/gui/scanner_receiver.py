@@ -44,6 +44,9 @@ class ScannerReceiver(QObject):
                                 "of at least one scanner it accepts: set them in File > Settings.")
             return
         folder, port, allowed, title = wanted
+        # pynetdicom (and pydicom) imported here, before the thread: pydicom's circular imports fail
+        # ("partially initialized module") when two threads import it at once, as the worklist does
+        import pynetdicom  # noqa: F401
         self.running = wanted
         self.worker = thread = ListenThread(folder, port, allowed, title)
         thread.said.connect(lambda kind, message, folders: self._on_event(thread, kind, message, folders))
