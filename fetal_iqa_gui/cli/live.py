@@ -30,11 +30,14 @@ def add_live_command(commands) -> None:
         (("a synthetic case's video, recorded as a case, by the demo model",
           "live sweep.mkv --model demo --record live.mha"),
          ("the first capture device, the ultrasound image only, for two minutes",
-          "live 0 --region 120,80,744,562 --record exam.mha --seconds 120")))
+          "live 0 --region 120,80,744,562 --record exam.mha --seconds 120"),
+         ("the same, the image region found by itself (what changes on the screen)",
+          "live 0 --region auto --record exam.mha")))
     live.add_argument("source", metavar="SOURCE",
                       help="a camera index (0, 1...), a video file, or a folder of pictures")
     live.add_argument("--region", type=_region, metavar="X,Y,W,H",
-                      help="the ultrasound image on the frame, in pixels (default: the whole frame)")
+                      help="the ultrasound image on the frame, in pixels, or 'auto': the largest region that "
+                      "changes over the first second (default: the whole frame)")
     live.add_argument("--record", type=Path, metavar="FILE.mha",
                       help="record every frame, with its time, as a case file (default: none)")
     live.add_argument("--force", action="store_true", help="replace an existing recording")
@@ -51,6 +54,8 @@ def add_live_command(commands) -> None:
 
 def _region(text: str):
     from ..live.source import Region
+    if text.strip().lower() == "auto":
+        return "auto"
     try:
         return Region.parse(text)
     except ValueError as error:
@@ -62,8 +67,10 @@ def cmd_live(args) -> int:
     from ..live.session import LiveSession
     from ..live.source import open_source
     from .options import load_engine
-    source = open_source(args.source, args.region, args.rate)
-    recording = (Recording(args.record, source.name, source.frame_rate, args.region, args.spacing, args.force)
+    source = open_source(args.source, None if args.region == "auto" else args.region, args.rate)
+    if args.region == "auto":
+        say(f"live: the image region found: {source.find_region()} (x,y,width,height; --region gives it)")
+    recording = (Recording(args.record, source.name, source.frame_rate, source.region, args.spacing, args.force)
                  if args.record else None)  # refused (a name taken) before the model loads
     session = None
     try:

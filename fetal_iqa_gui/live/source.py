@@ -60,6 +60,25 @@ class Region:
         return self.x + self.width <= width and self.y + self.height <= height
 
 
+AUTO_REGION_FRAMES = 30  # about a second of the scanner's video: the image's speckle moves, the screen around it not
+_CHANGE_LEVEL = 12  # grey levels a pixel must swing by over those frames to be part of the image (not noise)
+
+
+def find_image_region(frames: list[np.ndarray]) -> Region | None:
+    """The largest region that changes over `frames` (grey, one size): the ultrasound image on the
+    machine's screen, whose speckle moves while the menus, text and scales around it stay. None when
+    nothing changes. Small changes apart from it (a clock, the cursor) are other, smaller regions."""
+    stack = np.stack(frames)
+    changing = (stack.max(axis=0).astype(np.int16) - stack.min(axis=0)) > _CHANGE_LEVEL
+    closed = cv2.morphologyEx(changing.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    if count < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, width, height = (int(value) for value in stats[largest, :4])
+    return Region(x, y, width, height)
+
+
 @dataclass
 class LiveFrame:
     index: int  # its place in the recording
@@ -93,9 +112,29 @@ class LiveSource:
         self.is_camera = is_camera
         self.expected_frames = expected_frames
         self.region = region
+        self._read_ahead: list[np.ndarray] = []  # grey frames read to find the region, delivered first
         self.delivered = 0
         self.unplugged = False
         self.ended = ""
+
+    def find_region(self, frames: int = AUTO_REGION_FRAMES) -> Region:
+        """The image region found in the first `frames` frames (`find_image_region`), which are kept
+        and delivered first (the recording loses none); `LiveSourceError` when nothing changes."""
+        while len(self._read_ahead) < frames:
+            ok, frame = self.capture.read()
+            if not ok or frame is None:
+                break
+            grey = to_grey(frame)
+            if self._read_ahead and grey.shape != self._read_ahead[0].shape:
+                break
+            self._read_ahead.append(grey)
+        found = find_image_region(self._read_ahead) if len(self._read_ahead) >= 2 else None
+        if found is None:
+            raise LiveSourceError(self.name, f"nothing changes in its first {len(self._read_ahead)} frames, so the "
+                                  "image region cannot be found", "Give the region (x,y,width,height), or "
+                                  "start the video once the scanner is imaging.")
+        self.region = found
+        return found
 
     def frames(self, stop=None) -> Iterator[LiveFrame]:
         """Each frame as it is due; `stop` (a threading.Event) ends the stream between frames."""
@@ -107,6 +146,10 @@ class LiveSource:
                     due = started + self.delivered * period
                     if (wait := due - time.monotonic()) > 0:
                         time.sleep(wait)
+                if self._read_ahead:  # read to find the region: delivered first, in order
+                    yield LiveFrame(self.delivered, self._cut(self._read_ahead.pop(0)), time.monotonic())
+                    self.delivered += 1
+                    continue
                 try:
                     ok, frame = self.capture.read()
                 except Exception as error:  # a driver that raises where OpenCV's returns False

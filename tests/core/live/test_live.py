@@ -124,3 +124,35 @@ def test_the_region_is_cut_from_every_frame(video, clip):
     assert np.array_equal(first.image, clip[0, 50:350, 100:500])
     with pytest.raises(ValueError):
         Region.parse("1,2,3")
+
+
+def screen_video(clip, tmp_path, at=(80, 60)):
+    """The scanner's screen as a capture device sends it: the image at `at` on a larger frame, with
+    menus and a scale (static text) around it that do not change."""
+    x, y = at
+    height, width = clip.shape[1:]
+    screen = np.zeros((len(clip), height + 2 * y, width + 2 * x), np.uint8)
+    screen[:, 10:30, 10:200] = np.random.default_rng(0).integers(0, 255, (20, 190), dtype=np.uint8)  # "text"
+    screen[:, :, -12:] = 200  # a scale bar
+    screen[:, y:y + height, x:x + width] = clip
+    return write_lossless_video(tmp_path / "screen.mkv", screen, RATE), screen
+
+
+def test_the_image_region_is_found_as_what_changes_and_no_frame_is_lost(clip, tmp_path):
+    video, screen = screen_video(clip, tmp_path)
+    source = open_source(video)
+    region = source.find_region()
+    moving = np.argwhere(clip.max(axis=0).astype(int) - clip.min(axis=0) > 12)  # the fan's pixels that change
+    (top, left), (bottom, right) = moving.min(axis=0), moving.max(axis=0)
+    assert abs(region.x - (80 + left)) <= 4 and abs(region.y - (60 + top)) <= 4
+    assert abs(region.x + region.width - (80 + right + 1)) <= 4 and abs(region.y + region.height - (60 + bottom + 1)) <= 4
+    delivered = [frame.image for frame in source.frames()]
+    assert len(delivered) == len(clip)  # the frames read to find it are delivered too, in order
+    assert all(np.array_equal(image, region.cut(frame)) for image, frame in zip(delivered, screen))
+
+
+def test_a_screen_where_nothing_changes_asks_for_the_region(clip, tmp_path):
+    from fetal_iqa_gui.live.source import LiveSourceError
+    still = write_lossless_video(tmp_path / "still.mkv", np.repeat(clip[:1], 10, axis=0), RATE)
+    with pytest.raises(LiveSourceError, match="nothing changes in its first 10 frames"):
+        open_source(still).find_region()

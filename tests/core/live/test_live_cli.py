@@ -82,3 +82,17 @@ def test_sigterm_ends_the_session_with_the_recording_finished(clip, tmp_path):
     assert process.returncode == EXIT_TERMINATED and "Terminated." in err and "Traceback" not in err, err
     kept = load_case(record).frames
     assert 1 <= len(kept) < len(clip) and np.array_equal(kept, clip[:len(kept)])
+
+
+def test_live_finds_the_image_region_by_itself(clip, tmp_path, capsys):
+    from .test_live import screen_video
+    video, _ = screen_video(clip, tmp_path)
+    record = tmp_path / "live.mha"
+    assert main(["live", str(video), "--region", "auto", "--model", "demo", "--device", "cpu",
+                 "--record", str(record)]) == 0
+    err = capsys.readouterr().err
+    assert "the image region found: " in err
+    found = err.split("the image region found: ")[1].split(" ")[0]
+    width, height = map(int, found.split(",")[2:])
+    recorded = load_case(record)
+    assert recorded.n_frames == len(clip) and recorded.frames.shape[1:] == (height, width)
