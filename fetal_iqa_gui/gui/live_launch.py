@@ -5,38 +5,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog
+from PySide6.QtWidgets import QDialog
 
 from ..live.recording import Recording
 from ..live.session import LiveSession
-from ..live.source import open_source
+from ..live.source import Region, open_source
 from ..model.spec import DEMO_LABEL
+from .live_source_dialog import LiveChoice, LiveSourceDialog
 from .live_thread import LiveThread
 from .live_view import LiveView
 from .workers import warm_engine
 
 
-def ask_source(window) -> tuple[str, Path | None] | None:
-    """The source the user names, and the file to record it in (None: not recorded); None if cancelled."""
-    ask = QInputDialog(window)  # exec() from here, as every dialog of the window (the tests answer it)
-    ask.setWindowTitle("Live source")
-    ask.setLabelText("Camera index (0, 1…: a capture device), video file or picture folder:")
-    source = ask.textValue() if ask.exec() == QDialog.DialogCode.Accepted else ""
-    if not source.strip():
-        return None
-    record, _ = QFileDialog.getSaveFileName(window, "Record the session as", "live.mha", "MetaImage (*.mha)")
-    return source.strip(), Path(record) if record else None
+def ask_source(window) -> LiveChoice | None:
+    """The source, its image region and spacing and the file to record in, as the user gives them; None if cancelled."""
+    dialog = LiveSourceDialog(window)  # exec() from here, as every dialog of the window (the tests answer it)
+    return dialog.choice() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
 
-def start(window, source: str, record: Path | None, predict=None, make_explainer=None) -> LiveView:
+def start(window, source: str, record: Path | None, predict=None, make_explainer=None,
+          region: Region | str | None = None, spacing_mm: float | None = None) -> LiveView:
     """The live view on `source`, shown and running (`predict`, `make_explainer`: stand-ins for the
-    model and its heat maps, for tests)."""
+    model and its heat maps, for tests); `region`: None (the whole frame), "auto" or a Region."""
     session = window.session
     spec, settings = session.model_spec(), session.engine_settings()
 
     def open_session(on_score):
-        live = open_source(source)
-        recording = Recording(record, live.name, live.frame_rate, overwrite=True) if record else None
+        live = open_source(source, region if isinstance(region, Region) else None)
+        if region == "auto":
+            live.find_region()  # its frames are delivered and recorded too
+        recording = (Recording(record, live.name, live.frame_rate, live.region, spacing_mm, overwrite=True)
+                     if record else None)
         if predict is not None:
             return LiveSession(live, predict, 0.5, recording, on_score)
         engine = warm_engine(spec, settings)

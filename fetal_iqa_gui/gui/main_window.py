@@ -234,7 +234,8 @@ class MainWindow(QMainWindow):
         """A camera (capture device), video file or picture folder, scored live and recorded as a case."""
         asked = live_launch.ask_source(self)
         if asked is not None:
-            self.start_live(*asked)
+            self.live_view = live_launch.start(self, asked.source, asked.record, region=asked.region,
+                                               spacing_mm=asked.spacing_mm)
 
     def start_live(self, source: str, record: Path | None, predict=None, make_explainer=None) -> LiveView:
         """The live view on `source` (`predict`, `make_explainer`: stand-ins for the model and its heat
