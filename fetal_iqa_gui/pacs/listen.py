@@ -186,6 +186,9 @@ class Receiver:
         moved = []
         try:
             for series in sorted(p for p in study.folder.iterdir() if _KEY.fullmatch(p.name) and _real_folder(p)):
+                if not any(series.iterdir()):  # its instances could not be written (a full disk): no case
+                    series.rmdir()
+                    continue
                 target = _free_name(self.into, _series_name(series))
                 os.rename(series, target)  # in one folder's tree: atomic, the case appears whole
                 moved.append(target)

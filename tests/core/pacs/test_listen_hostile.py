@@ -109,3 +109,17 @@ def test_series_number_zero_is_named(tmp_path):
     completed(into)
     [case] = Worklist(into).cases
     assert case.path.name.startswith("20261203_101500_US_S0_")
+
+
+def test_a_series_whose_instances_could_not_be_written_does_not_show_as_a_case(tmp_path):
+    """The disk filled up while a series arrived: its instances were refused to the scanner (which keeps them to
+    send again), and the empty folder left of it is no case (it showed as an empty one, said as received)."""
+    into = tmp_path / "worklist"
+    study = received(into).parent
+    (study / "aaaaaaaaaaaaaaaa").mkdir()  # the series the full disk refused
+    (into / INCOMING / "bbbbbbbbbbbbbbbb" / "cccccccccccccccc").mkdir(parents=True)  # a study refused whole
+    events = completed(into)
+    assert [event.kind for event in events] == [RECEIVED] and "1 series" in events[0].message, events
+    assert [path.name for path in into.iterdir() if path.name != INCOMING] == [events[0].folders[0].name]
+    assert len(Worklist(into).cases) == 1
+    assert list((into / INCOMING).iterdir()) == []
