@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import re
+import shutil
 import stat
 import threading
 import time
@@ -186,8 +187,8 @@ class Receiver:
         moved = []
         try:
             for series in sorted(p for p in study.folder.iterdir() if _KEY.fullmatch(p.name) and _real_folder(p)):
-                if not any(series.iterdir()):  # its instances could not be written (a full disk): no case
-                    series.rmdir()
+                if not any(series.glob("*.dcm")):  # none could be written (a full disk; a write killed): no case
+                    shutil.rmtree(series)  # only a killed write's temporary file, if anything
                     continue
                 target = _free_name(self.into, _series_name(series))
                 os.rename(series, target)  # in one folder's tree: atomic, the case appears whole

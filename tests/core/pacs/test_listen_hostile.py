@@ -117,6 +117,8 @@ def test_a_series_whose_instances_could_not_be_written_does_not_show_as_a_case(t
     into = tmp_path / "worklist"
     study = received(into).parent
     (study / "aaaaaaaaaaaaaaaa").mkdir()  # the series the full disk refused
+    (study / "dddddddddddddddd").mkdir()  # one whose write was killed with the receiver
+    (study / "dddddddddddddddd" / ".0000000000000000.dcm.0123abcd.part").write_bytes(b"\0" * 100)
     (into / INCOMING / "bbbbbbbbbbbbbbbb" / "cccccccccccccccc").mkdir(parents=True)  # a study refused whole
     events = completed(into)
     assert [event.kind for event in events] == [RECEIVED] and "1 series" in events[0].message, events
