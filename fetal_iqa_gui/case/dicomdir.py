@@ -73,12 +73,18 @@ def recordings(dicomdir: Path) -> list[list[Path]]:
     return [[key] if isinstance(key, Path) else [path for _, path in sorted(series[key])] for key in order]
 
 
-def case_paths(dicomdir: Path) -> list[Path]:
+def case_paths(dicomdir: Path) -> tuple[list[Path], list[Path]]:
     """What to open for each recording the DICOMDIR lists: a cine's file, or the folder of a series
-    of single frames (an export keeps each series in a folder of its own)."""
-    paths = []
-    for files in recordings(dicomdir):
+    of single frames (an export keeps each series in a folder of its own); and the folders where
+    a series shares its folder with another recording, which opens as the folder's first series only."""
+    found = recordings(dicomdir)
+    paths: list[Path] = []
+    shared: list[Path] = []
+    for files in found:
         path = files[0] if len(files) == 1 else files[0].parent
+        if len(files) > 1 and path not in shared and any(
+                file.parent == path for other in found if other is not files for file in other):
+            shared.append(path)
         if path not in paths:
             paths.append(path)
-    return paths
+    return paths, shared

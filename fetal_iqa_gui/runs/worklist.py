@@ -85,10 +85,14 @@ class Worklist:
 
     def _dicomdir_cases(self, index: Path) -> list[CaseEntry]:
         try:
-            paths = dicomdir.case_paths(index)
+            paths, shared = dicomdir.case_paths(index)
         except CaseLoadError as error:
             self.notices.append(str(error))
             return []
+        for folder in shared:  # said: a recording the exam holds must not go unseen
+            self.notices.append(f"The DICOMDIR lists several recordings in {folder.relative_to(self.folder).as_posix()}, "
+                                "which open as one case (its first series); copy each series into a folder of its "
+                                "own to review them all.")
         names = [path.relative_to(self.folder).parts for path in paths]
         shared = 0  # the folders every recording shares (PT000000/ST000000) are left out of its name
         while names and all(len(parts) > shared + 1 and parts[shared] == names[0][shared] for parts in names):

@@ -57,3 +57,33 @@ def test_a_damaged_dicomdir_is_said_and_lists_nothing(tmp_path):
     worklist = Worklist(tmp_path)
     assert worklist.cases == []
     assert any("DICOMDIR index could not be read" in notice for notice in worklist.take_notices())
+
+
+def test_two_series_an_export_put_in_one_folder_are_said(tmp_path):
+    """Some exporters put every image of a study in one folder: two series of single frames there open as one
+    case (the folder's first series), so the other recording would go unseen; the worklist says so."""
+    import shutil
+
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+    from pydicom.uid import generate_uid
+    fileset, study = FileSet(), generate_uid()
+    for number in (1, 2):
+        series = generate_uid()
+        for instance in (1, 2):
+            made = write_us_dicom(tmp_path / f"made{number}{instance}.dcm", np.full((1, 16, 16), number, np.uint8),
+                                  StudyInstanceUID=study, SeriesInstanceUID=series, SeriesNumber=number,
+                                  InstanceNumber=instance)
+            fileset.add(dcmread(made))
+    fileset.write(tmp_path / "usb")
+    first, second = sorted(path for path in (tmp_path / "usb").rglob("SE*") if path.is_dir())
+    index = (tmp_path / "usb" / "DICOMDIR").read_bytes()
+    for number, image in enumerate(sorted(second.iterdir()), 2):  # the second series moved into the first's folder
+        index = index.replace(f"{second.name}\\{image.name}".encode(), f"{first.name}\\IM00000{number}".encode())
+        shutil.move(image, first / f"IM00000{number}")
+    second.rmdir()
+    (tmp_path / "usb" / "DICOMDIR").write_bytes(index)
+    worklist = Worklist(tmp_path / "usb")
+    assert len(worklist.cases) == 1
+    [notice] = worklist.take_notices()
+    assert notice.startswith("The DICOMDIR lists several recordings in PT000000/ST000000/SE000000, which open as one")
