@@ -37,12 +37,16 @@ class CaseEntry:
     review: dict = field(default_factory=dict)  # what `review_of` recorded when it was marked reviewed
     content_hash: str | None = None  # known once opened or scored; else that of the record its file fits
     legacy: bool = False  # shown from a version 1 file's entry, kept by name: the content is not known yet
-    # how the worklist names it, and keeps its review by: the file's name ("" here), unless that is not
-    # unique (a DICOMDIR's recordings are all IM000000, in folders of their own: SE000001/IM000000)
+    # how the worklist names it: the file's name ("" here), unless that is not unique (a DICOMDIR's
+    # recordings are all IM000000, in folders of their own: SE000001/IM000000)
     name: str = ""
+    # what its review is kept by: the name, unless that may change (a DICOMDIR's recording by its whole
+    # path, which another exam written to the stick later does not change)
+    record_name: str = ""
 
     def __post_init__(self):
         self.name = self.name or self.path.name
+        self.record_name = self.record_name or self.name
 
     @property
     def case_id(self) -> str:
@@ -97,7 +101,8 @@ class Worklist:
         shared = 0  # the folders every recording shares (PT000000/ST000000) are left out of its name
         while names and all(len(parts) > shared + 1 and parts[shared] == names[0][shared] for parts in names):
             shared += 1
-        return [CaseEntry(path, name="/".join(parts[shared:])) for path, parts in zip(paths, names)]
+        return [CaseEntry(path, name="/".join(parts[shared:]), record_name="/".join(parts))
+                for path, parts in zip(paths, names)]
 
     def _listed(self) -> list[Path]:
         return [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
@@ -153,7 +158,7 @@ class Worklist:
     def _change(self, entry: CaseEntry, change: dict) -> None:
         change = {"file": fingerprint(entry.path), **change}
         assert entry.content_hash is not None  # known: the case was `opened`
-        key = (entry.name, entry.content_hash)
+        key = (entry.record_name, entry.content_hash)
         waiting = self._pending.get(key)
         if waiting and waiting["state"] == REVIEWED and change["state"] != REVIEWED:
             change = {**waiting, "file": change["file"]}  # a review not saved yet stays one
@@ -185,7 +190,7 @@ class Worklist:
                 _apply(entry, record)
 
     def _record_of(self, entry: CaseEntry) -> dict | None:
-        records, name = self._contents.records, entry.name
+        records, name = self._contents.records, entry.record_name
         if entry.content_hash is not None:
             return self._pending.get((name, entry.content_hash)) or records.get((name, entry.content_hash))
         found = fingerprint(entry.path)
@@ -203,7 +208,7 @@ class Worklist:
         if entry.content_hash == content_hash and not entry.legacy:
             return
         was_legacy, entry.content_hash, entry.legacy = entry.legacy, content_hash, False
-        key = (entry.name, content_hash)
+        key = (entry.record_name, content_hash)
         record = self._pending.get(key) or self._contents.records.get(key)
         if record is None and was_legacy:  # version 1's entry for this name: this content is the one it reviewed
             legacy = self._contents.legacy[entry.case_id]

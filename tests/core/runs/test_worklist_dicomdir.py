@@ -2,6 +2,8 @@
 its recordings, each named apart (the files are all IM000000 in their own folders), each review
 kept for its own recording."""
 
+import os
+
 import numpy as np
 
 from fetal_iqa_gui.case.loading import load_case
@@ -87,3 +89,23 @@ def test_two_series_an_export_put_in_one_folder_are_said(tmp_path):
     assert len(worklist.cases) == 1
     [notice] = worklist.take_notices()
     assert notice.startswith("The DICOMDIR lists several recordings in PT000000/ST000000/SE000000, which open as one")
+
+
+def test_a_review_stays_when_another_exam_is_written_to_the_stick_later(tmp_path):
+    """Scanners add each exam to the stick's DICOMDIR: a second patient's folder changes what the recordings'
+    names share, and the reviews kept under the short names no longer showed."""
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+    usb = usb_export(tmp_path, sweeps(2))
+    worklist = Worklist(usb)
+    first = worklist.cases[0]
+    case = load_case(first.path)
+    worklist.mark_reviewed(first.path, ScoredCase(case, DEMO, np.linspace(0.1, 0.9, case.n_frames, dtype=np.float32)))
+    before = first.path.stat()
+    fileset = FileSet(usb / "DICOMDIR")
+    fileset.add(dcmread(write_us_dicom(tmp_path / "later.dcm", sweeps(3)[2], PatientID="PAT-NEXT")))
+    fileset.write()
+    os.utime(first.path, ns=(before.st_atime_ns, before.st_mtime_ns))  # pydicom rewrites it; a scanner does not
+    again = Worklist(usb)
+    assert len(again.cases) == 3 and again.cases[0].path == first.path
+    assert [entry.state for entry in again.cases] == [REVIEWED, "not scored", "not scored"]
