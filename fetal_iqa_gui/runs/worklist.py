@@ -60,7 +60,9 @@ class Worklist:
         self.notices: list[str] = []  # what the user should be told about the review file, or the DICOMDIR
         # a USB stick's or a CD's exam: its DICOMDIR lists the recordings (in subfolders, files without extension)
         self.dicomdir = (self.folder / dicomdir.NAME) if (self.folder / dicomdir.NAME).is_file() else None
-        self.cases = self._dicomdir_cases(self.dicomdir) if self.dicomdir else [CaseEntry(path) for path in self._listed()]
+        self.cases = self._dicomdir_cases(self.dicomdir) if self.dicomdir else []
+        self._exam = [entry.path for entry in self.cases]  # the DICOMDIR's recordings
+        self.cases += [CaseEntry(path) for path in self._listed()]  # beside them: what a receiver put there
         self.whole_folder = not self.cases and not self.dicomdir and _holds_files(self.folder)
         if self.whole_folder:  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
@@ -78,8 +80,8 @@ class Worklist:
         """The cases that appeared in the folder since it was read (a series `fetal-iqa listen`
         received, a file copied in), added after the others with what the review file says of them.
         A case that went stays listed (opening it says that it is gone)."""
-        if self.whole_folder or self.dicomdir:
-            return []  # an exported exam does not change
+        if self.whole_folder:
+            return []
         known = {entry.path for entry in self.cases}
         added = [CaseEntry(path) for path in self._listed() if path not in known]
         if added:
@@ -105,7 +107,9 @@ class Worklist:
                 for path, parts in zip(paths, names)]
 
     def _listed(self) -> list[Path]:
-        return [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
+        """The sweeps and series folders in the folder, but those that hold the DICOMDIR's recordings."""
+        listed = [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
+        return [path for path in listed if not any(path == held or path in held.parents for held in self._exam)]
 
     def take_notices(self) -> list[str]:
         notices, self.notices = self.notices, []

@@ -109,3 +109,17 @@ def test_a_review_stays_when_another_exam_is_written_to_the_stick_later(tmp_path
     again = Worklist(usb)
     assert len(again.cases) == 3 and again.cases[0].path == first.path
     assert [entry.state for entry in again.cases] == [REVIEWED, "not scored", "not scored"]
+
+
+def test_a_series_received_into_an_exams_folder_shows_beside_its_recordings(tmp_path):
+    """The receive folder holds a stick's exam copied in: what the scanner sends later went in as received
+    (said so) and never showed, the worklist listing the DICOMDIR's recordings only."""
+    from tests.core.pacs.test_listen_hostile import completed, received
+    usb = usb_export(tmp_path, sweeps(2))
+    worklist = Worklist(usb)
+    received(usb)
+    [event] = completed(usb)
+    [added] = worklist.rescan()
+    assert added.path == event.folders[0] and load_case(added.path).n_frames == 2
+    assert [case.path for case in Worklist(usb).cases] == [case.path for case in worklist.cases]
+    assert len(worklist.cases) == 3 and worklist.rescan() == []
