@@ -109,3 +109,28 @@ def test_a_ca_file_that_is_a_pipe_or_a_folder_is_said_without_blocking(tmp_path,
     [message] = said
     kind = "a pipe (FIFO)" if make == "fifo" else "a folder"
     assert f"the CA file '{ca}' cannot be used (it is not a regular file (it is {kind}" in message, message
+
+
+def test_an_outbox_on_a_full_disk_says_which_file_and_what_was_not_queued(tmp_path, monkeypatch):
+    """The outbox on another disk (a copy, not a link) that fills up: the error named the outbox's own hashed
+    file, not the sweep, nor that the files after it were not queued either."""
+    import errno
+    import os
+
+    from fetal_iqa_gui.base.errors import WriteError
+    sweeps = [write_us_dicom(tmp_path / f"sweep{n}.dcm", np.full((2, 16, 16), n, np.uint8)) for n in range(3)]
+    outbox = Outbox(tmp_path / "outbox")
+    queue_files(sweeps[:1], Archive("127.0.0.1", 4242, "PACS"), outbox)
+
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(WriteError) as error:
+        queue_files(sweeps[1:], Archive("127.0.0.1", 4242, "PACS"), outbox)
+    message = str(error.value)
+    assert "'sweep1.dcm' could not be queued (the disk is full); it and the 1 file after it are not sent" in message
+    assert message.endswith("Free some space or choose another folder.") and len(outbox.entries()) == 1
