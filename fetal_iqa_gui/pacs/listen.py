@@ -264,7 +264,8 @@ def _series_name(series: Path) -> str:
     """`<study date>_<time>_<modality>_S<series number>_<key>`, from the first instance's header: no patient's name."""
     import pydicom
     try:
-        first = next(iter(sorted(series.glob("*.dcm"))))
+        # a regular file only: a pipe put there (a tampered folder) would block the receiver for good
+        first = next(path for path in sorted(series.glob("*.dcm")) if stat.S_ISREG(os.lstat(path).st_mode))
         header = pydicom.dcmread(first, stop_before_pixels=True)
         parts = [str(header.get(name) or "").strip().split(".")[0] for name in ("StudyDate", "StudyTime", "Modality")]
         number = str(header.get("SeriesNumber", "")).strip()  # 0 is a series number too

@@ -125,3 +125,19 @@ def test_a_series_whose_instances_could_not_be_written_does_not_show_as_a_case(t
     assert [path.name for path in into.iterdir() if path.name != INCOMING] == [events[0].folders[0].name]
     assert len(Worklist(into).cases) == 1
     assert list((into / INCOMING).iterdir()) == []
+
+
+def test_a_pipe_among_a_received_series_files_does_not_block_the_receiver(tmp_path):
+    import os
+    into = tmp_path / "worklist"
+    series = received(into)
+    os.mkfifo(series / "000000000000000.dcm")  # sorted first: the one the series is named by
+    result = []
+    thread = threading.Thread(target=lambda: result.append(completed(into)), daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # free the blocked read before failing
+        os.close(os.open(series / "000000000000000.dcm", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the receiver blocked on the pipe")
+    [[event]] = result
+    assert event.kind == RECEIVED and event.folders[0].name.startswith("20261203_101500_US_S1_")
