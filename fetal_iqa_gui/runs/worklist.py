@@ -91,11 +91,11 @@ class Worklist:
 
     def _dicomdir_cases(self, index: Path) -> list[CaseEntry]:
         try:
-            paths, shared = dicomdir.case_paths(index)
+            paths, together = dicomdir.case_paths(index)
         except CaseLoadError as error:
             self.notices.append(str(error))
             return []
-        for folder in shared:  # said: a recording the exam holds must not go unseen
+        for folder in together:  # said: a recording the exam holds must not go unseen
             self.notices.append(f"The DICOMDIR lists several recordings in {folder.relative_to(self.folder).as_posix()}, "
                                 "which open as one case (its first series); copy each series into a folder of its "
                                 "own to review them all.")
