@@ -237,9 +237,11 @@ def _place(temps: list[Path], paths: list[Path], overwrite: bool) -> None:
                 check_replaceable(path)  # made a pipe or a device since the first look
         for temp, path in zip(temps, paths):
             os.replace(temp, path)
-    except OSError as error:
+    except BaseException as error:  # Ctrl+C or SIGTERM too: no empty placeholder, no group placed in part
         for name in created:
             _remove(name)
+        if not isinstance(error, OSError):
+            raise
         raise _write_error(path, error) from None
 
 

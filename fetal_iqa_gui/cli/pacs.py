@@ -47,7 +47,7 @@ def add_pacs_commands(commands) -> None:
                        help="our AE title, as the archive knows it")
     where.add_argument("--tls", action="store_true", help="DICOM over TLS (the archive's TLS port)")
     where.add_argument("--tls-ca", type=Path, metavar="PEM",
-                       help="the CA certificate that signed the archive's (default: the system's)")
+                       help="the CA certificate that signed the archive's (implies --tls; default: the system's)")
     where.add_argument("--timeout", type=positive_float, default=15.0,
                        help="seconds to wait for the archive to connect and answer")
     send.add_argument("--echo", action="store_true",
@@ -104,6 +104,7 @@ def cmd_send(args) -> int:
     from ..pacs.send import RETRY_DELAYS_S, queue_files
     _quiet_pynetdicom(args)
     named = (args.host, args.port, args.called_ae)
+    args.tls = args.tls or args.tls_ca is not None  # a CA given asks for TLS: never sent in the clear instead
     if args.list or args.drop or args.drop_all:
         return manage_queue(args, Outbox(args.outbox), named)
     if (args.paths or args.echo) and None in named:

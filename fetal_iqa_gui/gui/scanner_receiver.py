@@ -5,6 +5,7 @@ folder, which the worklist shows: opened on the first arrival when no other fold
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -16,6 +17,7 @@ from .worklist_panel import WorklistPanel
 log = logging.getLogger(__name__)
 
 STOP_WAIT_MS = 10_000  # the receiver stops within a poll (0.2 s), unless an association is finishing
+FAILURE_ALERT_GAP_S = 60.0  # a full disk refuses every instance of a study: one dialog, the others in the status line
 
 _stopping: set[ListenThread] = set()  # kept until they end: a QThread destroyed running takes the app down
 
@@ -30,6 +32,7 @@ class ScannerReceiver(QObject):
         self.worklist = worklist
         self.worker: ListenThread | None = None  # not `thread`: QObject.thread() is Qt's
         self.running: tuple | None = None  # the settings' `receiving()` that the thread runs
+        self._failure_alerted: float | None = None  # when the last failure was a dialog (time.monotonic)
 
     def apply(self, settings) -> None:
         """Receive as `settings` say: start, stop, or restart with the new port, titles or folder."""
@@ -77,6 +80,11 @@ class ScannerReceiver(QObject):
             self.status.emit(said)
             self._show_arrival(thread.into, said)
         elif kind == FAILED:  # an instance not kept (a full disk...): the scanner was told, and may send again
+            log.warning("%s", message)
+            if self._failure_alerted is not None and time.monotonic() - self._failure_alerted < FAILURE_ALERT_GAP_S:
+                self.status.emit(said)  # not a dialog for each of a study's hundreds of instances
+                return
+            self._failure_alerted = time.monotonic()
             self.alert.emit("A sweep from the scanner was not received", said)
         else:  # a stranger refused: the log and the status line, not a dialog for every knock
             log.info("%s", message)

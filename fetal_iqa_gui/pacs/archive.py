@@ -9,13 +9,16 @@ connection, which tells a refused port from a silent one.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
+import stat
 import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from ..base.errors import FetalIqaError
+from ..base.fileio import NotRegularFile
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,10 @@ class Archive:
         if not self.tls:
             return None
         try:
+            if self.tls_ca:  # OpenSSL reads it: a pipe would block the send forever
+                mode = os.stat(self.tls_ca).st_mode
+                if not stat.S_ISREG(mode):
+                    raise NotRegularFile(self.tls_ca, mode)
             context = ssl.create_default_context(cafile=self.tls_ca or None)
         except (OSError, ssl.SSLError) as error:
             raise ArchiveError(self, f"the CA file '{self.tls_ca}' cannot be used ({error})",

@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import re
+import shutil
 import stat
 import threading
 import time
@@ -186,6 +187,9 @@ class Receiver:
         moved = []
         try:
             for series in sorted(p for p in study.folder.iterdir() if _KEY.fullmatch(p.name) and _real_folder(p)):
+                if not any(series.glob("*.dcm")):  # none could be written (a full disk; a write killed): no case
+                    shutil.rmtree(series)  # only a killed write's temporary file, if anything
+                    continue
                 target = _free_name(self.into, _series_name(series))
                 os.rename(series, target)  # in one folder's tree: atomic, the case appears whole
                 moved.append(target)
@@ -260,7 +264,8 @@ def _series_name(series: Path) -> str:
     """`<study date>_<time>_<modality>_S<series number>_<key>`, from the first instance's header: no patient's name."""
     import pydicom
     try:
-        first = next(iter(sorted(series.glob("*.dcm"))))
+        # a regular file only: a pipe put there (a tampered folder) would block the receiver for good
+        first = next(path for path in sorted(series.glob("*.dcm")) if stat.S_ISREG(os.lstat(path).st_mode))
         header = pydicom.dcmread(first, stop_before_pixels=True)
         parts = [str(header.get(name) or "").strip().split(".")[0] for name in ("StudyDate", "StudyTime", "Modality")]
         number = str(header.get("SeriesNumber", "")).strip()  # 0 is a series number too

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..base.errors import WriteError
+from ..base.text import counted
 from ..base.fileio import special_file_kind
 from .archive import Archive, ArchiveError, associate
 from .outbox import DicomFile, Entry, NotDicom, Outbox, read_dicom_file
@@ -99,7 +100,7 @@ def queue_files(paths: list[Path], archive: Archive, outbox: Outbox, origin: str
     refused (said, not queued); an outbox that cannot hold a file raises `WriteError`."""
     files, skipped = find_dicom_files(paths)
     queued = Queued([], [], skipped)
-    for path in files:
+    for number, path in enumerate(files):
         try:
             dicom = read_dicom_file(path)
         except NotDicom as error:
@@ -107,8 +108,12 @@ def queue_files(paths: list[Path], archive: Archive, outbox: Outbox, origin: str
             continue
         try:
             queued.entries.append(outbox.add(dicom, archive, origin))
-        except OSError as error:
-            raise WriteError(outbox.folder, f"'{path.name}' could not be queued ({error.strerror or error})") from None
+        except (OSError, WriteError) as error:  # the outbox's own file named: the user knows the sweep
+            problem, advice = ((error.problem, error.advice) if isinstance(error, WriteError)
+                               else (error.strerror or str(error), ""))
+            after = len(files) - number - 1
+            left = f"; it and the {counted(after, 'file')} after it are not sent" if after else "; it is not sent"
+            raise WriteError(outbox.folder, f"'{path.name}' could not be queued ({problem}){left}", advice) from None
     return queued
 
 

@@ -106,6 +106,9 @@ class ReviewFile:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        if not self.path.parent.is_dir():  # the lock would make the folder again, for a review no one finds there
+            raise WriteError(self.path, "its folder is gone (moved, deleted, or its disk taken out)",
+                             "Open the folder where it is now to save reviews there.")
         try:
             with self._lock:
                 yield

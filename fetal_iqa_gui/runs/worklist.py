@@ -37,12 +37,16 @@ class CaseEntry:
     review: dict = field(default_factory=dict)  # what `review_of` recorded when it was marked reviewed
     content_hash: str | None = None  # known once opened or scored; else that of the record its file fits
     legacy: bool = False  # shown from a version 1 file's entry, kept by name: the content is not known yet
-    # how the worklist names it, and keeps its review by: the file's name ("" here), unless that is not
-    # unique (a DICOMDIR's recordings are all IM000000, in folders of their own: SE000001/IM000000)
+    # how the worklist names it: the file's name ("" here), unless that is not unique (a DICOMDIR's
+    # recordings are all IM000000, in folders of their own: SE000001/IM000000)
     name: str = ""
+    # what its review is kept by: the name, unless that may change (a DICOMDIR's recording by its whole
+    # path, which another exam written to the stick later does not change)
+    record_name: str = ""
 
     def __post_init__(self):
         self.name = self.name or self.path.name
+        self.record_name = self.record_name or self.name
 
     @property
     def case_id(self) -> str:
@@ -56,7 +60,9 @@ class Worklist:
         self.notices: list[str] = []  # what the user should be told about the review file, or the DICOMDIR
         # a USB stick's or a CD's exam: its DICOMDIR lists the recordings (in subfolders, files without extension)
         self.dicomdir = (self.folder / dicomdir.NAME) if (self.folder / dicomdir.NAME).is_file() else None
-        self.cases = self._dicomdir_cases(self.dicomdir) if self.dicomdir else [CaseEntry(path) for path in self._listed()]
+        self.cases = self._dicomdir_cases(self.dicomdir) if self.dicomdir else []
+        self._exam = [entry.path for entry in self.cases]  # the DICOMDIR's recordings
+        self.cases += [CaseEntry(path) for path in self._listed()]  # beside them: what a receiver put there
         self.whole_folder = not self.cases and not self.dicomdir and _holds_files(self.folder)
         if self.whole_folder:  # a DICOM series folder is one case
             self.cases = [CaseEntry(self.folder)]
@@ -74,8 +80,8 @@ class Worklist:
         """The cases that appeared in the folder since it was read (a series `fetal-iqa listen`
         received, a file copied in), added after the others with what the review file says of them.
         A case that went stays listed (opening it says that it is gone)."""
-        if self.whole_folder or self.dicomdir:
-            return []  # an exported exam does not change
+        if self.whole_folder:
+            return []
         known = {entry.path for entry in self.cases}
         added = [CaseEntry(path) for path in self._listed() if path not in known]
         if added:
@@ -85,18 +91,25 @@ class Worklist:
 
     def _dicomdir_cases(self, index: Path) -> list[CaseEntry]:
         try:
-            paths = dicomdir.case_paths(index)
+            paths, together = dicomdir.case_paths(index)
         except CaseLoadError as error:
             self.notices.append(str(error))
             return []
+        for folder in together:  # said: a recording the exam holds must not go unseen
+            self.notices.append(f"The DICOMDIR lists several recordings in {folder.relative_to(self.folder).as_posix()}, "
+                                "which open as one case (its first series); copy each series into a folder of its "
+                                "own to review them all.")
         names = [path.relative_to(self.folder).parts for path in paths]
         shared = 0  # the folders every recording shares (PT000000/ST000000) are left out of its name
         while names and all(len(parts) > shared + 1 and parts[shared] == names[0][shared] for parts in names):
             shared += 1
-        return [CaseEntry(path, name="/".join(parts[shared:])) for path, parts in zip(paths, names)]
+        return [CaseEntry(path, name="/".join(parts[shared:]), record_name="/".join(parts))
+                for path, parts in zip(paths, names)]
 
     def _listed(self) -> list[Path]:
-        return [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
+        """The sweeps and series folders in the folder, but those that hold the DICOMDIR's recordings."""
+        listed = [path for path in expand_paths([self.folder]) if path != self.folder] + dicom_series_folders(self.folder)
+        return [path for path in listed if not any(path == held or path in held.parents for held in self._exam)]
 
     def take_notices(self) -> list[str]:
         notices, self.notices = self.notices, []
@@ -149,7 +162,7 @@ class Worklist:
     def _change(self, entry: CaseEntry, change: dict) -> None:
         change = {"file": fingerprint(entry.path), **change}
         assert entry.content_hash is not None  # known: the case was `opened`
-        key = (entry.name, entry.content_hash)
+        key = (entry.record_name, entry.content_hash)
         waiting = self._pending.get(key)
         if waiting and waiting["state"] == REVIEWED and change["state"] != REVIEWED:
             change = {**waiting, "file": change["file"]}  # a review not saved yet stays one
@@ -181,7 +194,7 @@ class Worklist:
                 _apply(entry, record)
 
     def _record_of(self, entry: CaseEntry) -> dict | None:
-        records, name = self._contents.records, entry.name
+        records, name = self._contents.records, entry.record_name
         if entry.content_hash is not None:
             return self._pending.get((name, entry.content_hash)) or records.get((name, entry.content_hash))
         found = fingerprint(entry.path)
@@ -199,7 +212,7 @@ class Worklist:
         if entry.content_hash == content_hash and not entry.legacy:
             return
         was_legacy, entry.content_hash, entry.legacy = entry.legacy, content_hash, False
-        key = (entry.name, content_hash)
+        key = (entry.record_name, content_hash)
         record = self._pending.get(key) or self._contents.records.get(key)
         if record is None and was_legacy:  # version 1's entry for this name: this content is the one it reviewed
             legacy = self._contents.legacy[entry.case_id]

@@ -99,3 +99,16 @@ def test_receiving_starts_with_the_window_that_was_set_to_receive(qtbot, tiny_cl
     qtbot.waitUntil(lambda: window.statusBar().receiving.isVisible(), timeout=10_000)
     window.close()
     assert window.receiver.worker is None
+
+
+def test_a_full_disk_refusing_a_whole_study_is_one_dialog_not_one_for_each_instance(qtbot, window):
+    from fetal_iqa_gui.pacs.listen import FAILED
+    alerts, statuses = [], []
+    window.receiver.alert.connect(lambda title, message: alerts.append(message))
+    window.receiver.status.connect(statuses.append)
+    window.receiver.worker = thread = object()  # as if running: its events are the window's
+    for number in range(300):  # a study of single frames, each instance refused
+        window.receiver._on_event(thread, FAILED, f"an instance from SCANNER could not be written ({number})", [])
+    assert len(alerts) == 1 and "(0)" in alerts[0]
+    assert statuses[-1] == "An instance from SCANNER could not be written (299)."
+    window.receiver.worker = None

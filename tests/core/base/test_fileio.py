@@ -139,6 +139,33 @@ def test_a_group_is_taken_back_when_its_last_file_cannot_be_moved_into_place(tmp
     assert contents(tmp_path) == {}
 
 
+
+@pytest.mark.parametrize("when", ["claiming", "placing"])
+def test_a_group_interrupted_while_placed_leaves_nothing_and_the_rerun_writes_it(tmp_path, monkeypatch, when):
+    """Ctrl+C or SIGTERM (raised as KeyboardInterrupt) while the names are claimed or the files moved: no empty
+    placeholder is left under an output's name (the rerun would refuse it as taken, a PACS get a 0-byte file)."""
+    group = [(tmp_path / "frame.dcm", writes(b"image")), (tmp_path / "frame_SR.dcm", writes(b"report"))]
+    real_open, real_replace = os.open, os.replace
+
+    def interrupted_open(path, *args, **kwargs):
+        if str(path).endswith("_SR.dcm"):
+            raise KeyboardInterrupt
+        return real_open(path, *args, **kwargs)
+
+    def interrupted_replace(source, target):
+        if str(target).endswith("_SR.dcm"):
+            raise KeyboardInterrupt
+        real_replace(source, target)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", interrupted_open) if when == "claiming" else patch.setattr(os, "replace",
+                                                                                             interrupted_replace)
+        with pytest.raises(KeyboardInterrupt):
+            write_together(group)
+    assert contents(tmp_path) == {}
+    write_together(group)
+    assert contents(tmp_path) == {"frame.dcm": b"image", "frame_SR.dcm": b"report"}
+
+
 def test_a_group_with_one_name_taken_writes_nothing(tmp_path):
     (tmp_path / "frame.json").write_bytes(b"earlier")
     with pytest.raises(WriteError, match="frame.json': a file of that name already exists"):

@@ -22,6 +22,7 @@ import fetal_iqa_gui
 from fetal_iqa_gui.case import headers
 from fetal_iqa_gui.cli import main
 from fetal_iqa_gui.case.loading import CaseLoadError, load_case
+from fetal_iqa_gui.runs.worklist import Worklist
 from tests.support import write_dicom_series, write_us_dicom
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
@@ -310,6 +311,28 @@ def test_a_dicomdir_naming_a_missing_file_says_so(tmp_path, capsys):
     dicomdir, image = _usb_export(tmp_path / "usb")
     image.unlink()  # a copy of the stick that stopped short
     assert_cli_refuses(dicomdir, "1 file it lists is missing. The copy may be incomplete", capsys)
+
+
+
+def test_a_dicomdir_naming_a_file_that_is_not_dicom_says_which(tmp_path, capsys):
+    dicomdir, image = _usb_export(tmp_path / "usb")
+    image.write_bytes(b"not an image" * 10)  # a stick's file damaged, or another program's file put in its place
+    assert_refused(dicomdir, "it names the file PT000000/ST000000/SE000000/IM000000, which is not a DICOM file")
+    assert_cli_refuses(dicomdir, "which is not a DICOM file", capsys)
+    _usb_export(tmp_path / "usb2")
+    image = next(path for path in (tmp_path / "usb2").rglob("IM*") if path.is_file())
+    image.write_bytes(image.read_bytes().replace(b"(\x00\x08\x00IS\x02\x002 ", b"(\x00\x08\x00IS\x02\x00xx", 1))  # Number of Frames 'xx'
+    assert_refused(tmp_path / "usb2" / "DICOMDIR", "IM000000, which has a damaged header (invalid literal")
+
+
+def test_a_dicomdir_opened_through_a_link_to_its_folder_opens(tmp_path):
+    dicomdir, _ = _usb_export(tmp_path / "usb")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "exam").symlink_to(tmp_path / "usb")  # ~/exam -> the stick's mount point
+    assert load_case(tmp_path / "home" / "exam" / "DICOMDIR").n_frames == 2
+    worklist = Worklist(tmp_path / "home" / "exam")
+    assert [case.name for case in worklist.cases] == ["IM000000"] and not worklist.take_notices()
+    assert load_case(worklist.cases[0].path).n_frames == 2
 
 
 # --- probing: OS errors become messages -------------------------------------------------------------

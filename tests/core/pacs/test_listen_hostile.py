@@ -109,3 +109,35 @@ def test_series_number_zero_is_named(tmp_path):
     completed(into)
     [case] = Worklist(into).cases
     assert case.path.name.startswith("20261203_101500_US_S0_")
+
+
+def test_a_series_whose_instances_could_not_be_written_does_not_show_as_a_case(tmp_path):
+    """The disk filled up while a series arrived: its instances were refused to the scanner (which keeps them to
+    send again), and the empty folder left of it is no case (it showed as an empty one, said as received)."""
+    into = tmp_path / "worklist"
+    study = received(into).parent
+    (study / "aaaaaaaaaaaaaaaa").mkdir()  # the series the full disk refused
+    (study / "dddddddddddddddd").mkdir()  # one whose write was killed with the receiver
+    (study / "dddddddddddddddd" / ".0000000000000000.dcm.0123abcd.part").write_bytes(b"\0" * 100)
+    (into / INCOMING / "bbbbbbbbbbbbbbbb" / "cccccccccccccccc").mkdir(parents=True)  # a study refused whole
+    events = completed(into)
+    assert [event.kind for event in events] == [RECEIVED] and "1 series" in events[0].message, events
+    assert [path.name for path in into.iterdir() if path.name != INCOMING] == [events[0].folders[0].name]
+    assert len(Worklist(into).cases) == 1
+    assert list((into / INCOMING).iterdir()) == []
+
+
+def test_a_pipe_among_a_received_series_files_does_not_block_the_receiver(tmp_path):
+    import os
+    into = tmp_path / "worklist"
+    series = received(into)
+    os.mkfifo(series / "000000000000000.dcm")  # sorted first: the one the series is named by
+    result = []
+    thread = threading.Thread(target=lambda: result.append(completed(into)), daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # free the blocked read before failing
+        os.close(os.open(series / "000000000000000.dcm", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the receiver blocked on the pipe")
+    [[event]] = result
+    assert event.kind == RECEIVED and event.folders[0].name.startswith("20261203_101500_US_S1_")

@@ -237,3 +237,15 @@ def test_an_archive_on_tls_stores_what_is_sent_over_tls_and_a_plain_send_or_an_u
         assert stored["PatientID"] == "PAT-TLS" and outbox.entries() == []
     finally:
         server.kill()
+
+
+def test_a_ca_certificate_given_without_tls_is_sent_over_tls_never_in_the_clear(tmp_path, outbox, capsys):
+    """`--tls-ca` alone: the user asked for a trusted archive, and the sweep went in plain text."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    sent = sweep(tmp_path / "sweep.dcm")
+    assert main(["send", str(sent), "--tls-ca", str(ca), *archive_options(free_port()), "--retries", "0"]) == 1
+    said = capsys.readouterr().err
+    assert "(TLS): the CA file" in said and "cannot be used" in said
+    [entry] = outbox.entries()
+    assert entry.archive.tls

@@ -83,3 +83,54 @@ def test_an_archive_that_never_answers_a_store_is_said_and_the_file_stays_queued
     assert steps[-1].outcome == GAVE_UP
     assert "the archive did not answer within 1 s; it may be overloaded or hung" in steps[-1].message
     assert len(outbox.entries()) == 1
+
+
+@pytest.mark.parametrize("make", ["fifo", "folder"])
+def test_a_ca_file_that_is_a_pipe_or_a_folder_is_said_without_blocking(tmp_path, make):
+    """OpenSSL opens the CA file and reads it: a pipe there would block the send (the window's too) forever."""
+    import os
+
+    from fetal_iqa_gui.pacs.archive import ArchiveError
+    ca = tmp_path / "ca.pem"
+    os.mkfifo(ca) if make == "fifo" else ca.mkdir()
+    archive = Archive("127.0.0.1", 4242, "PACS", tls=True, tls_ca=str(ca))
+    said = []
+
+    def tls_args():
+        with pytest.raises(ArchiveError) as error:
+            archive.tls_args()
+        said.append(str(error.value))
+    thread = threading.Thread(target=tls_args, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # what the fix prevents: free the blocked open before failing
+        os.close(os.open(ca, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the CA file blocked the send")
+    [message] = said
+    kind = "a pipe (FIFO)" if make == "fifo" else "a folder"
+    assert f"the CA file '{ca}' cannot be used (it is not a regular file (it is {kind}" in message, message
+
+
+def test_an_outbox_on_a_full_disk_says_which_file_and_what_was_not_queued(tmp_path, monkeypatch):
+    """The outbox on another disk (a copy, not a link) that fills up: the error named the outbox's own hashed
+    file, not the sweep, nor that the files after it were not queued either."""
+    import errno
+    import os
+
+    from fetal_iqa_gui.base.errors import WriteError
+    sweeps = [write_us_dicom(tmp_path / f"sweep{n}.dcm", np.full((2, 16, 16), n, np.uint8)) for n in range(3)]
+    outbox = Outbox(tmp_path / "outbox")
+    queue_files(sweeps[:1], Archive("127.0.0.1", 4242, "PACS"), outbox)
+
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(WriteError) as error:
+        queue_files(sweeps[1:], Archive("127.0.0.1", 4242, "PACS"), outbox)
+    message = str(error.value)
+    assert "'sweep1.dcm' could not be queued (the disk is full); it and the 1 file after it are not sent" in message
+    assert message.endswith("Free some space or choose another folder.") and len(outbox.entries()) == 1

@@ -178,3 +178,17 @@ def test_a_save_while_another_session_holds_the_file_waits_then_says_so(folder, 
     assert worklist.cases[0].state == REVIEWED and not worklist.saved
     worklist.scored(folder / "b.mha", scored_case(folder / "b.mha"))  # the next save writes both
     assert states(folder) == [REVIEWED, SCORED, NOT_SCORED]
+
+
+def test_a_save_after_the_folder_went_says_so_and_makes_no_folder(folder, tmp_path):
+    """Another program moved or deleted the exam's folder (a stick pulled out: its mount point goes) while the
+    worklist was open: the save fails, said; the folder is not made again to hold a review no one will find."""
+    import shutil
+    worklist = Worklist(folder)
+    scored = scored_case(folder / "a.mha")
+    shutil.rmtree(folder)
+    with pytest.raises(WriteError, match="its folder is gone"):
+        worklist.mark_reviewed(folder / "a.mha", scored)
+    assert worklist.rescan() == [] and not folder.exists()
+    Worklist(folder)  # opened where nothing is: nothing made there either
+    assert not folder.exists()
