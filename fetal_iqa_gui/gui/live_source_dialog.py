@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QWidget)
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel, QLineEdit
 
 from ..live.source import Region
 from .decimal_box import DecimalBox
+from .side_by_side import button, side_by_side
 
 WHOLE, AUTO = "the whole frame", "find it (what changes)"
 
@@ -41,8 +41,8 @@ class LiveSourceDialog(QDialog):
         self.source.setToolTip("A camera index (0, 1…: a capture device on the scanner's video output), a video "
                                "file or a folder of pictures")
         self.source.editingFinished.connect(self._recall)
-        form.addRow("Source", self._with_buttons(self.source, ("File…", self._choose_file),
-                                                 ("Folder…", self._choose_folder)))
+        form.addRow("Source", side_by_side(self.source, button("File…", "Choose a video file", self._choose_file),
+                                           button("Folder…", "Choose a folder of pictures", self._choose_folder)))
         self.region = QComboBox()
         self.region.setEditable(True)
         self.region.addItems([WHOLE, AUTO])
@@ -61,7 +61,8 @@ class LiveSourceDialog(QDialog):
         self.replace_confirmed = ""  # a file the save dialog asked about replacing
         self.record.setAccessibleName("Record to")
         self.record.setPlaceholderText("not recorded")
-        form.addRow("Record to", self._with_buttons(self.record, ("Browse…", self._choose_record)))
+        form.addRow("Record to", side_by_side(self.record, button("Browse…", "Choose the recording's file",
+                                                                  self._choose_record)))
         self.said = QLabel("")
         self.said.setStyleSheet("color: #e74c3c")
         self.said.setWordWrap(True)
@@ -71,17 +72,6 @@ class LiveSourceDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._recall()
-
-    def _with_buttons(self, edit: QLineEdit, *buttons) -> QWidget:
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(edit)
-        for text, slot in buttons:
-            button = QPushButton(text)
-            button.clicked.connect(slot)
-            layout.addWidget(button)
-        return row
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "A video file", self.source.text(), "Videos (*.mkv *.avi *.mp4 "

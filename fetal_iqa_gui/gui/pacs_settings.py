@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QWidget)
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QGroupBox, QLabel, QLineEdit, QPushButton
 
 from ..pacs.archive import AE_TITLE_LENGTH, check_ae_title
 from .settings import AppSettings
+from .side_by_side import button, side_by_side
 from .whole_number_box import WholeNumberBox
 from .workers import EchoThread
 
@@ -42,14 +42,7 @@ class PacsSettingsGroup(QGroupBox):
         self.tls_ca.setPlaceholderText("the system's certificate authorities")
         self.tls_ca.setToolTip("The CA certificate (PEM) that signed the archive's TLS certificate: a hospital's own "
                                "CA is rarely among the system's")
-        browse = QPushButton("Browse…")
-        browse.setToolTip("Choose the CA certificate (PEM)")
-        browse.clicked.connect(self._choose_ca)
-        ca_row = QWidget()
-        ca_layout = QHBoxLayout(ca_row)
-        ca_layout.setContentsMargins(0, 0, 0, 0)
-        ca_layout.addWidget(self.tls_ca)
-        ca_layout.addWidget(browse)
+        ca_row = side_by_side(self.tls_ca, button("Browse…", "Choose the CA certificate (PEM)", self._choose_ca))
         form.addRow("CA certificate", ca_row)
         self.tls.toggled.connect(ca_row.setEnabled)
         ca_row.setEnabled(settings.pacs_tls)
@@ -58,12 +51,7 @@ class PacsSettingsGroup(QGroupBox):
         self.answer = QLabel("")
         self.answer.setWordWrap(True)
         self.answer.setAccessibleName("C-ECHO result")
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.test)
-        layout.addWidget(self.answer, 1)
-        form.addRow("", row)
+        form.addRow("", side_by_side(self.test, self.answer, stretch=self.answer))
 
     def _line(self, form: QFormLayout, label: str, value: str, tip: str) -> QLineEdit:
         edit = QLineEdit(value)

@@ -3,11 +3,11 @@ does): the folder received sweeps go into, our AE title and port, and the scanne
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QWidget)
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QGroupBox, QLabel, QLineEdit
 
 from ..pacs.archive import AE_TITLE_LENGTH, check_ae_title
 from .settings import AppSettings
+from .side_by_side import button, side_by_side
 from .whole_number_box import WholeNumberBox
 
 
@@ -23,15 +23,8 @@ class ReceiveSettingsGroup(QGroupBox):
         self.folder = QLineEdit(settings.receive_folder)
         self.folder.setAccessibleName("Receive folder")
         self.folder.setPlaceholderText("the worklist folder received series go into")
-        browse = QPushButton("Browse…")
-        browse.setToolTip("Choose the folder received sweeps go into")
-        browse.clicked.connect(self._choose_folder)
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.folder)
-        layout.addWidget(browse)
-        form.addRow("Receive folder", row)
+        form.addRow("Receive folder", side_by_side(self.folder, button(
+            "Browse…", "Choose the folder received sweeps go into", self._choose_folder)))
         self.ae_title = QLineEdit(settings.receive_ae_title)
         self.ae_title.setAccessibleName("Our AE title")
         self.ae_title.setMaxLength(AE_TITLE_LENGTH)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any, cast
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                               QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from ..base.resources import DEMO_MODELS
 from ..case.loading import SWEEP_PATTERNS
@@ -17,6 +17,7 @@ from .decimal_box import DecimalBox
 from .pacs_settings import PacsSettingsGroup
 from .receive_settings import ReceiveSettingsGroup
 from .settings import WINDOW_ENGINE_SETTINGS, AppSettings
+from .side_by_side import button, side_by_side
 from .whole_number_box import WholeNumberBox
 
 MODEL_WORDS = {"weights": "FetalCLIP weights", "config": "Model config (JSON)", "adapter": "Adapter"}
@@ -142,8 +143,6 @@ class SettingsDialog(QDialog):
     def _path_row(self, form: QFormLayout, label: str, value: str, file_filter: str | None) -> QLineEdit:
         edit = QLineEdit(value)
         edit.setAccessibleName(label)
-        browse = QPushButton("Browse…")
-        browse.setToolTip(f"Choose the {label.lower()}")
 
         def choose():
             if file_filter is None:
@@ -153,12 +152,7 @@ class SettingsDialog(QDialog):
             if path:
                 edit.setText(path)
 
-        browse.clicked.connect(choose)
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(edit)
-        layout.addWidget(browse)
+        row = side_by_side(edit, button("Browse…", f"Choose the {label.lower()}", choose))
         form.addRow(label, row)
         return edit
 
