@@ -201,6 +201,9 @@ def send_outbox(outbox, archive, delays) -> int:
     progress = None
     sent = left = 0
     for step in send_queued(outbox, archive, delays):
+        if step.outcome == WAITING and progress is None:  # for another send of the outbox
+            say(f"note: {shown(step.message)}")
+            continue
         if progress is None:
             progress = ProgressBar(f"sending {counted(step.total, 'file')}", step.total)
         newline = "\n" if progress.tty else ""

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock, Timeout
+
 from ..base.errors import WriteError
 from ..base.text import counted
 from ..base.fileio import special_file_kind
@@ -27,6 +29,7 @@ from .outbox import DicomFile, Entry, NotDicom, Outbox, read_dicom_file
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0)
+SEND_LOCK = ".sending.lock"  # in the outbox folder: held while one send stores its entries
 MAX_CONTEXTS = 128  # presentation contexts one association may propose (PS3.8)
 SENT, FAILED, WAITING, GAVE_UP = "sent", "failed", "waiting", "gave up"
 _STORED_WITH_WARNING = (0xB000, 0xB006, 0xB007)  # coerced, elements discarded, data set does not match: stored
@@ -119,17 +122,44 @@ def queue_files(paths: list[Path], archive: Archive, outbox: Outbox, origin: str
 
 def send_queued(outbox: Outbox, only: Archive | None = None, retry_delays=RETRY_DELAYS_S,
                 cancel: threading.Event | None = None) -> Iterator[Progress]:
-    """Store every entry of the outbox (or `only` those for one archive) in its archive, oldest first."""
+    """Store every entry of the outbox (or `only` those for one archive) in its archive, oldest first.
+    One send of an outbox at a time (two `send --flush`, or the window's and a command's, would each
+    store every entry): another waits for it (WAITING, before any other step), then sends what is left."""
     cancel = cancel or threading.Event()
-    entries = [entry for entry in outbox.entries() if only is None or entry.record["archive"] == only.record()]
-    by_archive: dict[str, list[Entry]] = {}
-    for entry in entries:
-        by_archive.setdefault(entry.archive.key, []).append(entry)
-    counter = _Counter(len(entries))
-    for group in by_archive.values():
-        yield from _send_to(group[0].archive, group, outbox, retry_delays, cancel, counter)
-        if cancel.is_set():
-            return
+    if not _pending(outbox, only):
+        return
+    lock = FileLock(outbox.folder / SEND_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield Progress(0, 0, WAITING, message="Another send of this outbox is running: waiting for it to finish.")
+        while not _acquired(lock):
+            if cancel.wait(0.2):
+                return
+    try:
+        entries = _pending(outbox, only)  # what the other send left
+        by_archive: dict[str, list[Entry]] = {}
+        for entry in entries:
+            by_archive.setdefault(entry.archive.key, []).append(entry)
+        counter = _Counter(len(entries))
+        for group in by_archive.values():
+            yield from _send_to(group[0].archive, group, outbox, retry_delays, cancel, counter)
+            if cancel.is_set():
+                return
+    finally:
+        lock.release()
+
+
+def _pending(outbox: Outbox, only: Archive | None) -> list[Entry]:
+    return [entry for entry in outbox.entries() if only is None or entry.record["archive"] == only.record()]
+
+
+def _acquired(lock: FileLock) -> bool:
+    try:
+        lock.acquire(timeout=0.5)
+    except Timeout:
+        return False
+    return True
 
 
 class _Counter:

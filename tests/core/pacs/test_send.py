@@ -249,3 +249,17 @@ def test_a_ca_certificate_given_without_tls_is_sent_over_tls_never_in_the_clear(
     assert "(TLS): the CA file" in said and "cannot be used" in said
     [entry] = outbox.entries()
     assert entry.archive.tls
+
+
+@needs_orthanc
+def test_two_sends_of_one_outbox_at_once_store_each_file_once(orthanc, tmp_path, outbox):
+    archive = Archive("127.0.0.1", orthanc.dicom_port, ORTHANC_AE)
+    queue_files([sweep(tmp_path / f"sweep{i}.dcm", seed=i) for i in range(3)], archive, outbox)
+    first = send_queued(outbox, retry_delays=())
+    assert next(first).outcome == SENT  # the first send is under way, holding the outbox
+    second = send_queued(outbox, retry_delays=())
+    waiting = next(second)
+    assert waiting.outcome == WAITING and "Another send of this outbox is running" in waiting.message
+    assert [step.outcome for step in first] == [SENT, SENT]
+    assert list(second) == []  # it waited, then found nothing left to send
+    assert outbox.entries() == [] and len(orthanc.instances()) == 3
