@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from .entry import command
 
-sys.exit(main())
+sys.exit(command())

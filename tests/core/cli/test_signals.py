@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import fetal_iqa_gui
 from fetal_iqa_gui.case import synthetic
-from fetal_iqa_gui.cli import EXIT_TERMINATED, main
+from fetal_iqa_gui.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
 
 REPO = Path(fetal_iqa_gui.__file__).parents[1]
 
@@ -64,3 +65,18 @@ def test_the_sigterm_handler_is_restored_after_a_command(tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     main(["info", str(tmp_path / "missing.mha")])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("after_s", [0.1, 0.3, 0.6, 1.2])
+def test_ctrl_c_while_the_command_starts_ends_it_quietly(sweeps, tmp_path, after_s):
+    """Ctrl+C while the command still imports its libraries (torch takes seconds) is said as any Ctrl+C."""
+    process = subprocess.Popen([sys.executable, "-m", "fetal_iqa_gui", *score_command(sweeps, tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # 130, or ended by SIGINT itself (which a shell reports as 130 too): CPython does that at exit when a
+    # library ran Python code through PyRun_String as the interrupt came (it marks it "unhandled")
+    assert process.returncode in (EXIT_INTERRUPTED, -signal.SIGINT) and "Traceback" not in err, err
+    assert err.strip().endswith("Interrupted.")
