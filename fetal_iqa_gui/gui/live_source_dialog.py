@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel, QLineEdit
 
 from ..live.source import Region
 from .decimal_box import DecimalBox
+from .settings import VERSION, settings_store
 from .side_by_side import button, side_by_side
 
 WHOLE, AUTO = "the whole frame", "find it (what changes)"
@@ -27,16 +27,12 @@ class LiveChoice:
     record: Path | None  # None: not recorded
 
 
-def _kept() -> QSettings:
-    return QSettings("fetal-iqa", "fetal-iqa")
-
-
 class LiveSourceDialog(QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Live source")
         form = QFormLayout(self)
-        self.source = QLineEdit(str(_kept().value("v1/live/last_source", "0")))
+        self.source = QLineEdit(str(settings_store().value(f"{VERSION}/live/last_source", "0")))
         self.source.setAccessibleName("Source")
         self.source.setToolTip("A camera index (0, 1…: a capture device on the scanner's video output), a video "
                                "file or a folder of pictures")
@@ -95,7 +91,7 @@ class LiveSourceDialog(QDialog):
 
     def _recall(self) -> None:
         """The region and spacing this source had last time."""
-        kept, key = _kept(), self._key()
+        kept, key = settings_store(), self._key()
         self.region.setCurrentText(str(kept.value(f"{key}/region", WHOLE)))
         try:
             self.spacing.setValue(float(kept.value(f"{key}/spacing_mm", 0.0)))  # type: ignore[arg-type]
@@ -103,7 +99,7 @@ class LiveSourceDialog(QDialog):
             self.spacing.setValue(0.0)
 
     def _key(self) -> str:
-        return "v1/live/" + self.source.text().strip().replace("/", "|")
+        return f"{VERSION}/live/" + self.source.text().strip().replace("/", "|")
 
     def choice(self) -> LiveChoice | None:
         """What the fields say, or None (and the dialog says why) when the region cannot be read."""
@@ -128,8 +124,8 @@ class LiveSourceDialog(QDialog):
         chosen = self.choice()
         if chosen is None:
             return
-        kept, key = _kept(), self._key()
-        kept.setValue("v1/live/last_source", chosen.source)
+        kept, key = settings_store(), self._key()
+        kept.setValue(f"{VERSION}/live/last_source", chosen.source)
         kept.setValue(f"{key}/region", self.region.currentText().strip() or WHOLE)
         kept.setValue(f"{key}/spacing_mm", chosen.spacing_mm or 0.0)
         super().accept()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QGroupBox, QLabel, QLineEdit
 
 from ..pacs.archive import AE_TITLE_LENGTH, check_ae_title
-from .settings import AppSettings
+from .settings import AppSettings, ae_titles
 from .side_by_side import button, side_by_side
 from .whole_number_box import WholeNumberBox
 
@@ -54,7 +54,7 @@ class ReceiveSettingsGroup(QGroupBox):
     def values(self) -> dict:
         return {"receive_on": self.on.isChecked(), "receive_folder": self.folder.text().strip(),
                 "receive_port": self.port.value(), "receive_ae_title": self.ae_title.text().strip() or "FETALIQA",
-                "receive_allowed": ", ".join(self.allowed.text().replace(",", " ").split())}
+                "receive_allowed": ", ".join(ae_titles(self.allowed.text()))}
 
     def check(self) -> bool:
         """Whether receiving can run as set (or is off); else the group says why."""
@@ -69,7 +69,7 @@ class ReceiveSettingsGroup(QGroupBox):
             return ""
         if not values["receive_folder"]:
             return "Receiving needs the folder received sweeps go into."
-        titles = values["receive_allowed"].replace(",", " ").split()
+        titles = ae_titles(values["receive_allowed"])
         if not titles:
             return "Receiving needs the AE title of at least one scanner it accepts."
         for title in (values["receive_ae_title"], *titles):

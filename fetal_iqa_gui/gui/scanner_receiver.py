@@ -58,9 +58,9 @@ class ScannerReceiver(QObject):
 
     def stop(self) -> None:
         thread, self.worker, self.running = self.worker, None, None
-        self.listening_changed.emit("")
-        if thread is None:
+        if thread is None:  # not receiving: nothing to take off the status line
             return
+        self.listening_changed.emit("")
         thread.stop()
         if not thread.wait(STOP_WAIT_MS):
             log.warning("the receiver is still finishing an association; it stops when that ends")

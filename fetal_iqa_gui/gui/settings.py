@@ -74,7 +74,7 @@ class _WindowSettings:
 
     def receiving(self) -> tuple | None:
         """(folder, port, allowed AE titles, our AE title) when receiving is on and set up, else None."""
-        allowed = tuple(self.receive_allowed.replace(",", " ").split())
+        allowed = ae_titles(self.receive_allowed)
         if not (self.receive_on and self.receive_folder.strip() and allowed):
             return None
         return Path(self.receive_folder.strip()), self.receive_port, allowed, self.receive_ae_title.strip() or "FETALIQA"
@@ -105,17 +105,23 @@ CHOICES = {name: setting.choices for name, setting in WINDOW_ENGINE_SETTINGS if 
 assert {f"threshold_{task}" for task in TASKS} <= {f.name for f in fields(AppSettings)}
 
 
-def _store() -> QSettings:
+def ae_titles(text: str) -> tuple[str, ...]:
+    """The AE titles of a list typed with commas or spaces between them."""
+    return tuple(text.replace(",", " ").split())
+
+
+def settings_store() -> QSettings:
+    """The window's settings file (its keys under VERSION)."""
     return QSettings("fetal-iqa", "fetal-iqa")
 
 
 def settings_file() -> str:
     """Where the settings are kept (a file; on Windows, a registry key)."""
-    return _store().fileName()
+    return settings_store().fileName()
 
 
 def load_settings() -> AppSettings:
-    store = _store()
+    store = settings_store()
     if store.value(f"{VERSION}/threshold_classification") is None and store.value(f"{VERSION}/threshold") is not None:
         store.setValue(f"{VERSION}/threshold_classification", store.value(f"{VERSION}/threshold"))  # one threshold once
     values: dict[str, Any] = {}
@@ -134,26 +140,26 @@ def load_settings() -> AppSettings:
 
 
 def save_settings(settings: AppSettings) -> None:
-    store = _store()
+    store = settings_store()
     for field_ in fields(AppSettings):
         store.setValue(f"{VERSION}/{field_.name}", getattr(settings, field_.name))
 
 
 def recent_files() -> list[str]:
-    value = _store().value(f"{VERSION}/recent", [])
+    value = settings_store().value(f"{VERSION}/recent", [])
     return [value] if isinstance(value, str) else list(cast(Iterable[str], value or []))
 
 
 def add_recent_file(path: str) -> list[str]:
     files = [path] + [p for p in recent_files() if p != path]
-    _store().setValue(f"{VERSION}/recent", files[:MAX_RECENT])
+    settings_store().setValue(f"{VERSION}/recent", files[:MAX_RECENT])
     return files[:MAX_RECENT]
 
 
 def window_geometry() -> QByteArray | None:
-    value = _store().value(f"{VERSION}/geometry")
+    value = settings_store().value(f"{VERSION}/geometry")
     return value if isinstance(value, QByteArray) else None
 
 
 def save_window_geometry(geometry: QByteArray) -> None:
-    _store().setValue(f"{VERSION}/geometry", geometry)
+    settings_store().setValue(f"{VERSION}/geometry", geometry)

@@ -27,7 +27,7 @@ PATIENT = dict(PatientName="Doe^Jane", PatientID="MRN-0042", PatientBirthDate="1
 def stored_setting_forgotten():
     """The settings file is the session's: the next test starts without this one's choice."""
     yield
-    stored._store().remove(f"{stored.VERSION}/deidentified_view")
+    stored.settings_store().remove(f"{stored.VERSION}/deidentified_view")
 
 
 @pytest.fixture

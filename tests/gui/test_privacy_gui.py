@@ -18,7 +18,7 @@ from tests.support import BURNED_IN_REGION, burned_in_frames, inside_burned_in_r
 def stored_setting_forgotten():
     """The settings file is the session's: the next test starts without this one's choice."""
     yield
-    stored._store().remove(f"{stored.VERSION}/blank_outside_image")
+    stored.settings_store().remove(f"{stored.VERSION}/blank_outside_image")
 
 
 def choose_blanking(qtbot, window, monkeypatch):

@@ -385,7 +385,7 @@ def test_a_backend_this_computer_lacks_is_told_and_a_damaged_choice_is_forgotten
     settings = window.session.engine_settings()
     assert (settings.backend, settings.calibration) == ("openvino", str(sweep_file))
     assert stored.load_settings().backend == "openvino"
-    stored._store().setValue(f"{stored.VERSION}/backend", "tensorrt")  # an older or damaged settings file
+    stored.settings_store().setValue(f"{stored.VERSION}/backend", "tensorrt")  # an older or damaged settings file
     assert stored.load_settings().backend == "auto"
 
 
