@@ -1,6 +1,7 @@
 """`fetal-iqa doctor`'s report: what a bug report needs, even from a broken installation."""
 
 import json
+import os
 import sys
 
 import torch
@@ -24,7 +25,8 @@ def test_report_names_versions_engine_and_folders():
     for name in ("open_clip", "peft", "numpy", "SimpleITK", "CUDA GPU", "Apple MPS", "CPU", "CPU features"):
         assert found[name] and found[name] != "not installed", name
     auto = found["Auto engine"]  # the tests force it (conftest.py); a GPU's is said by its device
-    assert auto == "torch fp32 (forced by FETAL_IQA_AUTO)" or auto.split()[0] in ("CUDA", "MPS"), auto
+    forced = os.environ["FETAL_IQA_AUTO"].replace(":", " ")
+    assert auto == f"{forced} (forced by FETAL_IQA_AUTO)" or auto.split()[0] in ("CUDA", "MPS"), auto
     assert "OpenVINO" in found["Runtimes"] and "ONNX Runtime" in found["Runtimes"]
     assert "physical" in found["CPU cores"]
     assert found["Settings"] == "/home/someone/.config/fetal-iqa/fetal-iqa.conf"
