@@ -7,7 +7,9 @@ import torch
 
 from fetal_iqa_gui.case import synthetic
 from fetal_iqa_gui.case.case import Case
-from fetal_iqa_gui.engine import tokens
+from fetal_iqa_gui.engine import choice, tokens
+from fetal_iqa_gui.engine.cache import compiled_dir
+from fetal_iqa_gui.engine.compiled import CompiledModel
 from fetal_iqa_gui.engine.choice import EngineSettings
 from fetal_iqa_gui.engine.preprocess import resize_frames
 from fetal_iqa_gui.engine.scoring import load_engine, score_case
@@ -106,3 +108,26 @@ def test_a_subset_that_changes_the_decisions_is_not_used_and_the_user_is_told(fa
 def test_a_segmentation_model_keeps_every_token(fan_case):
     engine = load_engine(ModelSpec(demo="segmentation"), FP32)
     assert engine.patches is None and engine.for_case(fan_case) is engine
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not choice.installed("openvino"), reason="openvino is not installed")
+def test_openvino_int8_converts_the_subset_once_and_keeps_fp32s_decisions(fan_case, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    settings = EngineSettings("cpu", "int8", 4, backend="openvino", black_patches="skip")
+    engine = load_engine(ModelSpec(demo="classification"), settings)
+    every = load_engine(ModelSpec(demo="classification"), KEEP_ALL)
+    scores, reference = scored(engine, fan_case), scored(every, fan_case)
+    view = engine.for_case(fan_case)
+    assert view.subset is not None and view.subset.dropped > 50
+    assert isinstance(view.subset.run, CompiledModel) and view.variant.endswith(f"-tokens{view.subset.name}")
+    images = fan_case.layout.image_frames()
+    threshold = engine.model.threshold
+    assert np.mean((scores[images] >= threshold) == (reference[images] >= threshold)) >= 0.97
+    assert np.nanargmax(scores) == np.nanargmax(reference)
+    entries = sorted(p.name for p in compiled_dir().iterdir() if p.is_dir())
+    assert len(entries) == 2  # every token (for the check's fp32 reference too), and the subset
+    again = load_engine(ModelSpec(demo="classification"), settings)
+    tokens._verdicts.clear()
+    assert again.for_case(fan_case).subset is not None  # from the disk: nothing converted again
+    assert sorted(p.name for p in compiled_dir().iterdir() if p.is_dir()) == entries
