@@ -132,8 +132,8 @@ class EngineSettings:
                                              BACKENDS, BACKEND_RULES))
     threads: int | None = _declared(None, Setting("CPU threads", "CPU threads (default: one per physical core)",
                                                   bounds=(1, 256), in_window=False))  # libgomp aborts on absurd counts
-    # opt-in for now: its OpenVINO path has not run end to end, and the demo model fails its check on some sweeps
-    black_patches: str = _declared("keep", Setting(
+    # on by default: used only where the subset keeps fp32's decisions and best frame (engine/tokens.py)
+    black_patches: str = _declared("skip", Setting(
         "Black patches", "image patches black in every frame of a sweep (outside the probe's view): skip them (two "
         "fifths less work a frame; CLS models, used where it keeps fp32's decisions on the sweep's own frames) or keep "
         "them", BLACK_PATCHES))

@@ -81,11 +81,12 @@ class Engine:
 
     @property
     def description(self) -> str:
-        """What runs, as the user is shown it: "CPU int8 (openvino; auto: fastest here)"."""
-        why = "; auto: fastest here" if self.chosen is not None and self.chosen.rates else ""
-        if self.compiled is not None:
-            return f"{self.device.type.upper()} {self.compiled.precision} ({self.backend}{why})"
-        return f"{self.device.type.upper()} {self.precision}" + (f" ({why[2:]})" if why else "")
+        """What runs, as the user is shown it: "CPU int8 (openvino; auto: fastest here; 106 black patches skipped)"."""
+        run = self.subset.run if self.subset is not None else self.compiled
+        notes = [self.backend] * (self.compiled is not None) + ["auto: fastest here"] * bool(self.chosen and self.chosen.rates)
+        notes += [f"{self.subset.dropped} black patches skipped"] if self.subset is not None else []
+        precision = run.precision if isinstance(run, CompiledModel) else self.precision
+        return f"{self.device.type.upper()} {precision}" + (f" ({'; '.join(notes)})" if notes else "")
 
     @property
     def step_size(self) -> int:

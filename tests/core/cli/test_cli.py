@@ -353,7 +353,7 @@ def test_fp32_scores_are_the_models_own_at_any_batch_size_and_thread_count(
     predict = Engine.predict
     monkeypatch.setattr(Engine, "predict", lambda engine, frames: sizes.append(len(frames)) or predict(engine, frames))
     scores = score_to_csv(sweep_path, tmp_path / "scores.csv", "--adapter", str(tiny_cls_path), "--precision", "fp32",
-                          "--no-cache", *options)
+                          "--black-patches", "keep", "--no-cache", *options)  # the reference scores every patch
     images, reference = fp32_reference
     np.testing.assert_allclose(scores[images], reference, atol=1e-4)  # batching moves the 5th decimal, int8 the 2nd
     assert max(sizes) == batches and "[CPU fp32]" in capsys.readouterr().err
@@ -456,7 +456,7 @@ def test_measure_refuses_a_negative_spacing(tmp_path, capsys):
 
 
 def test_the_cache_keeps_each_precisions_scores_apart(sweep_path, tiny_cls_path, fp32_reference, own_cache, tmp_path):
-    model = ["--adapter", str(tiny_cls_path)]
+    model = ["--adapter", str(tiny_cls_path), "--black-patches", "keep"]  # the reference scores every patch
     score_to_csv(sweep_path, tmp_path / "int8.csv", *model, "--precision", "int8")
     scores = score_to_csv(sweep_path, tmp_path / "fp32.csv", *model, "--precision", "fp32")
     images, reference = fp32_reference

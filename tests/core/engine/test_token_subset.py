@@ -84,6 +84,7 @@ def test_the_demo_model_skipping_black_patches_keeps_fp32s_decisions_and_best_fr
     subset = skipping.for_case(fan_case).subset
     assert subset is not None and subset.dropped > 50  # it does skip them
     assert every.for_case(fan_case).subset is None
+    assert skipping.for_case(fan_case).description == f"CPU fp32 ({subset.dropped} black patches skipped)"  # said
     assert skipping.for_case(fan_case).variant.startswith(every.variant + "-tokens")  # cached apart
     images = fan_case.layout.image_frames()
     threshold = skipping.model.threshold
@@ -121,6 +122,7 @@ def test_openvino_int8_converts_the_subset_once_and_keeps_fp32s_decisions(fan_ca
     view = engine.for_case(fan_case)
     assert view.subset is not None and view.subset.dropped > 50
     assert isinstance(view.subset.run, CompiledModel) and view.variant.endswith(f"-tokens{view.subset.name}")
+    assert view.description == f"CPU int8 (openvino; {view.subset.dropped} black patches skipped)"
     images = fan_case.layout.image_frames()
     threshold = engine.model.threshold
     assert np.mean((scores[images] >= threshold) == (reference[images] >= threshold)) >= 0.97
