@@ -1,6 +1,6 @@
 """Scoring benchmark: the paper's path against our engine, measured in the same run.
 
-    python benchmarks/bench_scoring.py [--frames 32] [--variants torch:auto,openvino:int8] [--skip-agreement]
+    python benchmarks/bench_scoring.py [--frames 32] [--variants torch:auto,openvino:int8:skip] [--skip-agreement]
 
 On one synthetic 840-frame ACOUSLIC-AI case, read from an .mha file as the app reads it, and the
 full ViT-L/14 FetalCLIP architecture (random weights: speed does not depend on their values):
@@ -12,7 +12,9 @@ full ViT-L/14 FetalCLIP architecture (random weights: speed does not depend on t
   cold start includes; named in the output), then torch with its automatic precision (merged LoRA;
   the fastest of fp32, bf16 and int8 here; CUDA autocast on a GPU), and the compiled CPU backends
   (ONNX Runtime, OpenVINO), each started twice: cold (converting the model into an empty cache)
-  and cached.
+  and cached. A variant ending in `:skip` skips the patches black in every frame of the case
+  (`--black-patches skip`): its cold start converts (for a compiled backend) and checks the
+  subset too; with random weights the check's verdict is taken as passed, as for static int8.
 Each side runs in its own process (so its peak memory is its own; the resident memory after
 scoring is printed too: the steady state while a sweep is scored), times a fixed subset of
 frames after a warm-up batch, and extrapolates to the case's image frames (said in the output).
@@ -40,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fetal_iqa_gui.model.checkpoint import build_model  # noqa: E402
-from fetal_iqa_gui.engine import agreement  # noqa: E402
+from fetal_iqa_gui.engine import agreement, tokens  # noqa: E402
 from fetal_iqa_gui.engine import compiled as runtime  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
 from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
@@ -117,34 +119,37 @@ def run_baseline(weights: Path, frames: np.ndarray) -> dict:
             "rss_mb": rss_mb()}
 
 
-def run_engine(weights: Path, adapter: Path, frames: np.ndarray, backend: str, precision: str) -> dict:
+def run_engine(weights: Path, adapter: Path, sweep: Case, frames: np.ndarray, backend: str, precision: str,
+               black_patches: str) -> dict:
     # random weights: every score near 0.5, an agreement check means nothing (the demo run checks it)
-    runtime.agrees = lambda *args: (1.0, True)
+    runtime.agrees = tokens.agrees = lambda *args: (1.0, True)
     agreement.needs_check = lambda *args: False
     started = time.perf_counter()
-    settings = EngineSettings(precision=precision, backend=backend)
-    engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), settings)
-    load_s = time.perf_counter() - started
+    settings = EngineSettings(precision=precision, backend=backend, black_patches=black_patches)
+    engine = make_engine(load_model(ModelSpec(weights=weights, adapter=adapter)), settings).for_case(sweep)
+    load_s = time.perf_counter() - started  # with skipping: the subset found, converted and checked
     engine.predict(frames[:2])  # warm-up
     started = time.perf_counter()
     for i in range(0, len(frames), engine.batch_size):
         engine.predict(frames[i:i + engine.batch_size])
     elapsed = time.perf_counter() - started
     return {"load_s": load_s, "frames": len(frames), "seconds": elapsed, "peak_rss_mb": peak_rss_mb(),
-            "rss_mb": rss_mb(), "engine": engine.description, "batch_size": engine.batch_size}
+            "rss_mb": rss_mb(), "engine": engine.description, "batch_size": engine.batch_size,
+            "dropped_patches": engine.subset.dropped if engine.subset is not None else 0}
 
 
-def order_and_agreement(sweep: Case, variants: list[tuple[str, str]]) -> dict:
+def order_and_agreement(sweep: Case, variants: list[tuple[str, str, str]]) -> dict:
     """With the demo model: when the final best frame first appears, and each variant vs torch fp32."""
     results = {}
-    for backend, precision in [("torch", "fp32"), *variants]:
-        engine = make_engine(load_model(ModelSpec.demo_model()), EngineSettings(precision=precision, backend=backend))
+    for backend, precision, patches in [("torch", "fp32", "keep"), *variants]:
+        settings = EngineSettings(precision=precision, backend=backend, black_patches=patches)
+        engine = make_engine(load_model(ModelSpec.demo_model()), settings)
         scores = np.full(sweep.n_frames, np.nan, np.float32)
         order = []
         for batch in score_case(engine, sweep):
             scores[batch.frames] = batch.scores
             order.append(batch.frames)
-        results[f"{backend}:{precision}"] = (scores, np.concatenate(order), engine)
+        results[variant_name(backend, precision, patches)] = (scores, np.concatenate(order), engine.for_case(sweep))
     scores, order, engine = results["torch:fp32"]
     best = int(np.nanargmax(scores))
     position = int(np.flatnonzero(order == best)[0]) + 1
@@ -161,10 +166,15 @@ def order_and_agreement(sweep: Case, variants: list[tuple[str, str]]) -> dict:
             "best_found_fraction": position / len(images), "agreement": agreement}
 
 
-def parse_variants(text: str) -> list[tuple[str, str]]:
-    """"backend:precision,..." -> those whose runtime is installed."""
-    variants = [tuple(item.split(":")) for item in text.split(",") if item]
-    return [(backend, precision) for backend, precision in variants if backend == "auto" or installed(backend)]
+def parse_variants(text: str) -> list[tuple[str, str, str]]:
+    """"backend:precision[:skip],..." -> (backend, precision, black patches) of those whose runtime is installed."""
+    variants = [(*item.split(":")[:2], "skip" if item.endswith(":skip") else "keep") for item in text.split(",") if item]
+    return [(backend, precision, patches) for backend, precision, patches in variants
+            if backend == "auto" or installed(backend)]
+
+
+def variant_name(backend: str, precision: str, patches: str) -> str:
+    return f"{backend}:{precision}" + (":skip" if patches == "skip" else "")
 
 
 def case_file(folder: Path) -> Path:
@@ -187,7 +197,8 @@ def child(args) -> None:
     if args.part == "baseline":
         result = run_baseline(random_weights_file(folder), frames)
     elif args.part == "engine":
-        result = run_engine(random_weights_file(folder), adapter_file(folder), frames, args.backend, args.precision)
+        result = run_engine(random_weights_file(folder), adapter_file(folder), sweep, frames, args.backend,
+                            args.precision, args.black_patches)
     else:
         result = order_and_agreement(sweep, parse_variants(args.variants))
     result["image_frames_in_case"] = sweep.layout.n_images
@@ -196,11 +207,13 @@ def child(args) -> None:
 
 
 def run_part(part: str, work: str, frames: int, backend: str = "torch", precision: str = "auto",
-             variants: str = DEFAULT_VARIANTS) -> dict:
+             variants: str = DEFAULT_VARIANTS, black_patches: str = "keep") -> dict:
     command = [sys.executable, __file__, "--part", part, "--work", work, "--frames", str(frames),
-               "--backend", backend, "--precision", precision, "--variants", variants]
-    # converted models go to a cache of the run's own: the first start is cold, the user's cache untouched
-    env = {**os.environ, "XDG_CACHE_HOME": str(Path(work) / "cache")}
+               "--backend", backend, "--precision", precision, "--variants", variants,
+               "--black-patches", black_patches]
+    # converted models go to a cache of the variant's own: its first start is cold, the user's cache untouched
+    cache = "cache" + (f"-{backend}-{precision}-{black_patches}" if part == "engine" else "")
+    env = {**os.environ, "XDG_CACHE_HOME": str(Path(work) / cache)}
     env.pop("FETAL_IQA_AUTO", None)  # `auto` as a user gets it: measured (in the run's own cache: cold)
     output = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((text for text in output.stdout.splitlines() if text.startswith("RESULT ")), None)
@@ -224,6 +237,7 @@ def main() -> int:
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--black-patches", default="keep", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
         child(args)
@@ -240,11 +254,13 @@ def main() -> int:
         run_part("prepare", work, args.frames)
         baseline = run_part("baseline", work, args.frames)
         engines = []
-        for backend, precision in variants:
-            print(f"engine {backend} {precision}…", file=sys.stderr)
-            cold = run_part("engine", work, args.frames, backend, precision)
-            cached = run_part("engine", work, args.frames, backend, precision) if backend != "torch" else None
-            engines.append((f"{backend}:{precision}", cold, cached))
+        for backend, precision, patches in variants:
+            name = variant_name(backend, precision, patches)
+            print(f"engine {name}…", file=sys.stderr)
+            cold = run_part("engine", work, args.frames, backend, precision, black_patches=patches)
+            cached = (run_part("engine", work, args.frames, backend, precision, black_patches=patches)
+                      if backend != "torch" else None)
+            engines.append((name, cold, cached))
         order = None if args.skip_agreement else run_part("order", work, args.frames, variants=args.variants)
     images = baseline["image_frames_in_case"]
     base_fps = baseline["frames"] / baseline["seconds"]
@@ -264,7 +280,8 @@ def main() -> int:
         agreement = (order or {}).get("agreement", {}).get(name)
         demo = (f"{agreement['decision_agreement']:.2%} | {agreement['same_best_frame']} | "
                 f"{agreement['max_abs_score_difference']:.4f}" if agreement else "- | - | -")
-        label = f"{name} = {timed['engine']}, b{timed['batch_size']}"
+        label = f"{name} = {timed['engine']}, b{timed['batch_size']}" + (
+            f", {timed['dropped_patches']} patches skipped" if timed.get("dropped_patches") else "")
         cached_load = f"{cached['load_s']:.1f}" if cached else "-"
         peaks = f"{cold['peak_rss_mb']:.0f}" + (f" / {cached['peak_rss_mb']:.0f}" if cached else "")
         print(f"| {label:34} | {fps:8.2f} | {case_s:8.0f} | {base_case / case_s:14.2f} | {cold['load_s']:13.1f} | "

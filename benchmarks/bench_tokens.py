@@ -3,7 +3,10 @@ values) with every token and with a synthetic case's black patches skipped, in t
 (the machine may be shared: the ratio is what to read), and the cost of finding those patches
 on an 840-frame case.
 
-    python benchmarks/bench_tokens.py [--frames 16] [--openvino]
+    python benchmarks/bench_tokens.py [--frames 16] [--openvino] [--int8]
+
+`--openvino` adds OpenVINO fp32, `--int8` OpenVINO static int8 (what `auto` runs on a CPU where it
+is fastest; NNCF calibrated on 4 of the frames, converting takes minutes and about 4.5 GB each).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--openvino", action="store_true", help="also OpenVINO fp32 (converted from torch)")
+    parser.add_argument("--int8", action="store_true", help="also OpenVINO static int8 (NNCF, as the engine converts)")
     args = parser.parse_args()
     torch.set_num_threads(default_threads())
     print(cpu_summary(), f"| {torch.get_num_threads()} threads")
@@ -60,20 +64,27 @@ def main() -> None:
             every = rate(lambda x: full(torch.from_numpy(x)), images)  # noqa: B023 (called at once)
             skipping = rate(lambda x: part(torch.from_numpy(x)), images)  # noqa: B023
         print(f"{name}: every token {every:.3f} frames/s, skipping {skipping:.3f} frames/s: x{skipping / every:.2f}")
-    if args.openvino:
-        import openvino as ov
-
-        from fetal_iqa_gui.engine.compiled import convert_for_openvino
-        config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": "f32"}
-        rates = []
-        for module in (model, subset):
-            compiled = ov.Core().compile_model(convert_for_openvino(module), "CPU", config)
-            request = compiled.create_infer_request()
-            rates.append(rate(lambda x: request.infer([x]), images))  # noqa: B023 (called at once)
-            del compiled, request
-        print(f"openvino fp32: every token {rates[0]:.3f} frames/s, skipping {rates[1]:.3f} frames/s: "
+    for precision in [p for p, asked in (("fp32", args.openvino), ("int8", args.int8)) if asked]:
+        rates = [openvino_rate(module, images, precision) for module in (model, subset)]
+        print(f"openvino {precision}: every token {rates[0]:.3f} frames/s, skipping {rates[1]:.3f} frames/s: "
               f"x{rates[1] / rates[0]:.2f}")
+
+
+def openvino_rate(module, images: np.ndarray, precision: str) -> float:
+    """Frames per second of `module` converted for OpenVINO (static int8: NNCF as the engine runs it)."""
+    import openvino as ov
+
+    from fetal_iqa_gui.engine.converters import convert_for_openvino, quiet_nncf
+    ov_model = convert_for_openvino(module)
+    if precision == "int8":
+        with quiet_nncf() as nncf:
+            samples = [images[i:i + 1] for i in range(4)]
+            ov_model = nncf.quantize(ov_model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                     subset_size=len(samples))
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": "f32"}
+    request = ov.Core().compile_model(ov_model, "CPU", config).create_infer_request()
+    return rate(lambda x: request.infer([x]), images)
 
 
 if __name__ == "__main__":
