@@ -353,7 +353,7 @@ def test_fp32_scores_are_the_models_own_at_any_batch_size_and_thread_count(
     predict = Engine.predict
     monkeypatch.setattr(Engine, "predict", lambda engine, frames: sizes.append(len(frames)) or predict(engine, frames))
     scores = score_to_csv(sweep_path, tmp_path / "scores.csv", "--adapter", str(tiny_cls_path), "--precision", "fp32",
-                          "--black-patches", "keep", "--no-cache", *options)  # the reference scores every patch
+                          "--backend", "torch", "--black-patches", "keep", "--no-cache", *options)  # as the reference
     images, reference = fp32_reference
     np.testing.assert_allclose(scores[images], reference, atol=1e-4)  # batching moves the 5th decimal, int8 the 2nd
     assert max(sizes) == batches and "[CPU fp32]" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def test_a_fast_path_that_keeps_the_masks_is_used_and_checked_once(tiny_seg_path
     monkeypatch.setattr(agreement, "check_frames", lambda *a: looked.append(1) or real(*a))
     case = Case.from_array(small_case.frames, "/virtual/case.mha")
     for _ in range(2):
-        engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "int8", 4),
+        engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "int8", 4, backend="torch"),
                              first_case=lambda: case)
         assert (engine.precision, engine.notice) == ("int8", None)
     assert looked == [1]  # the verdict holds for the process
@@ -81,13 +81,13 @@ def test_a_fast_path_that_keeps_the_masks_is_used_and_checked_once(tiny_seg_path
 
 def test_fp32_is_not_checked(tiny_seg_path, monkeypatch):
     monkeypatch.setattr(agreement, "check_frames", lambda *a: pytest.fail("checked"))
-    make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 4))
+    make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 4, backend="torch"))
 
 
 def test_a_classification_fast_path_keeps_fp32s_decisions_and_best_frame_or_fp32_scores(tiny_cls_path, small_case,
                                                                                       monkeypatch):
     case = Case.from_array(small_case.frames, "/virtual/case.mha")
-    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4),
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4, backend="torch"),
                          first_case=lambda: case)
     assert (engine.precision, engine.notice) == ("bf16", None)  # the tiny model's bf16 keeps them
     verdict = agreement.remembered(engine.model, engine.variant)
@@ -95,7 +95,7 @@ def test_a_classification_fast_path_keeps_fp32s_decisions_and_best_frame_or_fp32
     agreement.forget()
     real = scoring._outputs
     monkeypatch.setattr(scoring, "_outputs", lambda engine, frames: -real(engine, frames))  # every decision flipped
-    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4),
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4, backend="torch"),
                          first_case=lambda: case)
     assert (engine.precision, engine.backend) == ("fp32", "torch")
     assert "changed the model's decisions" in engine.notice and "best frame moved" in engine.notice
@@ -103,11 +103,11 @@ def test_a_classification_fast_path_keeps_fp32s_decisions_and_best_frame_or_fp32
 
 def test_a_verdict_is_kept_for_later_starts(tiny_cls_path, small_case, monkeypatch):
     case = Case.from_array(small_case.frames, "/virtual/case.mha")
-    make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4), first_case=lambda: case)
+    make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4, backend="torch"), first_case=lambda: case)
     assert agreement.verdicts_file().stat().st_mode & 0o777 == 0o600
     agreement._verdicts.clear()  # a new process: only the file knows
     monkeypatch.setattr(agreement, "check_frames", lambda *a: pytest.fail("checked again"))
-    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4))
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "bf16", 4, backend="torch"))
     assert engine.precision == "bf16"
     agreement.verdicts_file().write_text("{damaged")  # damaged: checked again, never trusted
     agreement._verdicts.clear()

@@ -80,7 +80,7 @@ def test_gpu_precision_follows_the_card(monkeypatch):
 
 def test_short_gpu_memory_halves_the_batch_and_says_so(tiny_cls_path, sweep):
     """Simulated on the CPU: the forward pass fails above 2 frames, as on a GPU that is nearly full."""
-    every_patch = EngineSettings("cpu", "fp32", 8, black_patches="keep")  # the model's own module is the one failing
+    every_patch = EngineSettings("cpu", "fp32", 8, backend="torch", black_patches="keep")  # the model's own module is the one failing
     expected, _, _ = scores_of(make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), every_patch), sweep)
     engine = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), every_patch)
     fail_when(engine.model.module, lambda images: len(images) > 2)
@@ -107,7 +107,7 @@ def test_a_model_too_large_for_the_gpu_is_a_clear_error(tiny_cls_path, monkeypat
 
 
 def cpu_fp32_scores(sweep):
-    return scores_of(make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 16)), sweep)[0]
+    return scores_of(make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 16, backend="torch")), sweep)[0]
 
 
 @gpu

@@ -102,9 +102,9 @@ def test_the_overlay_hides_nothing_where_the_model_did_not_look():
 def test_an_int8_engine_explains_with_an_fp32_copy_and_an_fp32_one_with_its_own(monkeypatch):
     from fetal_iqa_gui.engine import agreement
     monkeypatch.setattr(agreement, "needs_check", lambda *args: False)
-    fp32 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 8))
+    fp32 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 8, backend="torch"))
     assert explain.fp32_module(fp32) is fp32.model.module
-    int8 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "int8", 8))
+    int8 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "int8", 8, backend="torch"))
     module = explain.fp32_module(int8)
     assert module is not int8.model.module
     assert all(p.dtype == torch.float32 for p in module.parameters())

@@ -20,7 +20,7 @@ def sweep(small_case):
 
 @pytest.fixture(scope="module")
 def engine(tiny_cls_path):
-    return make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8))
+    return make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8, backend="torch"))
 
 
 def test_every_image_frame_is_scored_once_and_padding_never(engine, sweep):
@@ -103,8 +103,8 @@ def test_int8_engine_stays_close_to_fp32(tiny_cls_path, sweep, monkeypatch):
     # the layers themselves, not whether int8 passes the check (random weights: scores near the threshold)
     monkeypatch.setattr("fetal_iqa_gui.engine.agreement.needs_check", lambda *a: False)
     frames = sweep.frames[sweep.layout.image_frames()[::2]]
-    fp32 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8))
-    int8 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "int8", 8))
+    fp32 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "fp32", 8, backend="torch"))
+    int8 = make_engine(load_model(ModelSpec(adapter=tiny_cls_path)), EngineSettings("cpu", "int8", 8, backend="torch"))
     assert int8.description == "CPU int8"
     reference, quantized = fp32.predict(frames)[0], int8.predict(frames)[0]
     # random weights amplify rounding (0.96 correlation, 0.05 mean difference); a wrong conversion scrambles the
@@ -118,8 +118,8 @@ def test_int8_engine_stays_close_to_fp32(tiny_cls_path, sweep, monkeypatch):
 def test_int8_demo_model_keeps_fp32_decisions_and_best_frame(sweep):
     """The issue's agreement rule, on trained weights (random ones say little about int8 error)."""
     frames = sweep.frames[sweep.layout.image_frames()]
-    fp32 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 16))
-    int8 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "int8", 16))
+    fp32 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "fp32", 16, backend="torch"))
+    int8 = make_engine(load_model(ModelSpec.demo_model()), EngineSettings("cpu", "int8", 16, backend="torch"))
     reference, quantized = fp32.predict(frames)[0], int8.predict(frames)[0]
     threshold = fp32.model.threshold
     assert np.mean((reference >= threshold) == (quantized >= threshold)) >= 0.995
@@ -148,7 +148,7 @@ def test_missing_gpu_is_a_clear_error(tiny_cls_path):
 
 
 def test_segmentation_model_yields_masks_and_area_scores(tiny_seg_path, sweep):
-    engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 8))
+    engine = make_engine(load_model(ModelSpec(adapter=tiny_seg_path)), EngineSettings("cpu", "fp32", 8, backend="torch"))
     batch = next(score_case(engine, sweep))
     assert batch.masks.shape == (len(batch.frames), 224, 224)
     np.testing.assert_allclose(batch.scores, batch.masks.reshape(len(batch.masks), -1).mean(axis=1))
