@@ -3,6 +3,7 @@
 with its time and reopens as the same case, the frames never wait for the scorer, and a source that
 stops delivering keeps what it sent."""
 
+import errno
 import json
 import time
 
@@ -156,3 +157,51 @@ def test_a_screen_where_nothing_changes_asks_for_the_region(clip, tmp_path):
     still = write_lossless_video(tmp_path / "still.mkv", np.repeat(clip[:1], 10, axis=0), RATE)
     with pytest.raises(LiveSourceError, match="nothing changes in its first 10 frames"):
         open_source(still).find_region()
+
+
+class FillingDisk:
+    """The recording's frame file on a disk that fills up once `full` is set: the next frame is written in
+    part, then nothing (nor a new file, such as the header's replacement) fits."""
+
+    def __init__(self, raw):
+        self.raw, self.full = raw, False
+
+    def write(self, data):
+        if self.full:
+            self.raw.write(data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.raw.write(data)
+
+    def __getattr__(self, name):  # flush, truncate, close, closed
+        return getattr(self.raw, name)
+
+
+def test_a_disk_that_fills_up_keeps_every_whole_frame_recorded_in_a_folder_that_opens_as_them(
+        clip, tmp_path, monkeypatch):
+    """It kept a header a second old (a second's frames unseen) and the part of a frame, and said nothing
+    of what it kept."""
+    from fetal_iqa_gui.base.errors import WriteError
+    from fetal_iqa_gui.live import recording as recording_module
+    from fetal_iqa_gui.live.source import LiveFrame
+    path = tmp_path / "full.mha"
+    recording = Recording(path, "test", RATE)
+    disk = recording._raw = FillingDisk(recording._raw)
+    real_atomic_write = recording_module.atomic_write
+
+    def atomic_write(target, *args, **kwargs):
+        if disk.full:
+            raise WriteError(target, "the disk is full", "Free some space.")
+        return real_atomic_write(target, *args, **kwargs)
+    monkeypatch.setattr(recording_module, "atomic_write", atomic_write)
+    for index, image in enumerate(clip[:10]):
+        recording.append(LiveFrame(index, image, time.monotonic()))  # a header with the first frame, then none
+    disk.full = True
+    with pytest.raises(WriteError, match="recording stopped"):
+        recording.append(LiveFrame(10, clip[10], time.monotonic()))
+    with pytest.raises(WriteError, match=r"the 10 frames recorded are kept in .*full\.mha\.recording"):
+        recording.finish()
+    with pytest.raises(WriteError, match="the 10 frames recorded are kept"):  # asked again: said again, not redone
+        recording.finish()
+    assert not path.exists()
+    kept = load_case(working_folder(path) / "recording.mhd")
+    assert np.array_equal(kept.frames, clip[:10])
