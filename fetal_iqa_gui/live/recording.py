@@ -45,9 +45,10 @@ class Recording:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mha":
             raise WriteError(self.path, "a recording is a MetaImage file", "Give a name ending in .mha.")
-        check_replaceable(self.path)
-        if self.path.exists() and not overwrite:
-            raise WriteError(self.path, "the file exists", "Choose another name, or replace it (--force).")
+        for taken in (self.path, sidecar_path(self.path)):  # the times of another recording: only replaced when asked
+            check_replaceable(taken)
+            if taken.exists() and not overwrite:
+                raise WriteError(taken, "the file exists", "Choose another name, or replace it (--force).")
         self.work = working_folder(self.path)
         if self.work.exists():
             raise WriteError(self.path, f"an unfinished recording is in '{self.work.name}' (its "

@@ -205,3 +205,14 @@ def test_a_disk_that_fills_up_keeps_every_whole_frame_recorded_in_a_folder_that_
     assert not path.exists()
     kept = load_case(working_folder(path) / "recording.mhd")
     assert np.array_equal(kept.frames, clip[:10])
+
+
+def test_another_recordings_times_are_not_replaced_unless_asked(tmp_path):
+    """The .mha moved into a worklist, its .live.json left: a new recording of the name replaced it unasked."""
+    from fetal_iqa_gui.base.errors import WriteError
+    path = tmp_path / "exam.mha"
+    sidecar_path(path).write_text('{"frame_times_s": [0.0]}')
+    with pytest.raises(WriteError, match="exam.live.json.*exists"):
+        Recording(path, "test", RATE)
+    assert sidecar_path(path).read_text() == '{"frame_times_s": [0.0]}' and not working_folder(path).exists()
+    Recording(path, "test", RATE, overwrite=True).finish()  # --force: replaced when the recording is
