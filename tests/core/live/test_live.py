@@ -216,3 +216,31 @@ def test_another_recordings_times_are_not_replaced_unless_asked(tmp_path):
         Recording(path, "test", RATE)
     assert sidecar_path(path).read_text() == '{"frame_times_s": [0.0]}' and not working_folder(path).exists()
     Recording(path, "test", RATE, overwrite=True).finish()  # --force: replaced when the recording is
+
+
+def declared_png(path, width, height):
+    """A PNG of `width` x `height` blank grey pixels: a small file whatever size it declares."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = zlib.compress(b"\0" * ((width + 1) * height), 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+def test_frames_of_a_size_no_ultrasound_picture_has_are_refused_before_they_are_decoded(clip, tmp_path):
+    """A 450 kB PNG declaring 12000 x 12000 RGB took 3.6 GB to play (its float conversion 12 bytes a pixel);
+    larger ones, all of the memory. Refused from the header as a case's frames are (8192 px, 20:1)."""
+    from fetal_iqa_gui.live.source import LiveSourceError
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    declared_png(folder / "0001.png", 8200, 8200)
+    session = LiveSession(open_source(folder), lambda frames: np.zeros(len(frames)), 0.5)
+    assert list(session.frames()) == []
+    assert "8200 x 8200 px, not an ultrasound picture" in session.summary.ended
+    narrow = write_lossless_video(tmp_path / "narrow.mkv", np.ones((2, 40, 1000), np.uint8), RATE)  # 25:1
+    with pytest.raises(LiveSourceError, match="1000 x 40 px, not an ultrasound picture"):
+        open_source(narrow)
