@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write, check_replaceable
+from ..base.fileio import NotRegularFile, atomic_write, check_replaceable
 from .source import LiveFrame, Region
 
 HEADER_EVERY_S = 1.0
@@ -46,7 +46,10 @@ class Recording:
         if self.path.suffix.lower() != ".mha":
             raise WriteError(self.path, "a recording is a MetaImage file", "Give a name ending in .mha.")
         for taken in (self.path, sidecar_path(self.path)):  # the times of another recording: only replaced when asked
-            check_replaceable(taken)
+            try:
+                check_replaceable(taken)
+            except NotRegularFile as error:  # never replaced, even with --force
+                raise WriteError(taken, str(error), "Give the name of a regular file, or remove what is there.") from None
             if taken.exists() and not overwrite:
                 raise WriteError(taken, "the file exists", "Choose another name, or replace it (--force).")
         self.work = working_folder(self.path)

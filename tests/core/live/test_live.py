@@ -5,6 +5,7 @@ stops delivering keeps what it sent."""
 
 import errno
 import json
+import os
 import time
 
 import numpy as np
@@ -244,3 +245,14 @@ def test_frames_of_a_size_no_ultrasound_picture_has_are_refused_before_they_are_
     narrow = write_lossless_video(tmp_path / "narrow.mkv", np.ones((2, 40, 1000), np.uint8), RATE)  # 25:1
     with pytest.raises(LiveSourceError, match="1000 x 40 px, not an ultrasound picture"):
         open_source(narrow)
+
+
+@pytest.mark.parametrize("planted", ["folder", "pipe", "link"])
+def test_a_recording_named_where_a_folder_a_pipe_or_a_link_is_is_refused_in_words(tmp_path, planted):
+    """It ended `live --record` (and the window's live view) in a NotRegularFile traceback."""
+    from fetal_iqa_gui.base.errors import WriteError
+    path = tmp_path / "exam.mha"
+    {"folder": path.mkdir, "pipe": lambda: os.mkfifo(path), "link": lambda: path.symlink_to(tmp_path / "x")}[planted]()
+    with pytest.raises(WriteError, match="exam.mha.*not a regular file"):
+        Recording(path, "test", RATE, overwrite=True)
+    assert not working_folder(path).exists()
