@@ -258,6 +258,30 @@ def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tm
     assert "not a 0/1 mask" in capsys.readouterr().err
 
 
+@pytest.mark.timeout(60)  # before the fix each pipe blocked evaluate for good
+@pytest.mark.parametrize("planted", ["table", "frame number", "mask", "ground-truth mask"])
+def test_evaluate_refuses_a_pipe_among_its_inputs_in_words(small_dataset, tmp_path, capsys, planted):
+    import os
+    import shutil
+
+    from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, CIRCUMFERENCES_CSV, MASKS_DIR
+    from fetal_iqa_gui.review.export import write_challenge_output
+    from fetal_iqa_gui.training.data import read_cases
+    ground_truth = tmp_path / "gt"
+    shutil.copytree(small_dataset / MASKS_DIR, ground_truth / MASKS_DIR)
+    (ground_truth / CIRCUMFERENCES_CSV).parent.mkdir(parents=True)
+    shutil.copy(small_dataset / CIRCUMFERENCES_CSV, ground_truth / CIRCUMFERENCES_CSV)
+    case = read_cases(small_dataset)[0]
+    folder = write_challenge_output(tmp_path / "pred", case.uuid, -1, None, (144, 562, 744), (0.28, 0.28))
+    pipe = {"table": ground_truth / CIRCUMFERENCES_CSV, "frame number": folder / CHALLENGE_FRAME_JSON,
+            "mask": folder / CHALLENGE_MASK, "ground-truth mask": ground_truth / MASKS_DIR / f"{case.uuid}.mha"}[planted]
+    pipe.unlink()
+    os.mkfifo(pipe)
+    assert main(["evaluate", "--challenge", str(tmp_path / "pred"), "--ground-truth", str(ground_truth)]) == 2
+    err = capsys.readouterr().err
+    assert "it is not a regular file (it is a pipe" in err and (pipe.name in err or pipe.stem in err)
+
+
 def test_evaluate_challenge_needs_only_the_masks_and_the_ac_table(small_dataset, tmp_path, capsys):
     import shutil
 
