@@ -47,6 +47,16 @@ def test_synth_writes_the_challenge_layout(tmp_path, capsys):
     assert (tmp_path / synthetic.CIRCUMFERENCES_CSV).exists()
 
 
+def test_synth_never_replaces_a_table_of_circumferences_already_there(tmp_path, capsys):
+    """`fetal-iqa synth ~/acouslic` replaced the real dataset's AC table with synthetic rows."""
+    table = tmp_path / synthetic.CIRCUMFERENCES_CSV
+    table.parent.mkdir(parents=True)
+    table.write_text("uuid,subject_id,sweep_1_ac_mm\nreal-case,subject-1,250.0\n")
+    assert main(["synth", str(tmp_path), "--cases", "1", "--frames-per-sweep", "10"]) == 1
+    assert "already holds a table of circumferences" in capsys.readouterr().err
+    assert "real-case" in table.read_text() and not (tmp_path / synthetic.IMAGES_DIR).exists()
+
+
 def test_synth_on_a_full_disk_says_so_and_leaves_no_volume(tmp_path, capsys, monkeypatch):
     def full_disk(image, path, compress):
         open(path, "wb").write(b"ObjectType = Image")
