@@ -12,6 +12,7 @@ A sweep mark is an all-zero frame put between two sweeps: how a case's layout te
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -27,6 +28,10 @@ from .source import LiveFrame, Region
 HEADER_EVERY_S = 1.0
 RAW_NAME, HEADER_NAME, TIMES_NAME = "frames.raw", "recording.mhd", "times.json"
 _COPY_BYTES = 16 * 2**20
+
+
+def _write_bytes(data: bytes, file) -> None:
+    file.write(data)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -123,7 +128,7 @@ class Recording:
         self._written_header = time.monotonic()
         for name, text in ((HEADER_NAME, self._header(RAW_NAME)), (TIMES_NAME, self._sidecar())):
             try:
-                atomic_write(self.work / name, lambda file, text=text: file.write(text), overwrite=True)
+                atomic_write(self.work / name, functools.partial(_write_bytes, text), overwrite=True)
             except WriteError:
                 try:
                     with open(self.work / name, "r+b") as file:
