@@ -9,6 +9,7 @@ import platformdirs
 
 from .acouslic import IMAGES_DIR
 from ..base.errors import NotEnoughSpace
+from ..base.fileio import private_folder
 
 DEMO_SWEEP_MB = 200  # its compressed image and mask, with room to spare
 DEMO_SEED = 7
@@ -24,7 +25,7 @@ def demo_case_path() -> Path:
     folder = demo_folder()
     images = sorted((folder / IMAGES_DIR).glob("*.mha"))
     if not images:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder)  # as the app's other folders in the cache, which hold what may name patients
         free_mb = shutil.disk_usage(folder).free // 2**20
         if free_mb < DEMO_SWEEP_MB:  # say so now, not after the synthesis
             raise NotEnoughSpace(folder, f"the demo sweep needs about {DEMO_SWEEP_MB} MB of free disk space; "

@@ -229,7 +229,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from ..base.errors import NameTaken
+    from ..case.acouslic import CIRCUMFERENCES_CSV
     from ..case.synthetic import write_dataset
+    table = args.out_dir / CIRCUMFERENCES_CSV
+    if table.exists() or table.is_symlink():  # a real dataset's ground truth, say: never replaced by synthetic rows
+        raise NameTaken(table, "the folder already holds a table of circumferences (a dataset's, or an earlier "
+                        "synth's), which synth would replace", "Choose an empty folder, or remove that table first.")
     progress = ProgressBar("synthesising", args.cases)
     cases = write_dataset(args.out_dir, args.cases, args.seed, args.frames_per_sweep, progress=progress.update)
     progress.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.handlers
 import os
 import signal
+import stat
 import sys
 import traceback
 from typing import cast
@@ -16,7 +18,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .theme import apply_dark_theme
-from ..base.fileio import private_folder
+from ..base.fileio import NotRegularFile, private_folder, special_file_kind
 from ..base.resources import log_file
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,13 @@ class PrivateLogHandler(logging.handlers.RotatingFileHandler):
     """A rotating log whose files only the user can read: it names files, which may name patients."""
 
     def _open(self):
-        handle = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # a pipe where the log goes would block the start for good, a link be written (and chmod-ed) through
+        handle = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(handle)
+            raise NotRegularFile(self.baseFilename, mode)
         os.chmod(self.baseFilename, 0o600)  # a log an earlier version made readable by all
         return open(handle, self.mode, encoding=self.encoding, errors=self.errors)
 
@@ -39,23 +47,33 @@ def log_path() -> Path:
     return path
 
 
-def setup_logging() -> Path:
-    path = log_path()
-    handler = PrivateLogHandler(path, maxBytes=2_000_000, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def setup_logging() -> Path | None:
+    """The log file the app writes, or None when it cannot be used (said on stderr; the app still starts)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    try:
+        path = log_path()
+        handler = PrivateLogHandler(path, maxBytes=2_000_000, backupCount=3)
+    except OSError as error:  # a pipe, a folder or a link where the log goes, a full or read-only disk
+        reason = error.strerror or str(error)
+        with contextlib.suppress(OSError):
+            mode = os.lstat(log_file()).st_mode
+            if not stat.S_ISREG(mode):  # said as what it is (a pipe's open says "No such device or address")
+                reason = f"it is {special_file_kind(mode)}"
+        log.warning("the log %s cannot be written (%s); nothing is logged to a file", log_file(), reason)
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     return path
 
 
-def install_excepthook(path: Path) -> None:
+def install_excepthook(path: Path | None) -> None:
     def show(kind, value, tb):
         log.error("unexpected error", exc_info=(kind, value, tb))
         traceback.print_exception(kind, value, tb)
         if QApplication.instance() is not None:
-            QMessageBox.critical(None, "Unexpected error",
-                                 f"Something went wrong: {value}\n\nThe details are in the log:\n{path}")
+            where = f"in the log:\n{path}" if path else f"on the terminal (the log {log_file()} could not be written)"
+            QMessageBox.critical(None, "Unexpected error", f"Something went wrong: {value}\n\nThe details are {where}")
     sys.excepthook = show
 
 

@@ -12,6 +12,7 @@ A sweep mark is an all-zero frame put between two sweeps: how a case's layout te
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -21,12 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write, check_replaceable
+from ..base.fileio import NotRegularFile, atomic_write, check_replaceable
 from .source import LiveFrame, Region
 
 HEADER_EVERY_S = 1.0
 RAW_NAME, HEADER_NAME, TIMES_NAME = "frames.raw", "recording.mhd", "times.json"
 _COPY_BYTES = 16 * 2**20
+
+
+def _write_bytes(data: bytes, file) -> None:
+    file.write(data)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -45,9 +50,13 @@ class Recording:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mha":
             raise WriteError(self.path, "a recording is a MetaImage file", "Give a name ending in .mha.")
-        check_replaceable(self.path)
-        if self.path.exists() and not overwrite:
-            raise WriteError(self.path, "the file exists", "Choose another name, or replace it (--force).")
+        for taken in (self.path, sidecar_path(self.path)):  # the times of another recording: only replaced when asked
+            try:
+                check_replaceable(taken)
+            except NotRegularFile as error:  # never replaced, even with --force
+                raise WriteError(taken, str(error), "Give the name of a regular file, or remove what is there.") from None
+            if taken.exists() and not overwrite:
+                raise WriteError(taken, "the file exists", "Choose another name, or replace it (--force).")
         self.work = working_folder(self.path)
         if self.work.exists():
             raise WriteError(self.path, f"an unfinished recording is in '{self.work.name}' (its "
@@ -60,9 +69,10 @@ class Recording:
         self.shape: tuple[int, int] | None = None
         self._first: float | None = None
         self._written_header = 0.0
+        self._finished: Path | WriteError | None = None  # what finish() gave (a second call gives it again)
         try:
             self.work.mkdir(parents=True)
-            self._raw = open(self.work / RAW_NAME, "wb")
+            self._raw = open(self.work / RAW_NAME, "wb", buffering=0)  # each frame whole on disk, or taken back
         except OSError as error:
             raise WriteError(self.path, f"its recording folder cannot be made ({error.strerror})",
                              "Choose a folder you can write to.") from None
@@ -94,19 +104,39 @@ class Recording:
         return True
 
     def _write(self, image: np.ndarray, when: float | None) -> None:
+        data = np.ascontiguousarray(image).data.cast("B")
         try:
-            self._raw.write(np.ascontiguousarray(image).data.cast("B"))
-            self._raw.flush()  # in the operating system's hands: a crash of this process loses nothing
-        except OSError as error:
+            written = 0
+            while written < len(data):  # unbuffered: in the operating system's hands, a crash loses nothing
+                written += self._raw.write(data[written:])
+        except OSError as error:  # a full disk: the frame written in part is taken back, the others kept
+            self._raw.truncate(self._frame_bytes * self.n_frames)
             raise WriteError(self.path, f"recording stopped: {error.strerror}", "Free some space.") from None
         self.times.append(when)
         if time.monotonic() - self._written_header >= HEADER_EVERY_S:
             self._write_header()
 
+    @property
+    def _frame_bytes(self) -> int:
+        assert self.shape is not None  # set by the first frame
+        return self.shape[0] * self.shape[1]
+
     def _write_header(self) -> None:
+        """The recording folder's header and times, with the frames so far. On a full disk (no room for the
+        new file that replaces a header whole) each is rewritten in place: otherwise the folder would open
+        with the frames of the last header that could be written (up to a second's worth fewer)."""
         self._written_header = time.monotonic()
-        atomic_write(self.work / HEADER_NAME, lambda file: file.write(self._header(RAW_NAME)), overwrite=True)
-        atomic_write(self.work / TIMES_NAME, lambda file: file.write(self._sidecar()), overwrite=True)
+        for name, text in ((HEADER_NAME, self._header(RAW_NAME)), (TIMES_NAME, self._sidecar())):
+            try:
+                atomic_write(self.work / name, functools.partial(_write_bytes, text), overwrite=True)
+            except WriteError:
+                try:
+                    with open(self.work / name, "r+b") as file:
+                        file.write(text)
+                        file.truncate()
+                except OSError:
+                    raise WriteError(self.path, "the disk is full: its recording folder's header could not be "
+                                     "brought up to date", "Free some space.") from None
 
     def _header(self, data_file: str) -> bytes:
         assert self.shape is not None  # written after the first frame
@@ -122,18 +152,29 @@ class Recording:
                            "frame_times_s": self.times}, indent=1).encode()
 
     def finish(self) -> Path | None:
-        """The case file and its sidecar, written whole; the recording folder removed. None: nothing recorded."""
+        """The case file and its sidecar, written whole; the recording folder removed. None: nothing recorded.
+        Where the case file cannot be written (a full disk), `WriteError` says that the folder keeps the frames."""
+        if isinstance(self._finished, WriteError):
+            raise self._finished
+        if self._finished is not None or self._raw.closed:
+            return self._finished
         self._raw.close()
         if not self.times:
             shutil.rmtree(self.work, ignore_errors=True)
             return None
-        self._write_header()  # the folder stays a case until the file below is whole
+        try:
+            self._write_header()  # the folder stays a case until the file below is whole
 
-        def copy(file):
-            file.write(self._header("LOCAL"))
-            with open(self.work / RAW_NAME, "rb") as raw:
-                shutil.copyfileobj(raw, file, _COPY_BYTES)
-        atomic_write(self.path, copy, overwrite=self.overwrite)
-        atomic_write(sidecar_path(self.path), lambda file: file.write(self._sidecar()), overwrite=True)
+            def copy(file):
+                file.write(self._header("LOCAL"))
+                with open(self.work / RAW_NAME, "rb") as raw:
+                    shutil.copyfileobj(raw, file, _COPY_BYTES)
+            atomic_write(self.path, copy, overwrite=self.overwrite)
+            atomic_write(sidecar_path(self.path), lambda file: file.write(self._sidecar()), overwrite=True)
+        except WriteError as error:
+            self._finished = WriteError(self.path, f"{error.problem}; the {self.n_frames} frames recorded are kept in "
+                                        f"'{self.work}' (its {HEADER_NAME} opens as a case)", error.advice)
+            raise self._finished from None
         shutil.rmtree(self.work, ignore_errors=True)
+        self._finished = self.path
         return self.path

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..base.errors import FetalIqaError
 from ..case.case import IMAGE_2D_SUFFIXES
+from ..case.headers import MAX_ASPECT_RATIO, MAX_FRAME_SIDE
 
 DEFAULT_FOLDER_RATE = 30.0  # frames/s of an image folder, which states none
 _LUMA_BGR = np.array([0.114, 0.587, 0.299], np.float32)  # OpenCV's channels are blue, green, red
@@ -207,10 +208,38 @@ def open_source(text: str | os.PathLike, region: Region | None = None,
     if not capture.isOpened():
         capture.release()
         raise LiveSourceError(path, "OpenCV cannot read it as a video", "Give a video file (.mkv, .avi, .mp4...).")
+    try:
+        check_frame_size(path, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    except LiveSourceError:
+        capture.release()
+        raise
     rate = capture.get(cv2.CAP_PROP_FPS)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     return LiveSource(path.name, capture, rate if rate > 0 else DEFAULT_FOLDER_RATE, False, count if count > 0 else None,
                       region)
+
+
+def check_frame_size(name: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse, before a frame is decoded, a size no ultrasound picture has, as a case's is refused
+    (case/headers.py): a small file can declare gigapixel frames, gigabytes to decode and convert."""
+    if width > 0 and height > 0 and (max(width, height) > MAX_FRAME_SIDE
+                                     or max(width, height) > MAX_ASPECT_RATIO * min(width, height)):
+        raise LiveSourceError(name, f"its frames are {width} x {height} px, not an ultrasound picture (fetal-iqa "
+                              f"plays frames of at most {MAX_FRAME_SIDE} px a side and {MAX_ASPECT_RATIO}:1 in shape)",
+                              "The file may be damaged; give another video or picture folder.")
+
+
+def _picture_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a picture's header alone; (0, 0) when its header cannot be read (OpenCV then says)."""
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return 0, 0
+    size = reader.GetSize()
+    return (size[0], size[1]) if len(size) >= 2 else (0, 0)
 
 
 class _PictureFolder:
@@ -223,6 +252,7 @@ class _PictureFolder:
         path = next(self.files, None)
         if path is None:
             return False, None
+        check_frame_size(path, *_picture_size(path))
         frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if frame is None:
             raise OSError(f"'{path.name}' is not a picture OpenCV reads")

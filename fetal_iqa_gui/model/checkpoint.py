@@ -23,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from ..base.errors import ModelLoadError, choice
 from .lora import load_folded
 from .networks import TASKS, network_for, wrapped_by_peft
-from .tower import build_visual, check_config, check_state, encoder_of, on_meta, short_reason, unsafe_object_error
+from .tower import (build_visual, check_config, check_state, encoder_of, on_meta, refuse_special, short_reason,
+                    unsafe_object_error)
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fetal_iqa"
@@ -57,6 +58,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(path, "the file does not exist", f"Check {choice('adapter')}.")
+    refuse_special(path, "adapter")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -136,6 +138,7 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, t
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(path, "the file does not exist", f"Check {choice('adapter')}.")
+    refuse_special(path, "adapter")
     try:
         with torch.serialization.safe_globals(_LIGHTNING_STAND_INS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ import mmap
 import os
 import pickle
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import cast
@@ -18,7 +19,7 @@ from typing import cast
 import torch
 
 from ..base.errors import ModelLoadError, choice
-from ..base.fileio import read_regular
+from ..base.fileio import read_regular, special_file_kind
 from ..base.resources import user_weights_dir
 
 # open_clip imports transformers if it can (seconds, some 100 MB), for Hugging Face text towers
@@ -146,6 +147,7 @@ def read_torch_file(path: Path) -> object:
     if not path.exists():
         raise ModelLoadError(path, "the file does not exist",
                              f"Put FetalCLIP_weights.pt in {user_weights_dir()} or give its path ({choice('weights')}).")
+    refuse_special(path, "weights")
     if not os.access(path, os.R_OK):
         raise ModelLoadError(path, "you do not have permission to read it")
     try:
@@ -161,6 +163,15 @@ def read_torch_file(path: Path) -> object:
         log.debug("torch.load failed on %s: %s", path, error)
         raise ModelLoadError(path, "the file is truncated or is not a PyTorch checkpoint",
                              "Download or copy it again.") from None
+
+
+def refuse_special(path: Path, option: str) -> None:
+    """A model file (which exists) must be a regular file: a pipe would block the load for good, a
+    termination signal included (taken by another thread, it leaves the open waiting), and a folder
+    or a device would be read as a damaged checkpoint."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ModelLoadError(path, f"it is not a regular file (it is {special_file_kind(mode)})", f"Check {choice(option)}.")
 
 
 def unsafe_object_error(path: Path, error: pickle.UnpicklingError, advice: str) -> ModelLoadError:

@@ -26,7 +26,7 @@ from typing import Iterator, TypeVar
 from filelock import FileLock, Timeout
 
 from ..base.errors import WriteError
-from ..base.fileio import atomic_write, read_regular
+from ..base.fileio import atomic_write, check_replaceable, read_regular
 from ..case.study import entered_study
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,9 @@ class ReviewFile:
             raise WriteError(self.path, "its folder is gone (moved, deleted, or its disk taken out)",
                              "Open the folder where it is now to save reviews there.")
         try:
+            # filelock follows a link and opens what is there (3.12, the floor, truncated the target: anyone's file
+            # planted as a link in a shared folder); a pipe or a device is opened too
+            check_replaceable(self._lock.lock_file)
             with self._lock:
                 yield
         except Timeout:

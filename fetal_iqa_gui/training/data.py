@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..base.errors import WriteError
+from ..base.fileio import read_regular
 from ..engine.preprocess import INPUT_SIZE, square_resize
 from ..case.acouslic import CIRCUMFERENCES_CSV, IMAGES_DIR, MASKS_DIR, SWEEPS
 
@@ -49,11 +51,16 @@ def read_cases(data_dir: Path, folders=(IMAGES_DIR, MASKS_DIR)) -> list[CaseReco
     if not csv_path.exists():
         raise DatasetError(f"'{data_dir}' has no {CIRCUMFERENCES_CSV} (is it in the ACOUSLIC-AI layout?)")
     cases = []
-    with open(csv_path, newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            acs = [float(row[f"sweep_{i}_ac_mm"]) if row.get(f"sweep_{i}_ac_mm") else None
-                   for i in range(1, SWEEPS + 1)]
-            cases.append(CaseRecord(row["uuid"], row.get("subject_id", row["uuid"]), acs))
+    try:
+        text = read_regular(csv_path).decode("utf-8")  # a pipe there would block for good
+    except OSError as error:
+        raise DatasetError(f"'{csv_path}' cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"'{csv_path}' is not UTF-8 text") from None
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        acs = [float(row[f"sweep_{i}_ac_mm"]) if row.get(f"sweep_{i}_ac_mm") else None
+               for i in range(1, SWEEPS + 1)]
+        cases.append(CaseRecord(row["uuid"], row.get("subject_id", row["uuid"]), acs))
     for case in cases:
         for folder in folders:
             if not (data_dir / folder / f"{case.uuid}.mha").exists():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from ..model.loading import LoadedModel
 from ..engine.preprocess import normalise
 from ..case.case import CaseLayout
 from ..base.text import counted
+from ..base.fileio import NotRegularFile, read_regular
 from .data import FrameSet, read_cases
 from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
 
@@ -66,12 +69,15 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
         uuid = case_dir.name
         if uuid not in cases:
             raise ChallengeInputError(f"prediction '{uuid}' has no ground truth in '{gt_dir}'")
-        try:
-            frame = int(json.loads((case_dir / CHALLENGE_FRAME_JSON).read_text()))
-            predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(case_dir / CHALLENGE_MASK)))
+        try:  # each a regular file: a pipe would block for good
+            frame = int(json.loads(read_regular(case_dir / CHALLENGE_FRAME_JSON)))
+            predicted = sitk.GetArrayFromImage(sitk.ReadImage(_regular(case_dir / CHALLENGE_MASK)))
         except (OSError, ValueError, RuntimeError) as error:
-            raise ChallengeInputError(f"'{case_dir}': {error}") from None
-        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(gt_dir / MASKS_DIR / f"{uuid}.mha")))
+            raise ChallengeInputError(f"'{getattr(error, 'filename', None) or case_dir}': {error}") from None
+        try:
+            gt = sitk.GetArrayFromImage(sitk.ReadImage(_regular(gt_dir / MASKS_DIR / f"{uuid}.mha")))
+        except (OSError, RuntimeError) as error:
+            raise ChallengeInputError(f"ground truth '{uuid}': {error}") from None
         # the evaluator refuses these two (an assertion and an exception); we say which case and why
         if not np.isin(predicted, (0, 1)).all():
             raise ChallengeInputError(f"'{case_dir / CHALLENGE_MASK}' is not a 0/1 mask")
@@ -102,3 +108,11 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
     return {"cases": results, "score": score,
             "mean": {k: float(np.mean([r[k] for r in results])) for k in ("wfss", "dice_soft", "nae_ac")},
             "table": table}
+
+
+def _regular(path: Path) -> str:
+    """`path` for ITK, once it is known to be a regular file (`NotRegularFile` otherwise)."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+    return str(path)

@@ -3,6 +3,8 @@
 import logging
 import os
 
+import pytest
+
 from fetal_iqa_gui.gui.app import PrivateLogHandler, log_path
 
 
@@ -20,6 +22,28 @@ def test_log_files_and_their_folder_are_private_also_after_rotation(tmp_path):
     handler.close()
     files = sorted(tmp_path.glob("fetal-iqa.log*"))
     assert len(files) == 3 and all(mode(p) == 0o600 for p in files)
+
+
+@pytest.mark.timeout(20)  # before the fix, a pipe blocked the start for good
+@pytest.mark.parametrize("planted", ["pipe", "folder", "link"])
+def test_a_pipe_a_folder_or_a_link_where_the_log_goes_is_not_written_and_the_app_still_starts(
+        tmp_path, monkeypatch, caplog, planted):
+    from fetal_iqa_gui.gui import app
+    path = tmp_path / "log" / "fetal-iqa.log"
+    path.parent.mkdir()
+    someone_elses = tmp_path / "notes.txt"
+    someone_elses.write_text("notes")
+    someone_elses.chmod(0o644)
+    {"pipe": lambda: os.mkfifo(path), "folder": path.mkdir, "link": lambda: path.symlink_to(someone_elses)}[planted]()
+    monkeypatch.setattr(app, "log_file", lambda: path)
+    before = list(logging.getLogger().handlers)
+    try:
+        assert app.setup_logging() is None
+    finally:
+        for handler in set(logging.getLogger().handlers) - set(before):
+            logging.getLogger().removeHandler(handler)
+    assert "cannot be written" in caplog.text
+    assert someone_elses.read_text() == "notes" and mode(someone_elses) == 0o644
 
 
 def test_the_log_folder_is_private():

@@ -47,6 +47,16 @@ def test_synth_writes_the_challenge_layout(tmp_path, capsys):
     assert (tmp_path / synthetic.CIRCUMFERENCES_CSV).exists()
 
 
+def test_synth_never_replaces_a_table_of_circumferences_already_there(tmp_path, capsys):
+    """`fetal-iqa synth ~/acouslic` replaced the real dataset's AC table with synthetic rows."""
+    table = tmp_path / synthetic.CIRCUMFERENCES_CSV
+    table.parent.mkdir(parents=True)
+    table.write_text("uuid,subject_id,sweep_1_ac_mm\nreal-case,subject-1,250.0\n")
+    assert main(["synth", str(tmp_path), "--cases", "1", "--frames-per-sweep", "10"]) == 1
+    assert "already holds a table of circumferences" in capsys.readouterr().err
+    assert "real-case" in table.read_text() and not (tmp_path / synthetic.IMAGES_DIR).exists()
+
+
 def test_synth_on_a_full_disk_says_so_and_leaves_no_volume(tmp_path, capsys, monkeypatch):
     def full_disk(image, path, compress):
         open(path, "wb").write(b"ObjectType = Image")
@@ -256,6 +266,30 @@ def test_evaluate_challenge_refuses_what_the_evaluator_refuses(small_dataset, tm
     sitk.WriteImage(sitk.GetImageFromArray(np.full(gt.shape, 2, np.uint8)), str(folder / CHALLENGE_MASK))
     assert main(args) == 2
     assert "not a 0/1 mask" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)  # before the fix each pipe blocked evaluate for good
+@pytest.mark.parametrize("planted", ["table", "frame number", "mask", "ground-truth mask"])
+def test_evaluate_refuses_a_pipe_among_its_inputs_in_words(small_dataset, tmp_path, capsys, planted):
+    import os
+    import shutil
+
+    from fetal_iqa_gui.case.acouslic import CHALLENGE_FRAME_JSON, CHALLENGE_MASK, CIRCUMFERENCES_CSV, MASKS_DIR
+    from fetal_iqa_gui.review.export import write_challenge_output
+    from fetal_iqa_gui.training.data import read_cases
+    ground_truth = tmp_path / "gt"
+    shutil.copytree(small_dataset / MASKS_DIR, ground_truth / MASKS_DIR)
+    (ground_truth / CIRCUMFERENCES_CSV).parent.mkdir(parents=True)
+    shutil.copy(small_dataset / CIRCUMFERENCES_CSV, ground_truth / CIRCUMFERENCES_CSV)
+    case = read_cases(small_dataset)[0]
+    folder = write_challenge_output(tmp_path / "pred", case.uuid, -1, None, (144, 562, 744), (0.28, 0.28))
+    pipe = {"table": ground_truth / CIRCUMFERENCES_CSV, "frame number": folder / CHALLENGE_FRAME_JSON,
+            "mask": folder / CHALLENGE_MASK, "ground-truth mask": ground_truth / MASKS_DIR / f"{case.uuid}.mha"}[planted]
+    pipe.unlink()
+    os.mkfifo(pipe)
+    assert main(["evaluate", "--challenge", str(tmp_path / "pred"), "--ground-truth", str(ground_truth)]) == 2
+    err = capsys.readouterr().err
+    assert "it is not a regular file (it is a pipe" in err and (pipe.name in err or pipe.stem in err)
 
 
 def test_evaluate_challenge_needs_only_the_masks_and_the_ac_table(small_dataset, tmp_path, capsys):

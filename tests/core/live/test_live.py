@@ -3,7 +3,9 @@
 with its time and reopens as the same case, the frames never wait for the scorer, and a source that
 stops delivering keeps what it sent."""
 
+import errno
 import json
+import os
 import time
 
 import numpy as np
@@ -156,3 +158,101 @@ def test_a_screen_where_nothing_changes_asks_for_the_region(clip, tmp_path):
     still = write_lossless_video(tmp_path / "still.mkv", np.repeat(clip[:1], 10, axis=0), RATE)
     with pytest.raises(LiveSourceError, match="nothing changes in its first 10 frames"):
         open_source(still).find_region()
+
+
+class FillingDisk:
+    """The recording's frame file on a disk that fills up once `full` is set: the next frame is written in
+    part, then nothing (nor a new file, such as the header's replacement) fits."""
+
+    def __init__(self, raw):
+        self.raw, self.full = raw, False
+
+    def write(self, data):
+        if self.full:
+            self.raw.write(data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.raw.write(data)
+
+    def __getattr__(self, name):  # flush, truncate, close, closed
+        return getattr(self.raw, name)
+
+
+def test_a_disk_that_fills_up_keeps_every_whole_frame_recorded_in_a_folder_that_opens_as_them(
+        clip, tmp_path, monkeypatch):
+    """It kept a header a second old (a second's frames unseen) and the part of a frame, and said nothing
+    of what it kept."""
+    from fetal_iqa_gui.base.errors import WriteError
+    from fetal_iqa_gui.live import recording as recording_module
+    from fetal_iqa_gui.live.source import LiveFrame
+    path = tmp_path / "full.mha"
+    recording = Recording(path, "test", RATE)
+    disk = recording._raw = FillingDisk(recording._raw)
+    real_atomic_write = recording_module.atomic_write
+
+    def atomic_write(target, *args, **kwargs):
+        if disk.full:
+            raise WriteError(target, "the disk is full", "Free some space.")
+        return real_atomic_write(target, *args, **kwargs)
+    monkeypatch.setattr(recording_module, "atomic_write", atomic_write)
+    for index, image in enumerate(clip[:10]):
+        recording.append(LiveFrame(index, image, time.monotonic()))  # a header with the first frame, then none
+    disk.full = True
+    with pytest.raises(WriteError, match="recording stopped"):
+        recording.append(LiveFrame(10, clip[10], time.monotonic()))
+    with pytest.raises(WriteError, match=r"the 10 frames recorded are kept in .*full\.mha\.recording"):
+        recording.finish()
+    with pytest.raises(WriteError, match="the 10 frames recorded are kept"):  # asked again: said again, not redone
+        recording.finish()
+    assert not path.exists()
+    kept = load_case(working_folder(path) / "recording.mhd")
+    assert np.array_equal(kept.frames, clip[:10])
+
+
+def test_another_recordings_times_are_not_replaced_unless_asked(tmp_path):
+    """The .mha moved into a worklist, its .live.json left: a new recording of the name replaced it unasked."""
+    from fetal_iqa_gui.base.errors import WriteError
+    path = tmp_path / "exam.mha"
+    sidecar_path(path).write_text('{"frame_times_s": [0.0]}')
+    with pytest.raises(WriteError, match="exam.live.json.*exists"):
+        Recording(path, "test", RATE)
+    assert sidecar_path(path).read_text() == '{"frame_times_s": [0.0]}' and not working_folder(path).exists()
+    Recording(path, "test", RATE, overwrite=True).finish()  # --force: replaced when the recording is
+
+
+def declared_png(path, width, height):
+    """A PNG of `width` x `height` blank grey pixels: a small file whatever size it declares."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = zlib.compress(b"\0" * ((width + 1) * height), 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+def test_frames_of_a_size_no_ultrasound_picture_has_are_refused_before_they_are_decoded(clip, tmp_path):
+    """A 450 kB PNG declaring 12000 x 12000 RGB took 3.6 GB to play (its float conversion 12 bytes a pixel);
+    larger ones, all of the memory. Refused from the header as a case's frames are (8192 px, 20:1)."""
+    from fetal_iqa_gui.live.source import LiveSourceError
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    declared_png(folder / "0001.png", 8200, 8200)
+    session = LiveSession(open_source(folder), lambda frames: np.zeros(len(frames)), 0.5)
+    assert list(session.frames()) == []
+    assert "8200 x 8200 px, not an ultrasound picture" in session.summary.ended
+    narrow = write_lossless_video(tmp_path / "narrow.mkv", np.ones((2, 40, 1000), np.uint8), RATE)  # 25:1
+    with pytest.raises(LiveSourceError, match="1000 x 40 px, not an ultrasound picture"):
+        open_source(narrow)
+
+
+@pytest.mark.parametrize("planted", ["folder", "pipe", "link"])
+def test_a_recording_named_where_a_folder_a_pipe_or_a_link_is_is_refused_in_words(tmp_path, planted):
+    """It ended `live --record` (and the window's live view) in a NotRegularFile traceback."""
+    from fetal_iqa_gui.base.errors import WriteError
+    path = tmp_path / "exam.mha"
+    {"folder": path.mkdir, "pipe": lambda: os.mkfifo(path), "link": lambda: path.symlink_to(tmp_path / "x")}[planted]()
+    with pytest.raises(WriteError, match="exam.mha.*not a regular file"):
+        Recording(path, "test", RATE, overwrite=True)
+    assert not working_folder(path).exists()

@@ -130,6 +130,19 @@ def test_weights_file_errors_name_the_file(tmp_path):
         load_visual_weights(visual, text)
 
 
+@pytest.mark.timeout(30)  # before the fix a pipe blocked the load for good (the GIL held: no timeout fired)
+@pytest.mark.parametrize("reader", ["adapter", "lightning", "weights"])
+@pytest.mark.parametrize("planted", ["pipe", "folder"])
+def test_a_model_file_that_is_a_pipe_or_a_folder_is_refused_not_opened(tmp_path, reader, planted):
+    import os
+    path = tmp_path / {"adapter": "model.safetensors", "lightning": "model.ckpt", "weights": "weights.pt"}[reader]
+    os.mkfifo(path) if planted == "pipe" else path.mkdir()
+    read = {"adapter": read_checkpoint, "lightning": read_lightning_checkpoint,
+            "weights": lambda path: load_visual_weights(build_visual(SMALL_CONFIG), path)}[reader]
+    with pytest.raises(ModelLoadError, match=f"{path.name}.*not a regular file .*{'pipe' if planted == 'pipe' else 'folder'}"):
+        read(path)
+
+
 class _Evil:
     def __reduce__(self):
         return (print, ("pickled code ran",))

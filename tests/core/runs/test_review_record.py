@@ -192,3 +192,22 @@ def test_a_save_after_the_folder_went_says_so_and_makes_no_folder(folder, tmp_pa
     assert worklist.rescan() == [] and not folder.exists()
     Worklist(folder)  # opened where nothing is: nothing made there either
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+def test_a_lock_file_that_is_a_link_or_a_pipe_is_not_opened_and_the_save_says_so(folder, tmp_path_factory, planted):
+    """Anyone with write access to a shared folder can put a link where the review file's lock goes: the lock
+    library opened its target (filelock 3.12, the floor, truncated it and made it 0666), a pipe or device too."""
+    lock = folder / f"{REVIEW_FILE}.lock"
+    victim = tmp_path_factory.mktemp("elsewhere") / "notes.txt"
+    victim.write_text("someone's notes")
+    victim.chmod(0o600)
+    if planted == "link":
+        lock.symlink_to(victim)
+    else:
+        os.mkfifo(lock)
+    worklist = Worklist(folder)  # read without the lock
+    with pytest.raises(WriteError, match="lock file .* not a regular file"):
+        worklist.mark_reviewed(folder / "a.mha", scored_case(folder / "a.mha"))
+    assert victim.read_text() == "someone's notes" and victim.stat().st_mode & 0o777 == 0o600
+    assert lock.is_symlink() if planted == "link" else lock.is_fifo()
