@@ -219,7 +219,8 @@ def score_file(engine, case, use_cache: bool, threshold: float | None = None):
 
     def on_open(scored):
         nonlocal progress, throughput
-        progress = ProgressBar(f"{shown(case.path.name)} [{engine.description}]", scored.case.layout.n_images)
+        said = engine.for_case(scored.case).description  # the case's view: the patches it skips (made by the job)
+        progress = ProgressBar(f"{shown(case.path.name)} [{said}]", scored.case.layout.n_images)
         throughput = Throughput(scored.n_pending)
 
     def on_batch(batch, scored):

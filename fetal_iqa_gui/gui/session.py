@@ -167,8 +167,15 @@ class ScoringSession(QObject):
         left = throughput.seconds_left
         engine = self.engine
         assert engine is not None  # set when the scorer was ready, before its first batch
-        self.status.emit(f"{engine.model.name} | {engine.description} | scored {done}/{images} | "
+        self.status.emit(f"{engine.model.name} | {self._engine_said()} | scored {done}/{images} | "
                          f"{throughput.frames_per_second:.1f} frames/s" + (f" | {left:.0f} s left" if left else ""))
+
+    def _engine_said(self) -> str:
+        """What scores the open case, as the user is shown it: its view names the patches it skips. The
+        view of the scored case only, which its job made before it opened it: nothing is checked here."""
+        engine, scored = self.engine, self.state.scored
+        assert engine is not None
+        return (engine.for_case(scored.case) if scored is not None else engine).description
 
     def _on_failed(self, thread: ScoringThread, message: str) -> None:
         if thread is not self.scorer:
@@ -196,7 +203,7 @@ class ScoringSession(QObject):
             return
         scored = self.state.scored
         images = scored.case.layout.n_images
-        summary = f"{self.engine.model.name} | {self.engine.description} | scored {scored.n_scored}/{images}"
+        summary = f"{self.engine.model.name} | {self._engine_said()} | scored {scored.n_scored}/{images}"
         if scored.n_scored < images:
             summary += " (stopped: the scores so far are kept)"
         best = scored.best_frame()
