@@ -167,8 +167,9 @@ class ScoringSession(QObject):
         left = throughput.seconds_left
         engine = self.engine
         assert engine is not None  # set when the scorer was ready, before its first batch
-        self.status.emit(f"{engine.model.name} | {self._engine_said()} | scored {done}/{images} | "
-                         f"{throughput.frames_per_second:.1f} frames/s" + (f" | {left:.0f} s left" if left else ""))
+        # what runs last: the line cuts it first on a narrow window (its tooltip has it whole)
+        self.status.emit(f"{engine.model.name} | scored {done}/{images} | {throughput.frames_per_second:.1f} frames/s"
+                         + (f" | {left:.0f} s left" if left else "") + f" | {self._engine_said()}")
 
     def _engine_said(self) -> str:
         """What scores the open case, as the user is shown it: its view names the patches it skips. The
@@ -203,13 +204,13 @@ class ScoringSession(QObject):
             return
         scored = self.state.scored
         images = scored.case.layout.n_images
-        summary = f"{self.engine.model.name} | {self._engine_said()} | scored {scored.n_scored}/{images}"
+        summary = f"{self.engine.model.name} | scored {scored.n_scored}/{images}"
         if scored.n_scored < images:
             summary += " (stopped: the scores so far are kept)"
         best = scored.best_frame()
         if best:
             summary += f" | best frame {best.frame} ({best.score:.3f})"
-        self.status.emit(summary)
+        self.status.emit(f"{summary} | {self._engine_said()}")
 
     # -- threads -----------------------------------------------------------------------------
 
