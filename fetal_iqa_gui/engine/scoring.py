@@ -26,11 +26,9 @@ from ..model.loading import LoadedModel
 from ..model.networks import tower_of
 from ..model.tower import encoder_of
 from ..model.token_subset import subset_hash
-from . import agreement
-from . import measured
+from . import agreement, measured
 from .tokens import TokenSubset, choose_subset
-from .choice import (COMPILED, MEASURED, EngineSettings, check_backend, pick_backend, pick_device,
-                     pick_precision)
+from .choice import COMPILED, MEASURED, EngineSettings, check_backend, pick_backend, pick_device, pick_precision
 from .compiled import CompiledModel, batched, compile_model, user_calibration
 from .cpu import default_threads
 from .int8 import quantize_model
@@ -44,6 +42,7 @@ log = logging.getLogger(__name__)
 COARSE_STRIDES = (16, 8)
 CUDA_PASSES_PER_STEP = 4  # forward passes queued on the GPU per yielded batch (one wait for the GPU each)
 _choosing = threading.Lock()  # one case's subset chosen (and checked) at a time
+_telling = threading.Lock()  # the engine's own notice handed to one view
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
@@ -113,13 +112,15 @@ class Engine:
         per case: the window scores one case ahead while another is scored."""
         if self.patches is None or self.prepared_for == case.content_hash:
             return self
-        with _choosing:
-            if case.content_hash not in self._subsets:
-                self._subsets[case.content_hash] = choose_subset(self, case, self._compile_subset)
-            subset, notice = self._subsets[case.content_hash]
+        if case.content_hash not in self._subsets:  # once per case, and only then waiting for another's check
+            with _choosing:
+                if case.content_hash not in self._subsets:
+                    self._subsets[case.content_hash] = chosen = choose_subset(self, case, self._compile_subset)
+                    if chosen[1]:
+                        log.warning(chosen[1])
+        subset, notice = self._subsets[case.content_hash]
+        with _telling:
             told, self.notice = self.notice, None  # the engine's own notice goes with the first case's view
-        if notice:
-            log.warning(notice)
         notice = " ".join(part for part in (told, notice) if part) or None
         return replace(self, subset=subset, prepared_for=case.content_hash, notice=notice)
 
