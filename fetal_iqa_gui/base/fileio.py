@@ -59,12 +59,18 @@ def special_file_kind(mode: int) -> str:
     return "a device or socket"
 
 
-def read_regular(path: str | os.PathLike) -> bytes:
-    """The bytes of the regular file `path` (links followed); `NotRegularFile` for anything else,
-    which is not even opened (opening some devices acts), and never a read that blocks."""
+def check_regular(path: str | os.PathLike) -> None:
+    """Raise `NotRegularFile` unless `path` (links followed) is a regular file, before anything opens
+    it: a pipe would block the open for good, a device act on it."""
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, mode)
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of the regular file `path` (links followed); `NotRegularFile` for anything else,
+    which is not even opened (opening some devices acts), and never a read that blocks."""
+    check_regular(path)
     handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # swapped for a FIFO since the stat: the open still returns
     with os.fdopen(handle, "rb") as file:
         mode = os.fstat(handle).st_mode

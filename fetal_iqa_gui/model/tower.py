@@ -11,7 +11,6 @@ import mmap
 import os
 import pickle
 import re
-import stat
 import sys
 from pathlib import Path
 from typing import cast
@@ -19,7 +18,7 @@ from typing import cast
 import torch
 
 from ..base.errors import ModelLoadError, choice
-from ..base.fileio import read_regular, special_file_kind
+from ..base.fileio import NotRegularFile, check_regular, read_regular
 from ..base.resources import user_weights_dir
 
 # open_clip imports transformers if it can (seconds, some 100 MB), for Hugging Face text towers
@@ -169,9 +168,10 @@ def refuse_special(path: Path, option: str) -> None:
     """A model file (which exists) must be a regular file: a pipe would block the load for good, a
     termination signal included (taken by another thread, it leaves the open waiting), and a folder
     or a device would be read as a damaged checkpoint."""
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
-        raise ModelLoadError(path, f"it is not a regular file (it is {special_file_kind(mode)})", f"Check {choice(option)}.")
+    try:
+        check_regular(path)
+    except NotRegularFile as error:
+        raise ModelLoadError(path, str(error), f"Check {choice(option)}.") from None
 
 
 def unsafe_object_error(path: Path, error: pickle.UnpicklingError, advice: str) -> ModelLoadError:

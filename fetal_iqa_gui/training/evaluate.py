@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from ..model.loading import LoadedModel
 from ..engine.preprocess import normalise
 from ..case.case import CaseLayout
 from ..base.text import counted
-from ..base.fileio import NotRegularFile, read_regular
+from ..base.fileio import check_regular, read_regular
 from .data import FrameSet, read_cases
 from .metrics import ac_error, challenge_score, classification_metrics, soft_dice, wfss
 
@@ -112,7 +110,5 @@ def evaluate_challenge(pred_dir: Path, gt_dir: Path, spacing_mm: float = 0.28) -
 
 def _regular(path: Path) -> str:
     """`path` for ITK, once it is known to be a regular file (`NotRegularFile` otherwise)."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise NotRegularFile(path, mode)
+    check_regular(path)
     return str(path)
