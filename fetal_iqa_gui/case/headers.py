@@ -30,6 +30,13 @@ MAX_FRAME_SIDE = 8192
 MAX_ASPECT_RATIO = 20
 MEMORY_BUDGET_CAP = 4 * 2**30  # bytes: ten times an ACOUSLIC-AI case (351 MB); a 3 MB file declaring 6 GB is refused anywhere
 
+
+def unlike_ultrasound(width: int, height: int) -> bool:
+    """A frame size no ultrasound picture has (refused before anything is decoded): larger than
+    MAX_FRAME_SIDE a side, or narrower than MAX_ASPECT_RATIO:1."""
+    return max(width, height) > MAX_FRAME_SIDE or max(width, height) > MAX_ASPECT_RATIO * min(width, height)
+
+
 DAMAGED = "The file may be damaged or mislabelled; export it again."
 KEEP_TOGETHER = "Save the sweep as one .mha or .nrrd file, or keep its data file in the header's folder."
 
@@ -202,7 +209,7 @@ def check_declared_size(reader: sitk.ImageFileReader, budget: int, slices: int =
     frames = slices * (volume[2] if len(volume) == 3 else 1)
     if 0 in (width, height, frames):
         raise RefusedHeader("the image is empty (it has no pixels)", "Choose another file.")
-    if max(width, height) > MAX_FRAME_SIDE or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+    if unlike_ultrasound(width, height):
         raise RefusedHeader(f"its frames are {width} x {height} px, not an ultrasound picture (fetal-iqa opens "
                             f"frames of at most {MAX_FRAME_SIDE} px a side and {MAX_ASPECT_RATIO}:1 in shape)",
                             "The header may be damaged; export the file again.")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..base.errors import FetalIqaError
 from ..case.case import IMAGE_2D_SUFFIXES
-from ..case.headers import MAX_ASPECT_RATIO, MAX_FRAME_SIDE
+from ..case.headers import MAX_ASPECT_RATIO, MAX_FRAME_SIDE, unlike_ultrasound
 
 DEFAULT_FOLDER_RATE = 30.0  # frames/s of an image folder, which states none
 _LUMA_BGR = np.array([0.114, 0.587, 0.299], np.float32)  # OpenCV's channels are blue, green, red
@@ -222,8 +222,7 @@ def open_source(text: str | os.PathLike, region: Region | None = None,
 def check_frame_size(name: str | os.PathLike, width: int, height: int) -> None:
     """Refuse, before a frame is decoded, a size no ultrasound picture has, as a case's is refused
     (case/headers.py): a small file can declare gigapixel frames, gigabytes to decode and convert."""
-    if width > 0 and height > 0 and (max(width, height) > MAX_FRAME_SIDE
-                                     or max(width, height) > MAX_ASPECT_RATIO * min(width, height)):
+    if width > 0 and height > 0 and unlike_ultrasound(width, height):
         raise LiveSourceError(name, f"its frames are {width} x {height} px, not an ultrasound picture (fetal-iqa "
                               f"plays frames of at most {MAX_FRAME_SIDE} px a side and {MAX_ASPECT_RATIO}:1 in shape)",
                               "The file may be damaged; give another video or picture folder.")
