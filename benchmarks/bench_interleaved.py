@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_scoring  # noqa: E402
-from fetal_iqa_gui.base.resources import fetalclip_config  # noqa: E402
 from fetal_iqa_gui.case.loading import load_case  # noqa: E402
 from fetal_iqa_gui.engine import agreement, tokens  # noqa: E402
 from fetal_iqa_gui.engine import compiled as runtime  # noqa: E402
@@ -40,18 +39,13 @@ from fetal_iqa_gui.engine.cpu import cpu_summary, default_threads  # noqa: E402
 from fetal_iqa_gui.engine.preprocess import frames_to_tensor  # noqa: E402
 from fetal_iqa_gui.engine.scoring import make_engine  # noqa: E402
 from fetal_iqa_gui.model.loading import ModelSpec, load_model  # noqa: E402
-from fetal_iqa_gui.model.networks import FetalCLIPClassifier  # noqa: E402
-from fetal_iqa_gui.model.tower import build_visual, load_visual_weights  # noqa: E402
 
 DEFAULT_VARIANTS = "auto:auto:skip,auto:auto:keep"  # backend:precision:black patches
 
 
 def paper_path(weights: Path):
-    """The paper's inference: the LoRA-wrapped tower in fp32, eager, LoRA not merged."""
-    config = fetalclip_config()
-    visual = build_visual(config)
-    load_visual_weights(visual, weights)
-    model = FetalCLIPClassifier(visual, config["embed_dim"]).eval()
+    """The paper's inference (bench_scoring.paper_model), eager, with its sigmoid."""
+    model = bench_scoring.paper_model(weights)
     return lambda frames: torch.sigmoid(model(frames_to_tensor(frames)))
 
 

@@ -100,13 +100,18 @@ def adapter_file(folder: Path) -> Path:
     return path
 
 
-def run_baseline(weights: Path, frames: np.ndarray) -> dict:
-    """The paper's path: LoRA-wrapped tower in fp32, eager, batch 32, in order."""
-    started = time.perf_counter()
+def paper_model(weights: Path) -> FetalCLIPClassifier:
+    """The paper's inference model: the LoRA-wrapped tower in fp32, LoRA not merged."""
     config = fetalclip_config()
     visual = build_visual(config)
     load_visual_weights(visual, weights)
-    model = FetalCLIPClassifier(visual, config["embed_dim"]).eval()
+    return FetalCLIPClassifier(visual, config["embed_dim"]).eval()
+
+
+def run_baseline(weights: Path, frames: np.ndarray) -> dict:
+    """The paper's path: LoRA-wrapped tower in fp32, eager, batch 32, in order."""
+    started = time.perf_counter()
+    model = paper_model(weights)
     load_s = time.perf_counter() - started
     torch.set_num_threads(torch.get_num_threads())
     with torch.inference_mode():
